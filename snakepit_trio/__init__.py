@@ -1,0 +1,78 @@
+"""snakepit_trio: a Trio pool of long-lived, isolated worker processes spoken to over gRPC.
+
+Map of the package (everything public is re-exported here):
+- open_pool, Pool ............ _pool.py (the Trio shell), _supervisor.py (one per worker)
+- PoolConfig, RestartPolicy .. _config.py
+- PoolStats, WorkerInfo ...... _stats.py;  ToolSpec, ParamSpec .. _tools.py
+- errors ..................... _errors.py (all derive from SnakepitError)
+- snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
+
+Imports are lazy (PEP 562) so that ``python -m snakepit_trio.worker`` does not pull in trio.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._config import PoolConfig as PoolConfig
+    from ._config import RestartPolicy as RestartPolicy
+    from ._errors import InvalidArguments as InvalidArguments
+    from ._errors import PayloadTooLarge as PayloadTooLarge
+    from ._errors import PoolClosed as PoolClosed
+    from ._errors import PoolSaturated as PoolSaturated
+    from ._errors import QueueTimeout as QueueTimeout
+    from ._errors import RemoteError as RemoteError
+    from ._errors import RequestTimeout as RequestTimeout
+    from ._errors import SerializationError as SerializationError
+    from ._errors import SnakepitError as SnakepitError
+    from ._errors import UnknownTool as UnknownTool
+    from ._errors import WorkerCrashed as WorkerCrashed
+    from ._errors import WorkerStartError as WorkerStartError
+    from ._pool import Pool as Pool
+    from ._pool import open_pool as open_pool
+    from ._stats import PoolStats as PoolStats
+    from ._stats import WorkerInfo as WorkerInfo
+    from ._tools import ParamSpec as ParamSpec
+    from ._tools import ToolSpec as ToolSpec
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "open_pool": "._pool",
+    "Pool": "._pool",
+    "PoolConfig": "._config",
+    "RestartPolicy": "._config",
+    "PoolStats": "._stats",
+    "WorkerInfo": "._stats",
+    "ToolSpec": "._tools",
+    "ParamSpec": "._tools",
+    "SnakepitError": "._errors",
+    "PoolClosed": "._errors",
+    "PoolSaturated": "._errors",
+    "QueueTimeout": "._errors",
+    "RequestTimeout": "._errors",
+    "RemoteError": "._errors",
+    "UnknownTool": "._errors",
+    "InvalidArguments": "._errors",
+    "SerializationError": "._errors",
+    "PayloadTooLarge": "._errors",
+    "WorkerCrashed": "._errors",
+    "WorkerStartError": "._errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'snakepit_trio' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,110 @@
+"""Pool configuration: a frozen value, validated when built."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from attrs import validators as v
+
+from ._codec import DEFAULT_MAX_PAYLOAD
+from ._core._backoff import RestartPolicy
+
+__all__ = ["PoolConfig", "RestartPolicy"]
+
+
+def _adapter_spec(instance: Any, attribute: Any, value: str) -> None:
+    module, sep, name = value.partition(":")
+    if not (sep and module and name):
+        raise ValueError(f"adapter must look like 'package.module:ClassName', got {value!r}")
+
+
+def _positive_or_none(instance: Any, attribute: Any, value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
+
+
+def _default_size() -> int:
+    return max(os.cpu_count() or 1, 1)
+
+
+@attrs.frozen(kw_only=True)
+class PoolConfig:
+    """Everything ``open_pool`` needs; every field is also an ``open_pool`` keyword.
+
+    Attributes:
+        adapter: ``"package.module:AdapterClass"``, importable in the worker.
+        size: number of worker processes.
+        worker_capacity: concurrent calls per worker (>1 runs sync tools in that many threads).
+        max_queue: calls allowed to wait for a worker; beyond it ``PoolSaturated``. None: no bound.
+        queue_timeout: longest wait for a free worker before ``QueueTimeout``. None: no limit.
+        timeout: default per-call budget (queue wait + execution), or None.
+        startup_timeout: seconds a worker may take to import, initialize and serve.
+        startup_batch_size: workers started at the same time.
+        drain_timeout: on exit, how long in-flight calls may still finish.
+        shutdown_grace: seconds between SIGTERM and SIGKILL of a worker's process group.
+        max_payload_bytes: largest encoded arguments, result or chunk.
+        prefetch: extra calls a worker may hold queued while its calls are short.
+        prefetch_below: "short" means a moving average run time under this many seconds;
+            workers with longer calls get no prefetched calls (no head-of-line blocking).
+        restart: backoff between restarts of a crashed worker.
+        name: used in worker ids, thread names and logs.
+        python: interpreter that runs the workers.
+        env: extra environment variables for the workers.
+        cwd: the workers' working directory (default: the host's).
+        pythonpath: extra import paths, searched before the inherited ones.
+        inherit_path: give workers the host's ``sys.path``, so whatever the host can import,
+            the workers can too.
+    """
+
+    adapter: str = attrs.field(validator=[v.instance_of(str), _adapter_spec])
+    size: int = attrs.field(factory=_default_size, validator=[v.instance_of(int), v.ge(1)])
+    worker_capacity: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
+    max_queue: int | None = attrs.field(
+        default=None, validator=v.optional([v.instance_of(int), v.ge(0)])
+    )
+    queue_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
+    timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
+    startup_timeout: float = attrs.field(default=30.0, validator=v.gt(0))
+    startup_batch_size: int = attrs.field(default=8, validator=[v.instance_of(int), v.ge(1)])
+    drain_timeout: float = attrs.field(default=10.0, validator=v.ge(0))
+    shutdown_grace: float = attrs.field(default=5.0, validator=v.ge(0))
+    max_payload_bytes: int = attrs.field(
+        default=DEFAULT_MAX_PAYLOAD, validator=[v.instance_of(int), v.ge(1)]
+    )
+    prefetch: int = attrs.field(default=16, validator=[v.instance_of(int), v.ge(0)])
+    prefetch_below: float = attrs.field(default=0.001, validator=v.ge(0))
+    restart: RestartPolicy = attrs.field(
+        factory=RestartPolicy, validator=v.instance_of(RestartPolicy)
+    )
+    name: str = attrs.field(default="pool", validator=v.instance_of(str))
+    python: str = attrs.field(factory=lambda: sys.executable, validator=v.instance_of(str))
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    cwd: str | None = None
+    pythonpath: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    inherit_path: bool = True
+
+    @classmethod
+    def build(cls, adapter: str | None, config: PoolConfig | None, options: dict[str, Any]) -> PoolConfig:
+        """Merge ``open_pool``'s arguments; unknown option names raise TypeError."""
+        known = {f.name for f in attrs.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(
+                f"unknown pool option(s) {', '.join(map(repr, unknown))}; "
+                f"valid options: {', '.join(sorted(known - {'adapter'}))}"
+            )
+        options = {k: v for k, v in options.items() if v is not None or k in _NULLABLE}
+        if config is not None:
+            if adapter is not None:
+                options["adapter"] = adapter
+            return attrs.evolve(config, **options)
+        if adapter is None:
+            raise TypeError("open_pool() needs an adapter ('package.module:ClassName')")
+        return cls(adapter=adapter, **options)
+
+
+_NULLABLE = {"max_queue", "queue_timeout", "timeout", "cwd"}

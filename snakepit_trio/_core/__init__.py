@@ -1,0 +1,1 @@
+"""Sans-I/O decision logic: pure, synchronous, imports nothing async (a test enforces it)."""

@@ -1,0 +1,280 @@
+"""The dispatcher: which call runs where, as a pure state machine (events in, actions out).
+
+How this works:
+- Callers ``submit`` calls. A call goes straight to the least-loaded worker with a free slot
+  (least-loaded keeps the per-worker batches large), else waits in one FIFO queue.
+- A worker runs ``capacity`` calls at once. When its calls are known to be short (the moving
+  average of their run time is below ``prefetch_below``), up to ``prefetch`` more may wait
+  in the worker's own queue: a round trip costs more than a short call, and without this a
+  worker idles while its next call is on the wire. Long calls are never prefetched, so they
+  wait in the pool's queue for whichever worker frees first (no head-of-line blocking).
+- A slot is held from Send until the worker's final frame
+  for that call arrives (``complete``), even when the caller has already gone: a cancelled
+  call may still be running, and the worker must never be over-committed.
+- ``abandon`` is the caller giving up (timeout or cancel): a queued call just leaves the
+  queue; a sent call gets a SendCancel and keeps its slot until ``complete``.
+- ``remove_worker`` is a worker's death. Calls never delivered to it go back to the front of
+  the queue (they never ran). Delivered calls fail with CRASHED, except idempotent calls,
+  which are re-queued once. Abandoned calls on it are simply forgotten.
+- ``close`` refuses new submissions; queued and running calls may still finish (drain).
+  ``fail_queued`` then fails whatever still waits with CLOSED.
+
+Invariants (tested with hypothesis): a call is finished exactly once (completed, failed or
+abandoned); it is on at most one worker at a time; a non-idempotent call is sent at most once;
+no worker holds more calls than its capacity.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from ._worker_state import WorkerEvent, WorkerState, transition
+
+
+class CallState(enum.Enum):
+    QUEUED = "queued"
+    SENT = "sent"
+    ABANDONED = "abandoned"  # caller gone, worker still owes the final frame
+    DONE = "done"
+
+
+class FailReason(enum.Enum):
+    CRASHED = "crashed"
+    CLOSED = "closed"
+
+
+class QueueFull(Exception):
+    """submit() on a full queue."""
+
+
+class DispatcherClosed(Exception):
+    """submit() after close()."""
+
+
+@attrs.define(eq=False)
+class Call:
+    """One call as the dispatcher tracks it. ``handle`` belongs to the caller's shell."""
+
+    id: int
+    tool: str
+    idempotent: bool = False
+    state: CallState = CallState.QUEUED
+    worker: Any = None
+    attempts: int = 0
+    handle: Any = None
+
+
+@attrs.frozen
+class Send:
+    worker: Any
+    call: Call
+
+
+@attrs.frozen
+class SendCancel:
+    worker: Any
+    call: Call
+
+
+@attrs.frozen
+class Fail:
+    call: Call
+    reason: FailReason
+    worker: Any = None
+
+
+Action = Send | SendCancel | Fail
+
+
+@attrs.define(eq=False)
+class WorkerSlots:
+    id: Any
+    capacity: int
+    prefetch: int = 0
+    state: WorkerState = WorkerState.READY
+    calls: dict[int, Call] = attrs.Factory(dict)
+    avg_run_time: float | None = None  # moving average of reported run times, seconds
+
+    @property
+    def limit(self) -> int:
+        return self.capacity + self.prefetch
+
+    @property
+    def free(self) -> int:
+        return self.limit - len(self.calls) if self.state is not WorkerState.DRAINING else 0
+
+    def _update(self) -> None:
+        full = len(self.calls) >= self.capacity
+        self.state = transition(self.state, WorkerEvent.FILLED if full else WorkerEvent.FREED)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        max_queue: int | None = None,
+        prefetch: int = 0,
+        prefetch_below: float = 0.002,
+    ) -> None:
+        self.max_queue = max_queue
+        self.prefetch = prefetch
+        self.prefetch_below = prefetch_below
+        self.queue: deque[Call] = deque()
+        self.workers: dict[Any, WorkerSlots] = {}
+        self.calls: dict[int, Call] = {}  # every unfinished call, by id
+        self.closed = False
+
+    # --- queries -------------------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        return len(self.queue)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(ws.calls) for ws in self.workers.values())
+
+    @property
+    def waiting_callers(self) -> int:
+        """Calls whose caller still waits (queued or sent, not abandoned)."""
+        return sum(1 for c in self.calls.values() if c.state is not CallState.ABANDONED)
+
+    def load(self, worker: Any) -> int:
+        return len(self.workers[worker].calls)
+
+    # --- events --------------------------------------------------------------------------
+    def add_worker(self, worker: Any, capacity: int) -> list[Action]:
+        if worker in self.workers:
+            raise ValueError(f"worker {worker!r} is already known")
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.workers[worker] = WorkerSlots(worker, capacity)
+        return self._pump()
+
+    def drain_worker(self, worker: Any) -> None:
+        """Stop sending new calls to ``worker``; its running calls may finish."""
+        ws = self.workers.get(worker)
+        if ws is not None:
+            ws.state = transition(ws.state, WorkerEvent.DRAIN)
+
+    def remove_worker(self, worker: Any, undelivered: Iterable[int] = ()) -> list[Action]:
+        ws = self.workers.pop(worker, None)
+        if ws is None:
+            return []
+        undelivered = set(undelivered)
+        actions: list[Action] = []
+        requeue: list[Call] = []
+        for call in ws.calls.values():
+            call.worker = None
+            if call.state is CallState.ABANDONED:
+                self._finish(call)
+            elif call.id in undelivered:
+                call.attempts -= 1  # it never reached the worker
+                requeue.append(call)
+            elif call.idempotent and call.attempts < 2:
+                requeue.append(call)
+            else:
+                self._finish(call)
+                actions.append(Fail(call, FailReason.CRASHED, worker))
+        for call in reversed(requeue):
+            call.state = CallState.QUEUED
+            self.queue.appendleft(call)
+        actions.extend(self._pump())
+        return actions
+
+    def submit(self, call: Call) -> list[Action]:
+        if self.closed:
+            raise DispatcherClosed
+        if call.id in self.calls:
+            raise ValueError(f"call id {call.id} is already in use")
+        if not self.queue:
+            worker = self._pick_worker()
+            if worker is not None:
+                self.calls[call.id] = call
+                return [self._send(call, worker)]
+        if self.max_queue is not None and len(self.queue) >= self.max_queue:
+            raise QueueFull
+        call.state = CallState.QUEUED
+        self.calls[call.id] = call
+        self.queue.append(call)
+        return []
+
+    def complete(self, call_id: int, worker: Any, run_time: float | None = None) -> list[Action]:
+        """``worker`` sent the call's final frame (result, end or error).
+
+        ``run_time`` is how long the call ran in the worker, when it says; it decides
+        whether the worker's calls are short enough to prefetch.
+        """
+        call = self.calls.get(call_id)
+        if call is None or call.worker is None or call.worker != worker:
+            return []  # a late frame for a call already settled (e.g. after a crash)
+        ws = self.workers[call.worker]
+        del ws.calls[call_id]
+        if run_time is not None and self.prefetch:
+            avg = run_time if ws.avg_run_time is None else 0.8 * ws.avg_run_time + 0.2 * run_time
+            ws.avg_run_time = avg
+            ws.prefetch = self.prefetch if avg < self.prefetch_below else 0
+        ws._update()
+        call.worker = None
+        self._finish(call)
+        return self._pump()
+
+    def abandon(self, call_id: int) -> list[Action]:
+        """The caller stopped waiting (timeout or cancellation)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return []
+        if call.state is CallState.QUEUED:
+            self.queue.remove(call)
+            self._finish(call)
+            return []
+        if call.state is CallState.SENT:
+            call.state = CallState.ABANDONED
+            return [SendCancel(call.worker, call)]
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+    def fail_queued(self) -> list[Action]:
+        actions: list[Action] = []
+        while self.queue:
+            call = self.queue.popleft()
+            self._finish(call)
+            actions.append(Fail(call, FailReason.CLOSED))
+        return actions
+
+    # --- internals -----------------------------------------------------------------------
+    def _finish(self, call: Call) -> None:
+        call.state = CallState.DONE
+        self.calls.pop(call.id, None)
+
+    def _pick_worker(self) -> Any:
+        best, best_free = None, 0
+        for ws in self.workers.values():
+            free = ws.free
+            if free > best_free:
+                best, best_free = ws.id, free
+        return best
+
+    def _send(self, call: Call, worker: Any) -> Send:
+        ws = self.workers[worker]
+        ws.calls[call.id] = call
+        ws._update()
+        call.state = CallState.SENT
+        call.worker = worker
+        call.attempts += 1
+        return Send(worker, call)
+
+    def _pump(self) -> list[Action]:
+        actions: list[Action] = []
+        while self.queue:
+            worker = self._pick_worker()
+            if worker is None:
+                break
+            actions.append(self._send(self.queue.popleft(), worker))
+        return actions

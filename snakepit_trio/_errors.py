@@ -1,0 +1,199 @@
+"""The exception tree: every error the pool raises derives from SnakepitError.
+
+Transport exceptions (grpclib, asyncio, h2) are translated at the edge in ``_transport/`` and
+never reach callers; each class below says when it is raised and whether the request ran.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidArguments",
+    "PayloadTooLarge",
+    "PoolClosed",
+    "PoolSaturated",
+    "QueueTimeout",
+    "RemoteError",
+    "RequestTimeout",
+    "SerializationError",
+    "SnakepitError",
+    "UnknownTool",
+    "WorkerCrashed",
+    "WorkerStartError",
+]
+
+
+class SnakepitError(Exception):
+    """Base class of every error raised by snakepit_trio."""
+
+
+class PoolClosed(SnakepitError):
+    """The pool is closing or closed.
+
+    Raised for calls submitted after ``open_pool`` began to exit, and for calls still waiting
+    when the drain period ran out. The request did not run (or, for calls cut off by the drain
+    deadline, its outcome is unknown).
+    """
+
+
+class PoolSaturated(SnakepitError):
+    """The queue already holds ``max_queue`` calls; raised at once, the call did not run."""
+
+    def __init__(self, max_queue: int) -> None:
+        super().__init__(
+            f"pool queue is full ({max_queue} calls waiting); raise max_queue or slow down"
+        )
+        self.max_queue = max_queue
+
+
+class QueueTimeout(SnakepitError, TimeoutError):
+    """The call waited longer than ``queue_timeout`` for a free worker; it did not run."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"no worker became free within queue_timeout={waited:g}s")
+        self.waited = waited
+
+
+class RequestTimeout(SnakepitError, TimeoutError):
+    """The call's ``timeout`` budget (queue wait plus execution) ran out.
+
+    The worker was sent a cancel frame; the tool may have run partly or completely.
+    """
+
+    def __init__(self, tool: str, timeout: float, *, started: bool) -> None:
+        where = "while running on a worker" if started else "while queued"
+        super().__init__(f"call to {tool!r} exceeded timeout={timeout:g}s {where}")
+        self.tool = tool
+        self.timeout = timeout
+        self.started = started
+
+
+class RemoteError(SnakepitError):
+    """The tool raised an exception inside the worker.
+
+    Attributes:
+        remote_type: qualified name of the exception class in the worker.
+        remote_message: ``str()`` of the exception.
+        remote_traceback: the formatted traceback from the worker.
+    """
+
+    def __init__(self, tool: str, remote_type: str, message: str, traceback: str) -> None:
+        super().__init__(f"{tool!r} raised {remote_type}: {message}")
+        self.tool = tool
+        self.remote_type = remote_type
+        self.remote_message = message
+        self.remote_traceback = traceback
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.remote_traceback:
+            text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip()
+        return text
+
+
+class UnknownTool(SnakepitError):
+    """The adapter has no tool of that name; raised before dispatch."""
+
+    def __init__(self, tool: str, available: list[str]) -> None:
+        names = ", ".join(sorted(available)) or "none"
+        super().__init__(f"unknown tool {tool!r}; the adapter provides: {names}")
+        self.tool = tool
+        self.available = sorted(available)
+
+
+class InvalidArguments(SnakepitError):
+    """The arguments do not match the tool's signature; raised before dispatch.
+
+    Attributes:
+        tool: the tool's name.
+        param: the offending parameter (or ``None`` when the whole ``args`` value is wrong).
+        reason: what is wrong and what to change.
+    """
+
+    def __init__(self, tool: str, param: str | None, reason: str) -> None:
+        where = f"argument {param!r}" if param is not None else "arguments"
+        super().__init__(f"{tool!r}: invalid {where}: {reason}")
+        self.tool = tool
+        self.param = param
+        self.reason = reason
+
+
+class SerializationError(SnakepitError):
+    """A value cannot be encoded (at the call site) or decoded; the call did not run."""
+
+
+class PayloadTooLarge(SnakepitError):
+    """An encoded payload is larger than the configured limit.
+
+    Attributes:
+        size: encoded size in bytes.
+        limit: the limit in bytes.
+        option: the option that sets the limit.
+    """
+
+    def __init__(self, what: str, size: int, limit: int, option: str = "max_payload_bytes") -> None:
+        super().__init__(
+            f"{what} is {size} bytes encoded, over the {limit}-byte limit; "
+            f"raise the pool's {option} option or send less data"
+        )
+        self.size = size
+        self.limit = limit
+        self.option = option
+
+
+class WorkerCrashed(SnakepitError):
+    """The worker running the call died before answering; the call may have run.
+
+    Attributes:
+        worker_id: the id of the dead worker.
+        pid: its process id.
+        exit_code: its exit code (``None`` if it was killed by a signal).
+        signal: the signal number that killed it, or ``None``.
+        stderr_tail: the last lines the worker wrote to stderr.
+    """
+
+    def __init__(
+        self,
+        worker_id: str,
+        pid: int,
+        exit_code: int | None,
+        signal: int | None,
+        stderr_tail: str,
+        *,
+        detail: str = "",
+    ) -> None:
+        if signal is not None:
+            import signal as _signal
+
+            try:
+                cause = f"killed by {_signal.Signals(signal).name}"
+            except ValueError:
+                cause = f"killed by signal {signal}"
+        else:
+            cause = f"exited with code {exit_code}"
+        message = f"worker {worker_id} (pid {pid}) {cause}"
+        if detail:
+            message += f" {detail}"
+        if stderr_tail:
+            message += "\n--- worker stderr (last lines) ---\n" + stderr_tail.rstrip()
+        super().__init__(message)
+        self.worker_id = worker_id
+        self.pid = pid
+        self.exit_code = exit_code
+        self.signal = signal
+        self.stderr_tail = stderr_tail
+
+
+class WorkerStartError(SnakepitError):
+    """A worker could not start: the adapter failed to import or initialize, or timed out.
+
+    Raised from ``open_pool``; the pool does not keep respawning a worker that cannot start.
+    """
+
+    def __init__(self, worker_id: str, reason: str, stderr_tail: str = "") -> None:
+        message = f"worker {worker_id} failed to start: {reason}"
+        if stderr_tail:
+            message += "\n--- worker stderr (last lines) ---\n" + stderr_tail.rstrip()
+        super().__init__(message)
+        self.worker_id = worker_id
+        self.reason = reason
+        self.stderr_tail = stderr_tail

@@ -1,0 +1,494 @@
+"""open_pool() and Pool: the Trio shell that carries out the dispatcher's decisions.
+
+Hot path of ``execute``: validate -> encode -> ``Dispatcher.submit`` -> the Send action
+appends a CALL frame to the worker's channel (coalesced per tick) -> the caller parks with
+``wait_task_rescheduled`` (no Event or channel per call) -> the worker's RESULT/ERROR frame
+arrives in a batch through the bridge -> ``Dispatcher.complete`` -> the caller is rescheduled.
+Lifecycle events (ready, exited) come from the supervisors, which own the processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import outcome
+import psutil
+import trio
+
+from . import _wire as w
+from ._codec import decode, encode
+from ._config import PoolConfig
+from ._core._dispatcher import (
+    Action,
+    Call,
+    CallState,
+    Dispatcher,
+    DispatcherClosed,
+    Fail,
+    FailReason,
+    QueueFull,
+    Send,
+    SendCancel,
+)
+from ._core._worker_state import WorkerEvent, WorkerState
+from ._errors import (
+    InvalidArguments,
+    PayloadTooLarge,
+    PoolClosed,
+    PoolSaturated,
+    QueueTimeout,
+    RemoteError,
+    RequestTimeout,
+    SerializationError,
+    SnakepitError,
+    UnknownTool,
+    WorkerCrashed,
+    WorkerStartError,
+)
+from ._stats import PoolStats, WorkerInfo
+from ._supervisor import ExitInfo, Worker, supervise
+from ._tools import ParamSpec, ToolSpec, check_arguments
+from ._transport._bridge import Bridge, open_bridge
+
+__all__ = ["Pool", "open_pool"]
+
+log = logging.getLogger("snakepit_trio")
+log.addHandler(logging.NullHandler())  # quiet by default: no "last resort" printing
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    """The shell's side of one call: who waits, and for what."""
+
+    tool: str
+    payload: bytes
+    call_deadline: float
+    task: Any = None
+    scope: trio.CancelScope | None = None
+    abandoned_in: CallState | None = None
+    crash: WorkerCrashed | None = None
+
+
+def _spec_from_describe(tool: Any) -> ToolSpec:
+    params = []
+    for p in tool.params:
+        default = None
+        if not p.required and p.default:
+            try:
+                default = decode(p.default, what="default")
+            except SerializationError:
+                default = None
+        params.append(ParamSpec(name=p.name, type=p.type, required=p.required, default=default))
+    return ToolSpec(
+        name=tool.name,
+        description=tool.description,
+        streaming=tool.streaming,
+        params=tuple(params),
+        accepts_extra=tool.accepts_extra,
+    )
+
+
+@attrs.define(eq=False, repr=False)
+class Pool:
+    """A running pool of worker processes. Get one from ``open_pool``; do not construct it."""
+
+    config: PoolConfig
+    bridge: Bridge
+    socket_dir: str
+    _nursery: trio.Nursery
+    closing: bool = False
+    _core: Dispatcher = attrs.field(init=False)
+    _workers: dict[str, Worker] = attrs.Factory(dict)
+    _tools: dict[str, ToolSpec] = attrs.Factory(dict)
+    _ids: Any = attrs.Factory(lambda: itertools.count(1))
+    _incarnations: Any = attrs.Factory(lambda: itertools.count(0))
+    _settled: trio.Event = attrs.Factory(trio.Event)
+    _requests: int = 0
+    _errors: int = 0
+    _queue_timeouts: int = 0
+    _saturated: int = 0
+    _restarts: int = 0
+    _crashes: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        cfg = self.config
+        self._core = Dispatcher(
+            max_queue=cfg.max_queue, prefetch=cfg.prefetch, prefetch_below=cfg.prefetch_below
+        )
+
+    # --- public API ----------------------------------------------------------------------
+    async def execute(
+        self,
+        tool: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        idempotent: bool = False,
+    ) -> Any:
+        """Run ``tool`` with keyword ``args`` on a worker and return its result.
+
+        Args:
+            tool: the tool's name.
+            args: keyword arguments (msgpack-encodable values).
+            timeout: budget in seconds for queue wait plus execution (default: the pool's).
+            idempotent: if the worker dies mid-call, run it once more on another worker.
+
+        Raises:
+            UnknownTool, InvalidArguments, SerializationError, PayloadTooLarge: before dispatch.
+            PoolSaturated, QueueTimeout, RequestTimeout, PoolClosed: see the failure table.
+            RemoteError: the tool raised. WorkerCrashed: the worker died mid-call.
+
+        Cancelling the caller sends a cancel to the worker: async tools are cancelled and
+        sync tools see ``ctx.cancelled``; the worker's slot stays taken until the tool stops.
+        """
+        spec = self._spec(tool)
+        if spec.streaming:
+            raise InvalidArguments(tool, None, "this tool streams; use pool.stream() instead")
+        payload = self._encode_args(spec, args)
+        frame = await self._call(tool, payload, timeout, idempotent)
+        if frame[0] == w.RESULT:
+            return decode(frame[2], what=f"result of {tool!r}")
+        raise self._error_from_frame(tool, frame)
+
+    def stats(self) -> PoolStats:
+        """A consistent snapshot of the pool's counters (never blocks)."""
+        live = [wk for wk in self._workers.values() if wk.state in (WorkerState.READY, WorkerState.BUSY)]
+        busy = sum(1 for wk in live if wk.state is WorkerState.BUSY)
+        return PoolStats(
+            workers=len(live),
+            available=len(live) - busy,
+            busy=busy,
+            queued=self._core.queued,
+            in_flight=self._core.in_flight,
+            requests=self._requests,
+            errors=self._errors,
+            queue_timeouts=self._queue_timeouts,
+            saturated=self._saturated,
+            restarts=self._restarts,
+            crashes=self._crashes,
+        )
+
+    def workers(self) -> list[WorkerInfo]:
+        """One entry per live worker (rss read with psutil; None if unreadable)."""
+        now = time.monotonic()
+        out = []
+        for wk in self._workers.values():
+            try:
+                rss: int | None = psutil.Process(wk.pid).memory_info().rss
+            except (psutil.Error, OSError):
+                rss = None
+            in_flight = self._core.load(wk.id) if wk.id in self._core.workers else 0
+            out.append(
+                WorkerInfo(
+                    id=wk.id,
+                    pid=wk.pid,
+                    state=wk.state.value,
+                    requests=wk.requests,
+                    in_flight=in_flight,
+                    uptime=now - wk.started_at,
+                    rss=rss,
+                )
+            )
+        return out
+
+    def tools(self) -> list[ToolSpec]:
+        """The adapter's tools, as described by its workers."""
+        return sorted(self._tools.values(), key=lambda t: t.name)
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        state = "closing" if self.closing else "open"
+        return (
+            f"<Pool {self.config.name!r} {state} adapter={self.config.adapter!r} "
+            f"workers={s.workers}/{self.config.size} busy={s.busy} queued={s.queued} "
+            f"in_flight={s.in_flight} requests={s.requests}>"
+        )
+
+    # --- the call path -------------------------------------------------------------------
+    def _spec(self, tool: str) -> ToolSpec:
+        if self.closing:
+            raise PoolClosed(f"pool {self.config.name!r} is closed; no new calls are accepted")
+        spec = self._tools.get(tool)
+        if spec is None:
+            raise UnknownTool(tool, list(self._tools))
+        return spec
+
+    def _encode_args(self, spec: ToolSpec, args: dict[str, Any] | None) -> bytes:
+        if args is None:
+            args = {}
+        check_arguments(spec, args)
+        if not args:
+            return b""
+        return encode(args, what=f"arguments of {spec.name!r}", limit=self.config.max_payload_bytes)
+
+    async def _call(
+        self, tool: str, payload: bytes, timeout: float | None, idempotent: bool
+    ) -> list[Any]:
+        if timeout is None:
+            timeout = self.config.timeout
+        elif timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+        now = trio.current_time()
+        call_deadline = now + timeout if timeout is not None else math.inf
+        waiter = _Waiter(tool, payload, call_deadline)
+        call = Call(next(self._ids), tool, idempotent, handle=waiter)
+        try:
+            actions = self._core.submit(call)
+        except QueueFull:
+            self._saturated += 1
+            self._errors += 1
+            raise PoolSaturated(self.config.max_queue or 0) from None
+        except DispatcherClosed:
+            raise PoolClosed(f"pool {self.config.name!r} is closed") from None
+        self._requests += 1
+        self._apply(actions)
+        deadline = call_deadline
+        queue_timeout = self.config.queue_timeout
+        if call.state is CallState.QUEUED and queue_timeout is not None:
+            deadline = min(deadline, now + queue_timeout)
+        result: list[Any] = []
+        with trio.CancelScope(deadline=deadline) as scope:
+            waiter.scope = scope
+            waiter.task = trio.lowlevel.current_task()
+            result = await trio.lowlevel.wait_task_rescheduled(self._abort_fn(call, waiter))
+        if scope.cancelled_caught:
+            self._errors += 1
+            if waiter.abandoned_in is CallState.QUEUED and trio.current_time() < call_deadline:
+                self._queue_timeouts += 1
+                raise QueueTimeout(queue_timeout or 0.0)
+            assert timeout is not None
+            raise RequestTimeout(tool, timeout, started=waiter.abandoned_in is not CallState.QUEUED)
+        if result[0] == w.ERROR:
+            self._errors += 1
+        return result
+
+    def _abort_fn(self, call: Call, waiter: _Waiter) -> Callable[[Any], trio.lowlevel.Abort]:
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            waiter.task = None
+            waiter.abandoned_in = call.state
+            self._apply(self._core.abandon(call.id))
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return abort
+
+    def _resolve(self, waiter: _Waiter, result: outcome.Outcome[Any]) -> None:
+        task, waiter.task = waiter.task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task, result)
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                call, waiter = action.call, action.call.handle
+                worker = self._workers[action.worker]
+                worker.requests += 1
+                now = trio.current_time()
+                remaining = None if math.isinf(waiter.call_deadline) else waiter.call_deadline - now
+                if waiter.scope is not None:
+                    waiter.scope.deadline = waiter.call_deadline  # queue_timeout no longer applies
+                assert worker.channel is not None
+                worker.channel.send([w.CALL, call.id, call.tool, waiter.payload, None, remaining, 0])
+                self._sync_state(worker)
+            elif isinstance(action, SendCancel):
+                target = self._workers.get(action.worker)
+                if target is not None and target.channel is not None:
+                    target.channel.send([w.CANCEL, action.call.id])
+            elif isinstance(action, Fail):
+                waiter = action.call.handle
+                if action.reason is FailReason.CLOSED or waiter.crash is None:
+                    error: SnakepitError = PoolClosed(
+                        f"pool {self.config.name!r} closed before the call finished"
+                    )
+                else:
+                    error = waiter.crash
+                self._errors += 1
+                self._resolve(waiter, outcome.Error(error))
+
+    def _sync_state(self, worker: Worker) -> None:
+        if worker.id in self._core.workers and worker.state is not WorkerState.DRAINING:
+            full = self._core.workers[worker.id].free == 0
+            worker.move(WorkerEvent.FILLED if full else WorkerEvent.FREED)
+
+    def frames_from(self, worker: Worker) -> Callable[[list[Any]], None]:
+        """The bridge calls this (in the Trio thread) with each batch from ``worker``."""
+
+        def on_frames(frames: list[Any]) -> None:
+            try:
+                self._on_frames(worker, frames)
+            except Exception:  # never let a bad frame crash the Trio run loop
+                log.exception("dropping a malformed batch from worker %s", worker.id)
+
+        return on_frames
+
+    def _on_frames(self, worker: Worker, frames: list[Any]) -> None:
+        core = self._core
+        for frame in frames:
+            kind = frame[0]
+            if kind in (w.RESULT, w.ERROR, w.END):
+                call = core.calls.get(frame[1])
+                run_time = frame[3] if kind == w.RESULT and len(frame) > 3 else None
+                actions = core.complete(frame[1], worker.id, run_time)
+                if call is not None and call.state is not CallState.ABANDONED:
+                    self._resolve(call.handle, outcome.Value(frame))
+                self._apply(actions)
+        self._sync_state(worker)
+        self._check_settled()
+
+    def _check_settled(self) -> None:
+        if self.closing and self._core.queued == 0 and self._core.in_flight == 0:
+            self._settled.set()
+
+    def _error_from_frame(self, tool: str, frame: list[Any]) -> SnakepitError:
+        _, _, type_, message, tb, kind, *rest = frame
+        if kind == w.KIND_REMOTE:
+            return RemoteError(tool, type_, message, tb)
+        if kind == w.KIND_UNKNOWN_TOOL:
+            return UnknownTool(tool, list(self._tools))
+        if kind == w.KIND_INVALID_ARGUMENTS:
+            return InvalidArguments(tool, None, message)
+        if kind == w.KIND_SERIALIZATION:
+            return SerializationError(message)
+        if kind == w.KIND_PAYLOAD_TOO_LARGE:
+            detail = rest[0] if rest else {}
+            return PayloadTooLarge(
+                f"result of {tool!r}", int(detail.get("size", 0)), int(detail.get("limit", 0))
+            )
+        return RemoteError(tool, type_, message, tb)
+
+    # --- supervisor hooks ----------------------------------------------------------------
+    def next_worker_id(self, slot: int) -> str:
+        return f"{self.config.name}-{next(self._incarnations)}"
+
+    def worker_ready(self, worker: Worker, describe: Any) -> None:
+        if not self._tools:
+            self._tools = {t.name: _spec_from_describe(t) for t in describe.tools}
+        self._workers[worker.id] = worker
+        self._apply(self._core.add_worker(worker.id, self.config.worker_capacity))
+        self._sync_state(worker)
+
+    def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None:
+        self._workers.pop(worker.id, None)
+        worker.gone.set()
+        if not info.expected:
+            self._crashes += 1
+            log.warning(
+                "worker %s (pid %d) died: exit code %s, signal %s %s",
+                worker.id,
+                worker.pid,
+                info.exit_code,
+                info.signal,
+                info.reason,
+            )
+        else:
+            log.debug("worker %s (pid %d) stopped", worker.id, worker.pid)
+        slots = self._core.workers.get(worker.id)
+        if slots is not None:
+            crash = WorkerCrashed(
+                worker.id,
+                worker.pid,
+                info.exit_code,
+                info.signal,
+                worker.tail(),
+                detail=f"({info.reason})" if info.reason else "",
+            )
+            for call in slots.calls.values():
+                call.handle.crash = None if info.expected else crash
+        self._apply(self._core.remove_worker(worker.id, undelivered))
+        self._check_settled()
+
+    def note_restart(self) -> None:
+        self._restarts += 1
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def _start(self) -> None:
+        errors: list[WorkerStartError] = []
+        limiter = trio.Semaphore(self.config.startup_batch_size)
+
+        async def start_one(slot: int, cancel: trio.CancelScope) -> None:
+            async with limiter:
+                try:
+                    await self._nursery.start(supervise, self, slot)
+                except WorkerStartError as exc:
+                    errors.append(exc)
+                    cancel.cancel()
+
+        async with trio.open_nursery() as starters:
+            for slot in range(self.config.size):
+                starters.start_soon(start_one, slot, starters.cancel_scope)
+        if errors:
+            raise errors[0]
+
+    async def _shutdown(self, drain: bool) -> None:
+        self.closing = True
+        self._core.close()
+        if drain:
+            self._check_settled()
+            with trio.move_on_after(self.config.drain_timeout):
+                await self._settled.wait()
+        async with trio.open_nursery() as stoppers:
+            for worker in list(self._workers.values()):
+                worker.request_stop()
+                stoppers.start_soon(self._await_exit, worker)
+        self._apply(self._core.fail_queued())
+
+    @staticmethod
+    async def _await_exit(worker: Worker) -> None:
+        await worker.gone.wait()
+
+
+@asynccontextmanager
+async def open_pool(
+    adapter: str | None = None,
+    *,
+    size: int | None = None,
+    config: PoolConfig | None = None,
+    **options: Any,
+) -> AsyncIterator[Pool]:
+    """Start a pool of worker processes; all of them are ready when this yields.
+
+    Args:
+        adapter: ``"package.module:AdapterClass"``, importable by the workers.
+        size: number of workers (default: the number of CPUs).
+        config: a PoolConfig to start from; keyword options override its fields.
+        **options: any PoolConfig field (``max_queue``, ``timeout``, ``worker_capacity``, ...).
+
+    Raises:
+        WorkerStartError: a worker could not import or initialize the adapter (with its
+            stderr), or did not become ready within ``startup_timeout``.
+        TypeError, ValueError: an unknown option or an invalid value.
+
+    On exit, in-flight calls may finish for ``drain_timeout`` seconds, then every worker's
+    process group gets SIGTERM and, after ``shutdown_grace``, SIGKILL. If the block is
+    cancelled, workers are stopped at once.
+    """
+    cfg = PoolConfig.build(adapter, config, {"size": size, **options})
+    socket_dir = tempfile.mkdtemp(prefix="snakepit-")  # mode 0700: only we can connect
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery, open_bridge(f"{cfg.name}-bridge") as bridge:
+            pool = Pool(cfg, bridge, socket_dir, nursery)
+            try:
+                await pool._start()
+                yield pool
+            except Exception as exc:
+                # Re-raised below, outside the nursery, so the caller sees their own
+                # exception and not an ExceptionGroup wrapping it.
+                body_error = exc
+            finally:
+                cancelled = body_error is None and trio.current_effective_deadline() == -math.inf
+                with trio.CancelScope(shield=True):
+                    await pool._shutdown(drain=body_error is None and not cancelled)
+                nursery.cancel_scope.cancel()
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    if body_error is not None:
+        raise body_error

@@ -1,0 +1,99 @@
+"""Spawning worker processes and signalling their process groups."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import trio
+
+from ._config import PoolConfig
+
+# Thread-pool variables that BLAS/OpenMP read at import: one thread per worker by default, so
+# N workers do not start N x cores threads (the user's own settings win).
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_env(config: PoolConfig) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = list(config.pythonpath)
+    if config.inherit_path:
+        # '' on sys.path means "the current directory" of the host: make it explicit.
+        paths += [p or os.getcwd() for p in sys.path]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    for var in _THREAD_VARS:
+        env.setdefault(var, "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(config.env)
+    return env
+
+
+def worker_argv(config: PoolConfig, socket_path: str, ready_fd: int) -> list[str]:
+    return [
+        config.python,
+        "-m",
+        "snakepit_trio.worker",
+        "--adapter",
+        config.adapter,
+        "--socket",
+        socket_path,
+        "--ready-fd",
+        str(ready_fd),
+        "--capacity",
+        str(config.worker_capacity),
+        "--max-payload",
+        str(config.max_payload_bytes),
+        "--host-pid",
+        str(os.getpid()),
+        "--watch-stdin",
+    ]
+
+
+async def spawn(config: PoolConfig, socket_path: str) -> tuple[trio.Process, int]:
+    """Start a worker in its own session (so its children share its process group).
+
+    Returns the process and the read end of its ready pipe.
+    """
+    ready_r, ready_w = os.pipe()
+    try:
+        proc = await trio.lowlevel.open_process(
+            worker_argv(config, socket_path, ready_w),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            pass_fds=(ready_w,),
+            env=worker_env(config),
+            cwd=config.cwd,
+        )
+    except BaseException:
+        os.close(ready_r)
+        raise
+    finally:
+        os.close(ready_w)
+    return proc, ready_r
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to a worker's process group; a group that is already gone is fine."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def stop(proc: trio.Process, grace: float) -> None:
+    """SIGTERM the group, wait up to ``grace``, SIGKILL the group, reap. Shielded, bounded."""
+    with trio.CancelScope(shield=True):
+        if proc.returncode is None:
+            signal_group(proc.pid, signal.SIGTERM)
+            with trio.move_on_after(grace):
+                await proc.wait()
+        # Always: the worker's own children may outlive it in its group.
+        signal_group(proc.pid, signal.SIGKILL)
+        await proc.wait()

@@ -1,0 +1,61 @@
+"""Frozen snapshots returned by ``pool.stats()`` and ``pool.workers()``."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["PoolStats", "WorkerInfo"]
+
+
+@attrs.frozen
+class PoolStats:
+    """A snapshot of the pool's counters.
+
+    Attributes:
+        workers: live workers (ready or busy).
+        available: workers with at least one free slot.
+        busy: workers with every slot taken.
+        queued: calls waiting for a worker.
+        in_flight: calls sent to a worker and not yet answered.
+        requests: calls submitted since the pool opened.
+        errors: calls that ended with an error (any kind).
+        queue_timeouts: calls that failed with QueueTimeout.
+        saturated: calls refused with PoolSaturated.
+        restarts: workers started to replace one that died.
+        crashes: workers that died without being asked to stop.
+    """
+
+    workers: int
+    available: int
+    busy: int
+    queued: int
+    in_flight: int
+    requests: int
+    errors: int
+    queue_timeouts: int
+    saturated: int
+    restarts: int
+    crashes: int
+
+
+@attrs.frozen
+class WorkerInfo:
+    """One live worker.
+
+    Attributes:
+        id: the worker's id (a new id for each restart).
+        pid: its process id.
+        state: ``"starting"``, ``"ready"``, ``"busy"``, ``"draining"`` or ``"dead"``.
+        requests: calls sent to it.
+        in_flight: calls it is running now.
+        uptime: seconds since it started.
+        rss: resident memory in bytes, or None if it could not be read.
+    """
+
+    id: str
+    pid: int
+    state: str
+    requests: int
+    in_flight: int
+    uptime: float
+    rss: int | None

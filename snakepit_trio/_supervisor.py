@@ -1,0 +1,244 @@
+"""One worker slot: start its process, hand-shake, open its channel, watch it, restart it.
+
+``supervise`` loops over incarnations of one slot. Each incarnation owns its process, its
+stdout/stderr pumps and its channel in one nursery, and always ends with the process group
+killed and reaped. ``task_status.started()`` fires only once the first incarnation is READY,
+so a worker that cannot start makes ``open_pool`` raise ``WorkerStartError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from . import _process
+from ._config import PoolConfig
+from ._core._backoff import Backoff
+from ._core._worker_state import WorkerEvent, WorkerState, transition
+from ._errors import WorkerStartError
+from ._transport._bridge import Bridge
+from ._transport._channel import TransportError, WorkerChannel
+
+log = logging.getLogger("snakepit_trio")
+worker_log = logging.getLogger("snakepit_trio.worker")
+
+TAIL_LINES = 40
+MAX_LINE = 4096
+
+
+@attrs.define(eq=False)
+class Worker:
+    """One worker process incarnation, as the host tracks it."""
+
+    id: str
+    slot: int
+    process: trio.Process
+    channel: WorkerChannel | None = None
+    state: WorkerState = WorkerState.STARTING
+    started_at: float = attrs.Factory(time.monotonic)
+    requests: int = 0
+    stderr_tail: deque[str] = attrs.Factory(lambda: deque(maxlen=TAIL_LINES))
+    stop_requested: bool = False
+    lost_reason: str | None = None
+    wake: trio.Event = attrs.Factory(trio.Event)
+    gone: trio.Event = attrs.Factory(trio.Event)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def move(self, event: WorkerEvent) -> None:
+        self.state = transition(self.state, event)
+
+    def lost(self, reason: str) -> None:
+        if self.lost_reason is None:
+            self.lost_reason = reason
+        self.wake.set()
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+        self.wake.set()
+
+    def tail(self) -> str:
+        return "\n".join(self.stderr_tail)
+
+
+@attrs.frozen
+class ExitInfo:
+    exit_code: int | None
+    signal: int | None
+    expected: bool  # we stopped it (shutdown), so it is not a crash
+    reason: str
+
+
+class PoolHooks(Protocol):
+    """What a supervisor needs from its pool."""
+
+    config: PoolConfig
+    bridge: Bridge
+    socket_dir: str
+    closing: bool
+
+    def next_worker_id(self, slot: int) -> str: ...
+    def worker_ready(self, worker: Worker, describe: Any) -> None: ...
+    def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None: ...
+    def frames_from(self, worker: Worker) -> Callable[[list[Any]], None]: ...
+    def note_restart(self) -> None: ...
+
+
+async def _pump(stream: trio.abc.ReceiveStream, worker: Worker, name: str, done: trio.Event) -> None:
+    """Read a worker's stdout/stderr continuously (a full pipe must never block it)."""
+    buffer = b""
+    keep = name == "stderr"
+    try:
+        while True:
+            try:
+                data = await stream.receive_some(65536)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                break
+            if not data:
+                break
+            buffer += data
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                _emit(worker, name, raw, keep)
+        if buffer:
+            _emit(worker, name, buffer, keep)
+    finally:
+        done.set()
+
+
+def _emit(worker: Worker, name: str, raw: bytes, keep: bool) -> None:
+    line = raw[:MAX_LINE].decode("utf-8", "replace").rstrip("\r")
+    if keep:
+        worker.stderr_tail.append(line)
+    worker_log.info("[%s %s] %s", worker.id, name, line, extra={"worker_id": worker.id})
+
+
+async def _read_ready(fd: int) -> bool:
+    """Wait for the worker's READY line; False if the pipe closed first (it died)."""
+    stream = trio.lowlevel.FdStream(fd)
+    data = b""
+    try:
+        while b"\n" not in data:
+            chunk = await stream.receive_some(256)
+            if not chunk:
+                return False
+            data += chunk
+        return data.startswith(b"READY")
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+def _exit_info(worker: Worker, expected: bool, reason: str) -> ExitInfo:
+    code = worker.process.returncode
+    if code is not None and code < 0:
+        return ExitInfo(None, -code, expected, reason)
+    return ExitInfo(code, None, expected, reason)
+
+
+async def run_incarnation(
+    pool: PoolHooks, slot: int, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED
+) -> ExitInfo:
+    """Run one worker process from spawn to death; ``started`` once it is READY."""
+    config = pool.config
+    worker_id = pool.next_worker_id(slot)
+    socket_path = os.path.join(pool.socket_dir, f"{worker_id}.sock")
+    proc, ready_fd = await _process.spawn(config, socket_path)
+    worker = Worker(id=worker_id, slot=slot, process=proc)
+    stdout_done, stderr_done = trio.Event(), trio.Event()
+    ready = False
+    try:
+        async with trio.open_nursery() as nursery:
+            assert proc.stdout is not None and proc.stderr is not None
+            nursery.start_soon(_pump, proc.stdout, worker, "stdout", stdout_done)
+            nursery.start_soon(_pump, proc.stderr, worker, "stderr", stderr_done)
+
+            async def watch_exit() -> None:
+                await proc.wait()
+                worker.wake.set()
+
+            nursery.start_soon(watch_exit)
+
+            with trio.move_on_after(config.startup_timeout) as startup:
+                ok = await _read_ready(ready_fd)
+                if ok:
+                    worker.channel = WorkerChannel(
+                        pool.bridge, socket_path, pool.frames_from(worker), worker.lost
+                    )
+                    describe = await worker.channel.open(timeout=config.startup_timeout)
+            if not ok or startup.cancelled_caught:
+                await _process.stop(proc, 0)
+                with trio.move_on_after(1):
+                    await stderr_done.wait()
+                code = proc.returncode
+                if startup.cancelled_caught:
+                    why = f"not ready within startup_timeout={config.startup_timeout:g}s"
+                else:
+                    why = f"exited with code {code} before it was ready"
+                raise WorkerStartError(worker_id, why, worker.tail())
+            ready = True
+            worker.move(WorkerEvent.READY)
+            pool.worker_ready(worker, describe)
+            task_status.started(worker)
+
+            await worker.wake.wait()
+            expected = worker.stop_requested or pool.closing
+            if proc.returncode is None:
+                # Stopped by us, or its channel broke while the process lives on: kill it.
+                await _process.stop(proc, config.shutdown_grace if expected else 0)
+            else:
+                _process.signal_group(proc.pid, signal.SIGKILL)  # its children, if any
+            with trio.move_on_after(0.5):  # the last stderr lines explain a crash
+                await stderr_done.wait()
+                await stdout_done.wait()
+            nursery.cancel_scope.cancel()
+    except TransportError as exc:
+        await _process.stop(proc, 0)
+        raise WorkerStartError(worker_id, str(exc), worker.tail()) from None
+    finally:
+        with trio.CancelScope(shield=True):
+            await _process.stop(proc, 0 if not ready else config.shutdown_grace)
+            if worker.channel is not None:
+                undelivered = await worker.channel.aclose()
+            else:
+                undelivered = set()
+            try:
+                os.unlink(socket_path)
+            except FileNotFoundError:
+                pass
+    worker.move(WorkerEvent.EXITED)
+    expected = worker.stop_requested or pool.closing
+    info = _exit_info(worker, expected, worker.lost_reason or "")
+    pool.worker_exited(worker, info, undelivered)
+    return info
+
+
+async def supervise(
+    pool: PoolHooks, slot: int, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Keep slot ``slot`` filled until the pool closes, restarting crashed workers."""
+    backoff = Backoff(pool.config.restart)
+    started_at = time.monotonic()
+    info = await run_incarnation(pool, slot, task_status=task_status)
+    while not (info.expected or pool.closing):
+        delay = backoff.next_delay(time.monotonic() - started_at)
+        await trio.sleep(delay)
+        if pool.closing:
+            return
+        pool.note_restart()
+        started_at = time.monotonic()
+        try:
+            info = await run_incarnation(pool, slot)
+        except WorkerStartError as exc:
+            log.warning("restarting worker slot %d failed: %s", slot, exc.reason)
+            info = ExitInfo(None, None, False, exc.reason)

@@ -1,0 +1,183 @@
+"""A worker's grpclib channel and its one persistent Connect stream, driven from Trio.
+
+Trio side: ``send(frame)`` appends to a pending list under a lock; the first frame after a
+flush schedules ONE wake-up of the asyncio writer, so every frame queued in the meantime
+leaves in the same message. asyncio side: the writer sends batches, the reader decodes each
+incoming batch and posts it to Trio through the bridge (also coalesced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from grpclib.client import Channel
+from grpclib.const import Cardinality
+
+from .. import _wire as w
+from .._proto.snakepit import v1 as pb
+from ._bridge import Bridge
+
+log = logging.getLogger("snakepit_trio")
+
+_CONNECT = "/snakepit.v1.Worker/Connect"
+
+
+class TransportError(Exception):
+    """The worker's channel failed (translated from grpclib/OS errors)."""
+
+
+def _batches(frames: list[Any]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    start, size = 0, 0
+    for i, frame in enumerate(frames):
+        if frame[0] == w.CALL:
+            size += len(frame[3])
+        if i + 1 - start >= w.MAX_BATCH_FRAMES or size >= w.MAX_BATCH_BYTES:
+            out.append(frames[start : i + 1])
+            start, size = i + 1, 0
+    if start < len(frames):
+        out.append(frames[start:])
+    return out
+
+
+class WorkerChannel:
+    def __init__(
+        self,
+        bridge: Bridge,
+        socket_path: str,
+        on_frames: Callable[[list[Any]], None],
+        on_lost: Callable[[str], None],
+    ) -> None:
+        self._bridge = bridge
+        self._path = socket_path
+        self._on_frames = on_frames
+        self._on_lost = on_lost
+        self._lock = threading.Lock()
+        self._pending: list[Any] = []
+        self._scheduled = False
+        self._closed = False
+        # asyncio-side state
+        self._channel: Channel | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._stream: Any = None
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- Trio side -----------------------------------------------------------------------
+    async def open(self, timeout: float) -> pb.DescribeResponse:
+        """Connect, describe the worker and open the Connect stream.
+
+        Raises:
+            TransportError: the worker did not answer within ``timeout`` seconds.
+        """
+        result: pb.DescribeResponse = await self._bridge.run(self._aopen, timeout)
+        return result
+
+    def send(self, frame: list[Any]) -> None:
+        """Queue a frame; it leaves with everything else queued before the writer runs."""
+        with self._lock:
+            self._pending.append(frame)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._bridge.call_soon(self._kick)
+
+    async def health(self, timeout: float) -> pb.HealthResponse:
+        result: pb.HealthResponse = await self._bridge.run(self._ahealth, timeout)
+        return result
+
+    async def aclose(self) -> set[int]:
+        """Close the stream and channel; return ids of CALL frames never handed to grpclib."""
+        with self._lock:
+            self._closed = True
+            pending, self._pending = self._pending, []
+        undelivered = {f[1] for f in pending if f[0] == w.CALL}
+        await self._bridge.run(self._aclose)
+        return undelivered
+
+    # --- asyncio side --------------------------------------------------------------------
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _aopen(self, timeout: float) -> pb.DescribeResponse:
+        self._wake = asyncio.Event()
+        self._channel = Channel(path=self._path)
+        try:
+            async with asyncio.timeout(timeout):
+                desc: pb.DescribeResponse = await pb.WorkerStub(self._channel).describe()
+                self._stack = contextlib.AsyncExitStack()
+                self._stream = await self._stack.enter_async_context(
+                    self._channel.request(_CONNECT, Cardinality.STREAM_STREAM, pb.Batch, pb.Batch)
+                )
+                await self._stream.send_request()
+        except (OSError, TimeoutError, Exception) as exc:
+            self._channel.close()
+            raise TransportError(f"cannot connect to {self._path}: {exc!r}") from None
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._writer()), loop.create_task(self._reader())]
+        if self._pending:
+            self._wake.set()
+        return desc
+
+    async def _ahealth(self, timeout: float) -> pb.HealthResponse:
+        assert self._channel is not None
+        try:
+            response: pb.HealthResponse = await pb.WorkerStub(self._channel).health(
+                timeout=timeout
+            )
+        except Exception as exc:
+            raise TransportError(f"health check failed: {exc!r}") from None
+        return response
+
+    async def _writer(self) -> None:
+        assert self._wake is not None
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                with self._lock:
+                    frames, self._pending = self._pending, []
+                    self._scheduled = False
+                for batch in _batches(frames):
+                    data = msgpack.packb(batch, use_bin_type=True)
+                    await self._stream.send_message(pb.Batch(frames=data))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._lost(f"sending to the worker failed: {exc!r}")
+
+    async def _reader(self) -> None:
+        try:
+            while True:
+                message = await self._stream.recv_message()
+                if message is None:
+                    break
+                frames = msgpack.unpackb(message.frames, raw=False, strict_map_key=False)
+                self._bridge.post_to_trio(self._on_frames, frames)
+            self._lost("the worker closed its stream")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._lost(f"receiving from the worker failed: {exc!r}")
+
+    def _lost(self, reason: str) -> None:
+        if not self._closed:
+            self._bridge.post_to_trio(self._on_lost, reason)
+
+    async def _aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._stack is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await self._stack.aclose()
+        if self._channel is not None:
+            self._channel.close()

@@ -1,0 +1,36 @@
+"""Frame kinds and field layout of the Connect data path (see proto/snakepit/v1/worker.proto).
+
+Shared by the host and the worker runtime, so it imports neither trio nor asyncio.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PROTOCOL: Final = "snakepit.v1"
+
+# Host -> worker.
+CALL: Final = 0  # [CALL, id, tool, args, session_id, deadline, window]
+CANCEL: Final = 1  # [CANCEL, id]
+CREDIT: Final = 2  # [CREDIT, id, n]
+
+# Worker -> host.
+RESULT: Final = 10  # [RESULT, id, payload, run_time?]
+CHUNK: Final = 11  # [CHUNK, id, payload]
+END: Final = 12  # [END, id]
+ERROR: Final = 13  # [ERROR, id, type, message, traceback, kind, detail?]
+PROGRESS: Final = 14  # [PROGRESS, id, done, total, message]
+
+# ERROR kinds.
+KIND_REMOTE: Final = "remote"
+KIND_CANCELLED: Final = "cancelled"
+KIND_UNKNOWN_TOOL: Final = "unknown_tool"
+KIND_INVALID_ARGUMENTS: Final = "invalid_arguments"
+KIND_SERIALIZATION: Final = "serialization"
+KIND_PAYLOAD_TOO_LARGE: Final = "payload_too_large"
+KIND_PROTOCOL: Final = "protocol"
+
+# A message carries at most this many frames or (roughly) bytes, so one large payload does
+# not hold a whole batch of small results behind it for long.
+MAX_BATCH_FRAMES: Final = 512
+MAX_BATCH_BYTES: Final = 1 << 20

@@ -1,0 +1,10 @@
+"""The worker side of snakepit_trio: write an Adapter, mark its tools, and the host serves it.
+
+This package never imports trio: workers are plain asyncio (uvloop when installed).
+"""
+
+from ._adapter import Adapter as Adapter
+from ._adapter import tool as tool
+from ._context import ToolContext as ToolContext
+
+__all__ = ["Adapter", "ToolContext", "tool"]

@@ -1,0 +1,204 @@
+"""The Adapter base class and the @tool decorator; tool specs come from signatures.
+
+An adapter is a class whose ``@tool`` methods the worker serves. Each tool's parameter specs
+are derived from its signature here and sent to the host, which validates calls before
+dispatch; so a typo in an argument name fails at the call site, not in the worker.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import attrs
+
+from ._context import ToolContext
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MARK = "__snakepit_tool__"
+
+
+class Adapter:
+    """Base class for worker adapters.
+
+    Subclass it, decorate methods with :func:`tool`, and start workers with
+    ``open_pool("pkg.module:MyAdapter")``. One instance lives in each worker process.
+    """
+
+    async def initialize(self) -> None:
+        """Called once in each worker before it reports ready (load models here)."""
+
+    async def cleanup(self) -> None:
+        """Called once on graceful shutdown, after in-flight calls have finished."""
+
+
+@attrs.frozen
+class ToolOptions:
+    name: str | None
+    description: str | None
+    streaming: bool | None
+
+
+@overload
+def tool(fn: F, /) -> F: ...
+@overload
+def tool(
+    *, name: str | None = None, description: str | None = None, streaming: bool | None = None
+) -> Callable[[F], F]: ...
+
+
+def tool(
+    fn: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    streaming: bool | None = None,
+) -> F | Callable[[F], F]:
+    """Mark an adapter method as a tool the host may call.
+
+    Works on sync functions (run in a worker thread), ``async def`` functions (run on the
+    worker's event loop), and sync or async generators (streamed chunk by chunk).
+
+    Args:
+        name: the tool's name (defaults to the method name).
+        description: shown in ``pool.tools()`` (defaults to the docstring's first line).
+        streaming: force streaming on or off (defaults to "is it a generator?").
+    """
+
+    def mark(f: F) -> F:
+        setattr(f, _MARK, ToolOptions(name=name, description=description, streaming=streaming))
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+# Type names the host knows how to check; anything else is sent as "any".
+_SIMPLE_TYPES: dict[Any, str] = {
+    int: "int",
+    float: "float",
+    str: "str",
+    bool: "bool",
+    bytes: "bytes",
+    bytearray: "bytes",
+    list: "list",
+    tuple: "list",
+    dict: "dict",
+    type(None): "none",
+}
+
+
+def type_name(annotation: Any) -> str:
+    """Map an annotation to the small type vocabulary of ParamSpec.type.
+
+    ``X | None`` becomes ``"X?"``; unions of other types and unknown classes become ``"any"``.
+    """
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return "any"
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
+            inner = type_name(args[0])
+            return "any" if inner == "any" else inner + "?"
+        return "any"
+    if origin is not None:
+        annotation = origin
+    return _SIMPLE_TYPES.get(annotation, "any")
+
+
+@attrs.frozen
+class ParamInfo:
+    name: str
+    type: str
+    required: bool
+    default: Any
+
+
+@attrs.frozen
+class ToolInfo:
+    """A tool as the worker runtime sees it: the bound callable plus its spec."""
+
+    name: str
+    description: str
+    streaming: bool
+    is_async: bool
+    params: tuple[ParamInfo, ...]
+    accepts_extra: bool
+    context_param: str | None
+    fn: Callable[..., Any]
+
+
+def _is_context(annotation: Any) -> bool:
+    return annotation is ToolContext or annotation == "ToolContext"
+
+
+def _tool_info(attr_name: str, bound: Callable[..., Any], opts: ToolOptions) -> ToolInfo:
+    func = inspect.unwrap(bound)
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # unresolvable forward references: fall back to the raw annotations
+        hints = {}
+    params: list[ParamInfo] = []
+    accepts_extra = False
+    context_param: str | None = None
+    for p in inspect.signature(bound).parameters.values():
+        annotation = hints.get(p.name, p.annotation)
+        if _is_context(annotation) or (p.name == "ctx" and annotation is inspect.Parameter.empty):
+            context_param = p.name
+        elif p.kind is inspect.Parameter.VAR_KEYWORD:
+            accepts_extra = True
+        elif p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
+            raise TypeError(
+                f"tool {attr_name!r}: parameter {p.name!r} is positional-only or *args; "
+                "tools are called with keyword arguments, so use ordinary parameters"
+            )
+        else:
+            required = p.default is inspect.Parameter.empty
+            params.append(
+                ParamInfo(
+                    name=p.name,
+                    type=type_name(annotation),
+                    required=required,
+                    default=None if required else p.default,
+                )
+            )
+    is_gen = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
+    streaming = is_gen if opts.streaming is None else opts.streaming
+    if streaming and not is_gen:
+        raise TypeError(f"tool {attr_name!r} is marked streaming but is not a generator")
+    doc = inspect.getdoc(func) or ""
+    return ToolInfo(
+        name=opts.name or attr_name,
+        description=opts.description if opts.description is not None else doc.split("\n")[0],
+        streaming=streaming,
+        is_async=inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func),
+        params=tuple(params),
+        accepts_extra=accepts_extra,
+        context_param=context_param,
+        fn=bound,
+    )
+
+
+def collect_tools(adapter: object) -> dict[str, ToolInfo]:
+    """Find every ``@tool`` method of ``adapter`` (a bound instance).
+
+    Raises:
+        TypeError: two tools share a name, or a tool's signature cannot be called by keyword.
+    """
+    tools: dict[str, ToolInfo] = {}
+    for attr_name in dir(type(adapter)):
+        raw = inspect.getattr_static(type(adapter), attr_name)
+        func = raw.__func__ if isinstance(raw, staticmethod | classmethod) else raw
+        opts = getattr(func, _MARK, None)
+        if not isinstance(opts, ToolOptions):
+            continue
+        info = _tool_info(attr_name, getattr(adapter, attr_name), opts)
+        if info.name in tools:
+            raise TypeError(f"two tools are named {info.name!r}")
+        tools[info.name] = info
+    return tools

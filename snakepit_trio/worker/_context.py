@@ -1,0 +1,53 @@
+"""ToolContext: what a running tool knows about its call."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class ToolContext:
+    """Passed to a tool that declares a ``ToolContext`` parameter (or one named ``ctx``).
+
+    Attributes:
+        request_id: the call's id, unique within the worker's connection.
+        session_id: the session the call belongs to, or ``None``.
+        deadline: ``time.monotonic()`` value after which the host stops waiting, or ``None``.
+    """
+
+    __slots__ = ("_cancelled", "_progress", "deadline", "request_id", "session_id")
+
+    def __init__(
+        self,
+        request_id: int,
+        session_id: str | None,
+        deadline: float | None,
+        progress: Callable[[float, float | None, str | None], None] | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.session_id = session_id
+        self.deadline = deadline
+        self._cancelled = threading.Event()
+        self._progress = progress
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the host cancelled this call (or it timed out).
+
+        Sync tools run in threads and cannot be interrupted: long loops should check this
+        flag and return early. Async tools are cancelled outright and generators closed.
+        """
+        return self._cancelled.is_set()
+
+    def time_remaining(self) -> float | None:
+        """Seconds until the deadline (may be negative), or ``None`` without a deadline."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report progress to the host; safe to call from any thread, never blocks."""
+        if self._progress is not None and not self.cancelled:
+            self._progress(done, total, message)
+
+    def _cancel(self) -> None:
+        self._cancelled.set()

@@ -1,0 +1,272 @@
+"""Runs tool calls inside the worker: one RunningCall per call, frames out through a sink.
+
+Rules:
+- Every accepted CALL ends with exactly one RESULT, END or ERROR frame, whatever happens.
+- A call keeps its slot until its code has really stopped: a cancelled sync tool keeps
+  running in its thread (it can only see ``ctx.cancelled``), and its final frame is sent
+  when it returns, so the host never over-commits the worker.
+- Async tools are cancelled with ``Task.cancel()``; generators are closed (their ``finally``
+  runs) when cancelled or when the stream ends early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .. import _wire as w
+from .._codec import decode, encode
+from .._errors import PayloadTooLarge, SerializationError
+from ._adapter import ToolInfo
+from ._context import ToolContext
+
+log = logging.getLogger("snakepit_trio.worker")
+
+Frame = list[Any]
+Sink = Callable[[Frame], None]
+
+_DONE = object()
+
+
+def _next_or_done(gen: Any) -> Any:
+    try:
+        return next(gen)
+    except StopIteration:
+        return _DONE
+
+
+def _timed(call: RunningCall, args: dict[str, Any]) -> tuple[Any, float]:
+    if call.cancel_requested:  # cancelled while it waited in the executor's queue
+        raise asyncio.CancelledError
+    started = time.perf_counter()
+    value = call.info.fn(**args)
+    return value, time.perf_counter() - started
+
+
+def check_arguments(info: ToolInfo, args: Any) -> tuple[str | None, str] | None:
+    """Return ``(param, reason)`` when ``args`` cannot be passed to the tool, else None."""
+    if not isinstance(args, dict):
+        return None, f"expected a dict of keyword arguments, got {type(args).__name__}"
+    names = {p.name for p in info.params}
+    for key in args:
+        if not isinstance(key, str):
+            return None, f"argument names must be strings, got {key!r}"
+        if key not in names and not info.accepts_extra:
+            return key, f"unexpected argument; the tool takes {sorted(names) or 'no arguments'}"
+    for p in info.params:
+        if p.required and p.name not in args:
+            return p.name, "missing required argument"
+    return None
+
+
+class RunningCall:
+    """One call in progress: its task, context and (for streams) credit."""
+
+    __slots__ = ("cancel_requested", "credit", "credit_event", "ctx", "id", "info", "task")
+
+    def __init__(self, call_id: int, info: ToolInfo, ctx: ToolContext, credit: int) -> None:
+        self.id = call_id
+        self.info = info
+        self.ctx = ctx
+        self.credit = credit
+        self.credit_event = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.cancel_requested = False
+
+    def cancel(self) -> None:
+        if self.cancel_requested:
+            return
+        self.cancel_requested = True
+        self.ctx._cancel()
+        self.credit_event.set()  # a stream waiting for credit notices the cancel
+        # Sync code in a thread cannot be interrupted (it sees ctx.cancelled instead), but
+        # every call can be cancelled while it waits for a slot, and async code at any await.
+        if self.task is not None:
+            self.task.cancel()
+
+    def add_credit(self, n: int) -> None:
+        self.credit += n
+        self.credit_event.set()
+
+
+class Runtime:
+    """Owns the adapter's tools, the thread pool and the counters of one worker."""
+
+    def __init__(
+        self, tools: dict[str, ToolInfo], *, capacity: int, max_payload: int
+    ) -> None:
+        self.tools = tools
+        self.capacity = capacity
+        self.max_payload = max_payload
+        self.executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="snakepit-tool")
+        # Calls beyond capacity (prefetched by the host) wait here, in arrival order.
+        self._slots = asyncio.Semaphore(capacity)
+        self.in_flight = 0
+        self.requests = 0
+        self.started = time.monotonic()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+
+    async def drain(self) -> None:
+        """Wait until no call is running."""
+        await self._idle.wait()
+
+    def start_call(
+        self,
+        call_id: int,
+        tool: str,
+        args_payload: bytes,
+        session_id: str | None,
+        deadline: float | None,
+        window: int,
+        sink: Sink,
+        on_done: Callable[[int], None] | None = None,
+    ) -> RunningCall | None:
+        """Start a call; on a bad request, send its ERROR frame and return None."""
+        info = self.tools.get(tool)
+        if info is None:
+            sink(error_frame(call_id, "UnknownTool", f"unknown tool {tool!r}", w.KIND_UNKNOWN_TOOL))
+            return None
+        try:
+            args = {} if not args_payload else decode(args_payload, what=f"arguments of {tool!r}")
+        except SerializationError as exc:
+            sink(error_frame(call_id, "SerializationError", str(exc), w.KIND_SERIALIZATION))
+            return None
+        problem = check_arguments(info, args)
+        if problem is not None:
+            param, reason = problem
+            message = reason if param is None else f"argument {param!r}: {reason}"
+            sink(error_frame(call_id, "InvalidArguments", message, w.KIND_INVALID_ARGUMENTS))
+            return None
+        abs_deadline = None if deadline is None else time.monotonic() + float(deadline)
+        ctx = ToolContext(call_id, session_id, abs_deadline, self._progress_emitter(call_id, sink))
+        if info.context_param is not None:
+            args[info.context_param] = ctx
+        call = RunningCall(call_id, info, ctx, max(window, 1) if info.streaming else 0)
+        self.in_flight += 1
+        self.requests += 1
+        self._idle.clear()
+        call.task = self._loop.create_task(self._run(call, args, sink, on_done))
+        return call
+
+    def _progress_emitter(
+        self, call_id: int, sink: Sink
+    ) -> Callable[[float, float | None, str | None], None]:
+        def emit(done: float, total: float | None, message: str | None) -> None:
+            frame: Frame = [w.PROGRESS, call_id, done, total, message]
+            if threading.get_ident() == self._loop_thread:
+                sink(frame)
+            else:
+                self._loop.call_soon_threadsafe(sink, frame)
+
+        return emit
+
+    async def _run(
+        self,
+        call: RunningCall,
+        args: dict[str, Any],
+        sink: Sink,
+        on_done: Callable[[int], None] | None,
+    ) -> None:
+        what = f"result of {call.info.name!r}"
+        try:
+            if call.info.streaming:
+                async with self._slots:
+                    await self._run_stream(call, args, sink)
+                return
+            if call.info.is_async:
+                async with self._slots:
+                    started = time.perf_counter()
+                    value = await call.info.fn(**args)
+                    run_time = time.perf_counter() - started
+            else:
+                value, run_time = await self._run_in_thread(call, args)
+            if call.cancel_requested:
+                raise asyncio.CancelledError
+            payload = encode(value, what=what, limit=self.max_payload)
+            sink([w.RESULT, call.id, payload, run_time])
+        except asyncio.CancelledError:
+            sink(error_frame(call.id, "CancelledError", "call cancelled", w.KIND_CANCELLED))
+        except SerializationError as exc:
+            sink(error_frame(call.id, "SerializationError", str(exc), w.KIND_SERIALIZATION))
+        except PayloadTooLarge as exc:
+            frame = error_frame(call.id, "PayloadTooLarge", str(exc), w.KIND_PAYLOAD_TOO_LARGE)
+            frame.append({"size": exc.size, "limit": exc.limit})
+            sink(frame)
+        except BaseException as exc:
+            sink(remote_error_frame(call.id, exc))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+            if on_done is not None:
+                on_done(call.id)
+
+    async def _run_in_thread(self, call: RunningCall, args: dict[str, Any]) -> tuple[Any, float]:
+        # Straight into the executor: its `capacity` threads take queued (prefetched) calls
+        # back to back, without a round trip through the event loop between calls.
+        fut = self._loop.run_in_executor(self.executor, functools.partial(_timed, call, args))
+        # A started thread cannot be stopped: keep the slot until it returns (module rules).
+        while True:
+            try:
+                return await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                call.ctx._cancel()
+                call.cancel_requested = True
+                if fut.done() or fut.cancel():  # cancel() succeeds only if it never started
+                    raise
+
+    async def _run_stream(self, call: RunningCall, args: dict[str, Any], sink: Sink) -> None:
+        what = f"chunk of {call.info.name!r}"
+        gen = call.info.fn(**args)
+        try:
+            while True:
+                while call.credit <= 0 and not call.cancel_requested:
+                    call.credit_event.clear()
+                    await call.credit_event.wait()
+                if call.cancel_requested:
+                    raise asyncio.CancelledError
+                if call.info.is_async:
+                    try:
+                        item = await gen.__anext__()
+                    except StopAsyncIteration:
+                        break
+                else:
+                    item = await self._loop.run_in_executor(self.executor, _next_or_done, gen)
+                    if item is _DONE:
+                        break
+                call.credit -= 1
+                sink([w.CHUNK, call.id, encode(item, what=what, limit=self.max_payload)])
+            sink([w.END, call.id])
+        finally:
+            # Close the generator so its `finally` blocks run, also on cancel or error.
+            if call.info.is_async:
+                await asyncio.shield(gen.aclose())
+            else:
+                await asyncio.shield(self._loop.run_in_executor(self.executor, gen.close))
+
+
+def error_frame(call_id: int, type_: str, message: str, kind: str, traceback_: str = "") -> Frame:
+    return [w.ERROR, call_id, type_, message, traceback_, kind]
+
+
+def remote_error_frame(call_id: int, exc: BaseException) -> Frame:
+    cls = type(exc)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not lose the error
+        message = f"<unprintable {name}>"
+    tb = "".join(traceback.format_exception(exc))
+    return error_frame(call_id, name, message, w.KIND_REMOTE, tb)

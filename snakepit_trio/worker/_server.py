@@ -1,0 +1,161 @@
+"""The worker process: load the adapter, serve it over grpclib, report READY, drain, exit.
+
+Lifecycle: import adapter -> initialize() -> serve on the unix socket -> write READY to the
+ready fd (only now can the host connect) -> run until SIGTERM (drain, cleanup(), exit 0) or
+until the host dies (stdin EOF or PR_SET_PDEATHSIG: the process group is killed at once).
+SIGINT is ignored: the host owns cancellation, so Ctrl-C in a terminal reaches the host only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+from .._codec import DEFAULT_MAX_PAYLOAD
+from ._adapter import Adapter, collect_tools
+
+log = logging.getLogger("snakepit_trio.worker")
+
+EXIT_ADAPTER_ERROR = 3
+EXIT_HOST_GONE = 70
+
+
+class AdapterLoadError(Exception):
+    pass
+
+
+def load_adapter(spec: str) -> type[Adapter]:
+    """Resolve ``"pkg.module:Class"`` to the adapter class."""
+    module_name, sep, qualname = spec.partition(":")
+    if not sep or not module_name or not qualname:
+        raise AdapterLoadError(f"adapter {spec!r} must look like 'package.module:ClassName'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise AdapterLoadError(
+            f"cannot import adapter module {module_name!r}: {type(exc).__name__}: {exc} "
+            f"(sys.path: {sys.path})"
+        ) from exc
+    obj: Any = module
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AdapterLoadError(
+                f"module {module_name!r} has no attribute {qualname!r}"
+            ) from None
+    if not (isinstance(obj, type) and issubclass(obj, Adapter)):
+        raise AdapterLoadError(f"{spec!r} is not a subclass of snakepit_trio.worker.Adapter")
+    return obj
+
+
+def _die_with_parent(host_pid: int) -> None:
+    """Ask Linux to SIGKILL us when the host dies; exit now if it is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if host_pid and os.getppid() != host_pid:
+        os._exit(EXIT_HOST_GONE)
+
+
+def _kill_own_group() -> None:
+    """The host is gone: take our process group (our children) down with us, now."""
+    try:
+        if os.getpgrp() == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+    finally:
+        os._exit(EXIT_HOST_GONE)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from grpclib.server import Server
+
+    from ._runtime import Runtime
+    from ._service import WorkerService
+
+    loop = asyncio.get_running_loop()
+    if args.watch_stdin:
+
+        def on_stdin() -> None:
+            try:
+                data = os.read(0, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                _kill_own_group()
+
+        loop.add_reader(0, on_stdin)
+
+    try:
+        adapter_cls = load_adapter(args.adapter)
+        adapter = adapter_cls()
+        tools = collect_tools(adapter)
+        await adapter.initialize()
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        print(f"snakepit worker: adapter failed to start: {exc}", file=sys.stderr, flush=True)
+        return EXIT_ADAPTER_ERROR
+
+    runtime = Runtime(tools, capacity=args.capacity, max_payload=args.max_payload)
+    server = Server([WorkerService(runtime, args.adapter)])
+    await server.start(path=args.socket)
+    os.chmod(args.socket, 0o600)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    if args.ready_fd >= 0:
+        os.write(args.ready_fd, f"READY {os.getpid()}\n".encode())
+        os.close(args.ready_fd)
+
+    await stop.wait()
+    # Graceful stop: let running calls finish and their results leave, then clean up.
+    await runtime.drain()
+    server.close()
+    try:
+        await asyncio.wait_for(server.wait_closed(), timeout=2)
+    except TimeoutError:
+        pass
+    runtime.executor.shutdown(wait=False, cancel_futures=True)
+    try:
+        await adapter.cleanup()
+    except Exception:
+        log.exception("adapter cleanup() failed")
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m snakepit_trio.worker")
+    parser.add_argument("--adapter", required=True, help="'package.module:AdapterClass'")
+    parser.add_argument("--socket", required=True, help="unix socket path to serve on")
+    parser.add_argument("--ready-fd", type=int, default=-1)
+    parser.add_argument("--capacity", type=int, default=1)
+    parser.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD)
+    parser.add_argument("--host-pid", type=int, default=0)
+    parser.add_argument("--watch-stdin", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(args.host_pid)
+    logging.basicConfig(
+        level=os.environ.get("SNAKEPIT_WORKER_LOG_LEVEL", "WARNING"),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(serve(args))
+    return int(uvloop.run(serve(args)))

@@ -1,0 +1,75 @@
+"""Adapters used by the end-to-end tests (imported inside real worker processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+from snakepit_trio.worker import Adapter, ToolContext, tool
+
+
+class Echo(Adapter):
+    @tool(description="Return the value unchanged")
+    def echo(self, value: object = None) -> object:
+        return value
+
+    @tool
+    async def aecho(self, value: object = None) -> object:
+        return value
+
+    @tool
+    def add(self, a: int, b: int = 1) -> int:
+        """Add two integers."""
+        return a + b
+
+    @tool
+    def fail(self, message: str = "boom") -> None:
+        raise ValueError(message)
+
+    @tool
+    def pid(self) -> int:
+        return os.getpid()
+
+    @tool
+    def modules(self) -> list[str]:
+        return sorted(name for name in sys.modules if name.split(".")[0] in {"trio", "outcome"})
+
+    @tool
+    def sleep(self, seconds: float, ctx: ToolContext) -> str:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if ctx.cancelled:
+                return "cancelled"
+            time.sleep(0.005)
+        return "slept"
+
+    @tool
+    async def asleep(self, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "slept"
+
+    @tool
+    def crash(self, code: int = 1) -> None:
+        os._exit(code)
+
+    @tool
+    def big(self, size: int) -> bytes:
+        return b"x" * size
+
+    @tool
+    def unencodable(self) -> object:
+        return object()
+
+    @tool
+    def count(self, n: int):  # type: ignore[no-untyped-def]
+        yield from range(n)
+
+    @tool
+    def context(self, ctx: ToolContext) -> dict[str, object]:
+        return {
+            "request_id": ctx.request_id,
+            "session_id": ctx.session_id,
+            "remaining": ctx.time_remaining(),
+        }

@@ -1,0 +1,49 @@
+"""Adapters that fail in the ways users' adapters do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from snakepit_trio.worker import Adapter, tool
+
+
+class FailsInitialize(Adapter):
+    async def initialize(self) -> None:
+        raise RuntimeError("model weights not found at /nowhere")
+
+    @tool
+    def noop(self) -> None:
+        return None
+
+
+class Chatty(Adapter):
+    """Writes a lot to stdout and stderr; a full pipe must never block it."""
+
+    @tool
+    def shout(self, megabytes: int) -> int:
+        line = "x" * 1023 + "\n"
+        for _ in range(megabytes * 1024):
+            sys.stdout.write(line)
+            sys.stderr.write(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return megabytes
+
+    @tool
+    def die_loudly(self) -> None:
+        print("last words before dying", file=sys.stderr, flush=True)
+        os._exit(7)
+
+
+class Parent(Adapter):
+    """Starts grandchildren, which must die with the worker."""
+
+    @tool
+    def spawn_child(self) -> int:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        return child.pid
+
+
+NotAnAdapter = object

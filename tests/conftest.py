@@ -1,0 +1,35 @@
+"""Shared fixtures: every test fails if it leaves a process behind."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+
+def _children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if p.status() != "zombie"]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes():  # type: ignore[no-untyped-def]
+    before = {p.pid for p in _children()}
+    yield
+    # Processes are reaped by the pool before it returns; allow the kernel a moment to
+    # finish tearing down, but never pass with a live leftover.
+    deadline = time.monotonic() + 2
+    leaked = [p for p in _children() if p.pid not in before]
+    while leaked and time.monotonic() < deadline:
+        psutil.wait_procs(leaked, timeout=0.1)
+        leaked = [p for p in _children() if p.pid not in before]
+    for p in leaked:
+        p.kill()
+    assert not leaked, f"test leaked processes: {[(p.pid, p.cmdline()) for p in leaked]}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
