@@ -62,7 +62,7 @@ _EXPORTS: dict[str, str] = {
     "WorkerStartError": "._errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -88,7 +88,9 @@ class PoolConfig:
     inherit_path: bool = True
 
     @classmethod
-    def build(cls, adapter: str | None, config: PoolConfig | None, options: dict[str, Any]) -> PoolConfig:
+    def build(
+        cls, adapter: str | None, config: PoolConfig | None, options: dict[str, Any]
+    ) -> PoolConfig:
         """Merge ``open_pool``'s arguments; unknown option names raise TypeError."""
         known = {f.name for f in attrs.fields(cls)}
         unknown = sorted(set(options) - known)

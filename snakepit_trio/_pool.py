@@ -161,7 +161,9 @@ class Pool:
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the pool's counters (never blocks)."""
-        live = [wk for wk in self._workers.values() if wk.state in (WorkerState.READY, WorkerState.BUSY)]
+        live = [
+            wk for wk in self._workers.values() if wk.state in (WorkerState.READY, WorkerState.BUSY)
+        ]
         busy = sum(1 for wk in live if wk.state is WorkerState.BUSY)
         return PoolStats(
             workers=len(live),
@@ -296,7 +298,9 @@ class Pool:
                 if waiter.scope is not None:
                     waiter.scope.deadline = waiter.call_deadline  # queue_timeout no longer applies
                 assert worker.channel is not None
-                worker.channel.send([w.CALL, call.id, call.tool, waiter.payload, None, remaining, 0])
+                worker.channel.send(
+                    [w.CALL, call.id, call.tool, waiter.payload, None, remaining, 0]
+                )
                 self._sync_state(worker)
             elif isinstance(action, SendCancel):
                 target = self._workers.get(action.worker)
@@ -434,10 +438,12 @@ class Pool:
             self._check_settled()
             with trio.move_on_after(self.config.drain_timeout):
                 await self._settled.wait()
-        async with trio.open_nursery() as stoppers:
-            for worker in list(self._workers.values()):
-                worker.request_stop()
-                stoppers.start_soon(self._await_exit, worker)
+        # Bounded even if a supervisor misbehaves: every stop is SIGTERM -> grace -> SIGKILL.
+        with trio.move_on_after(self.config.shutdown_grace + 5):
+            async with trio.open_nursery() as stoppers:
+                for worker in list(self._workers.values()):
+                    worker.request_stop()
+                    stoppers.start_soon(self._await_exit, worker)
         self._apply(self._core.fail_queued())
 
     @staticmethod

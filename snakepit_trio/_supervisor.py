@@ -94,7 +94,9 @@ class PoolHooks(Protocol):
     def note_restart(self) -> None: ...
 
 
-async def _pump(stream: trio.abc.ReceiveStream, worker: Worker, name: str, done: trio.Event) -> None:
+async def _pump(
+    stream: trio.abc.ReceiveStream, worker: Worker, name: str, done: trio.Event
+) -> None:
     """Read a worker's stdout/stderr continuously (a full pipe must never block it)."""
     buffer = b""
     keep = name == "stderr"
@@ -139,6 +141,23 @@ async def _read_ready(fd: int) -> bool:
             await stream.aclose()
 
 
+async def _hand_shake(pool: PoolHooks, worker: Worker, socket_path: str, ready_fd: int) -> Any:
+    """READY line, then channel + Describe; returns the Describe reply or a failure reason."""
+    timeout = pool.config.startup_timeout
+    with trio.move_on_after(timeout):
+        if not await _read_ready(ready_fd):
+            await worker.process.wait()
+            return f"exited with code {worker.process.returncode} before it was ready"
+        worker.channel = WorkerChannel(
+            pool.bridge, socket_path, pool.frames_from(worker), worker.lost
+        )
+        try:
+            return await worker.channel.open(timeout=timeout)
+        except TransportError as exc:
+            return str(exc)
+    return f"not ready within startup_timeout={timeout:g}s"
+
+
 def _exit_info(worker: Worker, expected: bool, reason: str) -> ExitInfo:
     code = worker.process.returncode
     if code is not None and code < 0:
@@ -157,6 +176,7 @@ async def run_incarnation(
     worker = Worker(id=worker_id, slot=slot, process=proc)
     stdout_done, stderr_done = trio.Event(), trio.Event()
     ready = False
+    break_out: str | None = None
     try:
         async with trio.open_nursery() as nursery:
             assert proc.stdout is not None and proc.stderr is not None
@@ -169,42 +189,31 @@ async def run_incarnation(
 
             nursery.start_soon(watch_exit)
 
-            with trio.move_on_after(config.startup_timeout) as startup:
-                ok = await _read_ready(ready_fd)
-                if ok:
-                    worker.channel = WorkerChannel(
-                        pool.bridge, socket_path, pool.frames_from(worker), worker.lost
-                    )
-                    describe = await worker.channel.open(timeout=config.startup_timeout)
-            if not ok or startup.cancelled_caught:
+            describe = await _hand_shake(pool, worker, socket_path, ready_fd)
+            if isinstance(describe, str):
+                # Raised below, outside this nursery, so it is not wrapped in a group.
+                break_out = describe
                 await _process.stop(proc, 0)
                 with trio.move_on_after(1):
                     await stderr_done.wait()
-                code = proc.returncode
-                if startup.cancelled_caught:
-                    why = f"not ready within startup_timeout={config.startup_timeout:g}s"
-                else:
-                    why = f"exited with code {code} before it was ready"
-                raise WorkerStartError(worker_id, why, worker.tail())
-            ready = True
-            worker.move(WorkerEvent.READY)
-            pool.worker_ready(worker, describe)
-            task_status.started(worker)
-
-            await worker.wake.wait()
-            expected = worker.stop_requested or pool.closing
-            if proc.returncode is None:
-                # Stopped by us, or its channel broke while the process lives on: kill it.
-                await _process.stop(proc, config.shutdown_grace if expected else 0)
+                nursery.cancel_scope.cancel()
             else:
-                _process.signal_group(proc.pid, signal.SIGKILL)  # its children, if any
-            with trio.move_on_after(0.5):  # the last stderr lines explain a crash
-                await stderr_done.wait()
-                await stdout_done.wait()
-            nursery.cancel_scope.cancel()
-    except TransportError as exc:
-        await _process.stop(proc, 0)
-        raise WorkerStartError(worker_id, str(exc), worker.tail()) from None
+                ready = True
+                worker.move(WorkerEvent.READY)
+                pool.worker_ready(worker, describe)
+                task_status.started(worker)
+
+                await worker.wake.wait()
+                expected = worker.stop_requested or pool.closing
+                if proc.returncode is None:
+                    # Stopped by us, or its channel broke while the process lives on: kill it.
+                    await _process.stop(proc, config.shutdown_grace if expected else 0)
+                else:
+                    _process.signal_group(proc.pid, signal.SIGKILL)  # its children, if any
+                with trio.move_on_after(0.5):  # the last stderr lines explain a crash
+                    await stderr_done.wait()
+                    await stdout_done.wait()
+                nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await _process.stop(proc, 0 if not ready else config.shutdown_grace)
@@ -216,10 +225,14 @@ async def run_incarnation(
                 os.unlink(socket_path)
             except FileNotFoundError:
                 pass
-    worker.move(WorkerEvent.EXITED)
-    expected = worker.stop_requested or pool.closing
-    info = _exit_info(worker, expected, worker.lost_reason or "")
-    pool.worker_exited(worker, info, undelivered)
+            # Also when this task is cancelled: the pool must learn that the worker is gone.
+            if ready:
+                worker.move(WorkerEvent.EXITED)
+                expected = worker.stop_requested or pool.closing
+                info = _exit_info(worker, expected, worker.lost_reason or "")
+                pool.worker_exited(worker, info, undelivered)
+    if break_out is not None:
+        raise WorkerStartError(worker_id, break_out, worker.tail())
     return info
 
 

@@ -129,9 +129,7 @@ class WorkerChannel:
     async def _ahealth(self, timeout: float) -> pb.HealthResponse:
         assert self._channel is not None
         try:
-            response: pb.HealthResponse = await pb.WorkerStub(self._channel).health(
-                timeout=timeout
-            )
+            response: pb.HealthResponse = await pb.WorkerStub(self._channel).health(timeout=timeout)
         except Exception as exc:
             raise TransportError(f"health check failed: {exc!r}") from None
         return response

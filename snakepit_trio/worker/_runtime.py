@@ -99,9 +99,7 @@ class RunningCall:
 class Runtime:
     """Owns the adapter's tools, the thread pool and the counters of one worker."""
 
-    def __init__(
-        self, tools: dict[str, ToolInfo], *, capacity: int, max_payload: int
-    ) -> None:
+    def __init__(self, tools: dict[str, ToolInfo], *, capacity: int, max_payload: int) -> None:
         self.tools = tools
         self.capacity = capacity
         self.max_payload = max_payload
@@ -263,7 +261,9 @@ def error_frame(call_id: int, type_: str, message: str, kind: str, traceback_: s
 
 def remote_error_frame(call_id: int, exc: BaseException) -> Frame:
     cls = type(exc)
-    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
     try:
         message = str(exc)
     except Exception:  # a broken __str__ must not lose the error

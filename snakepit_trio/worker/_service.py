@@ -59,7 +59,9 @@ class Connection:
             if not isinstance(call_id, int) or not isinstance(tool, str):
                 raise TypeError("CALL needs an integer id and a string tool name")
             if call_id in self.calls:
-                self.emit(error_frame(call_id, "ProtocolError", "duplicate call id", w.KIND_PROTOCOL))
+                self.emit(
+                    error_frame(call_id, "ProtocolError", "duplicate call id", w.KIND_PROTOCOL)
+                )
                 return
             call = self.runtime.start_call(
                 call_id,
@@ -102,7 +104,7 @@ class Connection:
         return batches
 
 
-class WorkerService(pb.WorkerBase):
+class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped base
     def __init__(self, runtime: Runtime, adapter_name: str) -> None:
         self.runtime = runtime
         self.adapter_name = adapter_name

@@ -1,0 +1,87 @@
+"""Development sessions: nox -s tests lint typecheck proto proto_check examples bench."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import tempfile
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck", "proto_check"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = pathlib.Path(__file__).parent
+PROTO_OUT = "snakepit_trio/_proto"
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit, property and end-to-end tests (real worker processes over real gRPC)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def examples(session: nox.Session) -> None:
+    """Run every example as a test."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/e2e/test_examples.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff, including the ASYNC rules."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "snakepit_trio", "tests", "benchmarks", "examples", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package."""
+    session.install("-e", ".[test]", "mypy>=1.10")
+    session.run("mypy")
+
+
+def _generate(session: nox.Session, out: pathlib.Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    session.run(
+        "python",
+        "-m",
+        "grpc_tools.protoc",
+        "-I",
+        "proto",
+        f"--python_betterproto2_out={out}",
+        "--python_betterproto2_opt=client_generation=async,server_generation=async",
+        "proto/snakepit/v1/worker.proto",
+        silent=True,
+    )
+    (out / "py.typed").touch()
+
+
+@nox.session(python=PYTHON)
+def proto(session: nox.Session) -> None:
+    """Regenerate snakepit_trio/_proto from proto/."""
+    session.install("-e", ".[proto]")
+    shutil.rmtree(ROOT / PROTO_OUT, ignore_errors=True)
+    _generate(session, ROOT / PROTO_OUT)
+
+
+@nox.session(python=PYTHON)
+def proto_check(session: nox.Session) -> None:
+    """Fail when the committed generated code differs from a fresh generation."""
+    session.install("-e", ".[proto]")
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = pathlib.Path(tmp) / "out"
+        _generate(session, fresh)
+        session.run(
+            "diff", "-r", "-x", "__pycache__", str(fresh), str(ROOT / PROTO_OUT), external=True
+        )
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the peers, in one run (see benchmarks/README)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/bench_roundtrip.py", *session.posargs)

@@ -1,0 +1,235 @@
+"""Core layer (synchronous, no I/O): the dispatcher state machine."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from snakepit_trio._core._dispatcher import (
+    Call,
+    CallState,
+    Dispatcher,
+    DispatcherClosed,
+    Fail,
+    FailReason,
+    QueueFull,
+    Send,
+    SendCancel,
+)
+
+
+def sends(actions: list) -> list[tuple[object, int]]:  # type: ignore[type-arg]
+    return [(a.worker, a.call.id) for a in actions if isinstance(a, Send)]
+
+
+def test_submit_goes_to_least_loaded_worker_then_queues_fifo() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 2)
+    d.add_worker("b", 1)
+    assert sends(d.submit(Call(1, "t"))) == [("a", 1)]
+    assert sends(d.submit(Call(2, "t"))) == [("a", 2)] or d.load("b") == 1
+    d.submit(Call(3, "t"))
+    assert d.in_flight == 3 and d.queued == 0
+    assert d.submit(Call(4, "t")) == [] and d.submit(Call(5, "t")) == []
+    assert [c.id for c in d.queue] == [4, 5]
+    worker = d.calls[1].worker
+    assert sends(d.complete(1, worker)) == [(worker, 4)]
+
+
+def test_max_queue_refuses_at_once() -> None:
+    d = Dispatcher(max_queue=1)
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t"))
+    d.submit(Call(2, "t"))
+    with pytest.raises(QueueFull):
+        d.submit(Call(3, "t"))
+    assert 3 not in d.calls
+
+
+def test_abandon_queued_leaves_queue_and_sent_sends_cancel_but_keeps_slot() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t"))
+    d.submit(Call(2, "t"))
+    assert d.abandon(2) == []
+    assert d.queued == 0 and 2 not in d.calls
+    actions = d.abandon(1)
+    assert len(actions) == 1 and isinstance(actions[0], SendCancel)
+    assert d.calls[1].state is CallState.ABANDONED
+    d.submit(Call(3, "t"))
+    assert d.queued == 1  # the slot is still held until the worker answers
+    assert sends(d.complete(1, "a")) == [("a", 3)]
+
+
+def test_worker_death_requeues_undelivered_fails_delivered_retries_idempotent() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 3)
+    d.add_worker("b", 1)
+    for call in (Call(1, "t"), Call(2, "t", idempotent=True), Call(3, "t"), Call(4, "t")):
+        d.submit(call)
+    on_a = {cid for cid, c in d.calls.items() if c.worker == "a"}
+    assert len(on_a) == 3
+    undelivered = {max(on_a)}
+    actions = d.remove_worker("a", undelivered=undelivered)
+    failed = {a.call.id for a in actions if isinstance(a, Fail)}
+    assert all(a.reason is FailReason.CRASHED for a in actions if isinstance(a, Fail))
+    retried = {cid for cid in on_a if d.calls.get(cid) is not None}
+    assert undelivered <= retried
+    assert failed == on_a - retried
+    assert all(not d.calls[c].idempotent or d.calls[c].attempts == 1 for c in retried)
+
+
+def test_idempotent_call_runs_at_most_twice() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t", idempotent=True))
+    assert d.remove_worker("a") == []
+    d.add_worker("b", 1)
+    assert d.calls[1].worker == "b" and d.calls[1].attempts == 2
+    actions = d.remove_worker("b")
+    assert [type(a) for a in actions] == [Fail]
+
+
+def test_late_frames_from_a_dead_worker_are_ignored() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t", idempotent=True))
+    d.remove_worker("a")
+    d.add_worker("b", 1)
+    assert d.complete(1, "a") == []
+    assert d.calls[1].worker == "b"
+
+
+def test_close_refuses_new_calls_and_fail_queued() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t"))
+    d.submit(Call(2, "t"))
+    d.close()
+    with pytest.raises(DispatcherClosed):
+        d.submit(Call(3, "t"))
+    actions = d.fail_queued()
+    assert [(type(a), a.call.id, a.reason) for a in actions] == [(Fail, 2, FailReason.CLOSED)]
+    assert d.complete(1, "a") == []
+
+
+def test_prefetch_only_for_short_calls() -> None:
+    d = Dispatcher(prefetch=2, prefetch_below=0.001)
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t"))
+    assert d.submit(Call(2, "t")) == []  # unknown run time: no prefetch yet
+    d.complete(1, "a", run_time=0.0001)  # short: the queued call is sent ...
+    assert d.workers["a"].limit == 3
+    assert sends(d.submit(Call(3, "t"))) == [("a", 3)]  # ... and more may wait in the worker
+    d.complete(2, "a", run_time=1.0)  # one long call turns prefetch off again
+    assert d.workers["a"].limit == 1
+    assert d.submit(Call(4, "t")) == []
+
+
+class DispatcherMachine(RuleBasedStateMachine):
+    """Random interleavings of submits, completions, cancels, deaths and restarts."""
+
+    @initialize(prefetch=st.integers(0, 2), max_queue=st.none() | st.integers(0, 4))
+    def setup(self, prefetch: int, max_queue: int | None) -> None:
+        self.d = Dispatcher(max_queue=max_queue, prefetch=prefetch, prefetch_below=0.5)
+        self.next_id = 1
+        self.next_worker = 0
+        self.finished: dict[int, str] = {}  # call id -> how it ended
+        self.sent_count: dict[int, int] = {}
+        self.idempotent: set[int] = set()
+        self.abandoned: set[int] = set()
+        self.capacity: dict[str, int] = {}
+
+    def _apply(self, actions: list) -> None:  # type: ignore[type-arg]
+        for a in actions:
+            if isinstance(a, Send):
+                self.sent_count[a.call.id] = self.sent_count.get(a.call.id, 0) + 1
+            elif isinstance(a, Fail):
+                assert a.call.id not in self.finished, "a call finished twice"
+                self.finished[a.call.id] = a.reason.value
+
+    @rule(capacity=st.integers(1, 3))
+    def add_worker(self, capacity: int) -> None:
+        wid = f"w{self.next_worker}"
+        self.next_worker += 1
+        self.capacity[wid] = capacity
+        self._apply(self.d.add_worker(wid, capacity))
+
+    @rule(idempotent=st.booleans())
+    def submit(self, idempotent: bool) -> None:
+        cid = self.next_id
+        self.next_id += 1
+        try:
+            self._apply(self.d.submit(Call(cid, "t", idempotent)))
+        except (QueueFull, DispatcherClosed):
+            self.finished[cid] = "refused"
+            return
+        if idempotent:
+            self.idempotent.add(cid)
+
+    @precondition(lambda self: any(c.worker is not None for c in self.d.calls.values()))
+    @rule(data=st.data(), short=st.booleans())
+    def complete(self, data: st.DataObject, short: bool) -> None:
+        running = sorted(cid for cid, c in self.d.calls.items() if c.worker is not None)
+        cid = data.draw(st.sampled_from(running))
+        call = self.d.calls[cid]
+        abandoned = call.state is CallState.ABANDONED
+        self._apply(self.d.complete(cid, call.worker, 0.1 if short else 1.0))
+        assert cid not in self.finished
+        self.finished[cid] = "abandoned" if abandoned else "completed"
+
+    @precondition(lambda self: bool(self.d.calls))
+    @rule(data=st.data())
+    def abandon(self, data: st.DataObject) -> None:
+        cid = data.draw(st.sampled_from(sorted(self.d.calls)))
+        was_queued = self.d.calls[cid].state is CallState.QUEUED
+        self._apply(self.d.abandon(cid))
+        if was_queued:
+            self.finished[cid] = "abandoned"
+
+    @precondition(lambda self: bool(self.d.workers))
+    @rule(data=st.data(), lose_some=st.booleans())
+    def kill_worker(self, data: st.DataObject, lose_some: bool) -> None:
+        wid = data.draw(st.sampled_from(sorted(self.d.workers)))
+        on_it = sorted(self.d.workers[wid].calls)
+        undelivered = set(on_it[:1]) if lose_some else set()
+        for cid in on_it:
+            if self.d.calls[cid].state is CallState.ABANDONED:
+                self.finished[cid] = "abandoned"
+        for cid in undelivered:  # it never ran there: it must not count as a run
+            self.sent_count[cid] -= 1
+        self._apply(self.d.remove_worker(wid, undelivered))
+
+    @rule()
+    def close(self) -> None:
+        self.d.close()
+        self._apply(self.d.fail_queued())
+
+    @invariant()
+    def capacity_never_exceeded(self) -> None:
+        for ws in self.d.workers.values():
+            assert len(ws.calls) <= ws.capacity + self.d.prefetch
+            assert all(c.worker == ws.id for c in ws.calls.values())
+
+    @invariant()
+    def no_call_lost_or_duplicated(self) -> None:
+        live = set(self.d.calls)
+        assert not (live & set(self.finished)), "a call is both live and finished"
+        for cid in range(1, self.next_id):
+            assert (cid in live) != (cid in self.finished), f"call {cid} lost"
+        placed = [cid for ws in self.d.workers.values() for cid in ws.calls]
+        assert len(placed) == len(set(placed)), "a call is on two workers"
+        queued = {c.id for c in self.d.queue}
+        assert queued.isdisjoint(placed)
+        assert queued | set(placed) == live
+
+    @invariant()
+    def runs_at_most_once_unless_idempotent(self) -> None:
+        for cid, n in self.sent_count.items():
+            assert n <= (2 if cid in self.idempotent else 1), f"call {cid} ran {n} times"
+
+
+TestDispatcherMachine = DispatcherMachine.TestCase
+TestDispatcherMachine.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
