@@ -61,16 +61,12 @@ class DescribeResponse(betterproto2.Message):
 
     capacity: "int" = betterproto2.field(3, betterproto2.TYPE_INT32)
 
-    tools: "list[ToolSpec]" = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    tools: "list[ToolSpec]" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, repeated=True)
 
     protocol: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message(
-    "snakepit.v1", "DescribeResponse", DescribeResponse
-)
+default_message_pool.register_message("snakepit.v1", "DescribeResponse", DescribeResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -108,9 +104,7 @@ default_message_pool.register_message("snakepit.v1", "ExecuteRequest", ExecuteRe
 class ExecuteResponse(betterproto2.Message):
     result: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
 
-    error: "ErrorInfo | None" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    error: "ErrorInfo | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
 
 
 default_message_pool.register_message("snakepit.v1", "ExecuteResponse", ExecuteResponse)
@@ -168,9 +162,7 @@ class ToolSpec(betterproto2.Message):
 
     streaming: "bool" = betterproto2.field(3, betterproto2.TYPE_BOOL)
 
-    params: "list[ParamSpec]" = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, repeated=True
-    )
+    params: "list[ParamSpec]" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, repeated=True)
 
     accepts_extra: "bool" = betterproto2.field(5, betterproto2.TYPE_BOOL)
     """
@@ -327,9 +319,7 @@ class WorkerBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
-    async def execute_stream(
-        self, message: "ExecuteRequest"
-    ) -> "AsyncIterator[ExecuteResponse]":
+    async def execute_stream(self, message: "ExecuteRequest") -> "AsyncIterator[ExecuteResponse]":
         """
         One streaming call per RPC, for simple clients.
         """
@@ -353,9 +343,7 @@ class WorkerBase(betterproto2_grpclib.ServiceBase):
         response = await self.health(request)
         await stream.send_message(response)
 
-    async def __rpc_connect(
-        self, stream: "grpclib.server.Stream[Batch, Batch]"
-    ) -> None:
+    async def __rpc_connect(self, stream: "grpclib.server.Stream[Batch, Batch]") -> None:
         request = stream.__aiter__()
         await self._call_rpc_handler_server_stream(
             self.connect,
