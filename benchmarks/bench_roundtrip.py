@@ -20,7 +20,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -53,22 +53,27 @@ async def _sp_seq() -> tuple[float, float]:
     return _quantiles(lat)
 
 
+async def _trio_in_flight(call: Callable[[int], Awaitable[object]], warmup: int) -> float:
+    """Calls/s with IN_FLIGHT Trio tasks each calling ``call`` back to back."""
+    per_task = THR_CALLS // IN_FLIGHT
+
+    async def run(n: int) -> None:
+        for i in range(n):
+            await call(i)
+
+    async with trio.open_nursery() as nursery:  # warm-up
+        for _ in range(IN_FLIGHT):
+            nursery.start_soon(run, warmup)
+    t = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(IN_FLIGHT):
+            nursery.start_soon(run, per_task)
+    return per_task * IN_FLIGHT / (time.perf_counter() - t)
+
+
 async def _sp_thr(workers: int) -> float:
     async with sp.open_pool("bench_adapter:Bench", size=workers) as pool:
-        per_task = THR_CALLS // IN_FLIGHT
-
-        async def run(n: int) -> None:
-            for i in range(n):
-                await pool.execute("ping", {"x": i})
-
-        async with trio.open_nursery() as nursery:  # warm-up
-            for _ in range(IN_FLIGHT):
-                nursery.start_soon(run, 20)
-        t = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for _ in range(IN_FLIGHT):
-                nursery.start_soon(run, per_task)
-        return per_task * IN_FLIGHT / (time.perf_counter() - t)
+        return await _trio_in_flight(lambda i: pool.execute("ping", {"x": i}), warmup=20)
 
 
 # --- trio-parallel -----------------------------------------------------------------------------
@@ -91,21 +96,8 @@ async def _tp_thr(workers: int) -> float:
     import trio_parallel
 
     limiter = trio.CapacityLimiter(workers)
-    per_task = THR_CALLS // IN_FLIGHT
     async with trio_parallel.open_worker_context() as ctx:
-
-        async def run(n: int) -> None:
-            for i in range(n):
-                await ctx.run_sync(ping, i, limiter=limiter)
-
-        async with trio.open_nursery() as nursery:
-            for _ in range(IN_FLIGHT):
-                nursery.start_soon(run, 5)
-        t = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for _ in range(IN_FLIGHT):
-                nursery.start_soon(run, per_task)
-        return per_task * IN_FLIGHT / (time.perf_counter() - t)
+        return await _trio_in_flight(lambda i: ctx.run_sync(ping, i, limiter=limiter), warmup=5)
 
 
 # --- concurrent.futures / multiprocessing --------------------------------------------------------
