@@ -1,0 +1,104 @@
+"""End-to-end: a real worker process spoken to directly over gRPC, as a simple client would.
+
+These tests are synchronous and drive grpclib with asyncio.run (never inside Trio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import msgpack
+from grpclib.client import Channel
+from grpclib.const import Cardinality
+
+from snakepit_trio._proto.snakepit import v1 as pb
+
+
+@contextmanager
+def worker_socket() -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = os.path.join(tmp, "w.sock")
+        ready_r, ready_w = os.pipe()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "snakepit_trio.worker", "--adapter",
+             "tests.adapters.basic:Echo", "--socket", sock, "--ready-fd", str(ready_w)],
+            pass_fds=(ready_w,),
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(ready_w)
+        try:
+            with os.fdopen(ready_r, "rb") as ready:
+                assert ready.readline().startswith(b"READY")
+            yield sock
+            assert proc.poll() is None, "the worker must still be alive"
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=10) == 0  # SIGTERM: drain, cleanup, exit 0
+
+
+def run(sock: str, fn: Callable[[Channel], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        channel = Channel(path=sock)
+        try:
+            return await asyncio.wait_for(fn(channel), timeout=20)
+        finally:
+            channel.close()
+
+    return asyncio.run(main())
+
+
+def test_describe_health_execute_and_execute_stream() -> None:
+    async def calls(channel: Channel) -> Any:
+        stub = pb.WorkerStub(channel)
+        desc = await stub.describe()
+        health = await stub.health()
+        ok = await stub.execute(pb.ExecuteRequest(tool="add", args=msgpack.packb({"a": 2})))
+        err = await stub.execute(pb.ExecuteRequest(tool="fail"))
+        chunks = [
+            msgpack.unpackb(r.result)
+            async for r in stub.execute_stream(
+                pb.ExecuteRequest(tool="count", args=msgpack.packb({"n": 40}))
+            )
+        ]
+        return desc, health, ok, err, chunks
+
+    with worker_socket() as sock:
+        desc, health, ok, err, chunks = run(sock, calls)
+    assert desc.protocol == "snakepit.v1" and "add" in {t.name for t in desc.tools}
+    assert health.status == "serving" and health.pid == desc.pid
+    assert msgpack.unpackb(ok.result) == 3
+    assert err.error.kind == "remote" and err.error.type == "ValueError"
+    assert chunks == list(range(40))  # more chunks than the credit window, in order
+
+
+def test_malformed_frames_leave_the_worker_answering() -> None:
+    async def abuse(channel: Channel) -> list[Any]:
+        async with channel.request(
+            "/snakepit.v1.Worker/Connect", Cardinality.STREAM_STREAM, pb.Batch, pb.Batch
+        ) as stream:
+            await stream.send_request()
+            for junk in (b"\xc1", msgpack.packb("nope"), msgpack.packb([[99, 1], ["x"], []])):
+                await stream.send_message(pb.Batch(frames=junk))
+            good = [[0, 7, "add", msgpack.packb({"a": 1}), None, None, 0]]
+            dup = [[0, 8, "asleep", msgpack.packb({"seconds": 0.2}), None, None, 0]] * 2
+            await stream.send_message(pb.Batch(frames=msgpack.packb(good + dup)))
+            frames: list[Any] = []
+            while len(frames) < 3:
+                message = await stream.recv_message()
+                assert message is not None
+                frames += msgpack.unpackb(message.frames)
+            await stream.end()
+            return frames
+
+    with worker_socket() as sock:
+        frames = run(sock, abuse)
+        by_kind = sorted((f[0], f[1]) for f in frames)
+        assert by_kind == [(10, 7), (10, 8), (13, 8)]  # duplicate id refused, both others ran
+        assert run(sock, lambda ch: pb.WorkerStub(ch).health()).status == "serving"
