@@ -5,7 +5,8 @@ Shared by the host and the worker runtime, so it imports neither trio nor asynci
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 PROTOCOL: Final = "snakepit.v1"
 
@@ -34,3 +35,20 @@ KIND_PROTOCOL: Final = "protocol"
 # not hold a whole batch of small results behind it for long.
 MAX_BATCH_FRAMES: Final = 512
 MAX_BATCH_BYTES: Final = 1 << 20
+
+
+def split_batches(frames: list[Any], size_of: Callable[[Any], int]) -> list[list[Any]]:
+    """Cut ``frames`` into messages of at most MAX_BATCH_FRAMES frames and ~MAX_BATCH_BYTES.
+
+    ``size_of(frame)`` gives the frame's payload size (each side knows where its payloads are).
+    """
+    out: list[list[Any]] = []
+    start, size = 0, 0
+    for i, frame in enumerate(frames):
+        size += size_of(frame)
+        if i + 1 - start >= MAX_BATCH_FRAMES or size >= MAX_BATCH_BYTES:
+            out.append(frames[start : i + 1])
+            start, size = i + 1, 0
+    if start < len(frames):
+        out.append(frames[start:])
+    return out

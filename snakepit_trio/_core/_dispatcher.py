@@ -138,11 +138,6 @@ class Dispatcher:
     def in_flight(self) -> int:
         return sum(len(ws.calls) for ws in self.workers.values())
 
-    @property
-    def waiting_callers(self) -> int:
-        """Calls whose caller still waits (queued or sent, not abandoned)."""
-        return sum(1 for c in self.calls.values() if c.state is not CallState.ABANDONED)
-
     def load(self, worker: Any) -> int:
         return len(self.workers[worker].calls)
 
@@ -154,12 +149,6 @@ class Dispatcher:
             raise ValueError("capacity must be at least 1")
         self.workers[worker] = WorkerSlots(worker, capacity)
         return self._pump()
-
-    def drain_worker(self, worker: Any) -> None:
-        """Stop sending new calls to ``worker``; its running calls may finish."""
-        ws = self.workers.get(worker)
-        if ws is not None:
-            ws.state = transition(ws.state, WorkerEvent.DRAIN)
 
     def remove_worker(self, worker: Any, undelivered: Iterable[int] = ()) -> list[Action]:
         ws = self.workers.pop(worker, None)

@@ -32,18 +32,8 @@ class TransportError(Exception):
     """The worker's channel failed (translated from grpclib/OS errors)."""
 
 
-def _batches(frames: list[Any]) -> list[list[Any]]:
-    out: list[list[Any]] = []
-    start, size = 0, 0
-    for i, frame in enumerate(frames):
-        if frame[0] == w.CALL:
-            size += len(frame[3])
-        if i + 1 - start >= w.MAX_BATCH_FRAMES or size >= w.MAX_BATCH_BYTES:
-            out.append(frames[start : i + 1])
-            start, size = i + 1, 0
-    if start < len(frames):
-        out.append(frames[start:])
-    return out
+def _call_size(frame: list[Any]) -> int:
+    return len(frame[3]) if frame[0] == w.CALL else 0
 
 
 class WorkerChannel:
@@ -88,10 +78,6 @@ class WorkerChannel:
             self._scheduled = True
         self._bridge.call_soon(self._kick)
 
-    async def health(self, timeout: float) -> pb.HealthResponse:
-        result: pb.HealthResponse = await self._bridge.run(self._ahealth, timeout)
-        return result
-
     async def aclose(self) -> set[int]:
         """Close the stream and channel; return ids of CALL frames never handed to grpclib."""
         with self._lock:
@@ -126,14 +112,6 @@ class WorkerChannel:
             self._wake.set()
         return desc
 
-    async def _ahealth(self, timeout: float) -> pb.HealthResponse:
-        assert self._channel is not None
-        try:
-            response: pb.HealthResponse = await pb.WorkerStub(self._channel).health(timeout=timeout)
-        except Exception as exc:
-            raise TransportError(f"health check failed: {exc!r}") from None
-        return response
-
     async def _writer(self) -> None:
         assert self._wake is not None
         try:
@@ -143,7 +121,7 @@ class WorkerChannel:
                 with self._lock:
                     frames, self._pending = self._pending, []
                     self._scheduled = False
-                for batch in _batches(frames):
+                for batch in w.split_batches(frames, _call_size):
                     data = msgpack.packb(batch, use_bin_type=True)
                     await self._stream.send_message(pb.Batch(frames=data))
         except asyncio.CancelledError:

@@ -104,7 +104,8 @@ class Runtime:
         self.capacity = capacity
         self.max_payload = max_payload
         self.executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="snakepit-tool")
-        # Calls beyond capacity (prefetched by the host) wait here, in arrival order.
+        # Async and streaming calls beyond capacity (prefetched by the host) wait here, in
+        # arrival order; sync calls wait in the executor's own queue (see _run_in_thread).
         self._slots = asyncio.Semaphore(capacity)
         self.in_flight = 0
         self.requests = 0

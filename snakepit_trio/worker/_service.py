@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -92,16 +93,14 @@ class Connection:
 
     def take_batches(self) -> list[bytes]:
         frames, self.outbox = self.outbox, []
-        batches: list[bytes] = []
-        start, size = 0, 0
-        for i, frame in enumerate(frames):
-            size += sum(len(x) for x in frame if isinstance(x, bytes | str))
-            if i + 1 - start >= w.MAX_BATCH_FRAMES or size >= w.MAX_BATCH_BYTES:
-                batches.append(msgpack.packb(frames[start : i + 1], use_bin_type=True))
-                start, size = i + 1, 0
-        if start < len(frames):
-            batches.append(msgpack.packb(frames[start:], use_bin_type=True))
-        return batches
+        return [
+            msgpack.packb(batch, use_bin_type=True)
+            for batch in w.split_batches(frames, _payload_size)
+        ]
+
+
+def _payload_size(frame: Frame) -> int:
+    return len(frame[2]) if frame[0] in (w.RESULT, w.CHUNK) else 0
 
 
 class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped base
@@ -139,8 +138,6 @@ class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped 
         )
 
     async def health(self, message: pb.HealthRequest) -> pb.HealthResponse:
-        import time
-
         return pb.HealthResponse(
             status="serving",
             pid=os.getpid(),
