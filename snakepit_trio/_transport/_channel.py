@@ -121,9 +121,20 @@ class WorkerChannel:
                 with self._lock:
                     frames, self._pending = self._pending, []
                     self._scheduled = False
-                for batch in w.split_batches(frames, _call_size):
-                    data = msgpack.packb(batch, use_bin_type=True)
-                    await self._stream.send_message(pb.Batch(frames=data))
+                batches = w.split_batches(frames, _call_size)
+                for i, batch in enumerate(batches):
+                    try:
+                        data = msgpack.packb(batch, use_bin_type=True)
+                        await self._stream.send_message(pb.Batch(frames=data))
+                    except BaseException as exc:
+                        # Give back what never reached the worker, so aclose() reports those
+                        # calls as undelivered (they are re-queued, not failed). A batch cut
+                        # off by cancellation may have been written: count it as delivered.
+                        cancelled = isinstance(exc, asyncio.CancelledError)
+                        unsent = [f for b in batches[i + cancelled :] for f in b]
+                        with self._lock:
+                            self._pending[:0] = unsent
+                        raise
         except asyncio.CancelledError:
             raise
         except Exception as exc:

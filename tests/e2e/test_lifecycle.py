@@ -125,7 +125,7 @@ async def test_grandchildren_die_with_their_worker() -> None:
             worker = pool.workers()[0]
             os.kill(worker.pid, signal.SIGKILL)  # a crash kills the whole group ...
             await wait_for(lambda: not pid_alive(child))
-            await wait_for(lambda: pool.stats().workers == 1)
+            await wait_for(lambda: pool.stats().restarts == 1 and pool.stats().workers == 1)
             child2 = await pool.execute("spawn_child")
         assert not pid_alive(child2)  # ... and so does a normal shutdown
 
