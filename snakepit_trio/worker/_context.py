@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -28,7 +27,8 @@ class ToolContext:
         self.request_id = request_id
         self.session_id = session_id
         self.deadline = deadline
-        self._cancelled = threading.Event()
+        # A plain flag: written on the loop, read by the tool's thread (atomic under the GIL).
+        self._cancelled = False
         self._progress = progress
 
     @property
@@ -38,7 +38,7 @@ class ToolContext:
         Sync tools run in threads and cannot be interrupted: long loops should check this
         flag and return early. Async tools are cancelled outright and generators closed.
         """
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def time_remaining(self) -> float | None:
         """Seconds until the deadline (may be negative), or ``None`` without a deadline."""
@@ -50,4 +50,4 @@ class ToolContext:
             self._progress(done, total, message)
 
     def _cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True

@@ -12,7 +12,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 import time
@@ -26,6 +25,7 @@ from .._codec import decode, encode
 from .._errors import PayloadTooLarge, SerializationError
 from ._adapter import ToolInfo
 from ._context import ToolContext
+from ._threads import Done, ToolThreads
 
 log = logging.getLogger("snakepit_trio.worker")
 
@@ -40,14 +40,6 @@ def _next_or_done(gen: Any) -> Any:
         return next(gen)
     except StopIteration:
         return _DONE
-
-
-def _timed(call: RunningCall, args: dict[str, Any]) -> tuple[Any, float]:
-    if call.cancel_requested:  # cancelled while it waited in the executor's queue
-        raise asyncio.CancelledError
-    started = time.perf_counter()
-    value = call.info.fn(**args)
-    return value, time.perf_counter() - started
 
 
 def check_arguments(info: ToolInfo, args: Any) -> tuple[str | None, str] | None:
@@ -69,23 +61,50 @@ def check_arguments(info: ToolInfo, args: Any) -> tuple[str | None, str] | None:
 class RunningCall:
     """One call in progress: its task, context and (for streams) credit."""
 
-    __slots__ = ("cancel_requested", "credit", "credit_event", "ctx", "id", "info", "task")
+    __slots__ = (
+        "_credit_event",
+        "cancel_requested",
+        "credit",
+        "ctx",
+        "id",
+        "info",
+        "on_done",
+        "sink",
+        "task",
+    )
 
-    def __init__(self, call_id: int, info: ToolInfo, ctx: ToolContext, credit: int) -> None:
+    def __init__(
+        self,
+        call_id: int,
+        info: ToolInfo,
+        ctx: ToolContext,
+        credit: int,
+        sink: Sink,
+        on_done: Callable[[int], None] | None,
+    ) -> None:
         self.id = call_id
         self.info = info
         self.ctx = ctx
         self.credit = credit
-        self.credit_event = asyncio.Event()
+        self.sink = sink
+        self.on_done = on_done
+        self._credit_event: asyncio.Event | None = None
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
+
+    @property
+    def credit_event(self) -> asyncio.Event:
+        if self._credit_event is None:  # only streams need one
+            self._credit_event = asyncio.Event()
+        return self._credit_event
 
     def cancel(self) -> None:
         if self.cancel_requested:
             return
         self.cancel_requested = True
         self.ctx._cancel()
-        self.credit_event.set()  # a stream waiting for credit notices the cancel
+        if self._credit_event is not None:
+            self._credit_event.set()  # a stream waiting for credit notices the cancel
         # Sync code in a thread cannot be interrupted (it sees ctx.cancelled instead), but
         # every call can be cancelled while it waits for a slot, and async code at any await.
         if self.task is not None:
@@ -93,7 +112,8 @@ class RunningCall:
 
     def add_credit(self, n: int) -> None:
         self.credit += n
-        self.credit_event.set()
+        if self._credit_event is not None:
+            self._credit_event.set()
 
 
 class Runtime:
@@ -103,9 +123,10 @@ class Runtime:
         self.tools = tools
         self.capacity = capacity
         self.max_payload = max_payload
-        self.executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="snakepit-tool")
+        # Steps of sync generators run here.
+        self.executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="snakepit-gen")
         # Async and streaming calls beyond capacity (prefetched by the host) wait here, in
-        # arrival order; sync calls wait in the executor's own queue (see _run_in_thread).
+        # arrival order; sync unary calls wait in the tool threads' own queue.
         self._slots = asyncio.Semaphore(capacity)
         self.in_flight = 0
         self.requests = 0
@@ -114,6 +135,7 @@ class Runtime:
         self._idle.set()
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self.threads = ToolThreads(self._loop, capacity, self._outcome_frame, self._threads_done)
 
     async def drain(self) -> None:
         """Wait until no call is running."""
@@ -150,11 +172,15 @@ class Runtime:
         ctx = ToolContext(call_id, session_id, abs_deadline, self._progress_emitter(call_id, sink))
         if info.context_param is not None:
             args[info.context_param] = ctx
-        call = RunningCall(call_id, info, ctx, max(window, 1) if info.streaming else 0)
+        credit = max(window, 1) if info.streaming else 0
+        call = RunningCall(call_id, info, ctx, credit, sink, on_done)
         self.in_flight += 1
         self.requests += 1
         self._idle.clear()
-        call.task = self._loop.create_task(self._run(call, args, sink, on_done))
+        if info.is_async or info.streaming:
+            call.task = self._loop.create_task(self._run(call, args))
+        else:
+            self.threads.submit(call, args)
         return call
 
     def _progress_emitter(
@@ -169,62 +195,61 @@ class Runtime:
 
         return emit
 
-    async def _run(
-        self,
-        call: RunningCall,
-        args: dict[str, Any],
-        sink: Sink,
-        on_done: Callable[[int], None] | None,
-    ) -> None:
-        what = f"result of {call.info.name!r}"
+    async def _run(self, call: RunningCall, args: dict[str, Any]) -> None:
+        value: Any = None
+        error: BaseException | None = None
+        started = time.perf_counter()
         try:
-            if call.info.streaming:
-                async with self._slots:
-                    await self._run_stream(call, args, sink)
-                return
-            if call.info.is_async:
-                async with self._slots:
-                    started = time.perf_counter()
+            async with self._slots:
+                started = time.perf_counter()
+                if call.info.streaming:
+                    await self._run_stream(call, args, call.sink)
+                else:
                     value = await call.info.fn(**args)
-                    run_time = time.perf_counter() - started
-            else:
-                value, run_time = await self._run_in_thread(call, args)
-            if call.cancel_requested:
-                raise asyncio.CancelledError
-            payload = encode(value, what=what, limit=self.max_payload)
-            sink([w.RESULT, call.id, payload, run_time])
-        except asyncio.CancelledError:
-            sink(error_frame(call.id, "CancelledError", "call cancelled", w.KIND_CANCELLED))
-        except SerializationError as exc:
-            sink(error_frame(call.id, "SerializationError", str(exc), w.KIND_SERIALIZATION))
-        except PayloadTooLarge as exc:
-            frame = error_frame(call.id, "PayloadTooLarge", str(exc), w.KIND_PAYLOAD_TOO_LARGE)
-            frame.append({"size": exc.size, "limit": exc.limit})
-            sink(frame)
-        except BaseException as exc:
-            sink(remote_error_frame(call.id, exc))
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self._idle.set()
-            if on_done is not None:
-                on_done(call.id)
+        except BaseException as exc:  # reported to the host (re-raised below if fatal)
+            error = exc
+        if not (call.info.streaming and error is None):
+            call.sink(self._outcome_frame(call, value, error, time.perf_counter() - started))
+        self._call_finished(call)
+        if error is not None and not isinstance(error, Exception | asyncio.CancelledError):
+            raise error
 
-    async def _run_in_thread(self, call: RunningCall, args: dict[str, Any]) -> tuple[Any, float]:
-        # Straight into the executor: its `capacity` threads take queued (prefetched) calls
-        # back to back, without a round trip through the event loop between calls.
-        fut = self._loop.run_in_executor(self.executor, functools.partial(_timed, call, args))
-        # A started thread cannot be stopped: keep the slot until it returns (module rules).
-        while True:
+    def _outcome_frame(
+        self, call: RunningCall, value: Any, error: BaseException | None, run_time: float
+    ) -> Frame:
+        """The final frame of a call. Called on the loop or in a tool thread."""
+        if error is None and call.cancel_requested:
+            error = asyncio.CancelledError()
+        if error is None:
             try:
-                return await asyncio.shield(fut)
-            except asyncio.CancelledError:
-                call.ctx._cancel()
-                call.cancel_requested = True
-                if fut.done() or fut.cancel():  # cancel() succeeds only if it never started
-                    raise
+                payload = encode(
+                    value, what=f"result of {call.info.name!r}", limit=self.max_payload
+                )
+            except (SerializationError, PayloadTooLarge) as exc:
+                error = exc
+            else:
+                return [w.RESULT, call.id, payload, run_time]
+        if isinstance(error, asyncio.CancelledError):
+            return error_frame(call.id, "CancelledError", "call cancelled", w.KIND_CANCELLED)
+        if isinstance(error, SerializationError):
+            return error_frame(call.id, "SerializationError", str(error), w.KIND_SERIALIZATION)
+        if isinstance(error, PayloadTooLarge):
+            frame = error_frame(call.id, "PayloadTooLarge", str(error), w.KIND_PAYLOAD_TOO_LARGE)
+            frame.append({"size": error.size, "limit": error.limit})
+            return frame
+        return remote_error_frame(call.id, error)
+
+    def _threads_done(self, done: list[Done]) -> None:
+        for call, frame in done:
+            call.sink(frame)
+            self._call_finished(call)
+
+    def _call_finished(self, call: RunningCall) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+        if call.on_done is not None:
+            call.on_done(call.id)
 
     async def _run_stream(self, call: RunningCall, args: dict[str, Any], sink: Sink) -> None:
         what = f"chunk of {call.info.name!r}"

@@ -126,6 +126,7 @@ async def serve(args: argparse.Namespace) -> int:
     except TimeoutError:
         pass
     runtime.executor.shutdown(wait=False, cancel_futures=True)
+    runtime.threads.close()
     try:
         await adapter.cleanup()
     except Exception:

@@ -1,0 +1,79 @@
+"""Threads that run sync (non-streaming) tools, handing results back to the loop in batches.
+
+Why not ``loop.run_in_executor``: that costs an asyncio Task, a Future and one loop wake-up
+per call. Here ``capacity`` threads take calls from one FIFO queue back to back (prefetched
+calls start the moment the previous one returns), each result is turned into its frame in the
+thread, and finished calls cross back to the loop together: one ``call_soon_threadsafe`` per
+batch, issued only when the done list was empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+Job = tuple[Any, dict[str, Any]]  # (RunningCall, keyword arguments)
+Done = tuple[Any, list[Any]]  # (RunningCall, its final frame)
+
+
+class ToolThreads:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        capacity: int,
+        finish: Callable[[Any, Any, BaseException | None, float], list[Any]],
+        on_done: Callable[[list[Done]], None],
+    ) -> None:
+        self._loop = loop
+        self._finish = finish
+        self._on_done = on_done
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._done: list[Done] = []
+        self._threads = [
+            threading.Thread(target=self._work, name=f"snakepit-tool-{i}", daemon=True)
+            for i in range(capacity)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, call: Any, args: dict[str, Any]) -> None:
+        self._jobs.put((call, args))
+
+    def close(self) -> None:
+        """Let the threads exit after the calls already queued (they are daemons: a tool
+        stuck forever cannot hold the process open)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            call, args = job
+            value: Any = None
+            error: BaseException | None = None
+            started = time.perf_counter()
+            if call.cancel_requested:  # cancelled while it waited in the queue
+                error = asyncio.CancelledError()
+            else:
+                try:
+                    value = call.info.fn(**args)
+                except BaseException as exc:  # reported to the host, never raised here
+                    error = exc
+            frame = self._finish(call, value, error, time.perf_counter() - started)
+            with self._lock:
+                self._done.append((call, frame))
+                first = len(self._done) == 1
+            if first:
+                try:
+                    self._loop.call_soon_threadsafe(self._flush)
+                except RuntimeError:  # the loop is closed: the process is exiting
+                    return
+
+    def _flush(self) -> None:
+        with self._lock:
+            done, self._done = self._done, []
+        self._on_done(done)
