@@ -257,12 +257,16 @@ class Pool:
         queue_timeout = self.config.queue_timeout
         if call.state is CallState.QUEUED and queue_timeout is not None:
             deadline = min(deadline, now + queue_timeout)
-        result: list[Any] = []
-        with trio.CancelScope(deadline=deadline) as scope:
-            waiter.scope = scope
-            waiter.task = trio.lowlevel.current_task()
-            result = await trio.lowlevel.wait_task_rescheduled(self._abort_fn(call, waiter))
-        if scope.cancelled_caught:
+        waiter.task = trio.lowlevel.current_task()
+        abort = self._abort_fn(call, waiter)
+        if deadline == math.inf:  # no deadline: a cancel scope per call is measurable overhead
+            result: list[Any] = await trio.lowlevel.wait_task_rescheduled(abort)
+        else:
+            with trio.CancelScope(deadline=deadline) as scope:
+                if deadline != call_deadline:
+                    waiter.scope = scope  # Send lifts the queue_timeout part of the deadline
+                result = await trio.lowlevel.wait_task_rescheduled(abort)
+        if deadline != math.inf and scope.cancelled_caught:
             self._errors += 1
             if waiter.abandoned_in is CallState.QUEUED and trio.current_time() < call_deadline:
                 self._queue_timeouts += 1
@@ -297,6 +301,7 @@ class Pool:
                 remaining = None if math.isinf(waiter.call_deadline) else waiter.call_deadline - now
                 if waiter.scope is not None:
                     waiter.scope.deadline = waiter.call_deadline  # queue_timeout no longer applies
+                    waiter.scope = None
                 assert worker.channel is not None
                 worker.channel.send(
                     [w.CALL, call.id, call.tool, waiter.payload, None, remaining, 0]
@@ -318,9 +323,10 @@ class Pool:
                 self._resolve(waiter, outcome.Error(error))
 
     def _sync_state(self, worker: Worker) -> None:
-        if worker.id in self._core.workers and worker.state is not WorkerState.DRAINING:
-            full = self._core.workers[worker.id].free == 0
-            worker.move(WorkerEvent.FILLED if full else WorkerEvent.FREED)
+        slots = self._core.workers.get(worker.id)
+        if slots is not None and slots.state is not worker.state:
+            busy = slots.state is WorkerState.BUSY
+            worker.move(WorkerEvent.FILLED if busy else WorkerEvent.FREED)
 
     def frames_from(self, worker: Worker) -> Callable[[list[Any]], None]:
         """The bridge calls this (in the Trio thread) with each batch from ``worker``."""

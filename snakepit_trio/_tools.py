@@ -67,7 +67,7 @@ def _matches(type_name: str, value: Any) -> bool:
 
 def check_arguments(spec: ToolSpec, args: Any) -> None:
     """Raise InvalidArguments when ``args`` cannot be passed to ``spec``'s tool."""
-    if not isinstance(args, Mapping):
+    if type(args) is not dict and not isinstance(args, Mapping):
         raise InvalidArguments(
             spec.name, None, f"pass a dict of keyword arguments, not {type(args).__name__}"
         )

@@ -110,7 +110,8 @@ class WorkerSlots:
 
     def _update(self) -> None:
         full = len(self.calls) >= self.capacity
-        self.state = transition(self.state, WorkerEvent.FILLED if full else WorkerEvent.FREED)
+        if full is not (self.state is WorkerState.BUSY) and self.state is not WorkerState.DRAINING:
+            self.state = transition(self.state, WorkerEvent.FILLED if full else WorkerEvent.FREED)
 
 
 class Dispatcher:
