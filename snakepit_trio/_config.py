@@ -47,9 +47,10 @@ class PoolConfig:
         drain_timeout: on exit, how long in-flight calls may still finish.
         shutdown_grace: seconds between SIGTERM and SIGKILL of a worker's process group.
         max_payload_bytes: largest encoded arguments, result or chunk.
-        prefetch: extra calls a worker may hold queued while its calls are short.
-        prefetch_below: "short" means a moving average run time under this many seconds;
-            workers with longer calls get no prefetched calls (no head-of-line blocking).
+        prefetch: most extra calls a worker may hold queued while its calls are short.
+        prefetch_budget: a worker holds as many extra calls as fit in this many seconds of
+            its moving-average run time; calls longer than this are never prefetched, so
+            they wait in the pool queue instead (no head-of-line blocking behind them).
         restart: backoff between restarts of a crashed worker.
         name: used in worker ids, thread names and logs.
         python: interpreter that runs the workers.
@@ -75,8 +76,8 @@ class PoolConfig:
     max_payload_bytes: int = attrs.field(
         default=DEFAULT_MAX_PAYLOAD, validator=[v.instance_of(int), v.ge(1)]
     )
-    prefetch: int = attrs.field(default=16, validator=[v.instance_of(int), v.ge(0)])
-    prefetch_below: float = attrs.field(default=0.001, validator=v.ge(0))
+    prefetch: int = attrs.field(default=64, validator=[v.instance_of(int), v.ge(0)])
+    prefetch_budget: float = attrs.field(default=0.002, validator=v.ge(0))
     restart: RestartPolicy = attrs.field(
         factory=RestartPolicy, validator=v.instance_of(RestartPolicy)
     )

@@ -122,7 +122,7 @@ class Pool:
     def __attrs_post_init__(self) -> None:
         cfg = self.config
         self._core = Dispatcher(
-            max_queue=cfg.max_queue, prefetch=cfg.prefetch, prefetch_below=cfg.prefetch_below
+            max_queue=cfg.max_queue, prefetch=cfg.prefetch, prefetch_budget=cfg.prefetch_budget
         )
 
     # --- public API ----------------------------------------------------------------------

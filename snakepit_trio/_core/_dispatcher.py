@@ -3,11 +3,12 @@
 How this works:
 - Callers ``submit`` calls. A call goes straight to the least-loaded worker with a free slot
   (least-loaded keeps the per-worker batches large), else waits in one FIFO queue.
-- A worker runs ``capacity`` calls at once. When its calls are known to be short (the moving
-  average of their run time is below ``prefetch_below``), up to ``prefetch`` more may wait
-  in the worker's own queue: a round trip costs more than a short call, and without this a
-  worker idles while its next call is on the wire. Long calls are never prefetched, so they
-  wait in the pool's queue for whichever worker frees first (no head-of-line blocking).
+- A worker runs ``capacity`` calls at once. When its calls are short, more may wait in the
+  worker's own queue: a round trip costs more than a short call, and without this a worker
+  idles while its next call is on the wire. How many: as many as fit in ``prefetch_budget``
+  seconds of the moving-average run time (at most ``prefetch``), so a prefetched call waits
+  behind at most about that much work. Calls longer than the budget are never prefetched:
+  they wait in the pool's queue for whichever worker frees first (no head-of-line blocking).
 - A slot is held from Send until the worker's final frame
   for that call arrives (``complete``), even when the caller has already gone: a cancelled
   call may still be running, and the worker must never be over-committed.
@@ -120,11 +121,11 @@ class Dispatcher:
         *,
         max_queue: int | None = None,
         prefetch: int = 0,
-        prefetch_below: float = 0.002,
+        prefetch_budget: float = 0.002,
     ) -> None:
         self.max_queue = max_queue
         self.prefetch = prefetch
-        self.prefetch_below = prefetch_below
+        self.prefetch_budget = prefetch_budget
         self.queue: deque[Call] = deque()
         self.workers: dict[Any, WorkerSlots] = {}
         self.calls: dict[int, Call] = {}  # every unfinished call, by id
@@ -207,7 +208,7 @@ class Dispatcher:
         if run_time is not None and self.prefetch:
             avg = run_time if ws.avg_run_time is None else 0.8 * ws.avg_run_time + 0.2 * run_time
             ws.avg_run_time = avg
-            ws.prefetch = self.prefetch if avg < self.prefetch_below else 0
+            ws.prefetch = min(self.prefetch, int(self.prefetch_budget / max(avg, 1e-9)))
         ws._update()
         call.worker = None
         self._finish(call)

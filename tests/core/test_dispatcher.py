@@ -115,17 +115,20 @@ def test_close_refuses_new_calls_and_fail_queued() -> None:
     assert d.complete(1, "a") == []
 
 
-def test_prefetch_only_for_short_calls() -> None:
-    d = Dispatcher(prefetch=2, prefetch_below=0.001)
+def test_prefetch_fills_a_time_budget_and_never_holds_long_calls() -> None:
+    d = Dispatcher(prefetch=8, prefetch_budget=0.001)
     d.add_worker("a", 1)
     d.submit(Call(1, "t"))
     assert d.submit(Call(2, "t")) == []  # unknown run time: no prefetch yet
-    d.complete(1, "a", run_time=0.0001)  # short: the queued call is sent ...
-    assert d.workers["a"].limit == 3
-    assert sends(d.submit(Call(3, "t"))) == [("a", 3)]  # ... and more may wait in the worker
-    d.complete(2, "a", run_time=1.0)  # one long call turns prefetch off again
+    d.complete(1, "a", run_time=0.0001)  # 0.1 ms calls: 10 fit the budget, capped at 8 ...
+    assert d.workers["a"].limit == 1 + 8
+    assert sends(d.submit(Call(3, "t"))) == [("a", 3)]  # ... so more may wait in the worker
+    d.complete(2, "a", run_time=0.0004)  # average 0.16 ms: 6 fit
+    assert d.workers["a"].limit == 1 + 6
+    d.complete(3, "a", run_time=1.0)  # one long call turns prefetch off again
     assert d.workers["a"].limit == 1
-    assert d.submit(Call(4, "t")) == []
+    d.submit(Call(4, "t"))
+    assert d.submit(Call(5, "t")) == []
 
 
 class DispatcherMachine(RuleBasedStateMachine):
@@ -133,7 +136,7 @@ class DispatcherMachine(RuleBasedStateMachine):
 
     @initialize(prefetch=st.integers(0, 2), max_queue=st.none() | st.integers(0, 4))
     def setup(self, prefetch: int, max_queue: int | None) -> None:
-        self.d = Dispatcher(max_queue=max_queue, prefetch=prefetch, prefetch_below=0.5)
+        self.d = Dispatcher(max_queue=max_queue, prefetch=prefetch, prefetch_budget=0.5)
         self.next_id = 1
         self.next_worker = 0
         self.finished: dict[int, str] = {}  # call id -> how it ended
