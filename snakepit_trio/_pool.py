@@ -297,8 +297,9 @@ class Pool:
                 call, waiter = action.call, action.call.handle
                 worker = self._workers[action.worker]
                 worker.requests += 1
-                now = trio.current_time()
-                remaining = None if math.isinf(waiter.call_deadline) else waiter.call_deadline - now
+                remaining = None
+                if waiter.call_deadline != math.inf:
+                    remaining = waiter.call_deadline - trio.current_time()
                 if waiter.scope is not None:
                     waiter.scope.deadline = waiter.call_deadline  # queue_timeout no longer applies
                     waiter.scope = None
