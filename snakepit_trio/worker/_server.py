@@ -56,16 +56,23 @@ def load_adapter(spec: str) -> type[Adapter]:
     return obj
 
 
+# Delivered by Linux when the host dies (PR_SET_PDEATHSIG). Not SIGKILL: that would kill only
+# this process and leave the processes the adapter started running; the handler below takes
+# the whole process group down instead.
+PARENT_DEATH_SIGNAL = signal.SIGUSR1
+
+
 def _die_with_parent(host_pid: int) -> None:
-    """Ask Linux to SIGKILL us when the host dies; exit now if it is already gone."""
+    """Die, with our process group, when the host dies; exit now if it is already gone."""
     if sys.platform.startswith("linux"):
         import ctypes
 
+        signal.signal(PARENT_DEATH_SIGNAL, lambda signum, frame: _kill_own_group())
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        libc.prctl(pr_set_pdeathsig, PARENT_DEATH_SIGNAL)
     if host_pid and os.getppid() != host_pid:
-        os._exit(EXIT_HOST_GONE)
+        _kill_own_group()
 
 
 def _kill_own_group() -> None:

@@ -22,25 +22,38 @@ from snakepit_trio._proto.snakepit import v1 as pb
 
 
 @contextmanager
-def worker_socket() -> Iterator[str]:
+def start_worker(
+    adapter: str = "tests.adapters.basic:Echo", *extra: str, stdin: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A worker started the way the pool starts one; yields its socket path and process."""
     with tempfile.TemporaryDirectory() as tmp:
         sock = os.path.join(tmp, "w.sock")
         ready_r, ready_w = os.pipe()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "snakepit_trio.worker", "--adapter",
-             "tests.adapters.basic:Echo", "--socket", sock, "--ready-fd", str(ready_w)],
+            [sys.executable, "-m", "snakepit_trio.worker", "--adapter", adapter,
+             "--socket", sock, "--ready-fd", str(ready_w), *extra],
             pass_fds=(ready_w,),
             start_new_session=True,
+            stdin=stdin,
         )  # fmt: skip
         os.close(ready_w)
         try:
             with os.fdopen(ready_r, "rb") as ready:
                 assert ready.readline().startswith(b"READY")
-            yield sock
-            assert proc.poll() is None, "the worker must still be alive"
+            yield sock, proc
         finally:
-            proc.terminate()
-            assert proc.wait(timeout=10) == 0  # SIGTERM: drain, cleanup, exit 0
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextmanager
+def worker_socket() -> Iterator[str]:
+    with start_worker() as (sock, proc):
+        yield sock
+        assert proc.poll() is None, "the worker must still be alive"
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0  # SIGTERM: drain, cleanup, exit 0
 
 
 def run(sock: str, fn: Callable[[Channel], Awaitable[Any]]) -> Any:

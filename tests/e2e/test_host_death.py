@@ -1,0 +1,126 @@
+"""End-to-end: when the host process dies, its workers and their children die too.
+
+A worker has two ways to notice: stdin EOF (the host held the pipe) and PR_SET_PDEATHSIG
+(Linux). Each is tested alone, then both together with a real pool in a SIGKILLed host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import msgpack
+import pytest
+import trio
+
+from snakepit_trio._proto.snakepit import v1 as pb
+from tests.conftest import pid_alive
+from tests.e2e.test_worker_grpc import run, start_worker
+from tests.helpers import wait_for
+
+PARENT = "tests.adapters.broken:Parent"
+
+HOST = textwrap.dedent(
+    """
+    import json, trio
+    import snakepit_trio as sp
+
+    async def main():
+        async with sp.open_pool("tests.adapters.broken:Parent", size=2) as pool:
+            children = [await pool.execute("spawn_child") for _ in range(2)]
+            pids = [w.pid for w in pool.workers()]
+            print(json.dumps({"workers": pids, "children": children}), flush=True)
+            await trio.sleep_forever()
+
+    trio.run(main)
+    """
+)
+
+
+def _spawn_child(sock: str) -> int:
+    response = run(
+        sock, lambda ch: pb.WorkerStub(ch).execute(pb.ExecuteRequest(tool="spawn_child"))
+    )
+    pid = msgpack.unpackb(response.result)
+    assert isinstance(pid, int) and pid_alive(pid)
+    return pid
+
+
+def _all_gone(pids: list[int], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(pid_alive(pid) for pid in pids):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_stdin_eof_kills_the_worker_and_its_children() -> None:
+    with start_worker(PARENT, "--watch-stdin", stdin=subprocess.PIPE) as (sock, proc):
+        child = _spawn_child(sock)
+        assert proc.stdin is not None
+        proc.stdin.close()  # what the kernel does when the host dies
+        assert _all_gone([proc.pid, child], within=2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+def test_parent_death_signal_kills_the_worker_and_its_children() -> None:
+    # An intermediate parent starts the worker without the stdin watch, reports, and waits.
+    launcher = textwrap.dedent(
+        """
+        import os, subprocess, sys, tempfile, time
+        sock = os.path.join(tempfile.mkdtemp(), "w.sock")
+        r, w = os.pipe()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "snakepit_trio.worker", "--adapter", sys.argv[1],
+             "--socket", sock, "--ready-fd", str(w), "--host-pid", str(os.getpid())],
+            pass_fds=(w,), start_new_session=True, stdin=subprocess.DEVNULL)
+        os.close(w)
+        os.read(r, 100)
+        print(worker.pid, sock, flush=True)
+        time.sleep(600)
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", launcher, PARENT], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            worker_pid, sock = parent.stdout.readline().split()
+            child = _spawn_child(sock)
+            parent.kill()
+            parent.wait()
+            assert _all_gone([int(worker_pid), child], within=2)
+        finally:
+            parent.kill()
+
+
+async def test_sigkilled_host_leaves_no_worker_or_grandchild() -> None:
+    with trio.fail_after(60):
+        host = await trio.lowlevel.open_process(
+            [sys.executable, "-c", HOST],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
+        try:
+            assert host.stdout is not None
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = await host.stdout.receive_some(4096)
+                assert chunk, "the host died before reporting its workers"
+                line += chunk
+            report = json.loads(line)
+            doomed = report["workers"] + report["children"]
+            assert all(pid_alive(pid) for pid in doomed)
+            host.send_signal(signal.SIGKILL)
+            await host.wait()
+            await wait_for(lambda: not any(pid_alive(pid) for pid in doomed), timeout=2)
+        finally:
+            if host.returncode is None:
+                host.kill()
+                await host.wait()
