@@ -82,6 +82,6 @@ def proto_check(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the peers, in one run (see benchmarks/README)."""
+    """Benchmarks against the peers, in one run (see README, Performance)."""
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/bench_roundtrip.py", *session.posargs)
