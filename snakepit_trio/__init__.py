@@ -4,6 +4,7 @@ Map of the package (everything public is re-exported here):
 - open_pool, Pool ............ _pool.py (the Trio shell), _supervisor.py (one per worker)
 - PoolConfig, RestartPolicy .. _config.py
 - PoolStats, WorkerInfo ...... _stats.py;  ToolSpec, ParamSpec .. _tools.py
+- Progress .................. _progress.py (events from ToolContext.progress)
 - errors ..................... _errors.py (all derive from SnakepitError)
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ._errors import WorkerStartError as WorkerStartError
     from ._pool import Pool as Pool
     from ._pool import open_pool as open_pool
+    from ._progress import Progress as Progress
     from ._stats import PoolStats as PoolStats
     from ._stats import WorkerInfo as WorkerInfo
     from ._tools import ParamSpec as ParamSpec
@@ -45,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "PoolConfig": "._config",
     "RestartPolicy": "._config",
     "PoolStats": "._stats",
+    "Progress": "._progress",
     "WorkerInfo": "._stats",
     "ToolSpec": "._tools",
     "ParamSpec": "._tools",

@@ -20,7 +20,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
-import outcome
 import psutil
 import trio
 
@@ -42,11 +41,9 @@ from ._core._dispatcher import (
 from ._core._worker_state import WorkerEvent, WorkerState
 from ._errors import (
     InvalidArguments,
-    PayloadTooLarge,
     PoolClosed,
     PoolSaturated,
     QueueTimeout,
-    RemoteError,
     RequestTimeout,
     SerializationError,
     SnakepitError,
@@ -54,6 +51,8 @@ from ._errors import (
     WorkerCrashed,
     WorkerStartError,
 )
+from ._handles import UnaryHandle, error_from_frame
+from ._progress import ProgressCallback
 from ._stats import PoolStats, WorkerInfo
 from ._supervisor import ExitInfo, Worker, supervise
 from ._tools import ParamSpec, ToolSpec, check_arguments
@@ -63,19 +62,6 @@ __all__ = ["Pool", "open_pool"]
 
 log = logging.getLogger("snakepit_trio")
 log.addHandler(logging.NullHandler())  # quiet by default: no "last resort" printing
-
-
-@attrs.define(eq=False)
-class _Waiter:
-    """The shell's side of one call: who waits, and for what."""
-
-    tool: str
-    payload: bytes
-    call_deadline: float
-    task: Any = None
-    scope: trio.CancelScope | None = None
-    abandoned_in: CallState | None = None
-    crash: WorkerCrashed | None = None
 
 
 def _spec_from_describe(tool: Any) -> ToolSpec:
@@ -133,6 +119,7 @@ class Pool:
         *,
         timeout: float | None = None,
         idempotent: bool = False,
+        on_progress: ProgressCallback | None = None,
     ) -> Any:
         """Run ``tool`` with keyword ``args`` on a worker and return its result.
 
@@ -141,6 +128,7 @@ class Pool:
             args: keyword arguments (msgpack-encodable values).
             timeout: budget in seconds for queue wait plus execution (default: the pool's).
             idempotent: if the worker dies mid-call, run it once more on another worker.
+            on_progress: called with a ``Progress`` for each ``ctx.progress()`` of the tool.
 
         Raises:
             UnknownTool, InvalidArguments, SerializationError, PayloadTooLarge: before dispatch.
@@ -154,10 +142,10 @@ class Pool:
         if spec.streaming:
             raise InvalidArguments(tool, None, "this tool streams; use pool.stream() instead")
         payload = self._encode_args(spec, args)
-        frame = await self._call(tool, payload, timeout, idempotent)
+        frame = await self._call(tool, payload, timeout, idempotent, on_progress)
         if frame[0] == w.RESULT:
             return decode(frame[2], what=f"result of {tool!r}")
-        raise self._error_from_frame(tool, frame)
+        raise error_from_frame(tool, frame, list(self._tools))
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the pool's counters (never blocks)."""
@@ -232,17 +220,15 @@ class Pool:
             return b""
         return encode(args, what=f"arguments of {spec.name!r}", limit=self.config.max_payload_bytes)
 
-    async def _call(
-        self, tool: str, payload: bytes, timeout: float | None, idempotent: bool
-    ) -> list[Any]:
+    def _budget(self, timeout: float | None) -> tuple[float | None, float]:
+        """The call's timeout and absolute deadline (inf without one)."""
         if timeout is None:
             timeout = self.config.timeout
         elif timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
-        now = trio.current_time()
-        call_deadline = now + timeout if timeout is not None else math.inf
-        waiter = _Waiter(tool, payload, call_deadline)
-        call = Call(next(self._ids), tool, idempotent, handle=waiter)
+        return timeout, trio.current_time() + timeout if timeout is not None else math.inf
+
+    def _submit(self, call: Call) -> None:
         try:
             actions = self._core.submit(call)
         except QueueFull:
@@ -253,6 +239,20 @@ class Pool:
             raise PoolClosed(f"pool {self.config.name!r} is closed") from None
         self._requests += 1
         self._apply(actions)
+
+    async def _call(
+        self,
+        tool: str,
+        payload: bytes,
+        timeout: float | None,
+        idempotent: bool,
+        on_progress: ProgressCallback | None,
+    ) -> list[Any]:
+        timeout, call_deadline = self._budget(timeout)
+        now = trio.current_time()
+        waiter = UnaryHandle(tool, payload, call_deadline, on_progress)
+        call = Call(next(self._ids), tool, idempotent, handle=waiter)
+        self._submit(call)
         deadline = call_deadline
         queue_timeout = self.config.queue_timeout
         if call.state is CallState.QUEUED and queue_timeout is not None:
@@ -273,11 +273,9 @@ class Pool:
                 raise QueueTimeout(queue_timeout or 0.0)
             assert timeout is not None
             raise RequestTimeout(tool, timeout, started=waiter.abandoned_in is not CallState.QUEUED)
-        if result[0] == w.ERROR:
-            self._errors += 1
         return result
 
-    def _abort_fn(self, call: Call, waiter: _Waiter) -> Callable[[Any], trio.lowlevel.Abort]:
+    def _abort_fn(self, call: Call, waiter: UnaryHandle) -> Callable[[Any], trio.lowlevel.Abort]:
         def abort(_: Any) -> trio.lowlevel.Abort:
             waiter.task = None
             waiter.abandoned_in = call.state
@@ -285,11 +283,6 @@ class Pool:
             return trio.lowlevel.Abort.SUCCEEDED
 
         return abort
-
-    def _resolve(self, waiter: _Waiter, result: outcome.Outcome[Any]) -> None:
-        task, waiter.task = waiter.task, None
-        if task is not None:
-            trio.lowlevel.reschedule(task, result)
 
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
@@ -305,7 +298,7 @@ class Pool:
                     waiter.scope = None
                 assert worker.channel is not None
                 worker.channel.send(
-                    [w.CALL, call.id, call.tool, waiter.payload, None, remaining, 0]
+                    [w.CALL, call.id, call.tool, waiter.payload, None, remaining, waiter.window]
                 )
                 self._sync_state(worker)
             elif isinstance(action, SendCancel):
@@ -321,7 +314,7 @@ class Pool:
                 else:
                     error = waiter.crash
                 self._errors += 1
-                self._resolve(waiter, outcome.Error(error))
+                waiter.fail(error)
 
     def _sync_state(self, worker: Worker) -> None:
         slots = self._core.workers.get(worker.id)
@@ -344,12 +337,21 @@ class Pool:
         core = self._core
         for frame in frames:
             kind = frame[0]
-            if kind in (w.RESULT, w.ERROR, w.END):
-                call = core.calls.get(frame[1])
+            call = core.calls.get(frame[1])
+            if call is None or call.worker != worker.id:
+                continue  # settled already, or a late frame from a worker it left
+            if kind == w.CHUNK:
+                call.handle.chunk(frame[2])
+            elif kind == w.PROGRESS:
+                call.handle.progress(frame)
+            elif kind in (w.RESULT, w.ERROR, w.END):
+                abandoned = call.state is CallState.ABANDONED
                 run_time = frame[3] if kind == w.RESULT and len(frame) > 3 else None
                 actions = core.complete(frame[1], worker.id, run_time)
-                if call is not None and call.state is not CallState.ABANDONED:
-                    self._resolve(call.handle, outcome.Value(frame))
+                if not abandoned:
+                    if kind == w.ERROR:
+                        self._errors += 1
+                    call.handle.deliver(frame)
                 self._apply(actions)
         self._sync_state(worker)
         self._check_settled()
@@ -357,23 +359,6 @@ class Pool:
     def _check_settled(self) -> None:
         if self.closing and self._core.queued == 0 and self._core.in_flight == 0:
             self._settled.set()
-
-    def _error_from_frame(self, tool: str, frame: list[Any]) -> SnakepitError:
-        _, _, type_, message, tb, kind, *rest = frame
-        if kind == w.KIND_REMOTE:
-            return RemoteError(tool, type_, message, tb)
-        if kind == w.KIND_UNKNOWN_TOOL:
-            return UnknownTool(tool, list(self._tools))
-        if kind == w.KIND_INVALID_ARGUMENTS:
-            return InvalidArguments(tool, None, message)
-        if kind == w.KIND_SERIALIZATION:
-            return SerializationError(message)
-        if kind == w.KIND_PAYLOAD_TOO_LARGE:
-            detail = rest[0] if rest else {}
-            return PayloadTooLarge(
-                f"result of {tool!r}", int(detail.get("size", 0)), int(detail.get("limit", 0))
-            )
-        return RemoteError(tool, type_, message, tb)
 
     # --- supervisor hooks ----------------------------------------------------------------
     def next_worker_id(self, slot: int) -> str:

@@ -14,6 +14,7 @@ PUBLIC = {
     "PoolConfig",
     "PoolSaturated",
     "PoolStats",
+    "Progress",
     "QueueTimeout",
     "RemoteError",
     "RequestTimeout",

@@ -73,3 +73,15 @@ class Echo(Adapter):
             "session_id": ctx.session_id,
             "remaining": ctx.time_remaining(),
         }
+
+    @tool
+    def steps(self, n: int, ctx: ToolContext) -> int:
+        for i in range(n):
+            ctx.progress(i + 1, n, f"step {i + 1}")
+        return n
+
+    @tool
+    def ticks(self, n: int, ctx: ToolContext):  # type: ignore[no-untyped-def]
+        for i in range(n):
+            ctx.progress(i + 1, n)
+            yield i

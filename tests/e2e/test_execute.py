@@ -264,3 +264,14 @@ async def test_introspection() -> None:
             await pool.execute("add", {"a": 1})
             text = repr(pool)
             assert "intro" in text and "workers=2/2" in text and "requests=1" in text
+
+
+async def test_progress_reports_reach_the_caller_in_order() -> None:
+    seen: list[sp.Progress] = []
+    with trio.fail_after(30):
+        async with sp.open_pool(ECHO, size=1) as pool:
+            assert await pool.execute("steps", {"n": 5}, on_progress=seen.append) == 5
+    assert [(p.done, p.total, p.message) for p in seen] == [
+        (i, 5.0, f"step {i}") for i in range(1, 6)
+    ]
+    assert seen[-1].fraction == 1.0
