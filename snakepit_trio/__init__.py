@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._errors import RequestTimeout as RequestTimeout
     from ._errors import SerializationError as SerializationError
     from ._errors import SnakepitError as SnakepitError
+    from ._errors import StreamIdleTimeout as StreamIdleTimeout
     from ._errors import UnknownTool as UnknownTool
     from ._errors import WorkerCrashed as WorkerCrashed
     from ._errors import WorkerStartError as WorkerStartError
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ._progress import Progress as Progress
     from ._stats import PoolStats as PoolStats
     from ._stats import WorkerInfo as WorkerInfo
+    from ._streaming import Stream as Stream
     from ._tools import ParamSpec as ParamSpec
     from ._tools import ToolSpec as ToolSpec
 
@@ -52,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     "ToolSpec": "._tools",
     "ParamSpec": "._tools",
     "SnakepitError": "._errors",
+    "StreamIdleTimeout": "._errors",
+    "Stream": "._streaming",
     "PoolClosed": "._errors",
     "PoolSaturated": "._errors",
     "QueueTimeout": "._errors",

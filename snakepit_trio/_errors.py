@@ -16,6 +16,7 @@ __all__ = [
     "RequestTimeout",
     "SerializationError",
     "SnakepitError",
+    "StreamIdleTimeout",
     "UnknownTool",
     "WorkerCrashed",
     "WorkerStartError",
@@ -65,6 +66,18 @@ class RequestTimeout(SnakepitError, TimeoutError):
         self.tool = tool
         self.timeout = timeout
         self.started = started
+
+
+class StreamIdleTimeout(RequestTimeout):
+    """A stream sent no chunk for ``idle_timeout`` seconds; the worker was told to stop."""
+
+    def __init__(self, tool: str, idle_timeout: float) -> None:
+        SnakepitError.__init__(
+            self, f"stream from {tool!r} sent nothing for idle_timeout={idle_timeout:g}s"
+        )
+        self.tool = tool
+        self.timeout = idle_timeout
+        self.started = True
 
 
 class RemoteError(SnakepitError):

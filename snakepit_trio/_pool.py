@@ -9,6 +9,7 @@ Lifecycle events (ready, exited) come from the supervisors, which own the proces
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import math
@@ -54,6 +55,7 @@ from ._errors import (
 from ._handles import UnaryHandle, error_from_frame
 from ._progress import ProgressCallback
 from ._stats import PoolStats, WorkerInfo
+from ._streaming import Stream
 from ._supervisor import ExitInfo, Worker, supervise
 from ._tools import ParamSpec, ToolSpec, check_arguments
 from ._transport._bridge import Bridge, open_bridge
@@ -146,6 +148,87 @@ class Pool:
         if frame[0] == w.RESULT:
             return decode(frame[2], what=f"result of {tool!r}")
         raise error_from_frame(tool, frame, list(self._tools))
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        tool: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        idle_timeout: float | None = None,
+        window: int = 16,
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncIterator[Stream]:
+        """Run a streaming tool; yields a ``Stream`` to iterate with ``async for``.
+
+        Args:
+            tool: a streaming tool (a generator in the adapter).
+            args: keyword arguments (msgpack-encodable values).
+            timeout: budget in seconds for the whole stream, queue wait included.
+            idle_timeout: longest wait for the next chunk (``StreamIdleTimeout``).
+            window: chunks the worker may send ahead of the consumer; the host buffers at
+                most this many, and the worker's generator pauses when they are unread.
+            on_progress: called with a ``Progress`` for each ``ctx.progress()`` of the tool.
+
+        Raises:
+            The same errors as ``execute``, while starting or while iterating. A stream is
+            never retried: a worker crash mid-stream delivers the chunks already received,
+            then raises ``WorkerCrashed``.
+
+        Leaving the block early (``break``, an exception, cancellation) stops the tool: the
+        worker closes its generator, so the generator's ``finally`` runs.
+        """
+        spec = self._spec(tool)
+        if not spec.streaming:
+            raise InvalidArguments(tool, None, "this tool does not stream; use pool.execute()")
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a whole number of chunks >= 1, got {window!r}")
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be > 0 seconds or None, got {idle_timeout!r}")
+        payload = self._encode_args(spec, args)
+        timeout, call_deadline = self._budget(timeout)
+        queue_timeout = self.config.queue_timeout
+        queue_deadline = math.inf
+        if queue_timeout is not None:
+            queue_deadline = trio.current_time() + queue_timeout
+        handle = Stream(
+            tool,
+            payload,
+            window,
+            call_deadline,
+            queue_deadline,
+            timeout,
+            queue_timeout,
+            idle_timeout,
+            on_progress,
+            self._grant_credit,
+            self._abandon_call,
+            lambda: list(self._tools),
+        )
+        handle.call = Call(next(self._ids), tool, False, handle=handle)
+        self._submit(handle.call)
+        try:
+            yield handle
+        finally:
+            handle.close()
+
+    async def execute_stream(
+        self,
+        tool: str,
+        args: dict[str, Any] | None,
+        callback: Callable[[Any], object],
+        **options: Any,
+    ) -> None:
+        """Snakepit's spelling: call ``callback(chunk)`` (sync or async) for each chunk.
+
+        Returns when the stream ends; ``options`` are those of ``stream()``.
+        """
+        async with self.stream(tool, args, **options) as chunks:
+            async for chunk in chunks:
+                result = callback(chunk)
+                if inspect.isawaitable(result):
+                    await result
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the pool's counters (never blocks)."""
@@ -275,6 +358,14 @@ class Pool:
             raise RequestTimeout(tool, timeout, started=waiter.abandoned_in is not CallState.QUEUED)
         return result
 
+    def _grant_credit(self, call: Call, n: int) -> None:
+        worker = self._workers.get(call.worker)
+        if worker is not None and worker.channel is not None:
+            worker.channel.send([w.CREDIT, call.id, n])
+
+    def _abandon_call(self, call: Call) -> None:
+        self._apply(self._core.abandon(call.id))
+
     def _abort_fn(self, call: Call, waiter: UnaryHandle) -> Callable[[Any], trio.lowlevel.Abort]:
         def abort(_: Any) -> trio.lowlevel.Abort:
             waiter.task = None
@@ -341,7 +432,8 @@ class Pool:
             if call is None or call.worker != worker.id:
                 continue  # settled already, or a late frame from a worker it left
             if kind == w.CHUNK:
-                call.handle.chunk(frame[2])
+                if call.state is CallState.SENT:
+                    call.handle.chunk(frame[2])
             elif kind == w.PROGRESS:
                 call.handle.progress(frame)
             elif kind in (w.RESULT, w.ERROR, w.END):

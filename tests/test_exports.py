@@ -21,6 +21,8 @@ PUBLIC = {
     "RestartPolicy",
     "SerializationError",
     "SnakepitError",
+    "Stream",
+    "StreamIdleTimeout",
     "ToolSpec",
     "UnknownTool",
     "WorkerCrashed",
