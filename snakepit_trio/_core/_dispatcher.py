@@ -14,6 +14,11 @@ How this works:
   call may still be running, and the worker must never be over-committed.
 - ``abandon`` is the caller giving up (timeout or cancel): a queued call just leaves the
   queue; a sent call gets a SendCancel and keeps its slot until ``complete``.
+- Session affinity: a call with ``pin`` runs only on that worker; it waits in the worker's
+  own queue while the worker is full, and if the worker dies it fails with SESSION_LOST
+  (queued) or CRASHED (running); it is never moved. A call with ``prefer`` goes to that
+  worker when it has a free slot, else it is an ordinary call. Between the pool queue and a
+  worker's own queue, the older call (by submission order) goes first.
 - ``remove_worker`` is a worker's death. Calls never delivered to it go back to the front of
   the queue (they never ran). Delivered calls fail with CRASHED, except idempotent calls,
   which are re-queued once. Abandoned calls on it are simply forgotten.
@@ -47,6 +52,7 @@ class CallState(enum.Enum):
 class FailReason(enum.Enum):
     CRASHED = "crashed"
     CLOSED = "closed"
+    SESSION_LOST = "session_lost"  # pinned to a worker that died before it ran
 
 
 class QueueFull(Exception):
@@ -55,6 +61,10 @@ class QueueFull(Exception):
 
 class DispatcherClosed(Exception):
     """submit() after close()."""
+
+
+class WorkerGone(Exception):
+    """submit() of a call pinned to a worker the dispatcher does not have."""
 
 
 @attrs.define(eq=False)
@@ -68,6 +78,9 @@ class Call:
     worker: Any = None
     attempts: int = 0
     handle: Any = None
+    pin: Any = None  # run only on this worker (strict session affinity)
+    prefer: Any = None  # run on this worker when it has a free slot
+    seq: int = 0  # submission order, set by submit()
 
 
 @attrs.frozen
@@ -99,6 +112,7 @@ class WorkerSlots:
     prefetch: int = 0
     state: WorkerState = WorkerState.READY
     calls: dict[int, Call] = attrs.Factory(dict)
+    pinned: deque[Call] = attrs.Factory(deque)  # calls that may run only here, waiting
     avg_run_time: float | None = None  # moving average of reported run times, seconds
 
     @property
@@ -130,11 +144,12 @@ class Dispatcher:
         self.workers: dict[Any, WorkerSlots] = {}
         self.calls: dict[int, Call] = {}  # every unfinished call, by id
         self.closed = False
+        self._seq = 0
 
     # --- queries -------------------------------------------------------------------------
     @property
     def queued(self) -> int:
-        return len(self.queue)
+        return len(self.queue) + sum(len(ws.pinned) for ws in self.workers.values())
 
     @property
     def in_flight(self) -> int:
@@ -159,10 +174,19 @@ class Dispatcher:
         undelivered = set(undelivered)
         actions: list[Action] = []
         requeue: list[Call] = []
+        for call in ws.pinned:
+            self._finish(call)
+            actions.append(Fail(call, FailReason.SESSION_LOST, worker))
         for call in ws.calls.values():
             call.worker = None
             if call.state is CallState.ABANDONED:
                 self._finish(call)
+            elif call.pin is not None:
+                # It can run nowhere else: it never ran (undelivered) or may have.
+                self._finish(call)
+                never_ran = call.id in undelivered
+                reason = FailReason.SESSION_LOST if never_ran else FailReason.CRASHED
+                actions.append(Fail(call, reason, worker))
             elif call.id in undelivered:
                 call.attempts -= 1  # it never reached the worker
                 requeue.append(call)
@@ -182,17 +206,43 @@ class Dispatcher:
             raise DispatcherClosed
         if call.id in self.calls:
             raise ValueError(f"call id {call.id} is already in use")
+        self._seq += 1
+        call.seq = self._seq
+        if call.pin is not None:
+            ws = self.workers.get(call.pin)
+            if ws is None:
+                raise WorkerGone
+            if not ws.pinned and ws.free > 0:
+                self.calls[call.id] = call
+                return [self._send(call, ws.id)]
+            self._check_room()
+            call.state = CallState.QUEUED
+            self.calls[call.id] = call
+            ws.pinned.append(call)
+            return []
+        preferred = self.workers.get(call.prefer)
+        if (
+            preferred is not None
+            and not self.queue
+            and len(preferred.calls) < preferred.capacity
+            and preferred.state is not WorkerState.DRAINING
+        ):
+            self.calls[call.id] = call
+            return [self._send(call, preferred.id)]
         if not self.queue:
             worker = self._pick_worker()
             if worker is not None:
                 self.calls[call.id] = call
                 return [self._send(call, worker)]
-        if self.max_queue is not None and len(self.queue) >= self.max_queue:
-            raise QueueFull
+        self._check_room()
         call.state = CallState.QUEUED
         self.calls[call.id] = call
         self.queue.append(call)
         return []
+
+    def _check_room(self) -> None:
+        if self.max_queue is not None and self.queued >= self.max_queue:
+            raise QueueFull
 
     def complete(self, call_id: int, worker: Any, run_time: float | None = None) -> list[Action]:
         """``worker`` sent the call's final frame (result, end or error).
@@ -220,7 +270,8 @@ class Dispatcher:
         if call is None:
             return []
         if call.state is CallState.QUEUED:
-            self.queue.remove(call)
+            pinned = self.workers[call.pin].pinned if call.pin in self.workers else None
+            (pinned if pinned is not None and call in pinned else self.queue).remove(call)
             self._finish(call)
             return []
         if call.state is CallState.SENT:
@@ -233,10 +284,11 @@ class Dispatcher:
 
     def fail_queued(self) -> list[Action]:
         actions: list[Action] = []
-        while self.queue:
-            call = self.queue.popleft()
-            self._finish(call)
-            actions.append(Fail(call, FailReason.CLOSED))
+        for waiting in (self.queue, *(ws.pinned for ws in self.workers.values())):
+            while waiting:
+                call = waiting.popleft()
+                self._finish(call)
+                actions.append(Fail(call, FailReason.CLOSED))
         return actions
 
     # --- internals -----------------------------------------------------------------------
@@ -263,9 +315,17 @@ class Dispatcher:
 
     def _pump(self) -> list[Action]:
         actions: list[Action] = []
-        while self.queue:
-            worker = self._pick_worker()
-            if worker is None:
-                break
-            actions.append(self._send(self.queue.popleft(), worker))
-        return actions
+        while True:
+            # The oldest waiting call that some worker can take now.
+            best: deque[Call] | None = None
+            target = None
+            for ws in self.workers.values():
+                if ws.pinned and ws.free > 0 and (best is None or ws.pinned[0].seq < best[0].seq):
+                    best, target = ws.pinned, ws.id
+            if self.queue and (best is None or self.queue[0].seq < best[0].seq):
+                worker = self._pick_worker()
+                if worker is not None:
+                    best, target = self.queue, worker
+            if best is None:
+                return actions
+            actions.append(self._send(best.popleft(), target))

@@ -17,6 +17,7 @@ from snakepit_trio._core._dispatcher import (
     QueueFull,
     Send,
     SendCancel,
+    WorkerGone,
 )
 
 
@@ -131,6 +132,73 @@ def test_prefetch_fills_a_time_budget_and_never_holds_long_calls() -> None:
     assert d.submit(Call(5, "t")) == []
 
 
+def test_pinned_calls_wait_for_their_worker_and_keep_order() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.add_worker("b", 1)
+    assert sends(d.submit(Call(1, "t", pin="a"))) == [("a", 1)]
+    assert d.submit(Call(2, "t", pin="a")) == []  # "b" is free, but 2 may only run on "a"
+    assert d.submit(Call(3, "t", pin="a")) == []
+    assert sends(d.submit(Call(4, "t"))) == [("b", 4)]
+    assert d.queued == 2
+    assert sends(d.complete(1, "a")) == [("a", 2)]
+    assert sends(d.complete(2, "a")) == [("a", 3)]
+
+
+def test_older_call_goes_first_between_pool_queue_and_pinned_queue() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t"))
+    d.submit(Call(2, "t"))  # pool queue
+    d.submit(Call(3, "t", pin="a"))  # a's queue, younger
+    assert sends(d.complete(1, "a")) == [("a", 2)]
+    assert sends(d.complete(2, "a")) == [("a", 3)]
+
+
+def test_pinned_calls_fail_with_session_lost_when_their_worker_dies() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.add_worker("b", 1)
+    d.submit(Call(1, "t", pin="a", idempotent=True))
+    d.submit(Call(2, "t", pin="a"))
+    d.submit(Call(3, "t", pin="a"))
+    actions = d.remove_worker("a", undelivered={1})
+    reasons = {a.call.id: a.reason for a in actions if isinstance(a, Fail)}
+    # Never moved to "b", not even the idempotent one.
+    assert reasons == {1: FailReason.SESSION_LOST, 2: FailReason.SESSION_LOST,
+                       3: FailReason.SESSION_LOST}  # fmt: skip
+    assert not d.calls
+    with pytest.raises(WorkerGone):
+        d.submit(Call(5, "t", pin="a"))
+
+
+def test_running_pinned_call_on_a_dead_worker_crashed() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t", pin="a"))
+    [fail] = d.remove_worker("a")
+    assert isinstance(fail, Fail) and fail.reason is FailReason.CRASHED
+
+
+def test_prefer_uses_the_bound_worker_only_when_it_has_a_free_slot() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.add_worker("b", 1)
+    assert sends(d.submit(Call(1, "t", prefer="b"))) == [("b", 1)]
+    assert sends(d.submit(Call(2, "t", prefer="b"))) == [("a", 2)]  # b is busy: any worker
+    assert d.submit(Call(3, "t", prefer="b")) == []  # nobody free: the pool queue
+    assert sends(d.complete(2, "a")) == [("a", 3)]
+
+
+def test_abandon_a_pinned_queued_call() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t", pin="a"))
+    d.submit(Call(2, "t", pin="a"))
+    assert d.abandon(2) == [] and d.queued == 0
+    assert d.complete(1, "a") == []
+
+
 class DispatcherMachine(RuleBasedStateMachine):
     """Random interleavings of submits, completions, cancels, deaths and restarts."""
 
@@ -144,11 +212,15 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.idempotent: set[int] = set()
         self.abandoned: set[int] = set()
         self.capacity: dict[str, int] = {}
+        self.known_workers: list[str] = []  # live and dead: pins to dead ones are refused
+        self.pins: dict[int, str] = {}
 
     def _apply(self, actions: list) -> None:  # type: ignore[type-arg]
         for a in actions:
             if isinstance(a, Send):
                 self.sent_count[a.call.id] = self.sent_count.get(a.call.id, 0) + 1
+                pin = self.pins.get(a.call.id)
+                assert pin is None or a.worker == pin, "a pinned call ran elsewhere"
             elif isinstance(a, Fail):
                 assert a.call.id not in self.finished, "a call finished twice"
                 self.finished[a.call.id] = a.reason.value
@@ -158,15 +230,25 @@ class DispatcherMachine(RuleBasedStateMachine):
         wid = f"w{self.next_worker}"
         self.next_worker += 1
         self.capacity[wid] = capacity
+        self.known_workers.append(wid)
         self._apply(self.d.add_worker(wid, capacity))
 
-    @rule(idempotent=st.booleans())
-    def submit(self, idempotent: bool) -> None:
+    @rule(idempotent=st.booleans(), affinity=st.sampled_from(["none", "pin", "prefer"]),
+          data=st.data())  # fmt: skip
+    def submit(self, idempotent: bool, affinity: str, data: st.DataObject) -> None:
         cid = self.next_id
         self.next_id += 1
+        call = Call(cid, "t", idempotent)
+        if affinity != "none" and self.known_workers:
+            target = data.draw(st.sampled_from(self.known_workers))
+            if affinity == "pin":
+                call.pin = target
+                self.pins[cid] = target
+            else:
+                call.prefer = target
         try:
-            self._apply(self.d.submit(Call(cid, "t", idempotent)))
-        except (QueueFull, DispatcherClosed):
+            self._apply(self.d.submit(call))
+        except (QueueFull, DispatcherClosed, WorkerGone):
             self.finished[cid] = "refused"
             return
         if idempotent:
@@ -225,6 +307,10 @@ class DispatcherMachine(RuleBasedStateMachine):
         placed = [cid for ws in self.d.workers.values() for cid in ws.calls]
         assert len(placed) == len(set(placed)), "a call is on two workers"
         queued = {c.id for c in self.d.queue}
+        for ws in self.d.workers.values():
+            assert all(c.pin == ws.id for c in ws.pinned)
+            assert not ws.pinned or ws.free == 0, "a pinned call waits beside a free slot"
+            queued |= {c.id for c in ws.pinned}
         assert queued.isdisjoint(placed)
         assert queued | set(placed) == live
 
