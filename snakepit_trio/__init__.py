@@ -3,6 +3,7 @@
 Map of the package (everything public is re-exported here):
 - open_pool, Pool ............ _pool.py (the Trio shell), _supervisor.py (one per worker)
 - PoolConfig, RestartPolicy .. _config.py
+- Session, SessionInfo ....... _session.py (affinity); the store is _core/_sessions.py
 - PoolStats, WorkerInfo ...... _stats.py;  ToolSpec, ParamSpec .. _tools.py
 - Progress .................. _progress.py (events from ToolContext.progress)
 - errors ..................... _errors.py (all derive from SnakepitError)
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from ._errors import RemoteError as RemoteError
     from ._errors import RequestTimeout as RequestTimeout
     from ._errors import SerializationError as SerializationError
+    from ._errors import SessionLost as SessionLost
+    from ._errors import SessionQuotaExceeded as SessionQuotaExceeded
     from ._errors import SnakepitError as SnakepitError
     from ._errors import StreamIdleTimeout as StreamIdleTimeout
     from ._errors import UnknownTool as UnknownTool
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
     from ._pool import Pool as Pool
     from ._pool import open_pool as open_pool
     from ._progress import Progress as Progress
+    from ._session import Session as Session
+    from ._session import SessionInfo as SessionInfo
     from ._stats import PoolStats as PoolStats
     from ._stats import WorkerInfo as WorkerInfo
     from ._streaming import Stream as Stream
@@ -54,6 +59,10 @@ _EXPORTS: dict[str, str] = {
     "ToolSpec": "._tools",
     "ParamSpec": "._tools",
     "SnakepitError": "._errors",
+    "SessionLost": "._errors",
+    "SessionQuotaExceeded": "._errors",
+    "Session": "._session",
+    "SessionInfo": "._session",
     "StreamIdleTimeout": "._errors",
     "Stream": "._streaming",
     "PoolClosed": "._errors",

@@ -51,6 +51,8 @@ class PoolConfig:
         prefetch_budget: a worker holds as many extra calls as fit in this many seconds of
             its moving-average run time; calls longer than this are never prefetched, so
             they wait in the pool queue instead (no head-of-line blocking behind them).
+        max_sessions: most sessions open at once (``SessionQuotaExceeded`` beyond). None: no bound.
+        session_ttl: default idle seconds before a session expires. None: never.
         restart: backoff between restarts of a crashed worker.
         name: used in worker ids, thread names and logs.
         python: interpreter that runs the workers.
@@ -78,6 +80,10 @@ class PoolConfig:
     )
     prefetch: int = attrs.field(default=64, validator=[v.instance_of(int), v.ge(0)])
     prefetch_budget: float = attrs.field(default=0.002, validator=v.ge(0))
+    max_sessions: int | None = attrs.field(
+        default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
+    )
+    session_ttl: float | None = attrs.field(default=None, validator=_positive_or_none)
     restart: RestartPolicy = attrs.field(
         factory=RestartPolicy, validator=v.instance_of(RestartPolicy)
     )
@@ -110,4 +116,4 @@ class PoolConfig:
         return cls(adapter=adapter, **options)
 
 
-_NULLABLE = {"max_queue", "queue_timeout", "timeout", "cwd"}
+_NULLABLE = {"max_queue", "queue_timeout", "timeout", "cwd", "max_sessions", "session_ttl"}

@@ -15,6 +15,8 @@ __all__ = [
     "RemoteError",
     "RequestTimeout",
     "SerializationError",
+    "SessionLost",
+    "SessionQuotaExceeded",
     "SnakepitError",
     "StreamIdleTimeout",
     "UnknownTool",
@@ -194,6 +196,32 @@ class WorkerCrashed(SnakepitError):
         self.exit_code = exit_code
         self.signal = signal
         self.stderr_tail = stderr_tail
+
+
+class SessionLost(SnakepitError):
+    """The worker holding a strict session's state died; the call did not run.
+
+    The session stays lost: close it and open a new one (its state must be rebuilt).
+    """
+
+    def __init__(self, session_id: str, reason: str = "") -> None:
+        message = f"session {session_id!r} is lost: its worker died"
+        if reason:
+            message += f" ({reason})"
+        super().__init__(message + "; open a new session to continue")
+        self.session_id = session_id
+        self.reason = reason
+
+
+class SessionQuotaExceeded(SnakepitError):
+    """Creating a session would exceed ``max_sessions``; close idle sessions or raise it."""
+
+    def __init__(self, max_sessions: int) -> None:
+        super().__init__(
+            f"the pool already holds max_sessions={max_sessions} sessions; "
+            "close some or raise the max_sessions option"
+        )
+        self.max_sessions = max_sessions
 
 
 class WorkerStartError(SnakepitError):

@@ -66,6 +66,7 @@ class UnaryHandle:
     call_deadline: float
     on_progress: ProgressCallback | None = None
     window: int = 0
+    session_id: str | None = None
     task: Any = None
     scope: trio.CancelScope | None = None  # set while a queue_timeout shortens the deadline
     crash: WorkerCrashed | None = None  # set when its worker dies mid-call

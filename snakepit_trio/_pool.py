@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import attrs
@@ -38,7 +38,9 @@ from ._core._dispatcher import (
     QueueFull,
     Send,
     SendCancel,
+    WorkerGone,
 )
+from ._core._sessions import QuotaExceeded, SessionRecord, SessionStore
 from ._core._worker_state import WorkerEvent, WorkerState
 from ._errors import (
     InvalidArguments,
@@ -47,6 +49,8 @@ from ._errors import (
     QueueTimeout,
     RequestTimeout,
     SerializationError,
+    SessionLost,
+    SessionQuotaExceeded,
     SnakepitError,
     UnknownTool,
     WorkerCrashed,
@@ -54,6 +58,7 @@ from ._errors import (
 )
 from ._handles import UnaryHandle, error_from_frame
 from ._progress import ProgressCallback
+from ._session import Session, SessionInfo, session_info
 from ._stats import PoolStats, WorkerInfo
 from ._streaming import Stream
 from ._supervisor import ExitInfo, Worker, supervise
@@ -100,6 +105,9 @@ class Pool:
     _ids: Any = attrs.Factory(lambda: itertools.count(1))
     _incarnations: Any = attrs.Factory(lambda: itertools.count(0))
     _settled: trio.Event = attrs.Factory(trio.Event)
+    _store: SessionStore = attrs.field(init=False)
+    _sessions_changed: trio.Event = attrs.Factory(trio.Event)
+    _workers_changed: trio.Event = attrs.Factory(trio.Event)
     _requests: int = 0
     _errors: int = 0
     _queue_timeouts: int = 0
@@ -112,6 +120,7 @@ class Pool:
         self._core = Dispatcher(
             max_queue=cfg.max_queue, prefetch=cfg.prefetch, prefetch_budget=cfg.prefetch_budget
         )
+        self._store = SessionStore(max_sessions=cfg.max_sessions, default_ttl=cfg.session_ttl)
 
     # --- public API ----------------------------------------------------------------------
     async def execute(
@@ -140,17 +149,27 @@ class Pool:
         Cancelling the caller sends a cancel to the worker: async tools are cancelled and
         sync tools see ``ctx.cancelled``; the worker's slot stays taken until the tool stops.
         """
+        return await self._execute(tool, args, timeout, idempotent, on_progress, None)
+
+    async def _execute(
+        self,
+        tool: str,
+        args: dict[str, Any] | None,
+        timeout: float | None,
+        idempotent: bool,
+        on_progress: ProgressCallback | None,
+        session: SessionRecord | None,
+    ) -> Any:
         spec = self._spec(tool)
         if spec.streaming:
             raise InvalidArguments(tool, None, "this tool streams; use pool.stream() instead")
         payload = self._encode_args(spec, args)
-        frame = await self._call(tool, payload, timeout, idempotent, on_progress)
+        frame = await self._call(tool, payload, timeout, idempotent, on_progress, session)
         if frame[0] == w.RESULT:
             return decode(frame[2], what=f"result of {tool!r}")
         raise error_from_frame(tool, frame, list(self._tools))
 
-    @asynccontextmanager
-    async def stream(
+    def stream(
         self,
         tool: str,
         args: dict[str, Any] | None = None,
@@ -159,7 +178,7 @@ class Pool:
         idle_timeout: float | None = None,
         window: int = 16,
         on_progress: ProgressCallback | None = None,
-    ) -> AsyncIterator[Stream]:
+    ) -> AbstractAsyncContextManager[Stream]:
         """Run a streaming tool; yields a ``Stream`` to iterate with ``async for``.
 
         Args:
@@ -179,6 +198,19 @@ class Pool:
         Leaving the block early (``break``, an exception, cancellation) stops the tool: the
         worker closes its generator, so the generator's ``finally`` runs.
         """
+        return self._open_stream(tool, args, timeout, idle_timeout, window, on_progress, None)
+
+    @asynccontextmanager
+    async def _open_stream(
+        self,
+        tool: str,
+        args: dict[str, Any] | None,
+        timeout: float | None,
+        idle_timeout: float | None,
+        window: int,
+        on_progress: ProgressCallback | None,
+        session: SessionRecord | None,
+    ) -> AsyncIterator[Stream]:
         spec = self._spec(tool)
         if not spec.streaming:
             raise InvalidArguments(tool, None, "this tool does not stream; use pool.execute()")
@@ -207,11 +239,12 @@ class Pool:
             lambda: list(self._tools),
         )
         handle.call = Call(next(self._ids), tool, False, handle=handle)
-        self._submit(handle.call)
-        try:
-            yield handle
-        finally:
-            handle.close()
+        async with self._session_use(session, handle.call):
+            self._submit(handle.call)
+            try:
+                yield handle
+            finally:
+                handle.close()
 
     async def execute_stream(
         self,
@@ -225,10 +258,151 @@ class Pool:
         Returns when the stream ends; ``options`` are those of ``stream()``.
         """
         async with self.stream(tool, args, **options) as chunks:
-            async for chunk in chunks:
-                result = callback(chunk)
-                if inspect.isawaitable(result):
-                    await result
+            await _feed(chunks, callback)
+
+    # --- sessions ------------------------------------------------------------------------
+    @asynccontextmanager
+    async def session(
+        self,
+        id: str | None = None,
+        *,
+        affinity: str = "strict",
+        ttl: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> AsyncIterator[Session]:
+        """Open a session for the block, close it on exit (see ``open_session``)."""
+        session = await self.open_session(id, affinity=affinity, ttl=ttl, metadata=metadata)
+        try:
+            yield session
+        finally:
+            self.close_session(session.id)
+
+    async def open_session(
+        self,
+        id: str | None = None,
+        *,
+        affinity: str = "strict",
+        ttl: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Session:
+        """Create a session bound to the least-loaded worker.
+
+        Args:
+            id: the session id (default: a fresh unique id).
+            affinity: ``"strict"`` (calls only ever run on the bound worker; its death makes
+                the session lost) or ``"prefer"`` (the bound worker when it is free).
+            ttl: close the session after this many idle seconds (default: ``session_ttl``).
+            metadata: any values to keep with the session.
+
+        Raises:
+            SessionQuotaExceeded: ``max_sessions`` sessions exist already.
+            ValueError: a bad affinity or ttl, or the id is taken.
+        """
+        if self.closing:
+            raise PoolClosed(f"pool {self.config.name!r} is closed")
+        worker = await self._least_loaded_worker()
+        try:
+            record = self._store.create(
+                id,
+                worker=worker,
+                affinity=affinity,
+                now=trio.current_time(),
+                ttl=ttl,
+                metadata=metadata,
+            )
+        except QuotaExceeded:
+            raise SessionQuotaExceeded(self.config.max_sessions or 0) from None
+        self._sessions_changed.set()
+        return Session(self, record)
+
+    def get_session(self, id: str) -> Session | None:
+        """The open session with this id, or None."""
+        record = self._store.get(id)
+        return None if record is None else Session(self, record)
+
+    def list_sessions(self) -> list[SessionInfo]:
+        """A snapshot of every open session."""
+        now = trio.current_time()
+        return [session_info(r, now) for r in self._store.sessions.values()]
+
+    def close_session(self, id: str) -> bool:
+        """Close a session (its worker's adapter gets ``on_session_end``); False if unknown."""
+        record = self._store.delete(id)
+        if record is None:
+            return False
+        self._end_session(record)
+        self._sessions_changed.set()
+        return True
+
+    async def execute_in_session(
+        self, session_id: str, tool: str, args: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """Snakepit's spelling: ``execute`` in session ``session_id``, opened (strict) on
+        first use. ``options`` are those of ``execute``."""
+        session = self.get_session(session_id) or await self.open_session(session_id)
+        return await session.execute(tool, args, **options)
+
+    async def execute_in_session_stream(
+        self,
+        session_id: str,
+        tool: str,
+        args: dict[str, Any] | None,
+        callback: Callable[[Any], object],
+        **options: Any,
+    ) -> None:
+        """``execute_stream`` in session ``session_id``, opened (strict) on first use."""
+        session = self.get_session(session_id) or await self.open_session(session_id)
+        async with session.stream(tool, args, **options) as chunks:
+            await _feed(chunks, callback)
+
+    def _end_session(self, record: SessionRecord) -> None:
+        worker = self._workers.get(record.worker)
+        if record.lost is None and worker is not None and worker.channel is not None:
+            worker.channel.send([w.SESSION_END, record.id])
+
+    async def _least_loaded_worker(self) -> str:
+        while not self._core.workers:  # every worker is restarting: wait for one
+            if self.closing:
+                raise PoolClosed(f"pool {self.config.name!r} is closed")
+            await self._workers_changed.wait()
+        worker: str = min(
+            self._core.workers, key=lambda w: (self._core.load(w), self._store.bound_to(w))
+        )
+        return worker
+
+    @asynccontextmanager
+    async def _session_use(self, session: SessionRecord | None, call: Call) -> AsyncIterator[None]:
+        """Place ``call`` in ``session`` (pin or prefer its worker) for the block."""
+        if session is None:
+            yield
+            return
+        if session.lost is not None:
+            raise SessionLost(session.id, session.lost)
+        if self._store.get(session.id) is not session:
+            raise SessionLost(session.id, "the session was closed or expired")
+        if session.worker is None or session.worker not in self._core.workers:
+            session.worker = await self._least_loaded_worker()  # prefer: rebind
+        if session.affinity == "strict":
+            call.pin = session.worker
+        else:
+            call.prefer = session.worker
+        call.handle.session_id = session.id
+        self._store.call_started(session, trio.current_time())
+        try:
+            yield
+        finally:
+            self._store.call_ended(session, trio.current_time())
+            self._sessions_changed.set()
+
+    async def _reap_sessions(self) -> None:
+        """Close sessions idle past their ttl (a task in the pool's nursery)."""
+        while True:
+            with trio.move_on_at(self._store.next_expiry()):
+                await self._sessions_changed.wait()
+            self._sessions_changed = trio.Event()
+            for record in self._store.expire(trio.current_time()):
+                log.info("session %s expired after %gs idle", record.id, record.ttl)
+                self._end_session(record)
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the pool's counters (never blocks)."""
@@ -248,6 +422,7 @@ class Pool:
             saturated=self._saturated,
             restarts=self._restarts,
             crashes=self._crashes,
+            sessions=len(self._store.sessions),
         )
 
     def workers(self) -> list[WorkerInfo]:
@@ -320,6 +495,8 @@ class Pool:
             raise PoolSaturated(self.config.max_queue or 0) from None
         except DispatcherClosed:
             raise PoolClosed(f"pool {self.config.name!r} is closed") from None
+        except WorkerGone:
+            raise SessionLost(call.handle.session_id, "its worker is gone") from None
         self._requests += 1
         self._apply(actions)
 
@@ -330,12 +507,28 @@ class Pool:
         timeout: float | None,
         idempotent: bool,
         on_progress: ProgressCallback | None,
+        session: SessionRecord | None = None,
     ) -> list[Any]:
         timeout, call_deadline = self._budget(timeout)
         now = trio.current_time()
         waiter = UnaryHandle(tool, payload, call_deadline, on_progress)
         call = Call(next(self._ids), tool, idempotent, handle=waiter)
+        if session is not None:
+            async with self._session_use(session, call):
+                self._submit(call)
+                return await self._wait_call(call, waiter, timeout, call_deadline, now)
         self._submit(call)
+        return await self._wait_call(call, waiter, timeout, call_deadline, now)
+
+    async def _wait_call(
+        self,
+        call: Call,
+        waiter: UnaryHandle,
+        timeout: float | None,
+        call_deadline: float,
+        now: float,
+    ) -> list[Any]:
+        tool = call.tool
         deadline = call_deadline
         queue_timeout = self.config.queue_timeout
         if call.state is CallState.QUEUED and queue_timeout is not None:
@@ -389,7 +582,15 @@ class Pool:
                     waiter.scope = None
                 assert worker.channel is not None
                 worker.channel.send(
-                    [w.CALL, call.id, call.tool, waiter.payload, None, remaining, waiter.window]
+                    [
+                        w.CALL,
+                        call.id,
+                        call.tool,
+                        waiter.payload,
+                        waiter.session_id,
+                        remaining,
+                        waiter.window,
+                    ]
                 )
                 self._sync_state(worker)
             elif isinstance(action, SendCancel):
@@ -398,10 +599,10 @@ class Pool:
                     target.channel.send([w.CANCEL, action.call.id])
             elif isinstance(action, Fail):
                 waiter = action.call.handle
-                if action.reason is FailReason.CLOSED or waiter.crash is None:
-                    error: SnakepitError = PoolClosed(
-                        f"pool {self.config.name!r} closed before the call finished"
-                    )
+                if action.reason is FailReason.SESSION_LOST:
+                    error: SnakepitError = SessionLost(waiter.session_id, "its worker died")
+                elif action.reason is FailReason.CLOSED or waiter.crash is None:
+                    error = PoolClosed(f"pool {self.config.name!r} closed before the call finished")
                 else:
                     error = waiter.crash
                 self._errors += 1
@@ -461,6 +662,8 @@ class Pool:
             self._tools = {t.name: _spec_from_describe(t) for t in describe.tools}
         self._workers[worker.id] = worker
         self._apply(self._core.add_worker(worker.id, self.config.worker_capacity))
+        self._workers_changed.set()
+        self._workers_changed = trio.Event()
         self._sync_state(worker)
 
     def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None:
@@ -490,6 +693,9 @@ class Pool:
             )
             for call in slots.calls.values():
                 call.handle.crash = None if info.expected else crash
+        why = f"worker {worker.id} (pid {worker.pid}) exited"
+        for record in self._store.worker_died(worker.id, why):
+            log.info("session %s lost: %s", record.id, why)
         self._apply(self._core.remove_worker(worker.id, undelivered))
         self._check_settled()
 
@@ -535,6 +741,13 @@ class Pool:
         await worker.gone.wait()
 
 
+async def _feed(chunks: Stream, callback: Callable[[Any], object]) -> None:
+    async for chunk in chunks:
+        result = callback(chunk)
+        if inspect.isawaitable(result):
+            await result
+
+
 @asynccontextmanager
 async def open_pool(
     adapter: str | None = None,
@@ -568,6 +781,7 @@ async def open_pool(
             pool = Pool(cfg, bridge, socket_dir, nursery)
             try:
                 await pool._start()
+                nursery.start_soon(pool._reap_sessions)
                 yield pool
             except Exception as exc:
                 # Re-raised below, outside the nursery, so the caller sees their own

@@ -23,6 +23,7 @@ class PoolStats:
         saturated: calls refused with PoolSaturated.
         restarts: workers started to replace one that died.
         crashes: workers that died without being asked to stop.
+        sessions: open sessions.
     """
 
     workers: int
@@ -36,6 +37,7 @@ class PoolStats:
     saturated: int
     restarts: int
     crashes: int
+    sessions: int = 0
 
 
 @attrs.frozen

@@ -48,6 +48,7 @@ class Stream:
     _abandon: Callable[[Call], None]
     _available: Callable[[], list[str]]
     call: Call | None = None
+    session_id: str | None = None
     scope: trio.CancelScope | None = None  # unused: a stream's deadlines are per wait
     crash: WorkerCrashed | None = None  # set when its worker dies mid-stream
     _buffer: deque[bytes] = attrs.Factory(deque)

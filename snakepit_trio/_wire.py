@@ -14,6 +14,7 @@ PROTOCOL: Final = "snakepit.v1"
 CALL: Final = 0  # [CALL, id, tool, args, session_id, deadline, window]
 CANCEL: Final = 1  # [CANCEL, id]
 CREDIT: Final = 2  # [CREDIT, id, n]
+SESSION_END: Final = 3  # [SESSION_END, session_id]
 
 # Worker -> host.
 RESULT: Final = 10  # [RESULT, id, payload, run_time?]

@@ -297,11 +297,15 @@ class Dispatcher:
         self.calls.pop(call.id, None)
 
     def _pick_worker(self) -> Any:
-        best, best_free = None, 0
+        # An idle slot anywhere beats a prefetch slot: a call queued in a worker waits
+        # behind that worker's running calls, whose length is only an average guess.
+        best, best_key = None, (False, 0)
         for ws in self.workers.values():
             free = ws.free
-            if free > best_free:
-                best, best_free = ws.id, free
+            if free > 0:
+                key = (len(ws.calls) < ws.capacity, free)
+                if key > best_key:
+                    best, best_key = ws.id, key
         return best
 
     def _send(self, call: Call, worker: Any) -> Send:

@@ -35,6 +35,12 @@ class Adapter:
     async def cleanup(self) -> None:
         """Called once on graceful shutdown, after in-flight calls have finished."""
 
+    async def on_session_end(self, session_id: str) -> None:
+        """A session bound to this worker was closed or expired: free its state here.
+
+        Tools see their session as ``ctx.session_id``.
+        """
+
 
 @attrs.frozen
 class ToolOptions:

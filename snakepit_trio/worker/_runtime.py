@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -119,8 +119,16 @@ class RunningCall:
 class Runtime:
     """Owns the adapter's tools, the thread pool and the counters of one worker."""
 
-    def __init__(self, tools: dict[str, ToolInfo], *, capacity: int, max_payload: int) -> None:
+    def __init__(
+        self,
+        tools: dict[str, ToolInfo],
+        *,
+        capacity: int,
+        max_payload: int,
+        on_session_end: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.tools = tools
+        self._on_session_end = on_session_end
         self.capacity = capacity
         self.max_payload = max_payload
         # Steps of sync generators run here.
@@ -136,6 +144,18 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.threads = ToolThreads(self._loop, capacity, self._outcome_frame, self._threads_done)
+
+    def end_session(self, session_id: str) -> None:
+        """Run the adapter's ``on_session_end`` (after the session's queued calls started)."""
+        if self._on_session_end is not None:
+            self._loop.create_task(self._session_end(session_id))
+
+    async def _session_end(self, session_id: str) -> None:
+        assert self._on_session_end is not None
+        try:
+            await self._on_session_end(session_id)
+        except Exception:
+            log.exception("on_session_end(%r) failed", session_id)
 
     async def drain(self) -> None:
         """Wait until no call is running."""

@@ -113,7 +113,12 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"snakepit worker: adapter failed to start: {exc}", file=sys.stderr, flush=True)
         return EXIT_ADAPTER_ERROR
 
-    runtime = Runtime(tools, capacity=args.capacity, max_payload=args.max_payload)
+    runtime = Runtime(
+        tools,
+        capacity=args.capacity,
+        max_payload=args.max_payload,
+        on_session_end=adapter.on_session_end,
+    )
     server = Server([WorkerService(runtime, args.adapter)])
     await server.start(path=args.socket)
     os.chmod(args.socket, 0o600)

@@ -80,6 +80,10 @@ class Connection:
             call = self.calls.get(frame[1])
             if call is not None:
                 call.cancel()
+        elif kind == w.SESSION_END:
+            if not isinstance(frame[1], str):
+                raise TypeError("SESSION_END needs a string session id")
+            self.runtime.end_session(frame[1])
         elif kind == w.CREDIT:
             call = self.calls.get(frame[1])
             if call is not None:
