@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._config import PoolConfig as PoolConfig
     from ._config import RestartPolicy as RestartPolicy
     from ._errors import InvalidArguments as InvalidArguments
+    from ._errors import InvalidVariable as InvalidVariable
     from ._errors import PayloadTooLarge as PayloadTooLarge
     from ._errors import PoolClosed as PoolClosed
     from ._errors import PoolSaturated as PoolSaturated
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from ._progress import Progress as Progress
     from ._session import Session as Session
     from ._session import SessionInfo as SessionInfo
+    from ._session import Variable as Variable
     from ._stats import PoolStats as PoolStats
     from ._stats import WorkerInfo as WorkerInfo
     from ._streaming import Stream as Stream
@@ -63,6 +65,8 @@ _EXPORTS: dict[str, str] = {
     "SessionQuotaExceeded": "._errors",
     "Session": "._session",
     "SessionInfo": "._session",
+    "Variable": "._session",
+    "InvalidVariable": "._errors",
     "StreamIdleTimeout": "._errors",
     "Stream": "._streaming",
     "PoolClosed": "._errors",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "InvalidArguments",
+    "InvalidVariable",
     "PayloadTooLarge",
     "PoolClosed",
     "PoolSaturated",
@@ -211,6 +212,20 @@ class SessionLost(SnakepitError):
         super().__init__(message + "; open a new session to continue")
         self.session_id = session_id
         self.reason = reason
+
+
+class InvalidVariable(SnakepitError, ValueError):
+    """A session variable declaration or value broke a rule.
+
+    Attributes:
+        name: the variable.
+        constraint: the rule broken: "type", "min", "max", "choices", "max_length" or "name".
+    """
+
+    def __init__(self, name: str, constraint: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.constraint = constraint
 
 
 class SessionQuotaExceeded(SnakepitError):

@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._core._sessions import SessionRecord
+from ._core._variables import VariableError, make_spec
+from ._errors import InvalidVariable
 from ._progress import ProgressCallback
 from ._streaming import Stream
 
 if TYPE_CHECKING:
     from ._pool import Pool
 
-__all__ = ["Session", "SessionInfo"]
+__all__ = ["Session", "SessionInfo", "Variable"]
+
+
+@attrs.frozen
+class Variable:
+    """A typed session variable (from ``session.list_variables()``)."""
+
+    name: str
+    type: str
+    value: Any
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    max_length: int | None = None
+    description: str = ""
 
 
 @attrs.frozen
@@ -57,6 +74,14 @@ def session_info(record: SessionRecord, now: float) -> SessionInfo:
         metadata=dict(record.metadata),
         lost=record.lost,
     )
+
+
+@contextmanager
+def _as_invalid_variable() -> Iterator[None]:
+    try:
+        yield
+    except VariableError as exc:
+        raise InvalidVariable(exc.name, exc.constraint, str(exc)) from None
 
 
 @attrs.define(eq=False, repr=False)
@@ -125,6 +150,71 @@ class Session:
         return self._pool._open_stream(
             tool, args, timeout, idle_timeout, window, on_progress, self._record
         )
+
+    # --- typed variables (kept on the host with the session) -------------------------
+    def register_variable(
+        self,
+        name: str,
+        type: str,
+        value: Any,
+        *,
+        min: float | None = None,
+        max: float | None = None,
+        choices: Any = None,
+        max_length: int | None = None,
+        description: str = "",
+    ) -> None:
+        """Declare a variable and its first value.
+
+        Args:
+            type: "int", "float", "bool", "str", "list", "dict", "bytes" or "ndarray".
+            min, max: bounds for int and float. choices: the allowed values.
+            max_length: longest str, list, dict or bytes.
+
+        Raises:
+            InvalidVariable: a bad declaration, a taken name, or a value breaking a rule.
+        """
+        with _as_invalid_variable():
+            spec = make_spec(
+                name,
+                type,
+                min=min,
+                max=max,
+                choices=choices,
+                max_length=max_length,
+                description=description,
+            )
+            self._record.variables.register(spec, value)
+
+    def get_variable(self, name: str) -> Any:
+        """The variable's value (InvalidVariable if it was never registered)."""
+        with _as_invalid_variable():
+            return self._record.variables.get(name)
+
+    def set_variable(self, name: str, value: Any) -> None:
+        """Change a variable; InvalidVariable names the rule a bad value breaks."""
+        with _as_invalid_variable():
+            self._record.variables.set(name, value)
+
+    def delete_variable(self, name: str) -> None:
+        with _as_invalid_variable():
+            self._record.variables.delete(name)
+
+    def list_variables(self) -> list[Variable]:
+        variables = self._record.variables
+        return [
+            Variable(
+                name=spec.name,
+                type=spec.type,
+                value=variables.values[spec.name],
+                min=spec.min,
+                max=spec.max,
+                choices=spec.choices,
+                max_length=spec.max_length,
+                description=spec.description,
+            )
+            for spec in variables.specs.values()
+        ]
 
     def close(self) -> None:
         """End the session: the adapter's ``on_session_end`` runs in its worker."""

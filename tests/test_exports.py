@@ -7,6 +7,7 @@ import snakepit_trio.worker
 
 PUBLIC = {
     "InvalidArguments",
+    "InvalidVariable",
     "ParamSpec",
     "PayloadTooLarge",
     "Pool",
@@ -29,6 +30,7 @@ PUBLIC = {
     "StreamIdleTimeout",
     "ToolSpec",
     "UnknownTool",
+    "Variable",
     "WorkerCrashed",
     "WorkerInfo",
     "WorkerStartError",

@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from ._variables import Variables
+
 AFFINITIES = ("strict", "prefer")
 
 
@@ -35,6 +37,7 @@ class SessionRecord:
     in_flight: int = 0
     calls: int = 0
     lost: str | None = None  # why the session was lost, once it is
+    variables: Variables = attrs.Factory(Variables)
 
     def expires_at(self) -> float:
         if self.ttl is None or self.in_flight:

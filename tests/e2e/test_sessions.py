@@ -181,3 +181,24 @@ async def test_sessions_spread_over_workers_and_streams_stay_bound() -> None:
             seen: list[object] = []
             await pool.execute_in_session_stream(one.id, "countdown", {"n": 2}, seen.append)
             assert len(seen) == 2
+
+
+async def test_typed_session_variables() -> None:
+    with trio.fail_after(60):
+        async with sp.open_pool(COUNTER, size=1) as pool, pool.session() as session:
+            session.register_variable("temperature", "float", 0.7, min=0, max=2)
+            session.register_variable("mode", "str", "fast", choices=["fast", "exact"])
+            session.set_variable("temperature", 1)
+            assert session.get_variable("temperature") == 1.0
+            with pytest.raises(sp.InvalidVariable) as info:
+                session.set_variable("temperature", 3)
+            assert info.value.constraint == "max" and info.value.name == "temperature"
+            with pytest.raises(sp.InvalidVariable, match="one of"):
+                session.set_variable("mode", "slow")
+            assert {v.name: v.value for v in session.list_variables()} == {
+                "temperature": 1.0,
+                "mode": "fast",
+            }
+            session.delete_variable("mode")
+            with pytest.raises(sp.InvalidVariable, match="no variable 'mode'"):
+                session.get_variable("mode")
