@@ -9,9 +9,9 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_quickstart_runs() -> None:
+def run_example(name: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        [sys.executable, str(ROOT / "examples" / name)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -19,10 +19,30 @@ def test_quickstart_runs() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+def test_quickstart_runs() -> None:
+    out = run_example("quickstart.py")
     assert "2 workers ready" in out
     assert "word_count -> {'worker_pid'" in out
     assert "{0: 0, 1: 1, 2: 4, 3: 9, 4: 16, 5: 25, 6: 36, 7: 49}" in out
     assert "RemoteError: ZeroDivisionError" in out
     assert "InvalidArguments" in out
     assert "pool closed" in out
+
+
+def test_sessions_example_runs() -> None:
+    out = run_example("sessions.py")
+    assert "alice's history: ['hi', 'how are you?']" in out
+    assert "bob's history: ['hello']" in out
+    assert "constraint: max" in out
+    assert "sessions open: 2" in out and "sessions open after the block: 0" in out
+
+
+def test_streaming_progress_example_runs() -> None:
+    out = run_example("streaming_progress.py")
+    assert "streamed 50 rows; best row {'row': " in out
+    assert "stopped a 1000-row stream after 3 rows" in out
+    assert "next stream: [{'row': 0, 'score': 0}]" in out
+    assert "in flight now: 0" in out
