@@ -56,22 +56,32 @@ def load_adapter(spec: str) -> type[Adapter]:
     return obj
 
 
-# Delivered by Linux when the host dies (PR_SET_PDEATHSIG). Not SIGKILL: that would kill only
-# this process and leave the processes the adapter started running; the handler below takes
-# the whole process group down instead.
+# Delivered by Linux (PR_SET_PDEATHSIG) when the *thread* that started us exits, which is not
+# always the host's death: trio starts processes from a thread-cache thread that exits after
+# a few idle seconds. So the handler checks that the host process itself is gone (we were
+# re-parented) before acting. Not SIGKILL: that would kill only this process and leave the
+# processes the adapter started running; the handler takes the whole group down instead.
 PARENT_DEATH_SIGNAL = signal.SIGUSR1
 
 
 def _die_with_parent(host_pid: int) -> None:
     """Die, with our process group, when the host dies; exit now if it is already gone."""
+
+    def host_gone() -> bool:
+        return bool(host_pid) and os.getppid() != host_pid
+
     if sys.platform.startswith("linux"):
         import ctypes
 
-        signal.signal(PARENT_DEATH_SIGNAL, lambda signum, frame: _kill_own_group())
+        def on_parent_death(signum: int, frame: object) -> None:
+            if host_gone():
+                _kill_own_group()
+
+        signal.signal(PARENT_DEATH_SIGNAL, on_parent_death)
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, PARENT_DEATH_SIGNAL)
-    if host_pid and os.getppid() != host_pid:
+    if host_gone():
         _kill_own_group()
 
 

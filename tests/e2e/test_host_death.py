@@ -100,6 +100,48 @@ def test_parent_death_signal_kills_the_worker_and_its_children() -> None:
             parent.kill()
 
 
+def test_worker_outlives_the_thread_that_started_it() -> None:
+    # trio starts processes from a thread-cache thread that exits when idle; the parent-death
+    # signal fires then, and must not be taken for the host's death.
+    launcher = textwrap.dedent(
+        """
+        import os, signal, subprocess, sys, tempfile, threading
+        sock = os.path.join(tempfile.mkdtemp(), "w.sock")
+        box = []
+
+        def spawn():
+            r, w = os.pipe()
+            box.append(subprocess.Popen(
+                [sys.executable, "-m", "snakepit_trio.worker", "--adapter", sys.argv[1],
+                 "--socket", sock, "--ready-fd", str(w), "--host-pid", str(os.getpid())],
+                pass_fds=(w,), start_new_session=True, stdin=subprocess.DEVNULL))
+            os.close(w)
+            os.read(r, 100)  # READY: the worker has armed PR_SET_PDEATHSIG by now
+
+        thread = threading.Thread(target=spawn)
+        thread.start()
+        thread.join()  # the spawning thread is gone: the worker got its signal
+        print(box[0].pid, sock, flush=True)
+        sys.stdin.read()
+        os.killpg(box[0].pid, signal.SIGKILL)  # as the pool does: the whole group
+        box[0].wait()
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", launcher, PARENT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as parent:
+        assert parent.stdout is not None and parent.stdin is not None
+        worker_pid, sock = parent.stdout.readline().split()
+        child = _spawn_child(sock)  # it still answers ...
+        assert pid_alive(int(worker_pid)) and pid_alive(child)  # ... and nothing was killed
+        parent.stdin.close()
+        assert parent.wait(timeout=10) == 0
+        assert _all_gone([int(worker_pid), child], within=2)
+
+
 async def test_sigkilled_host_leaves_no_worker_or_grandchild() -> None:
     with trio.fail_after(60):
         host = await trio.lowlevel.open_process(
