@@ -25,21 +25,13 @@ from .._codec import decode, encode
 from .._errors import PayloadTooLarge, SerializationError
 from ._adapter import ToolInfo
 from ._context import ToolContext
+from ._genpump import GeneratorPump
 from ._threads import Done, ToolThreads
 
 log = logging.getLogger("snakepit_trio.worker")
 
 Frame = list[Any]
 Sink = Callable[[Frame], None]
-
-_DONE = object()
-
-
-def _next_or_done(gen: Any) -> Any:
-    try:
-        return next(gen)
-    except StopIteration:
-        return _DONE
 
 
 def check_arguments(info: ToolInfo, args: Any) -> tuple[str | None, str] | None:
@@ -69,6 +61,7 @@ class RunningCall:
         "id",
         "info",
         "on_done",
+        "pump",
         "sink",
         "task",
     )
@@ -90,6 +83,7 @@ class RunningCall:
         self.on_done = on_done
         self._credit_event: asyncio.Event | None = None
         self.task: asyncio.Task[None] | None = None
+        self.pump: GeneratorPump | None = None  # sync generators only
         self.cancel_requested = False
 
     @property
@@ -105,6 +99,8 @@ class RunningCall:
         self.ctx._cancel()
         if self._credit_event is not None:
             self._credit_event.set()  # a stream waiting for credit notices the cancel
+        if self.pump is not None:
+            self.pump.cancel()
         # Sync code in a thread cannot be interrupted (it sees ctx.cancelled instead), but
         # every call can be cancelled while it waits for a slot, and async code at any await.
         if self.task is not None:
@@ -114,6 +110,8 @@ class RunningCall:
         self.credit += n
         if self._credit_event is not None:
             self._credit_event.set()
+        if self.pump is not None:
+            self.pump.add_credit(n)
 
 
 class Runtime:
@@ -274,6 +272,9 @@ class Runtime:
     async def _run_stream(self, call: RunningCall, args: dict[str, Any], sink: Sink) -> None:
         what = f"chunk of {call.info.name!r}"
         gen = call.info.fn(**args)
+        if not call.info.is_async:
+            await self._pump_stream(call, gen, sink)
+            return
         try:
             while True:
                 while call.credit <= 0 and not call.cancel_requested:
@@ -281,24 +282,49 @@ class Runtime:
                     await call.credit_event.wait()
                 if call.cancel_requested:
                     raise asyncio.CancelledError
-                if call.info.is_async:
-                    try:
-                        item = await gen.__anext__()
-                    except StopAsyncIteration:
-                        break
-                else:
-                    item = await self._loop.run_in_executor(self.executor, _next_or_done, gen)
-                    if item is _DONE:
-                        break
+                try:
+                    item = await gen.__anext__()
+                except StopAsyncIteration:
+                    break
                 call.credit -= 1
                 sink([w.CHUNK, call.id, encode(item, what=what, limit=self.max_payload)])
             sink([w.END, call.id])
         finally:
             # Close the generator so its `finally` blocks run, also on cancel or error.
-            if call.info.is_async:
-                await asyncio.shield(gen.aclose())
-            else:
-                await asyncio.shield(self._loop.run_in_executor(self.executor, gen.close))
+            await asyncio.shield(gen.aclose())
+
+    async def _pump_stream(self, call: RunningCall, gen: Any, sink: Sink) -> None:
+        what = f"chunk of {call.info.name!r}"
+        failed: list[BaseException] = []
+
+        def emit(items: list[Any]) -> None:
+            for item in items:
+                if failed:
+                    return
+                try:
+                    sink([w.CHUNK, call.id, encode(item, what=what, limit=self.max_payload)])
+                except (SerializationError, PayloadTooLarge) as exc:
+                    failed.append(exc)
+                    pump.cancel()
+
+        pump = GeneratorPump(self._loop, gen, call.credit, emit)
+        call.pump = pump
+        self._loop.run_in_executor(self.executor, pump.run)
+        while True:
+            try:
+                finished, error = await asyncio.shield(pump.done)
+                break
+            except asyncio.CancelledError:
+                pump.cancel()  # the thread closes the generator; wait until it has
+                if pump.done.done():
+                    raise
+        if failed:
+            raise failed[0]
+        if error is not None:
+            raise error
+        if call.cancel_requested or not finished:
+            raise asyncio.CancelledError
+        sink([w.END, call.id])
 
 
 def error_frame(call_id: int, type_: str, message: str, kind: str, traceback_: str = "") -> Frame:
