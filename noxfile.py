@@ -85,3 +85,4 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against the peers, in one run (see README, Performance)."""
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/bench_roundtrip.py", *session.posargs)
+    session.run("python", "benchmarks/bench_streaming.py", *session.posargs)

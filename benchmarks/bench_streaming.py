@@ -93,6 +93,41 @@ def _grpclib_stream() -> tuple[float, float]:
     return trio.run(run_with_pool)
 
 
+def _ray_stream() -> tuple[float, float] | None:
+    """Ray streaming generators from an actor, if Ray is installed (else None)."""
+    try:
+        import ray
+    except ImportError:
+        return None
+
+    @ray.remote
+    class Gen:
+        def chunks(self, n: int):  # type: ignore[no-untyped-def]
+            payload = b"x" * 8
+            for _ in range(n):
+                yield payload
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        actor = Gen.remote()  # type: ignore[attr-defined]
+        for ref in actor.chunks.options(num_returns="streaming").remote(100):  # warm-up
+            ray.get(ref)
+        firsts = []
+        for _ in range(50):
+            t = time.perf_counter()
+            for ref in actor.chunks.options(num_returns="streaming").remote(1):
+                ray.get(ref)
+                firsts.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        count = 0
+        for ref in actor.chunks.options(num_returns="streaming").remote(CHUNKS):
+            ray.get(ref)
+            count += 1
+        return count / (time.perf_counter() - t), statistics.median(firsts) * 1e3
+    finally:
+        ray.shutdown()
+
+
 async def _slow_consumer() -> dict[str, float]:
     me = psutil.Process()
     async with sp.open_pool(ADAPTER, size=1) as pool:
@@ -124,6 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json")
+    parser.add_argument("--no-ray", action="store_true", help="skip Ray even if installed")
     args = parser.parse_args()
     rows: dict[str, list[tuple[float, float]]] = {}
     for rep in range(args.repeats):
@@ -134,6 +170,9 @@ def main() -> None:
             trio.run(_sp_stream, "achunks", 64)
         )
         rows.setdefault("grpclib ExecuteStream, asyncio client", []).append(_grpclib_stream())
+        ray_result = _ray_stream() if not args.no_ray else None
+        if ray_result is not None:
+            rows.setdefault("Ray actor streaming generator", []).append(ray_result)
         print(f"repeat {rep + 1}/{args.repeats} done", file=sys.stderr)
     slow = trio.run(_slow_consumer)
     med = {
@@ -141,6 +180,8 @@ def main() -> None:
         for name, v in rows.items()
     }
     print(f"\n{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, medians of {args.repeats}")
+    if not any(name.startswith("Ray") for name in med):
+        print("(Ray not installed or skipped: no Ray row)")
     print(f"\n| stream of {CHUNKS:,} 8-byte chunks | chunks/s | first chunk ms |")
     print("|---|---:|---:|")
     for name, (rate, first) in med.items():
