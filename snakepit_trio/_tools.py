@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from ._core._types import matches
 from ._errors import InvalidArguments
 
 __all__ = ["ParamSpec", "ToolSpec"]
@@ -41,30 +42,6 @@ class ToolSpec:
     accepts_extra: bool = False
 
 
-def _matches(type_name: str, value: Any) -> bool:
-    if type_name.endswith("?"):
-        return value is None or _matches(type_name[:-1], value)
-    match type_name:
-        case "int":
-            return isinstance(value, int) and not isinstance(value, bool)
-        case "float":
-            return isinstance(value, int | float) and not isinstance(value, bool)
-        case "str":
-            return isinstance(value, str)
-        case "bool":
-            return isinstance(value, bool)
-        case "bytes":
-            return isinstance(value, bytes | bytearray | memoryview)
-        case "list":
-            return isinstance(value, list | tuple)
-        case "dict":
-            return isinstance(value, Mapping)
-        case "none":
-            return value is None
-        case _:
-            return True
-
-
 def check_arguments(spec: ToolSpec, args: Any) -> None:
     """Raise InvalidArguments when ``args`` cannot be passed to ``spec``'s tool."""
     if type(args) is not dict and not isinstance(args, Mapping):
@@ -84,7 +61,7 @@ def check_arguments(spec: ToolSpec, args: Any) -> None:
                 raise InvalidArguments(spec.name, p.name, "missing required argument")
             continue
         value = args[p.name]
-        if not _matches(p.type, value):
+        if not matches(p.type, value):
             raise InvalidArguments(
                 spec.name, p.name, f"expected {p.type}, got {type(value).__name__}"
             )

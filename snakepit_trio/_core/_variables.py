@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 
+from ._types import matches
+
 TYPES = ("int", "float", "bool", "str", "list", "dict", "bytes", "ndarray")
 
 
@@ -20,32 +22,6 @@ class VariableError(Exception):
         super().__init__(message)
         self.name = name
         self.constraint = constraint
-
-
-def _is_ndarray(value: Any) -> bool:
-    # Checked without importing numpy: the host may not have it installed.
-    cls = type(value)
-    return cls.__name__ == "ndarray" and cls.__module__.split(".")[0] == "numpy"
-
-
-def _type_ok(type_: str, value: Any) -> bool:
-    match type_:
-        case "int":
-            return isinstance(value, int) and not isinstance(value, bool)
-        case "float":
-            return isinstance(value, int | float) and not isinstance(value, bool)
-        case "bool":
-            return isinstance(value, bool)
-        case "str":
-            return isinstance(value, str)
-        case "list":
-            return isinstance(value, list | tuple)
-        case "dict":
-            return isinstance(value, dict)
-        case "bytes":
-            return isinstance(value, bytes | bytearray)
-        case _:
-            return _is_ndarray(value)
 
 
 @attrs.frozen
@@ -61,7 +37,7 @@ class VariableSpec:
     def check(self, value: Any) -> Any:
         """Return the value to store (floats for "float"); raise VariableError if invalid."""
         n = self.name
-        if not _type_ok(self.type, value):
+        if not matches(self.type, value):
             raise VariableError(
                 n, "type", f"variable {n!r} is {self.type}; got {type(value).__name__}"
             )
@@ -83,7 +59,11 @@ class VariableSpec:
                 "max_length",
                 f"variable {n!r} may hold at most {self.max_length} items; got {len(value)}",
             )
-        return list(value) if self.type == "list" else value
+        if self.type == "list":
+            return list(value)
+        if self.type == "bytes":
+            return bytes(value)
+        return value
 
 
 def make_spec(

@@ -19,7 +19,8 @@ def _modules_after(statement: str) -> set[str]:
 def test_core_imports_nothing_async() -> None:
     modules = _modules_after(
         "import snakepit_trio._core._dispatcher, snakepit_trio._core._worker_state, "
-        "snakepit_trio._core._backoff"
+        "snakepit_trio._core._backoff, snakepit_trio._core._sessions, "
+        "snakepit_trio._core._variables, snakepit_trio._core._types"
     )
     assert not modules & set(FORBIDDEN), modules & set(FORBIDDEN)
 
