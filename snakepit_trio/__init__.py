@@ -1,7 +1,8 @@
 """snakepit_trio: a Trio pool of long-lived, isolated worker processes spoken to over gRPC.
 
 Map of the package (everything public is re-exported here):
-- open_pool, Pool ............ _pool.py (the Trio shell), _supervisor.py (one per worker)
+- open_pool ................. _lifecycle.py (start, drain, stop)
+- Pool ...................... _pool.py (the Trio shell), _supervisor.py (one per worker)
 - PoolConfig, RestartPolicy .. _config.py
 - Session, SessionInfo ....... _session.py (affinity); the store is _core/_sessions.py
 - PoolStats, WorkerInfo ...... _stats.py;  ToolSpec, ParamSpec .. _tools.py
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
     from ._errors import UnknownTool as UnknownTool
     from ._errors import WorkerCrashed as WorkerCrashed
     from ._errors import WorkerStartError as WorkerStartError
+    from ._lifecycle import open_pool as open_pool
     from ._pool import Pool as Pool
-    from ._pool import open_pool as open_pool
     from ._progress import Progress as Progress
     from ._session import Session as Session
     from ._session import SessionInfo as SessionInfo
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "open_pool": "._pool",
+    "open_pool": "._lifecycle",
     "Pool": "._pool",
     "PoolConfig": "._config",
     "RestartPolicy": "._config",

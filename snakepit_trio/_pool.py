@@ -1,4 +1,4 @@
-"""open_pool() and Pool: the Trio shell that carries out the dispatcher's decisions.
+"""Pool: the Trio shell that carries out the dispatcher's decisions (open_pool: _lifecycle.py).
 
 Hot path of ``execute``: validate -> encode -> ``Dispatcher.submit`` -> the Send action
 appends a CALL frame to the worker's channel (coalesced per tick) -> the caller parks with
@@ -13,8 +13,6 @@ import inspect
 import itertools
 import logging
 import math
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -40,7 +38,7 @@ from ._core._dispatcher import (
     SendCancel,
     WorkerGone,
 )
-from ._core._sessions import QuotaExceeded, SessionRecord, SessionStore
+from ._core._sessions import SessionRecord
 from ._core._worker_state import WorkerEvent, WorkerState
 from ._errors import (
     InvalidArguments,
@@ -50,22 +48,21 @@ from ._errors import (
     RequestTimeout,
     SerializationError,
     SessionLost,
-    SessionQuotaExceeded,
     SnakepitError,
     UnknownTool,
     WorkerCrashed,
-    WorkerStartError,
 )
 from ._handles import UnaryHandle, error_from_frame
 from ._progress import ProgressCallback
-from ._session import Session, SessionInfo, session_info
+from ._session import Session, SessionInfo
+from ._session_host import SessionHost
 from ._stats import PoolStats, WorkerInfo
 from ._streaming import Stream
-from ._supervisor import ExitInfo, Worker, supervise
+from ._supervisor import ExitInfo, Worker
 from ._tools import ParamSpec, ToolSpec, check_arguments
-from ._transport._bridge import Bridge, open_bridge
+from ._transport._bridge import Bridge
 
-__all__ = ["Pool", "open_pool"]
+__all__ = ["Pool"]
 
 log = logging.getLogger("snakepit_trio")
 log.addHandler(logging.NullHandler())  # quiet by default: no "last resort" printing
@@ -105,8 +102,7 @@ class Pool:
     _ids: Any = attrs.Factory(lambda: itertools.count(1))
     _incarnations: Any = attrs.Factory(lambda: itertools.count(0))
     _settled: trio.Event = attrs.Factory(trio.Event)
-    _store: SessionStore = attrs.field(init=False)
-    _sessions_changed: trio.Event = attrs.Factory(trio.Event)
+    _sessions: SessionHost = attrs.field(init=False)
     _workers_changed: trio.Event = attrs.Factory(trio.Event)
     _requests: int = 0
     _errors: int = 0
@@ -120,7 +116,13 @@ class Pool:
         self._core = Dispatcher(
             max_queue=cfg.max_queue, prefetch=cfg.prefetch, prefetch_budget=cfg.prefetch_budget
         )
-        self._store = SessionStore(max_sessions=cfg.max_sessions, default_ttl=cfg.session_ttl)
+        self._sessions = SessionHost(
+            max_sessions=cfg.max_sessions,
+            default_ttl=cfg.session_ttl,
+            least_loaded=self._least_loaded_worker,
+            is_live=self._core.workers.__contains__,
+            send_end=self._send_session_end,
+        )
 
     # --- public API ----------------------------------------------------------------------
     async def execute(
@@ -239,7 +241,7 @@ class Pool:
             lambda: list(self._tools),
         )
         handle.call = Call(next(self._ids), tool, False, handle=handle)
-        async with self._session_use(session, handle.call):
+        async with self._sessions.use(session, handle.call):
             self._submit(handle.call)
             try:
                 yield handle
@@ -300,39 +302,21 @@ class Pool:
         """
         if self.closing:
             raise PoolClosed(f"pool {self.config.name!r} is closed")
-        worker = await self._least_loaded_worker()
-        try:
-            record = self._store.create(
-                id,
-                worker=worker,
-                affinity=affinity,
-                now=trio.current_time(),
-                ttl=ttl,
-                metadata=metadata,
-            )
-        except QuotaExceeded:
-            raise SessionQuotaExceeded(self.config.max_sessions or 0) from None
-        self._sessions_changed.set()
+        record = await self._sessions.create(id, affinity=affinity, ttl=ttl, metadata=metadata)
         return Session(self, record)
 
     def get_session(self, id: str) -> Session | None:
         """The open session with this id, or None."""
-        record = self._store.get(id)
+        record = self._sessions.store.get(id)
         return None if record is None else Session(self, record)
 
     def list_sessions(self) -> list[SessionInfo]:
         """A snapshot of every open session."""
-        now = trio.current_time()
-        return [session_info(r, now) for r in self._store.sessions.values()]
+        return self._sessions.infos()
 
     def close_session(self, id: str) -> bool:
         """Close a session (its worker's adapter gets ``on_session_end``); False if unknown."""
-        record = self._store.delete(id)
-        if record is None:
-            return False
-        self._end_session(record)
-        self._sessions_changed.set()
-        return True
+        return self._sessions.close(id)
 
     async def execute_in_session(
         self, session_id: str, tool: str, args: dict[str, Any] | None = None, **options: Any
@@ -355,9 +339,9 @@ class Pool:
         async with session.stream(tool, args, **options) as chunks:
             await _feed(chunks, callback)
 
-    def _end_session(self, record: SessionRecord) -> None:
+    def _send_session_end(self, record: SessionRecord) -> None:
         worker = self._workers.get(record.worker)
-        if record.lost is None and worker is not None and worker.channel is not None:
+        if worker is not None and worker.channel is not None:
             worker.channel.send([w.SESSION_END, record.id])
 
     async def _least_loaded_worker(self) -> str:
@@ -366,43 +350,10 @@ class Pool:
                 raise PoolClosed(f"pool {self.config.name!r} is closed")
             await self._workers_changed.wait()
         worker: str = min(
-            self._core.workers, key=lambda w: (self._core.load(w), self._store.bound_to(w))
+            self._core.workers,
+            key=lambda w: (self._core.load(w), self._sessions.store.bound_to(w)),
         )
         return worker
-
-    @asynccontextmanager
-    async def _session_use(self, session: SessionRecord | None, call: Call) -> AsyncIterator[None]:
-        """Place ``call`` in ``session`` (pin or prefer its worker) for the block."""
-        if session is None:
-            yield
-            return
-        if session.lost is not None:
-            raise SessionLost(session.id, session.lost)
-        if self._store.get(session.id) is not session:
-            raise SessionLost(session.id, "the session was closed or expired")
-        if session.worker is None or session.worker not in self._core.workers:
-            session.worker = await self._least_loaded_worker()  # prefer: rebind
-        if session.affinity == "strict":
-            call.pin = session.worker
-        else:
-            call.prefer = session.worker
-        call.handle.session_id = session.id
-        self._store.call_started(session, trio.current_time())
-        try:
-            yield
-        finally:
-            self._store.call_ended(session, trio.current_time())
-            self._sessions_changed.set()
-
-    async def _reap_sessions(self) -> None:
-        """Close sessions idle past their ttl (a task in the pool's nursery)."""
-        while True:
-            with trio.move_on_at(self._store.next_expiry()):
-                await self._sessions_changed.wait()
-            self._sessions_changed = trio.Event()
-            for record in self._store.expire(trio.current_time()):
-                log.info("session %s expired after %gs idle", record.id, record.ttl)
-                self._end_session(record)
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the pool's counters (never blocks)."""
@@ -422,7 +373,7 @@ class Pool:
             saturated=self._saturated,
             restarts=self._restarts,
             crashes=self._crashes,
-            sessions=len(self._store.sessions),
+            sessions=len(self._sessions.store.sessions),
         )
 
     def workers(self) -> list[WorkerInfo]:
@@ -514,7 +465,7 @@ class Pool:
         waiter = UnaryHandle(tool, payload, call_deadline, on_progress)
         call = Call(next(self._ids), tool, idempotent, handle=waiter)
         if session is not None:
-            async with self._session_use(session, call):
+            async with self._sessions.use(session, call):
                 self._submit(call)
                 return await self._wait_call(call, waiter, timeout, call_deadline, now)
         self._submit(call)
@@ -694,51 +645,12 @@ class Pool:
             for call in slots.calls.values():
                 call.handle.crash = None if info.expected else crash
         why = f"worker {worker.id} (pid {worker.pid}) exited"
-        for record in self._store.worker_died(worker.id, why):
-            log.info("session %s lost: %s", record.id, why)
+        self._sessions.worker_died(worker.id, why)
         self._apply(self._core.remove_worker(worker.id, undelivered))
         self._check_settled()
 
     def note_restart(self) -> None:
         self._restarts += 1
-
-    # --- lifecycle -----------------------------------------------------------------------
-    async def _start(self) -> None:
-        errors: list[WorkerStartError] = []
-        limiter = trio.Semaphore(self.config.startup_batch_size)
-
-        async def start_one(slot: int, cancel: trio.CancelScope) -> None:
-            async with limiter:
-                try:
-                    await self._nursery.start(supervise, self, slot)
-                except WorkerStartError as exc:
-                    errors.append(exc)
-                    cancel.cancel()
-
-        async with trio.open_nursery() as starters:
-            for slot in range(self.config.size):
-                starters.start_soon(start_one, slot, starters.cancel_scope)
-        if errors:
-            raise errors[0]
-
-    async def _shutdown(self, drain: bool) -> None:
-        self.closing = True
-        self._core.close()
-        if drain:
-            self._check_settled()
-            with trio.move_on_after(self.config.drain_timeout):
-                await self._settled.wait()
-        # Bounded even if a supervisor misbehaves: every stop is SIGTERM -> grace -> SIGKILL.
-        with trio.move_on_after(self.config.shutdown_grace + 5):
-            async with trio.open_nursery() as stoppers:
-                for worker in list(self._workers.values()):
-                    worker.request_stop()
-                    stoppers.start_soon(self._await_exit, worker)
-        self._apply(self._core.fail_queued())
-
-    @staticmethod
-    async def _await_exit(worker: Worker) -> None:
-        await worker.gone.wait()
 
 
 async def _feed(chunks: Stream, callback: Callable[[Any], object]) -> None:
@@ -746,53 +658,3 @@ async def _feed(chunks: Stream, callback: Callable[[Any], object]) -> None:
         result = callback(chunk)
         if inspect.isawaitable(result):
             await result
-
-
-@asynccontextmanager
-async def open_pool(
-    adapter: str | None = None,
-    *,
-    size: int | None = None,
-    config: PoolConfig | None = None,
-    **options: Any,
-) -> AsyncIterator[Pool]:
-    """Start a pool of worker processes; all of them are ready when this yields.
-
-    Args:
-        adapter: ``"package.module:AdapterClass"``, importable by the workers.
-        size: number of workers (default: the number of CPUs).
-        config: a PoolConfig to start from; keyword options override its fields.
-        **options: any PoolConfig field (``max_queue``, ``timeout``, ``worker_capacity``, ...).
-
-    Raises:
-        WorkerStartError: a worker could not import or initialize the adapter (with its
-            stderr), or did not become ready within ``startup_timeout``.
-        TypeError, ValueError: an unknown option or an invalid value.
-
-    On exit, in-flight calls may finish for ``drain_timeout`` seconds, then every worker's
-    process group gets SIGTERM and, after ``shutdown_grace``, SIGKILL. If the block is
-    cancelled, workers are stopped at once.
-    """
-    cfg = PoolConfig.build(adapter, config, {"size": size, **options})
-    socket_dir = tempfile.mkdtemp(prefix="snakepit-")  # mode 0700: only we can connect
-    body_error: BaseException | None = None
-    try:
-        async with trio.open_nursery() as nursery, open_bridge(f"{cfg.name}-bridge") as bridge:
-            pool = Pool(cfg, bridge, socket_dir, nursery)
-            try:
-                await pool._start()
-                nursery.start_soon(pool._reap_sessions)
-                yield pool
-            except Exception as exc:
-                # Re-raised below, outside the nursery, so the caller sees their own
-                # exception and not an ExceptionGroup wrapping it.
-                body_error = exc
-            finally:
-                cancelled = body_error is None and trio.current_effective_deadline() == -math.inf
-                with trio.CancelScope(shield=True):
-                    await pool._shutdown(drain=body_error is None and not cancelled)
-                nursery.cancel_scope.cancel()
-    finally:
-        shutil.rmtree(socket_dir, ignore_errors=True)
-    if body_error is not None:
-        raise body_error
