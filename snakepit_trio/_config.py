@@ -51,6 +51,9 @@ class PoolConfig:
         prefetch_budget: a worker holds as many extra calls as fit in this many seconds of
             its moving-average run time; calls longer than this are never prefetched, so
             they wait in the pool queue instead (no head-of-line blocking behind them).
+        kill_on_cancel: default for calls and streams: kill and replace a worker whose
+            cancelled (or timed out) call has not stopped ``cancel_grace`` seconds later.
+        cancel_grace: seconds a cancelled call may take to stop before kill_on_cancel acts.
         max_sessions: most sessions open at once (``SessionQuotaExceeded`` beyond). None: no bound.
         session_ttl: default idle seconds before a session expires. None: never.
         restart: backoff between restarts of a crashed worker.
@@ -80,6 +83,8 @@ class PoolConfig:
     )
     prefetch: int = attrs.field(default=64, validator=[v.instance_of(int), v.ge(0)])
     prefetch_budget: float = attrs.field(default=0.002, validator=v.ge(0))
+    kill_on_cancel: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    cancel_grace: float = attrs.field(default=1.0, validator=v.ge(0))
     max_sessions: int | None = attrs.field(
         default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
     )

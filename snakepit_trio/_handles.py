@@ -71,6 +71,7 @@ class UnaryHandle:
     scope: trio.CancelScope | None = None  # set while a queue_timeout shortens the deadline
     crash: WorkerCrashed | None = None  # set when its worker dies mid-call
     abandoned_in: CallState | None = None  # the call's state when its caller gave up
+    kill_on_cancel: bool = False
 
     def deliver(self, frame: list[Any]) -> None:
         self._wake(outcome.Value(frame))

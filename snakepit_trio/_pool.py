@@ -133,6 +133,7 @@ class Pool:
         timeout: float | None = None,
         idempotent: bool = False,
         on_progress: ProgressCallback | None = None,
+        kill_on_cancel: bool | None = None,
     ) -> Any:
         """Run ``tool`` with keyword ``args`` on a worker and return its result.
 
@@ -142,6 +143,9 @@ class Pool:
             timeout: budget in seconds for queue wait plus execution (default: the pool's).
             idempotent: if the worker dies mid-call, run it once more on another worker.
             on_progress: called with a ``Progress`` for each ``ctx.progress()`` of the tool.
+            kill_on_cancel: if the call is cancelled or times out and the tool has not
+                stopped ``cancel_grace`` seconds later, kill and replace its worker (other
+                calls on that worker then fail with WorkerCrashed). Default: the pool's.
 
         Raises:
             UnknownTool, InvalidArguments, SerializationError, PayloadTooLarge: before dispatch.
@@ -151,7 +155,9 @@ class Pool:
         Cancelling the caller sends a cancel to the worker: async tools are cancelled and
         sync tools see ``ctx.cancelled``; the worker's slot stays taken until the tool stops.
         """
-        return await self._execute(tool, args, timeout, idempotent, on_progress, None)
+        return await self._execute(
+            tool, args, timeout, idempotent, on_progress, None, kill_on_cancel
+        )
 
     async def _execute(
         self,
@@ -161,12 +167,17 @@ class Pool:
         idempotent: bool,
         on_progress: ProgressCallback | None,
         session: SessionRecord | None,
+        kill_on_cancel: bool | None = None,
     ) -> Any:
         spec = self._spec(tool)
         if spec.streaming:
             raise InvalidArguments(tool, None, "this tool streams; use pool.stream() instead")
         payload = self._encode_args(spec, args)
-        frame = await self._call(tool, payload, timeout, idempotent, on_progress, session)
+        if kill_on_cancel is None:
+            kill_on_cancel = self.config.kill_on_cancel
+        frame = await self._call(
+            tool, payload, timeout, idempotent, on_progress, session, kill_on_cancel
+        )
         if frame[0] == w.RESULT:
             return decode(frame[2], what=f"result of {tool!r}")
         raise error_from_frame(tool, frame, list(self._tools))
@@ -240,6 +251,7 @@ class Pool:
             self._abandon_call,
             lambda: list(self._tools),
         )
+        handle.kill_on_cancel = self.config.kill_on_cancel
         handle.call = Call(next(self._ids), tool, False, handle=handle)
         async with self._sessions.use(session, handle.call):
             self._submit(handle.call)
@@ -459,10 +471,12 @@ class Pool:
         idempotent: bool,
         on_progress: ProgressCallback | None,
         session: SessionRecord | None = None,
+        kill_on_cancel: bool = False,
     ) -> list[Any]:
         timeout, call_deadline = self._budget(timeout)
         now = trio.current_time()
         waiter = UnaryHandle(tool, payload, call_deadline, on_progress)
+        waiter.kill_on_cancel = kill_on_cancel
         call = Call(next(self._ids), tool, idempotent, handle=waiter)
         if session is not None:
             async with self._sessions.use(session, call):
@@ -501,6 +515,13 @@ class Pool:
             assert timeout is not None
             raise RequestTimeout(tool, timeout, started=waiter.abandoned_in is not CallState.QUEUED)
         return result
+
+    async def _kill_if_stuck(self, call: Call, worker: Worker) -> None:
+        """kill_on_cancel: replace ``worker`` if ``call`` still runs after cancel_grace."""
+        grace = self.config.cancel_grace
+        await trio.sleep(grace)
+        if call.state is CallState.ABANDONED and call.worker == worker.id:
+            worker.kill(f"a cancelled call to {call.tool!r} ran on past cancel_grace={grace:g}s")
 
     def _grant_credit(self, call: Call, n: int) -> None:
         worker = self._workers.get(call.worker)
@@ -548,6 +569,8 @@ class Pool:
                 target = self._workers.get(action.worker)
                 if target is not None and target.channel is not None:
                     target.channel.send([w.CANCEL, action.call.id])
+                    if action.call.handle.kill_on_cancel:
+                        self._nursery.start_soon(self._kill_if_stuck, action.call, target)
             elif isinstance(action, Fail):
                 waiter = action.call.handle
                 if action.reason is FailReason.SESSION_LOST:

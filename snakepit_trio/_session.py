@@ -132,9 +132,12 @@ class Session:
         timeout: float | None = None,
         idempotent: bool = False,
         on_progress: ProgressCallback | None = None,
+        kill_on_cancel: bool | None = None,
     ) -> Any:
         """``pool.execute`` within this session (see the class docstring for placement)."""
-        return await self._pool._execute(tool, args, timeout, idempotent, on_progress, self._record)
+        return await self._pool._execute(
+            tool, args, timeout, idempotent, on_progress, self._record, kill_on_cancel
+        )
 
     def stream(
         self,

@@ -49,6 +49,7 @@ class Stream:
     _available: Callable[[], list[str]]
     call: Call | None = None
     session_id: str | None = None
+    kill_on_cancel: bool = False
     scope: trio.CancelScope | None = None  # unused: a stream's deadlines are per wait
     crash: WorkerCrashed | None = None  # set when its worker dies mid-stream
     _buffer: deque[bytes] = attrs.Factory(deque)

@@ -63,6 +63,10 @@ class Worker:
             self.lost_reason = reason
         self.wake.set()
 
+    def kill(self, reason: str) -> None:
+        """Kill and replace this worker (its running calls fail with WorkerCrashed)."""
+        self.lost(reason)
+
     def request_stop(self) -> None:
         self.stop_requested = True
         self.wake.set()

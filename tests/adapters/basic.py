@@ -85,3 +85,9 @@ class Echo(Adapter):
         for i in range(n):
             ctx.progress(i + 1, n)
             yield i
+
+    @tool
+    def stubborn(self, seconds: float) -> str:
+        """Ignores cancellation, like code stuck in a C extension."""
+        time.sleep(seconds)
+        return "done"

@@ -275,3 +275,28 @@ async def test_progress_reports_reach_the_caller_in_order() -> None:
         (i, 5.0, f"step {i}") for i in range(1, 6)
     ]
     assert seen[-1].fraction == 1.0
+
+
+async def test_kill_on_cancel_replaces_a_worker_whose_tool_ignores_the_cancel() -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool(ECHO, size=1, cancel_grace=0.2) as pool:
+            [before] = pool.workers()
+            start = trio.current_time()
+            with pytest.raises(sp.RequestTimeout):
+                await pool.execute("stubborn", {"seconds": 30}, timeout=0.3, kill_on_cancel=True)
+            assert 0.3 <= trio.current_time() - start < 0.45  # on time, not after the tool
+            await wait_for(lambda: pool.stats().restarts == 1 and pool.stats().workers == 1)
+            assert trio.current_time() - start < 2.0
+            [after] = pool.workers()
+            assert after.pid != before.pid
+            assert await pool.execute("add", {"a": 1}) == 2
+
+
+async def test_without_kill_on_cancel_the_slot_stays_taken_until_the_tool_returns() -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool(ECHO, size=1, cancel_grace=0.1, prefetch=0) as pool:
+            with pytest.raises(sp.RequestTimeout):
+                await pool.execute("stubborn", {"seconds": 0.8}, timeout=0.2)
+            assert pool.stats().in_flight == 1  # the tool still runs; its worker is not killed
+            await wait_for(lambda: pool.stats().in_flight == 0)
+            assert pool.stats().restarts == 0
