@@ -51,6 +51,12 @@ class PoolConfig:
         prefetch_budget: a worker holds as many extra calls as fit in this many seconds of
             its moving-average run time; calls longer than this are never prefetched, so
             they wait in the pool queue instead (no head-of-line blocking behind them).
+        max_requests: replace a worker after it has been sent this many calls.
+        max_memory_mb: replace a worker whose RSS exceeds this, after its running calls.
+        max_age: replace a worker after this many seconds.
+            Recycling starts the replacement at once and stops the old worker when its
+            calls have finished; a worker holding strict sessions is recycled only after
+            they close (recycling it would lose their state).
         kill_on_cancel: default for calls and streams: kill and replace a worker whose
             cancelled (or timed out) call has not stopped ``cancel_grace`` seconds later.
         cancel_grace: seconds a cancelled call may take to stop before kill_on_cancel acts.
@@ -83,6 +89,11 @@ class PoolConfig:
     )
     prefetch: int = attrs.field(default=64, validator=[v.instance_of(int), v.ge(0)])
     prefetch_budget: float = attrs.field(default=0.002, validator=v.ge(0))
+    max_requests: int | None = attrs.field(
+        default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
+    )
+    max_memory_mb: float | None = attrs.field(default=None, validator=_positive_or_none)
+    max_age: float | None = attrs.field(default=None, validator=_positive_or_none)
     kill_on_cancel: bool = attrs.field(default=False, validator=v.instance_of(bool))
     cancel_grace: float = attrs.field(default=1.0, validator=v.ge(0))
     max_sessions: int | None = attrs.field(
@@ -121,4 +132,14 @@ class PoolConfig:
         return cls(adapter=adapter, **options)
 
 
-_NULLABLE = {"max_queue", "queue_timeout", "timeout", "cwd", "max_sessions", "session_ttl"}
+_NULLABLE = {
+    "max_queue",
+    "queue_timeout",
+    "timeout",
+    "cwd",
+    "max_sessions",
+    "session_ttl",
+    "max_requests",
+    "max_memory_mb",
+    "max_age",
+}

@@ -53,11 +53,14 @@ async def shut_down(pool: Pool, drain: bool) -> None:
         with trio.move_on_after(pool.config.drain_timeout):
             await pool._settled.wait()
     # Bounded even if a supervisor misbehaves: every stop is SIGTERM -> grace -> SIGKILL.
+    # Repeated, because a replacement (recycling) may become ready while others stop; it
+    # is told to stop as soon as it registers (Pool.worker_ready).
     with trio.move_on_after(pool.config.shutdown_grace + 5):
-        async with trio.open_nursery() as stoppers:
-            for worker in list(pool._workers.values()):
-                worker.request_stop()
-                stoppers.start_soon(_await_exit, worker)
+        while pool._workers:
+            async with trio.open_nursery() as stoppers:
+                for worker in list(pool._workers.values()):
+                    worker.request_stop()
+                    stoppers.start_soon(_await_exit, worker)
     pool._apply(pool._core.fail_queued())
 
 
@@ -94,11 +97,13 @@ async def open_pool(
     socket_dir = tempfile.mkdtemp(prefix="snakepit-")  # mode 0700: only we can connect
     body_error: BaseException | None = None
     try:
-        async with trio.open_nursery() as nursery, open_bridge(f"{cfg.name}-bridge") as bridge:
+        # The bridge outlives the nursery: every supervisor closes its channel through it.
+        async with open_bridge(f"{cfg.name}-bridge") as bridge, trio.open_nursery() as nursery:
             pool = Pool(cfg, bridge, socket_dir, nursery)
             try:
                 await start_workers(pool)
                 nursery.start_soon(pool._sessions.reap)
+                nursery.start_soon(pool.maintain)
                 yield pool
             except Exception as exc:
                 # Re-raised below, outside the nursery, so the caller sees their own

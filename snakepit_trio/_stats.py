@@ -24,6 +24,7 @@ class PoolStats:
         restarts: workers started to replace one that died.
         crashes: workers that died without being asked to stop.
         sessions: open sessions.
+        recycles: workers replaced by max_requests, max_age or max_memory_mb.
     """
 
     workers: int
@@ -38,6 +39,7 @@ class PoolStats:
     restarts: int
     crashes: int
     sessions: int = 0
+    recycles: int = 0
 
 
 @attrs.frozen

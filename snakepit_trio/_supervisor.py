@@ -47,6 +47,8 @@ class Worker:
     requests: int = 0
     stderr_tail: deque[str] = attrs.Factory(lambda: deque(maxlen=TAIL_LINES))
     stop_requested: bool = False
+    recycling: bool = False  # draining, to be replaced (max_requests, max_age, max_memory_mb)
+    memory_exempt: bool = False  # started above max_memory_mb: warned once, never recycled
     lost_reason: str | None = None
     wake: trio.Event = attrs.Factory(trio.Event)
     gone: trio.Event = attrs.Factory(trio.Event)
@@ -241,21 +243,36 @@ async def run_incarnation(
 
 
 async def supervise(
-    pool: PoolHooks, slot: int, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED
+    pool: PoolHooks,
+    slot: int,
+    *,
+    retry_first: bool = False,
+    task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Keep slot ``slot`` filled until the pool closes, restarting crashed workers."""
+    """Keep slot ``slot`` filled until the pool closes, restarting crashed workers.
+
+    ``started`` fires when the first worker is ready. A first start that fails raises
+    WorkerStartError (so ``open_pool`` fails), unless ``retry_first`` (a replacement for a
+    recycled worker): then it is retried with backoff like a restart.
+    """
     backoff = Backoff(pool.config.restart)
-    started_at = time.monotonic()
-    info = await run_incarnation(pool, slot, task_status=task_status)
-    while not (info.expected or pool.closing):
-        delay = backoff.next_delay(time.monotonic() - started_at)
-        await trio.sleep(delay)
+    status = task_status
+    first = True
+    while True:
         if pool.closing:
             return
-        pool.note_restart()
+        if not first:
+            pool.note_restart()
         started_at = time.monotonic()
         try:
-            info = await run_incarnation(pool, slot)
+            info = await run_incarnation(pool, slot, task_status=status)
+            status = trio.TASK_STATUS_IGNORED  # started() has fired
         except WorkerStartError as exc:
-            log.warning("restarting worker slot %d failed: %s", slot, exc.reason)
+            if first and not retry_first:
+                raise
+            log.warning("starting a worker in slot %d failed: %s", slot, exc.reason)
             info = ExitInfo(None, None, False, exc.reason)
+        first = False
+        if info.expected or pool.closing:
+            return
+        await trio.sleep(backoff.next_delay(time.monotonic() - started_at))

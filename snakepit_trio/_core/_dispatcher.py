@@ -167,6 +167,12 @@ class Dispatcher:
         self.workers[worker] = WorkerSlots(worker, capacity)
         return self._pump()
 
+    def drain_worker(self, worker: Any) -> None:
+        """Send ``worker`` no new calls (it is being recycled); its running calls finish."""
+        ws = self.workers.get(worker)
+        if ws is not None:
+            ws.state = transition(ws.state, WorkerEvent.DRAIN)
+
     def remove_worker(self, worker: Any, undelivered: Iterable[int] = ()) -> list[Action]:
         ws = self.workers.pop(worker, None)
         if ws is None:

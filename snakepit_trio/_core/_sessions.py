@@ -94,8 +94,12 @@ class SessionStore:
     def delete(self, session_id: str) -> SessionRecord | None:
         return self.sessions.pop(session_id, None)
 
-    def bound_to(self, worker: Any) -> int:
-        return sum(1 for r in self.sessions.values() if r.worker == worker and r.lost is None)
+    def bound_to(self, worker: Any, *, strict_only: bool = False) -> int:
+        return sum(
+            1
+            for r in self.sessions.values()
+            if r.worker == worker and r.lost is None and (r.affinity == "strict" or not strict_only)
+        )
 
     def call_started(self, record: SessionRecord, now: float) -> None:
         record.in_flight += 1

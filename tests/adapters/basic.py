@@ -87,6 +87,14 @@ class Echo(Adapter):
             yield i
 
     @tool
+    def grow(self, megabytes: int) -> int:
+        """Keeps megabytes of memory alive in this worker (a leak)."""
+        self.leak = bytearray(megabytes * 2**20)
+        for i in range(0, len(self.leak), 4096):
+            self.leak[i] = 1  # touch every page so it counts in RSS
+        return len(self.leak)
+
+    @tool
     def stubborn(self, seconds: float) -> str:
         """Ignores cancellation, like code stuck in a C extension."""
         time.sleep(seconds)

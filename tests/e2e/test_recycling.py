@@ -1,0 +1,77 @@
+"""End-to-end (real workers): recycling by max_requests, max_age and max_memory_mb."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+
+import snakepit_trio as sp
+from tests.helpers import wait_for
+
+ECHO = "tests.adapters.basic:Echo"
+
+
+async def test_max_requests_recycles_without_failing_a_call() -> None:
+    min_live = 2
+    pids: set[int] = set()
+    with trio.fail_after(120):
+        async with sp.open_pool(ECHO, size=2, max_requests=100) as pool:
+
+            async def caller(n: int) -> None:
+                nonlocal min_live
+                for _ in range(n):
+                    pids.add(await pool.execute("pid"))
+                    min_live = min(min_live, pool.stats().workers)
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(50):
+                    nursery.start_soon(caller, 200)  # 10,000 calls, 50 in flight
+            stats = pool.stats()
+    assert stats.errors == 0 and stats.crashes == 0 and stats.requests == 10_000
+    # Recycles never overlap (see below), so how many happen depends on how fast
+    # replacements start; every one of them brought a new process.
+    assert stats.recycles >= 2
+    assert len(pids) >= stats.recycles
+    assert min_live >= 1  # capacity never dropped below size - 1
+
+
+async def test_max_age_recycles_idle_workers() -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool(ECHO, size=1, max_age=0.5) as pool:
+            [first] = pool.workers()
+            await wait_for(lambda: pool.stats().recycles >= 1 and pool.stats().workers == 1)
+            await wait_for(lambda: first.pid not in {w.pid for w in pool.workers()})
+            assert await pool.execute("add", {"a": 1}) == 2
+
+
+async def test_max_memory_recycles_after_the_call_that_crossed_it() -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool(ECHO, size=1, max_memory_mb=200) as pool:
+            [first] = pool.workers()
+            assert await pool.execute("grow", {"megabytes": 300}) == 300 * 2**20
+            await wait_for(lambda: pool.stats().recycles == 1 and pool.stats().workers == 1)
+            assert first.pid not in {w.pid for w in pool.workers()}
+            assert pool.stats().crashes == 0
+
+
+async def test_a_fresh_worker_over_the_memory_limit_warns_instead_of_looping(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="snakepit_trio")
+    with trio.fail_after(30):
+        async with sp.open_pool(ECHO, size=1, max_memory_mb=1) as pool:
+            await wait_for(lambda: any("max_memory_mb" in r.getMessage() for r in caplog.records))
+            assert pool.stats().recycles == 0
+            assert await pool.execute("add", {"a": 1}) == 2
+
+
+async def test_strict_sessions_hold_off_recycling_until_they_close() -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool(ECHO, size=1, max_requests=3) as pool:
+            async with pool.session() as session:
+                for _ in range(6):  # past max_requests, but the session's state must live
+                    await session.execute("add", {"a": 1})
+                assert pool.stats().recycles == 0
+            await wait_for(lambda: pool.stats().recycles == 1 and pool.stats().workers == 1)
