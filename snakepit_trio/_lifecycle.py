@@ -103,7 +103,7 @@ async def open_pool(
             try:
                 await start_workers(pool)
                 nursery.start_soon(pool._sessions.reap)
-                nursery.start_soon(pool.maintain)
+                nursery.start_soon(pool._recycler.maintain)
                 yield pool
             except Exception as exc:
                 # Re-raised below, outside the nursery, so the caller sees their own

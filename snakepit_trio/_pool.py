@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from functools import partial
 from typing import Any
 
 import attrs
@@ -55,11 +54,12 @@ from ._errors import (
 )
 from ._handles import UnaryHandle, error_from_frame
 from ._progress import ProgressCallback
+from ._recycling import Recycler
 from ._session import Session, SessionInfo
 from ._session_host import SessionHost
 from ._stats import PoolStats, WorkerInfo
 from ._streaming import Stream
-from ._supervisor import ExitInfo, Worker, supervise
+from ._supervisor import ExitInfo, Worker
 from ._tools import ParamSpec, ToolSpec, check_arguments
 from ._transport._bridge import Bridge
 
@@ -67,7 +67,7 @@ __all__ = ["Pool"]
 
 log = logging.getLogger("snakepit_trio")
 
-MAINTENANCE_INTERVAL = 0.25  # seconds between recycling checks (age and memory)
+
 log.addHandler(logging.NullHandler())  # quiet by default: no "last resort" printing
 
 
@@ -114,12 +114,14 @@ class Pool:
     _restarts: int = 0
     _crashes: int = 0
     _recycles: int = 0
+    _recycler: Recycler = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         cfg = self.config
         self._core = Dispatcher(
             max_queue=cfg.max_queue, prefetch=cfg.prefetch, prefetch_budget=cfg.prefetch_budget
         )
+        self._recycler = Recycler(self)
         self._sessions = SessionHost(
             max_sessions=cfg.max_sessions,
             default_ttl=cfg.session_ttl,
@@ -521,85 +523,6 @@ class Pool:
             raise RequestTimeout(tool, timeout, started=waiter.abandoned_in is not CallState.QUEUED)
         return result
 
-    # --- recycling ---------------------------------------------------------------------
-    def _recycle(self, worker: Worker, reason: str) -> None:
-        """Replace ``worker``; it stops once its running calls have finished.
-
-        At least ``size - 1`` workers keep taking calls: when another recycle is under way,
-        the worker serves on until its replacement is ready, and only then drains.
-        """
-        if worker.recycling or self.closing or worker.id not in self._core.workers:
-            return
-        if self._sessions.store.bound_to(worker.id, strict_only=True):
-            return  # its strict sessions would be lost: the maintenance tick retries later
-        worker.recycling = True
-        self._recycles += 1
-        log.info("recycling worker %s (pid %d): %s", worker.id, worker.pid, reason)
-        serving = [
-            w
-            for w in self._workers.values()
-            if w is not worker and not w.recycling and w.id in self._core.workers
-        ]
-        if len(serving) >= self.config.size - 1:
-            self._drain(worker)
-            self._nursery.start_soon(partial(supervise, self, worker.slot, retry_first=True))
-        else:
-            self._nursery.start_soon(self._replace_then_drain, worker)
-
-    async def _replace_then_drain(self, worker: Worker) -> None:
-        try:
-            await self._nursery.start(partial(supervise, self, worker.slot, retry_first=True))
-        except RuntimeError:  # the pool closed before the replacement was ready
-            return
-        self._drain(worker)
-
-    def _drain(self, worker: Worker) -> None:
-        if worker.id not in self._core.workers:
-            return  # it died meanwhile
-        self._core.drain_worker(worker.id)
-        worker.move(WorkerEvent.DRAIN)
-        if not self._core.workers[worker.id].calls:
-            worker.request_stop()
-
-    async def maintain(self) -> None:
-        """Recycle workers past max_requests, max_age or max_memory_mb (a pool task)."""
-        cfg = self.config
-        if cfg.max_requests is None and cfg.max_age is None and cfg.max_memory_mb is None:
-            return
-        while True:
-            await trio.sleep(MAINTENANCE_INTERVAL)
-            now = time.monotonic()
-            for worker in list(self._workers.values()):
-                if worker.recycling or worker.state is WorkerState.DRAINING:
-                    continue
-                if cfg.max_requests is not None and worker.requests >= cfg.max_requests:
-                    self._recycle(worker, f"served max_requests={cfg.max_requests}")
-                elif cfg.max_age is not None and now - worker.started_at >= cfg.max_age:
-                    self._recycle(worker, f"older than max_age={cfg.max_age:g}s")
-                elif cfg.max_memory_mb is not None and not worker.memory_exempt:
-                    self._check_memory(worker, cfg.max_memory_mb)
-
-    def _check_memory(self, worker: Worker, limit_mb: float) -> None:
-        try:
-            rss_mb = psutil.Process(worker.pid).memory_info().rss / 2**20
-        except (psutil.Error, OSError):
-            log.warning("cannot read the memory of worker %s; max_memory_mb skips it", worker.id)
-            return
-        if rss_mb <= limit_mb:
-            return
-        if worker.requests == 0:
-            # A fresh worker already over the limit would be replaced forever: warn instead.
-            worker.memory_exempt = True
-            log.warning(
-                "worker %s uses %.0f MB before serving any call, over max_memory_mb=%g; "
-                "it will not be recycled for memory (raise the limit)",
-                worker.id,
-                rss_mb,
-                limit_mb,
-            )
-            return
-        self._recycle(worker, f"RSS {rss_mb:.0f} MB over max_memory_mb={limit_mb:g}")
-
     async def _kill_if_stuck(self, call: Call, worker: Worker) -> None:
         """kill_on_cancel: replace ``worker`` if ``call`` still runs after cancel_grace."""
         grace = self.config.cancel_grace
@@ -632,7 +555,7 @@ class Pool:
                 worker.requests += 1
                 limit = self.config.max_requests
                 if limit is not None and worker.requests >= limit:
-                    self._recycle(worker, f"served max_requests={limit}")
+                    self._recycler.recycle(worker, f"served max_requests={limit}")
                 remaining = None
                 if waiter.call_deadline != math.inf:
                     remaining = waiter.call_deadline - trio.current_time()

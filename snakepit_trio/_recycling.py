@@ -1,0 +1,115 @@
+"""Recycling: replace workers past max_requests, max_age or max_memory_mb, losing no call.
+
+Rules: the replacement starts at once; the old worker gets no new calls and is stopped when
+its last call is done; at least ``size - 1`` workers keep taking calls (when another recycle
+is under way, a due worker serves on until that replacement is ready); a worker holding
+strict sessions waits until they close; a fresh worker already over the memory limit is
+warned about once instead of being replaced forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from typing import TYPE_CHECKING
+
+import psutil
+import trio
+
+from ._core._worker_state import WorkerEvent, WorkerState
+from ._supervisor import Worker, supervise
+
+if TYPE_CHECKING:
+    from ._pool import Pool
+
+log = logging.getLogger("snakepit_trio")
+
+MAINTENANCE_INTERVAL = 0.25  # seconds between recycling checks (age and memory)
+
+
+class Recycler:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    def recycle(self, worker: Worker, reason: str) -> None:
+        """Replace ``worker``; it stops once its running calls have finished.
+
+        At least ``size - 1`` workers keep taking calls: when another recycle is under way,
+        the worker serves on until its replacement is ready, and only then drains.
+        """
+        pool = self.pool
+        if worker.recycling or pool.closing or worker.id not in pool._core.workers:
+            return
+        if pool._sessions.store.bound_to(worker.id, strict_only=True):
+            return  # its strict sessions would be lost: the maintenance tick retries later
+        worker.recycling = True
+        pool._recycles += 1
+        log.info("recycling worker %s (pid %d): %s", worker.id, worker.pid, reason)
+        serving = [
+            w
+            for w in pool._workers.values()
+            if w is not worker and not w.recycling and w.id in pool._core.workers
+        ]
+        if len(serving) >= pool.config.size - 1:
+            self._drain(worker)
+            pool._nursery.start_soon(partial(supervise, pool, worker.slot, retry_first=True))
+        else:
+            pool._nursery.start_soon(self._replace_then_drain, worker)
+
+    async def _replace_then_drain(self, worker: Worker) -> None:
+        pool = self.pool
+        try:
+            await pool._nursery.start(partial(supervise, pool, worker.slot, retry_first=True))
+        except RuntimeError:  # the pool closed before the replacement was ready
+            return
+        self._drain(worker)
+
+    def _drain(self, worker: Worker) -> None:
+        pool = self.pool
+        if worker.id not in pool._core.workers:
+            return  # it died meanwhile
+        pool._core.drain_worker(worker.id)
+        worker.move(WorkerEvent.DRAIN)
+        if not pool._core.workers[worker.id].calls:
+            worker.request_stop()
+
+    async def maintain(self) -> None:
+        """Recycle workers past max_requests, max_age or max_memory_mb (a pool task)."""
+        pool = self.pool
+        cfg = pool.config
+        if cfg.max_requests is None and cfg.max_age is None and cfg.max_memory_mb is None:
+            return
+        while True:
+            await trio.sleep(MAINTENANCE_INTERVAL)
+            now = time.monotonic()
+            for worker in list(pool._workers.values()):
+                if worker.recycling or worker.state is WorkerState.DRAINING:
+                    continue
+                if cfg.max_requests is not None and worker.requests >= cfg.max_requests:
+                    self.recycle(worker, f"served max_requests={cfg.max_requests}")
+                elif cfg.max_age is not None and now - worker.started_at >= cfg.max_age:
+                    self.recycle(worker, f"older than max_age={cfg.max_age:g}s")
+                elif cfg.max_memory_mb is not None and not worker.memory_exempt:
+                    self._check_memory(worker, cfg.max_memory_mb)
+
+    def _check_memory(self, worker: Worker, limit_mb: float) -> None:
+        try:
+            rss_mb = psutil.Process(worker.pid).memory_info().rss / 2**20
+        except (psutil.Error, OSError):
+            log.warning("cannot read the memory of worker %s; max_memory_mb skips it", worker.id)
+            return
+        if rss_mb <= limit_mb:
+            return
+        if worker.requests == 0:
+            # A fresh worker already over the limit would be replaced forever: warn instead.
+            worker.memory_exempt = True
+            log.warning(
+                "worker %s uses %.0f MB before serving any call, over max_memory_mb=%g; "
+                "it will not be recycled for memory (raise the limit)",
+                worker.id,
+                rss_mb,
+                limit_mb,
+            )
+            return
+        self.recycle(worker, f"RSS {rss_mb:.0f} MB over max_memory_mb={limit_mb:g}")
