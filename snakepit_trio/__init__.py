@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._errors import PayloadTooLarge as PayloadTooLarge
     from ._errors import PoolClosed as PoolClosed
     from ._errors import PoolSaturated as PoolSaturated
+    from ._errors import PoolUnhealthy as PoolUnhealthy
     from ._errors import QueueTimeout as QueueTimeout
     from ._errors import RemoteError as RemoteError
     from ._errors import RequestTimeout as RequestTimeout
@@ -72,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "Stream": "._streaming",
     "PoolClosed": "._errors",
     "PoolSaturated": "._errors",
+    "PoolUnhealthy": "._errors",
     "QueueTimeout": "._errors",
     "RequestTimeout": "._errors",
     "RemoteError": "._errors",

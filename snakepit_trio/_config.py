@@ -27,6 +27,11 @@ def _positive_or_none(instance: Any, attribute: Any, value: float | None) -> Non
         raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
 
 
+def _count_or_none(instance: Any, attribute: Any, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"{attribute.name} must be a whole number >= 1 or None, got {value!r}")
+
+
 def _default_size() -> int:
     return max(os.cpu_count() or 1, 1)
 
@@ -62,7 +67,16 @@ class PoolConfig:
         cancel_grace: seconds a cancelled call may take to stop before kill_on_cancel acts.
         max_sessions: most sessions open at once (``SessionQuotaExceeded`` beyond). None: no bound.
         session_ttl: default idle seconds before a session expires. None: never.
-        restart: backoff between restarts of a crashed worker.
+        restart: backoff between restarts of a crashed worker (exponential, capped).
+        crash_threshold: this many crashes (including replacements that fail to start)
+            within ``crash_window`` seconds make the pool unhealthy: calls fail at once with
+            ``PoolUnhealthy`` until a probe call succeeds. None: never.
+        crash_window: seconds over which crashes are counted.
+        probe_after: seconds after the last crash before one probe call is let through.
+        heartbeat_interval: a worker silent this long is sent a heartbeat.
+        heartbeat_timeout: a worker silent this long (stopped, or blocked in code holding
+            the GIL) is killed and replaced; silent for two intervals, it gets no new calls.
+            None: no heartbeats. Raise it if your tools hold the GIL in C code for longer.
         name: used in worker ids, thread names and logs.
         python: interpreter that runs the workers.
         env: extra environment variables for the workers.
@@ -103,12 +117,24 @@ class PoolConfig:
     restart: RestartPolicy = attrs.field(
         factory=RestartPolicy, validator=v.instance_of(RestartPolicy)
     )
+    crash_threshold: int | None = attrs.field(default=5, validator=_count_or_none)
+    crash_window: float = attrs.field(default=10.0, validator=v.gt(0))
+    probe_after: float = attrs.field(default=5.0, validator=v.ge(0))
+    heartbeat_interval: float = attrs.field(default=0.5, validator=v.gt(0))
+    heartbeat_timeout: float | None = attrs.field(default=2.0, validator=_positive_or_none)
     name: str = attrs.field(default="pool", validator=v.instance_of(str))
     python: str = attrs.field(factory=lambda: sys.executable, validator=v.instance_of(str))
     env: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
     cwd: str | None = None
     pythonpath: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     inherit_path: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.heartbeat_timeout is not None and self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ValueError(
+                f"heartbeat_timeout={self.heartbeat_timeout!r} must exceed "
+                f"heartbeat_interval={self.heartbeat_interval!r} (or be None: no heartbeats)"
+            )
 
     @classmethod
     def build(
@@ -133,6 +159,8 @@ class PoolConfig:
 
 
 _NULLABLE = {
+    "crash_threshold",
+    "heartbeat_timeout",
     "max_queue",
     "queue_timeout",
     "timeout",

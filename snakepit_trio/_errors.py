@@ -12,6 +12,7 @@ __all__ = [
     "PayloadTooLarge",
     "PoolClosed",
     "PoolSaturated",
+    "PoolUnhealthy",
     "QueueTimeout",
     "RemoteError",
     "RequestTimeout",
@@ -47,6 +48,31 @@ class PoolSaturated(SnakepitError):
             f"pool queue is full ({max_queue} calls waiting); raise max_queue or slow down"
         )
         self.max_queue = max_queue
+
+
+class PoolUnhealthy(SnakepitError):
+    """Workers crashed too often (``crash_threshold`` within ``crash_window`` seconds).
+
+    Raised at once, without running the call, until a probe call succeeds: ``probe_after``
+    seconds after the last crash one call is let through, and its answer makes the pool
+    healthy again. Calls queued when the pool became unhealthy fail with this too.
+
+    Attributes:
+        crashes: crashes counted in the window.
+        last_cause: how the last worker died.
+        retry_in: seconds until a probe call may run (0: one may run now, or is running).
+    """
+
+    def __init__(self, crashes: int, window: float, last_cause: str, retry_in: float) -> None:
+        super().__init__(
+            f"pool is unhealthy: {crashes} worker crashes within {window:g}s "
+            f"(last: {last_cause}); calls fail fast until a probe call succeeds "
+            f"(next probe in {retry_in:.1f}s). Fix the cause (see the worker's stderr in the "
+            "log) or raise crash_threshold"
+        )
+        self.crashes = crashes
+        self.last_cause = last_cause
+        self.retry_in = retry_in
 
 
 class QueueTimeout(SnakepitError, TimeoutError):
@@ -165,6 +191,12 @@ class WorkerCrashed(SnakepitError):
         exit_code: its exit code (``None`` if it was killed by a signal).
         signal: the signal number that killed it, or ``None``.
         stderr_tail: the last lines the worker wrote to stderr.
+        cause: ``"exit"`` (it exited by itself), ``"signal"`` (killed by a signal the pool
+            did not send), ``"oom"`` (SIGKILL with evidence of the kernel's OOM killer),
+            ``"unresponsive"`` (the pool killed it: no heartbeat answer),
+            ``"stuck"`` (the pool killed it: a cancelled call did not stop, kill_on_cancel)
+            or ``"disconnected"`` (its connection broke; the pool killed it).
+        last_rss: its resident memory in bytes at the last heartbeat, or ``None``.
     """
 
     def __init__(
@@ -176,19 +208,21 @@ class WorkerCrashed(SnakepitError):
         stderr_tail: str,
         *,
         detail: str = "",
+        cause: str = "",
+        last_rss: int | None = None,
     ) -> None:
         if signal is not None:
             import signal as _signal
 
             try:
-                cause = f"killed by {_signal.Signals(signal).name}"
+                how = f"killed by {_signal.Signals(signal).name}"
             except ValueError:
-                cause = f"killed by signal {signal}"
+                how = f"killed by signal {signal}"
         else:
-            cause = f"exited with code {exit_code}"
-        message = f"worker {worker_id} (pid {pid}) {cause}"
+            how = f"exited with code {exit_code}"
+        message = f"worker {worker_id} (pid {pid}) {how}"
         if detail:
-            message += f" {detail}"
+            message += f" ({detail})"
         if stderr_tail:
             message += "\n--- worker stderr (last lines) ---\n" + stderr_tail.rstrip()
         super().__init__(message)
@@ -197,6 +231,8 @@ class WorkerCrashed(SnakepitError):
         self.exit_code = exit_code
         self.signal = signal
         self.stderr_tail = stderr_tail
+        self.cause = cause or ("signal" if signal is not None else "exit")
+        self.last_rss = last_rss
 
 
 class SessionLost(SnakepitError):

@@ -25,6 +25,7 @@ import trio
 from . import _wire as w
 from ._codec import decode, encode
 from ._config import PoolConfig
+from ._core._breaker import BreakerState, CrashBreaker
 from ._core._dispatcher import (
     Action,
     Call,
@@ -40,10 +41,12 @@ from ._core._dispatcher import (
 )
 from ._core._sessions import SessionRecord
 from ._core._worker_state import WorkerEvent, WorkerState
+from ._crash import classify, oom_kill_count
 from ._errors import (
     InvalidArguments,
     PoolClosed,
     PoolSaturated,
+    PoolUnhealthy,
     QueueTimeout,
     RequestTimeout,
     SerializationError,
@@ -115,6 +118,7 @@ class Pool:
     _crashes: int = 0
     _recycles: int = 0
     _recycler: Recycler = attrs.field(init=False)
+    _breaker: CrashBreaker = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         cfg = self.config
@@ -122,6 +126,7 @@ class Pool:
             max_queue=cfg.max_queue, prefetch=cfg.prefetch, prefetch_budget=cfg.prefetch_budget
         )
         self._recycler = Recycler(self)
+        self._breaker = CrashBreaker(cfg.crash_threshold, cfg.crash_window, cfg.probe_after)
         self._sessions = SessionHost(
             max_sessions=cfg.max_sessions,
             default_ttl=cfg.session_ttl,
@@ -393,11 +398,13 @@ class Pool:
             crashes=self._crashes,
             sessions=len(self._sessions.store.sessions),
             recycles=self._recycles,
+            health=self._breaker.state.value,
         )
 
     def workers(self) -> list[WorkerInfo]:
         """One entry per live worker (rss read with psutil; None if unreadable)."""
         now = time.monotonic()
+        trio_now = trio.current_time()
         out = []
         for wk in self._workers.values():
             try:
@@ -414,6 +421,7 @@ class Pool:
                     in_flight=in_flight,
                     uptime=now - wk.started_at,
                     rss=rss,
+                    silent=max(0.0, trio_now - wk.last_heard),
                 )
             )
         return out
@@ -457,6 +465,12 @@ class Pool:
         return timeout, trio.current_time() + timeout if timeout is not None else math.inf
 
     def _submit(self, call: Call) -> None:
+        breaker = self._breaker
+        if breaker.state is not BreakerState.CLOSED and not breaker.admit(
+            trio.current_time(), call.id
+        ):
+            self._errors += 1
+            raise self._unhealthy()
         try:
             actions = self._core.submit(call)
         except QueueFull:
@@ -528,7 +542,9 @@ class Pool:
         grace = self.config.cancel_grace
         await trio.sleep(grace)
         if call.state is CallState.ABANDONED and call.worker == worker.id:
-            worker.kill(f"a cancelled call to {call.tool!r} ran on past cancel_grace={grace:g}s")
+            worker.kill(
+                f"a cancelled call to {call.tool!r} ran on past cancel_grace={grace:g}s", "stuck"
+            )
 
     def _grant_credit(self, call: Call, n: int) -> None:
         worker = self._workers.get(call.worker)
@@ -536,12 +552,14 @@ class Pool:
             worker.channel.send([w.CREDIT, call.id, n])
 
     def _abandon_call(self, call: Call) -> None:
+        self._breaker.gave_up(call.id)
         self._apply(self._core.abandon(call.id))
 
     def _abort_fn(self, call: Call, waiter: UnaryHandle) -> Callable[[Any], trio.lowlevel.Abort]:
         def abort(_: Any) -> trio.lowlevel.Abort:
             waiter.task = None
             waiter.abandoned_in = call.state
+            self._breaker.gave_up(call.id)
             self._apply(self._core.abandon(call.id))
             return trio.lowlevel.Abort.SUCCEEDED
 
@@ -583,8 +601,11 @@ class Pool:
                         self._nursery.start_soon(self._kill_if_stuck, action.call, target)
             elif isinstance(action, Fail):
                 waiter = action.call.handle
+                self._breaker.gave_up(action.call.id)
                 if action.reason is FailReason.SESSION_LOST:
                     error: SnakepitError = SessionLost(waiter.session_id, "its worker died")
+                elif action.reason is FailReason.UNHEALTHY:
+                    error = self._unhealthy()
                 elif action.reason is FailReason.CLOSED or waiter.crash is None:
                     error = PoolClosed(f"pool {self.config.name!r} closed before the call finished")
                 else:
@@ -611,8 +632,14 @@ class Pool:
 
     def _on_frames(self, worker: Worker, frames: list[Any]) -> None:
         core = self._core
+        worker.last_heard = trio.current_time()
+        if worker.quiet:
+            self.worker_quiet(worker, False)
         for frame in frames:
             kind = frame[0]
+            if kind == w.PONG:
+                worker.last_rss = frame[2]
+                continue
             call = core.calls.get(frame[1])
             if call is None or call.worker != worker.id:
                 continue  # settled already, or a late frame from a worker it left
@@ -625,6 +652,8 @@ class Pool:
                 abandoned = call.state is CallState.ABANDONED
                 run_time = frame[3] if kind == w.RESULT and len(frame) > 3 else None
                 actions = core.complete(frame[1], worker.id, run_time)
+                if self._breaker.probe is not None:
+                    self._breaker.answered(call.id)
                 if not abandoned:
                     if kind == w.ERROR:
                         self._errors += 1
@@ -659,34 +688,78 @@ class Pool:
     def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None:
         self._workers.pop(worker.id, None)
         worker.gone.set()
+        crash: WorkerCrashed | None = None
         if not info.expected:
             self._crashes += 1
-            log.warning(
-                "worker %s (pid %d) died: exit code %s, signal %s %s",
-                worker.id,
-                worker.pid,
-                info.exit_code,
-                info.signal,
-                info.reason,
-            )
+            crash = self._describe_crash(worker, info)
+            log.warning("%s", crash.args[0].split("\n")[0])
         else:
             log.debug("worker %s (pid %d) stopped", worker.id, worker.pid)
         slots = self._core.workers.get(worker.id)
         if slots is not None:
-            crash = WorkerCrashed(
-                worker.id,
-                worker.pid,
-                info.exit_code,
-                info.signal,
-                worker.tail(),
-                detail=f"({info.reason})" if info.reason else "",
-            )
             for call in slots.calls.values():
-                call.handle.crash = None if info.expected else crash
+                call.handle.crash = crash
         why = f"worker {worker.id} (pid {worker.pid}) exited"
         self._sessions.worker_died(worker.id, why)
         self._apply(self._core.remove_worker(worker.id, undelivered))
+        if crash is not None and crash.cause != "stuck":  # killed on purpose: no storm
+            self._note_crash(f"{crash.cause}: {crash.args[0].split(chr(10))[0]}")
         self._check_settled()
+
+    def _describe_crash(self, worker: Worker, info: ExitInfo) -> WorkerCrashed:
+        now_oom = oom_kill_count()
+        verdict = classify(
+            exit_code=info.exit_code,
+            signal=info.signal,
+            killed_by_pool=worker.killed_by,
+            last_rss=worker.last_rss,
+            oom_kills_rose=(
+                worker.oom_kills is not None and now_oom is not None and now_oom > worker.oom_kills
+            ),
+            memory_limit_mb=self.config.max_memory_mb,
+        )
+        return WorkerCrashed(
+            worker.id,
+            worker.pid,
+            info.exit_code,
+            info.signal,
+            worker.tail(),
+            detail=verdict.detail,
+            cause=verdict.cause,
+            last_rss=worker.last_rss,
+        )
+
+    def note_start_failure(self, reason: str) -> None:
+        self._note_crash(f"a replacement failed to start: {reason.splitlines()[0]}")
+
+    def _note_crash(self, cause: str) -> None:
+        if self._breaker.record_crash(trio.current_time(), cause):
+            cfg = self.config
+            log.error(
+                "pool %r is unhealthy: %d worker crashes within %gs (last: %s); calls fail "
+                "with PoolUnhealthy until a probe call succeeds (first probe in %gs)",
+                cfg.name,
+                len(self._breaker.crashes),
+                cfg.crash_window,
+                cause,
+                cfg.probe_after,
+            )
+            self._apply(self._core.shed_queue(FailReason.UNHEALTHY))
+
+    def _unhealthy(self) -> PoolUnhealthy:
+        b = self._breaker
+        return PoolUnhealthy(
+            len(b.crashes), self.config.crash_window, b.last_cause, b.retry_in(trio.current_time())
+        )
+
+    def worker_quiet(self, worker: Worker, quiet: bool) -> None:
+        """Heartbeats: ``worker`` went silent (no new calls) or answers again."""
+        worker.quiet = quiet
+        if quiet:
+            log.info("worker %s is not answering heartbeats; it gets no new calls", worker.id)
+            self._core.suspend_worker(worker.id)
+        else:
+            self._apply(self._core.resume_worker(worker.id))
 
     def note_restart(self) -> None:
         self._restarts += 1

@@ -25,6 +25,9 @@ class PoolStats:
         crashes: workers that died without being asked to stop.
         sessions: open sessions.
         recycles: workers replaced by max_requests, max_age or max_memory_mb.
+        health: ``"healthy"``; ``"unhealthy"`` after ``crash_threshold`` crashes within
+            ``crash_window`` (calls fail with PoolUnhealthy); ``"probing"`` while one call
+            tests whether workers run again.
     """
 
     workers: int
@@ -40,6 +43,7 @@ class PoolStats:
     crashes: int
     sessions: int = 0
     recycles: int = 0
+    health: str = "healthy"
 
 
 @attrs.frozen
@@ -54,6 +58,8 @@ class WorkerInfo:
         in_flight: calls it is running now.
         uptime: seconds since it started.
         rss: resident memory in bytes, or None if it could not be read.
+        silent: seconds since the worker last sent anything (a result, a chunk or a
+            heartbeat answer); above ``heartbeat_timeout`` it is replaced.
     """
 
     id: str
@@ -63,3 +69,4 @@ class WorkerInfo:
     in_flight: int
     uptime: float
     rss: int | None
+    silent: float = 0.0

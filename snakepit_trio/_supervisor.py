@@ -19,10 +19,12 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from . import _heartbeat as heartbeat
 from . import _process
 from ._config import PoolConfig
 from ._core._backoff import Backoff
 from ._core._worker_state import WorkerEvent, WorkerState, transition
+from ._crash import oom_kill_count
 from ._errors import WorkerStartError
 from ._transport._bridge import Bridge
 from ._transport._channel import TransportError, WorkerChannel
@@ -49,7 +51,11 @@ class Worker:
     stop_requested: bool = False
     recycling: bool = False  # draining, to be replaced (max_requests, max_age, max_memory_mb)
     memory_exempt: bool = False  # started above max_memory_mb: warned once, never recycled
-    lost_reason: str | None = None
+    killed_by: tuple[str, str] | None = None  # (cause, reason) when the pool kills it
+    last_heard: float = attrs.Factory(trio.current_time)  # any batch or PONG from it
+    last_rss: int | None = None  # from its last PONG
+    quiet: bool = False  # silent on heartbeats: suspended in the dispatcher
+    oom_kills: int | None = None  # the cgroup's oom_kill count when it started
     wake: trio.Event = attrs.Factory(trio.Event)
     gone: trio.Event = attrs.Factory(trio.Event)
 
@@ -61,13 +67,14 @@ class Worker:
         self.state = transition(self.state, event)
 
     def lost(self, reason: str) -> None:
-        if self.lost_reason is None:
-            self.lost_reason = reason
-        self.wake.set()
+        """Its connection broke: kill it (its process may live on) and replace it."""
+        self.kill(reason, "disconnected")
 
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: str, cause: str) -> None:
         """Kill and replace this worker (its running calls fail with WorkerCrashed)."""
-        self.lost(reason)
+        if self.killed_by is None:
+            self.killed_by = (cause, reason)
+        self.wake.set()
 
     def request_stop(self) -> None:
         self.stop_requested = True
@@ -98,6 +105,8 @@ class PoolHooks(Protocol):
     def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None: ...
     def frames_from(self, worker: Worker) -> Callable[[list[Any]], None]: ...
     def note_restart(self) -> None: ...
+    def note_start_failure(self, reason: str) -> None: ...
+    def worker_quiet(self, worker: Worker, quiet: bool) -> None: ...
 
 
 async def _pump(
@@ -164,8 +173,9 @@ async def _hand_shake(pool: PoolHooks, worker: Worker, socket_path: str, ready_f
     return f"not ready within startup_timeout={timeout:g}s"
 
 
-def _exit_info(worker: Worker, expected: bool, reason: str) -> ExitInfo:
+def _exit_info(worker: Worker, expected: bool) -> ExitInfo:
     code = worker.process.returncode
+    reason = worker.killed_by[1] if worker.killed_by else ""
     if code is not None and code < 0:
         return ExitInfo(None, -code, expected, reason)
     return ExitInfo(code, None, expected, reason)
@@ -179,7 +189,7 @@ async def run_incarnation(
     worker_id = pool.next_worker_id(slot)
     socket_path = os.path.join(pool.socket_dir, f"{worker_id}.sock")
     proc, ready_fd = await _process.spawn(config, socket_path)
-    worker = Worker(id=worker_id, slot=slot, process=proc)
+    worker = Worker(id=worker_id, slot=slot, process=proc, oom_kills=oom_kill_count())
     stdout_done, stderr_done = trio.Event(), trio.Event()
     ready = False
     break_out: str | None = None
@@ -208,9 +218,18 @@ async def run_incarnation(
                 worker.move(WorkerEvent.READY)
                 pool.worker_ready(worker, describe)
                 task_status.started(worker)
+                if config.heartbeat_timeout is not None:
+                    nursery.start_soon(heartbeat.watch, pool, worker)
 
                 await worker.wake.wait()
                 expected = worker.stop_requested or pool.closing
+                if worker.killed_by is not None and worker.killed_by[0] == "disconnected":
+                    # The connection usually breaks because the process is exiting: give it
+                    # a moment, so its own exit code or signal is what the crash reports.
+                    with trio.move_on_after(0.2):
+                        await proc.wait()
+                    if proc.returncode is not None:
+                        worker.killed_by = None
                 if proc.returncode is None:
                     # Stopped by us, or its channel broke while the process lives on: kill it.
                     await _process.stop(proc, config.shutdown_grace if expected else 0)
@@ -235,7 +254,7 @@ async def run_incarnation(
             if ready:
                 worker.move(WorkerEvent.EXITED)
                 expected = worker.stop_requested or pool.closing
-                info = _exit_info(worker, expected, worker.lost_reason or "")
+                info = _exit_info(worker, expected)
                 pool.worker_exited(worker, info, undelivered)
     if break_out is not None:
         raise WorkerStartError(worker_id, break_out, worker.tail())
@@ -271,6 +290,7 @@ async def supervise(
             if first and not retry_first:
                 raise
             log.warning("starting a worker in slot %d failed: %s", slot, exc.reason)
+            pool.note_start_failure(exc.reason)
             info = ExitInfo(None, None, False, exc.reason)
         first = False
         if info.expected or pool.closing:

@@ -15,6 +15,7 @@ CALL: Final = 0  # [CALL, id, tool, args, session_id, deadline, window]
 CANCEL: Final = 1  # [CANCEL, id]
 CREDIT: Final = 2  # [CREDIT, id, n]
 SESSION_END: Final = 3  # [SESSION_END, session_id]
+PING: Final = 4  # [PING, seq]: the worker answers PONG from its event loop
 
 # Worker -> host.
 RESULT: Final = 10  # [RESULT, id, payload, run_time?]
@@ -22,6 +23,7 @@ CHUNK: Final = 11  # [CHUNK, id, payload]
 END: Final = 12  # [END, id]
 ERROR: Final = 13  # [ERROR, id, type, message, traceback, kind, detail?]
 PROGRESS: Final = 14  # [PROGRESS, id, done, total, message]
+PONG: Final = 15  # [PONG, seq, rss]: rss in bytes, or None if unreadable
 
 # ERROR kinds.
 KIND_REMOTE: Final = "remote"

@@ -14,6 +14,7 @@ PUBLIC = {
     "PoolClosed",
     "PoolConfig",
     "PoolSaturated",
+    "PoolUnhealthy",
     "PoolStats",
     "Progress",
     "QueueTimeout",

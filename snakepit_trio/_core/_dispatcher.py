@@ -22,6 +22,8 @@ How this works:
 - ``remove_worker`` is a worker's death. Calls never delivered to it go back to the front of
   the queue (they never ran). Delivered calls fail with CRASHED, except idempotent calls,
   which are re-queued once. Abandoned calls on it are simply forgotten.
+- ``suspend_worker`` stops new calls to a worker that went quiet (heartbeats), until
+  ``resume_worker``; its running calls stay where they are.
 - ``close`` refuses new submissions; queued and running calls may still finish (drain).
   ``fail_queued`` then fails whatever still waits with CLOSED.
 
@@ -53,6 +55,7 @@ class FailReason(enum.Enum):
     CRASHED = "crashed"
     CLOSED = "closed"
     SESSION_LOST = "session_lost"  # pinned to a worker that died before it ran
+    UNHEALTHY = "unhealthy"  # shed from the queue when the pool's crash breaker opened
 
 
 class QueueFull(Exception):
@@ -114,6 +117,7 @@ class WorkerSlots:
     calls: dict[int, Call] = attrs.Factory(dict)
     pinned: deque[Call] = attrs.Factory(deque)  # calls that may run only here, waiting
     avg_run_time: float | None = None  # moving average of reported run times, seconds
+    suspended: bool = False  # silent on heartbeats: no new calls until it answers again
 
     @property
     def limit(self) -> int:
@@ -121,7 +125,11 @@ class WorkerSlots:
 
     @property
     def free(self) -> int:
-        return self.limit - len(self.calls) if self.state is not WorkerState.DRAINING else 0
+        return self.limit - len(self.calls) if self.accepting else 0
+
+    @property
+    def accepting(self) -> bool:
+        return self.state is not WorkerState.DRAINING and not self.suspended
 
     def _update(self) -> None:
         full = len(self.calls) >= self.capacity
@@ -172,6 +180,20 @@ class Dispatcher:
         ws = self.workers.get(worker)
         if ws is not None:
             ws.state = transition(ws.state, WorkerEvent.DRAIN)
+
+    def suspend_worker(self, worker: Any) -> None:
+        """Send ``worker`` no new calls for now (it has gone quiet); reversible."""
+        ws = self.workers.get(worker)
+        if ws is not None:
+            ws.suspended = True
+
+    def resume_worker(self, worker: Any) -> list[Action]:
+        """``worker`` answers again: it may take calls."""
+        ws = self.workers.get(worker)
+        if ws is None or not ws.suspended:
+            return []
+        ws.suspended = False
+        return self._pump()
 
     def remove_worker(self, worker: Any, undelivered: Iterable[int] = ()) -> list[Action]:
         ws = self.workers.pop(worker, None)
@@ -231,7 +253,7 @@ class Dispatcher:
             preferred is not None
             and not self.queue
             and len(preferred.calls) < preferred.capacity
-            and preferred.state is not WorkerState.DRAINING
+            and preferred.accepting
         ):
             self.calls[call.id] = call
             return [self._send(call, preferred.id)]
@@ -295,6 +317,18 @@ class Dispatcher:
                 call = waiting.popleft()
                 self._finish(call)
                 actions.append(Fail(call, FailReason.CLOSED))
+        return actions
+
+    def shed_queue(self, reason: FailReason) -> list[Action]:
+        """Fail every call in the pool queue (never sent anywhere) with ``reason``.
+
+        Pinned calls stay: they wait for one particular live worker.
+        """
+        actions: list[Action] = []
+        while self.queue:
+            call = self.queue.popleft()
+            self._finish(call)
+            actions.append(Fail(call, reason))
         return actions
 
     # --- internals -----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgpack
+import psutil
 
 from .. import _wire as w
 from .._codec import encode
@@ -84,6 +86,8 @@ class Connection:
             if not isinstance(frame[1], str):
                 raise TypeError("SESSION_END needs a string session id")
             self.runtime.end_session(frame[1])
+        elif kind == w.PING:
+            self.emit([w.PONG, frame[1], _rss()])
         elif kind == w.CREDIT:
             call = self.calls.get(frame[1])
             if call is not None:
@@ -101,6 +105,20 @@ class Connection:
             msgpack.packb(batch, use_bin_type=True)
             for batch in w.split_batches(frames, _payload_size)
         ]
+
+
+@functools.cache
+def _me() -> psutil.Process:
+    return psutil.Process()
+
+
+def _rss() -> int | None:
+    """This process's resident memory, reported with each heartbeat (the host keeps the last
+    value, so a worker killed for memory can be described as such)."""
+    try:
+        return int(_me().memory_info().rss)
+    except (psutil.Error, OSError):
+        return None
 
 
 def _payload_size(frame: Frame) -> int:

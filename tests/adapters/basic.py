@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import sys
 import time
@@ -93,6 +94,18 @@ class Echo(Adapter):
         for i in range(0, len(self.leak), 4096):
             self.leak[i] = 1  # touch every page so it counts in RSS
         return len(self.leak)
+
+    @tool
+    def hold_gil(self, seconds: int) -> str:
+        """Blocks in C code without releasing the GIL: the worker's event loop stops too."""
+        ctypes.PyDLL(None).sleep(seconds)  # PyDLL keeps the GIL during the call
+        return "done"
+
+    @tool
+    async def block_loop(self, seconds: float) -> str:
+        """An async tool that blocks its event loop (a common bug)."""
+        time.sleep(seconds)  # noqa: ASYNC251 - the bug this tool reproduces
+        return "done"
 
     @tool
     def stubborn(self, seconds: float) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from snakepit_trio.worker import Adapter, tool
 
@@ -44,6 +45,27 @@ class Parent(Adapter):
     def spawn_child(self) -> int:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         return child.pid
+
+
+class StartsWhenAllowed(Adapter):
+    """Fails to start while the file named by $SNAKEPIT_TEST_BLOCK_START exists."""
+
+    async def initialize(self) -> None:
+        if os.path.exists(os.environ["SNAKEPIT_TEST_BLOCK_START"]):  # noqa: ASYNC240
+            raise RuntimeError("start blocked by the test")
+
+    @tool
+    def ok(self) -> str:
+        return "ok"
+
+    @tool
+    def crash(self, code: int = 1) -> None:
+        os._exit(code)
+
+    @tool
+    def crash_later(self, seconds: float) -> None:
+        time.sleep(seconds)
+        os._exit(1)
 
 
 NotAnAdapter = object

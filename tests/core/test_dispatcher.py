@@ -218,6 +218,7 @@ class DispatcherMachine(RuleBasedStateMachine):
     def _apply(self, actions: list) -> None:  # type: ignore[type-arg]
         for a in actions:
             if isinstance(a, Send):
+                assert not self.d.workers[a.worker].suspended, "a call went to a quiet worker"
                 self.sent_count[a.call.id] = self.sent_count.get(a.call.id, 0) + 1
                 pin = self.pins.get(a.call.id)
                 assert pin is None or a.worker == pin, "a pinned call ran elsewhere"
@@ -286,6 +287,19 @@ class DispatcherMachine(RuleBasedStateMachine):
         for cid in undelivered:  # it never ran there: it must not count as a run
             self.sent_count[cid] -= 1
         self._apply(self.d.remove_worker(wid, undelivered))
+
+    @precondition(lambda self: bool(self.d.workers))
+    @rule(data=st.data(), quiet=st.booleans())
+    def heartbeat(self, data: st.DataObject, quiet: bool) -> None:
+        wid = data.draw(st.sampled_from(sorted(self.d.workers)))
+        if quiet:
+            self.d.suspend_worker(wid)
+        else:
+            self._apply(self.d.resume_worker(wid))
+
+    @rule()
+    def shed(self) -> None:
+        self._apply(self.d.shed_queue(FailReason.UNHEALTHY))
 
     @rule()
     def close(self) -> None:
