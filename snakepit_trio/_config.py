@@ -77,6 +77,11 @@ class PoolConfig:
         heartbeat_timeout: a worker silent this long (stopped, or blocked in code holding
             the GIL) is killed and replaced; silent for two intervals, it gets no new calls.
             None: no heartbeats. Raise it if your tools hold the GIL in C code for longer.
+        registry: record workers in a sqlite file, so that leftovers of a host that was
+            killed are found and killed by the next ``open_pool`` or by
+            ``snakepit-trio cleanup``.
+        state_dir: where that file lives (default: ``$SNAKEPIT_TRIO_STATE_DIR``, else the
+            user state directory, e.g. ``~/.local/state/snakepit-trio``).
         name: used in worker ids, thread names and logs.
         python: interpreter that runs the workers.
         env: extra environment variables for the workers.
@@ -122,6 +127,8 @@ class PoolConfig:
     probe_after: float = attrs.field(default=5.0, validator=v.ge(0))
     heartbeat_interval: float = attrs.field(default=0.5, validator=v.gt(0))
     heartbeat_timeout: float | None = attrs.field(default=2.0, validator=_positive_or_none)
+    registry: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    state_dir: str | None = None
     name: str = attrs.field(default="pool", validator=v.instance_of(str))
     python: str = attrs.field(factory=lambda: sys.executable, validator=v.instance_of(str))
     env: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
@@ -159,6 +166,7 @@ class PoolConfig:
 
 
 _NULLABLE = {
+    "state_dir",
     "crash_threshold",
     "heartbeat_timeout",
     "max_queue",

@@ -18,6 +18,7 @@ import trio
 from ._config import PoolConfig
 from ._errors import WorkerStartError
 from ._pool import Pool
+from ._records import WorkerRecords
 from ._supervisor import Worker, supervise
 from ._transport._bridge import open_bridge
 
@@ -94,12 +95,13 @@ async def open_pool(
     cancelled, workers are stopped at once.
     """
     cfg = PoolConfig.build(adapter, config, {"size": size, **options})
+    records = await WorkerRecords.open(cfg)  # also kills leftovers of dead hosts
     socket_dir = tempfile.mkdtemp(prefix="snakepit-")  # mode 0700: only we can connect
     body_error: BaseException | None = None
     try:
         # The bridge outlives the nursery: every supervisor closes its channel through it.
         async with open_bridge(f"{cfg.name}-bridge") as bridge, trio.open_nursery() as nursery:
-            pool = Pool(cfg, bridge, socket_dir, nursery)
+            pool = Pool(cfg, bridge, socket_dir, nursery, records)
             try:
                 await start_workers(pool)
                 nursery.start_soon(pool._sessions.reap)
@@ -116,5 +118,6 @@ async def open_pool(
                 nursery.cancel_scope.cancel()
     finally:
         shutil.rmtree(socket_dir, ignore_errors=True)
+        await records.close()
     if body_error is not None:
         raise body_error

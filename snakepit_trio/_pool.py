@@ -57,6 +57,7 @@ from ._errors import (
 )
 from ._handles import UnaryHandle, error_from_frame
 from ._progress import ProgressCallback
+from ._records import WorkerRecords
 from ._recycling import Recycler
 from ._session import Session, SessionInfo
 from ._session_host import SessionHost
@@ -101,6 +102,7 @@ class Pool:
     bridge: Bridge
     socket_dir: str
     _nursery: trio.Nursery
+    records: WorkerRecords
     closing: bool = False
     _core: Dispatcher = attrs.field(init=False)
     _workers: dict[str, Worker] = attrs.Factory(dict)

@@ -16,7 +16,7 @@ from ._config import PoolConfig
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def worker_env(config: PoolConfig) -> dict[str, str]:
+def worker_env(config: PoolConfig, tags: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     paths = list(config.pythonpath)
     if config.inherit_path:
@@ -30,6 +30,7 @@ def worker_env(config: PoolConfig) -> dict[str, str]:
         env.setdefault(var, "1")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(config.env)
+    env.update(tags)  # last: the pool's tags are how its workers' children are found
     return env
 
 
@@ -54,7 +55,9 @@ def worker_argv(config: PoolConfig, socket_path: str, ready_fd: int) -> list[str
     ]
 
 
-async def spawn(config: PoolConfig, socket_path: str) -> tuple[trio.Process, int]:
+async def spawn(
+    config: PoolConfig, socket_path: str, tags: dict[str, str]
+) -> tuple[trio.Process, int]:
     """Start a worker in its own session (so its children share its process group).
 
     Returns the process and the read end of its ready pipe.
@@ -68,7 +71,7 @@ async def spawn(config: PoolConfig, socket_path: str) -> tuple[trio.Process, int
             stderr=subprocess.PIPE,
             start_new_session=True,
             pass_fds=(ready_w,),
-            env=worker_env(config),
+            env=worker_env(config, tags),
             cwd=config.cwd,
         )
     except BaseException:

@@ -26,6 +26,7 @@ from ._core._backoff import Backoff
 from ._core._worker_state import WorkerEvent, WorkerState, transition
 from ._crash import oom_kill_count
 from ._errors import WorkerStartError
+from ._records import WorkerRecords
 from ._transport._bridge import Bridge
 from ._transport._channel import TransportError, WorkerChannel
 
@@ -99,6 +100,7 @@ class PoolHooks(Protocol):
     bridge: Bridge
     socket_dir: str
     closing: bool
+    records: WorkerRecords
 
     def next_worker_id(self, slot: int) -> str: ...
     def worker_ready(self, worker: Worker, describe: Any) -> None: ...
@@ -188,12 +190,13 @@ async def run_incarnation(
     config = pool.config
     worker_id = pool.next_worker_id(slot)
     socket_path = os.path.join(pool.socket_dir, f"{worker_id}.sock")
-    proc, ready_fd = await _process.spawn(config, socket_path)
+    proc, ready_fd = await _process.spawn(config, socket_path, pool.records.tags(worker_id))
     worker = Worker(id=worker_id, slot=slot, process=proc, oom_kills=oom_kill_count())
     stdout_done, stderr_done = trio.Event(), trio.Event()
     ready = False
     break_out: str | None = None
     try:
+        await pool.records.spawned(worker_id, proc.pid)  # before we ever connect to it
         async with trio.open_nursery() as nursery:
             assert proc.stdout is not None and proc.stderr is not None
             nursery.start_soon(_pump, proc.stdout, worker, "stdout", stdout_done)
@@ -250,6 +253,7 @@ async def run_incarnation(
                 os.unlink(socket_path)
             except FileNotFoundError:
                 pass
+            await pool.records.reaped(worker_id)  # and whatever it started that is left
             # Also when this task is cancelled: the pool must learn that the worker is gone.
             if ready:
                 worker.move(WorkerEvent.EXITED)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 
 import psutil
 import pytest
+
+# Pools record their workers in a registry; tests keep theirs out of the user's state dir.
+os.environ.setdefault("SNAKEPIT_TRIO_STATE_DIR", tempfile.mkdtemp(prefix="snakepit-tests-"))
 
 
 def _children() -> list[psutil.Process]:

@@ -19,6 +19,7 @@ import traceback
 from typing import Any
 
 from .._codec import DEFAULT_MAX_PAYLOAD
+from .._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
 from ._adapter import Adapter, collect_tools
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -86,8 +87,16 @@ def _die_with_parent(host_pid: int) -> None:
 
 
 def _kill_own_group() -> None:
-    """The host is gone: take our process group (our children) down with us, now."""
+    """The host is gone: take everything we started down with us, now.
+
+    Our descendants (also those that left our process group), then the group, then any
+    process still carrying our tag (a daemon that double-forked away from us).
+    """
     try:
+        kill_descendants()
+        token, worker_id = os.environ.get(POOL_TOKEN), os.environ.get(WORKER_ID)
+        if token and worker_id:
+            kill_tagged(token, worker_id)
         if os.getpgrp() == os.getpid():
             os.killpg(os.getpid(), signal.SIGKILL)
     finally:

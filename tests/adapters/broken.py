@@ -46,6 +46,42 @@ class Parent(Adapter):
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         return child.pid
 
+    @tool
+    def spawn_escapees(self) -> list[int]:
+        """Two children that leave the worker's process group: one calls setsid(), the
+        other is a daemon (double fork + setsid) that no longer has the worker as parent."""
+        own_session = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+        )
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _DAEMON], stdout=subprocess.PIPE, text=True
+        )
+        assert launcher.stdout is not None
+        daemon = int(launcher.stdout.readline())
+        launcher.wait()
+        launcher.stdout.close()
+        return [own_session.pid, daemon]
+
+    @tool
+    def try_setsid(self) -> str:
+        """The worker already leads its own session, so it cannot start another one."""
+        try:
+            os.setsid()
+        except OSError as exc:
+            return type(exc).__name__
+        return "left its session"
+
+
+_DAEMON = """
+import os, sys, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+print(os.getpid(), flush=True)
+sys.stdout.close()
+time.sleep(600)
+"""
+
 
 class StartsWhenAllowed(Adapter):
     """Fails to start while the file named by $SNAKEPIT_TEST_BLOCK_START exists."""

@@ -18,6 +18,7 @@ import msgpack
 import pytest
 import trio
 
+import snakepit_trio as sp
 from snakepit_trio._proto.snakepit import v1 as pb
 from tests.conftest import pid_alive
 from tests.e2e.test_worker_grpc import run, start_worker
@@ -33,6 +34,7 @@ HOST = textwrap.dedent(
     async def main():
         async with sp.open_pool("tests.adapters.broken:Parent", size=2) as pool:
             children = [await pool.execute("spawn_child") for _ in range(2)]
+            children += await pool.execute("spawn_escapees")
             pids = [w.pid for w in pool.workers()]
             print(json.dumps({"workers": pids, "children": children}), flush=True)
             await trio.sleep_forever()
@@ -166,3 +168,18 @@ async def test_sigkilled_host_leaves_no_worker_or_grandchild() -> None:
             if host.returncode is None:
                 host.kill()
                 await host.wait()
+
+
+async def test_children_that_left_the_process_group_die_with_a_crashed_worker() -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool(PARENT, size=1) as pool:
+            assert await pool.execute("try_setsid") == "PermissionError"
+            escapees = await pool.execute("spawn_escapees")
+            assert all(pid_alive(pid) for pid in escapees)
+            [worker] = pool.workers()
+            os.kill(worker.pid, signal.SIGKILL)
+            await wait_for(lambda: not any(pid_alive(pid) for pid in escapees), timeout=2)
+            await wait_for(lambda: pool.stats().restarts == 1 and pool.stats().workers == 1)
+            escapees = await pool.execute("spawn_escapees")
+        # A normal exit takes them down too.
+        await wait_for(lambda: not any(pid_alive(pid) for pid in escapees), timeout=2)

@@ -1,0 +1,7 @@
+"""``python -m snakepit_trio cleanup``: the same as the ``snakepit-trio`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

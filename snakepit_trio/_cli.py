@@ -1,0 +1,59 @@
+"""The ``snakepit-trio`` command: ``snakepit-trio cleanup [--dry-run] [--state-dir DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ._registry import Registry, default_state_dir, host_alive
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    registry = Registry(args.state_dir)
+    found = registry.sweep(dry_run=args.dry_run)
+    verb = "would kill" if args.dry_run else "killed"
+    for left in found:
+        e = left.entry
+        what = ", ".join(map(str, left.pids)) if left.pids else "nothing (already gone)"
+        age = time.time() - e.worker_started if e.worker_started else 0.0
+        print(
+            f"worker {e.worker_id} (pid {e.worker_pid}, started {age:.0f}s ago) of dead host "
+            f"pid {e.host_pid}: {verb} {what}"
+        )
+    if not found:
+        print(f"no leftovers in {registry.path}")
+    live = sum(1 for e in registry.entries() if host_alive(e))
+    if live:
+        print(f"{live} worker(s) of live pools left alone")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="snakepit-trio", description="Tools for snakepit_trio worker pools."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="kill worker processes left behind by hosts that died",
+        description=(
+            "Kill worker processes (and their children) recorded by pools whose host "
+            "process is gone. Workers of live pools and unrelated processes are never "
+            "touched."
+        ),
+    )
+    cleanup.add_argument("--dry-run", action="store_true", help="only list what would be killed")
+    cleanup.add_argument(
+        "--state-dir",
+        default=None,
+        help=f"the registry's directory (default: {default_state_dir()})",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "cleanup":
+        return _cleanup(args)
+    return 2  # unreachable: argparse refuses unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

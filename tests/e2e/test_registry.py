@@ -1,0 +1,146 @@
+"""The worker registry: leftovers of a dead host are swept, and nothing else is touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import trio
+
+import snakepit_trio as sp
+from snakepit_trio._registry import Entry, Registry, started_at
+from tests.conftest import pid_alive
+from tests.helpers import wait_for
+
+HOST = textwrap.dedent(
+    """
+    import json, sys, trio
+    import snakepit_trio as sp
+
+    async def main():
+        async with sp.open_pool("tests.adapters.broken:Parent", size=2,
+                                state_dir=sys.argv[1]) as pool:
+            children = await pool.execute("spawn_escapees")
+            pids = [w.pid for w in pool.workers()]
+            print(json.dumps({"workers": pids, "children": children}), flush=True)
+            await trio.sleep_forever()
+
+    trio.run(main)
+    """
+)
+
+
+async def _orphan_stopped_workers(state_dir: Path) -> list[int]:
+    """Run a pool in a host process, SIGSTOP its workers, SIGKILL the host.
+
+    Stopped workers cannot act on the host's death, so they (and their children) stay:
+    what a sweep is for. Returns their pids.
+    """
+    host = await trio.lowlevel.open_process(
+        [sys.executable, "-c", HOST, str(state_dir)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        assert host.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await host.stdout.receive_some(4096)
+            assert chunk, "the host died before reporting its workers"
+            line += chunk
+        report = json.loads(line)
+        for pid in report["workers"] + report["children"]:
+            os.kill(pid, signal.SIGSTOP)
+        host.send_signal(signal.SIGKILL)
+        await host.wait()
+    finally:
+        if host.returncode is None:
+            host.kill()
+            await host.wait()
+    left: list[int] = report["workers"] + report["children"]
+    assert all(pid_alive(pid) for pid in left)
+    return left
+
+
+def _cli(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "snakepit_trio", "cleanup", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return out.stdout
+
+
+async def test_open_pool_sweeps_leftovers_of_a_dead_host_only(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        left = await _orphan_stopped_workers(tmp_path)
+        registry = Registry(tmp_path)
+        assert len(registry.entries()) == 2  # recorded, and nobody removed them
+
+        # An unrelated process holding a recorded pid (pid reuse), under a dead host, and
+        # a row of a live host (this process): neither may be touched.
+        bystander = await trio.lowlevel.open_process(
+            [sys.executable, "-c", "import time; time.sleep(60)"]
+        )
+        try:
+            me, started = os.getpid(), started_at(os.getpid()) or 0.0
+            registry.add(Entry("deadbeef", 1_000_000, 1.0, "x-0", bystander.pid, 1.0, 1))
+            registry.add(Entry("alive", me, started, "y-0", bystander.pid, 1.0, 1))
+
+            async with sp.open_pool(
+                "tests.adapters.basic:Echo", size=1, state_dir=str(tmp_path)
+            ) as pool:
+                await wait_for(lambda: not any(pid_alive(pid) for pid in left), timeout=2)
+                assert pid_alive(bystander.pid)
+                tokens = {e.token for e in registry.entries()}
+                assert tokens == {"alive", pool.records.token}
+                assert await pool.execute("add", {"a": 1}) == 2
+            assert {e.token for e in registry.entries()} == {"alive"}  # ours are gone
+        finally:
+            bystander.kill()
+            await bystander.wait()
+
+
+async def test_cleanup_command_lists_then_kills(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        left = await _orphan_stopped_workers(tmp_path)
+        listing = await trio.to_thread.run_sync(_cli, "--dry-run", "--state-dir", str(tmp_path))
+        assert listing.count("would kill") == 2
+        for pid in left:
+            assert str(pid) in listing
+        assert all(pid_alive(pid) for pid in left)  # a dry run kills nothing
+
+        done = await trio.to_thread.run_sync(_cli, "--state-dir", str(tmp_path))
+        assert done.count("killed") == 2
+        await wait_for(lambda: not any(pid_alive(pid) for pid in left), timeout=2)
+        assert Registry(tmp_path).entries() == []
+        again = await trio.to_thread.run_sync(_cli, "--state-dir", str(tmp_path))
+        assert "no leftovers" in again
+
+
+async def test_an_unusable_registry_is_not_fatal(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with trio.fail_after(30):
+        async with sp.open_pool(
+            "tests.adapters.basic:Echo", size=1, state_dir=str(blocker / "state")
+        ) as pool:
+            assert pool.records.registry is None
+            assert await pool.execute("add", {"a": 1}) == 2
+
+
+async def test_registry_can_be_turned_off(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool(
+            "tests.adapters.basic:Echo", size=1, registry=False, state_dir=str(tmp_path)
+        ) as pool:
+            assert pool.records.registry is None
+            assert await pool.execute("add", {"a": 1}) == 2
+    assert os.listdir(tmp_path) == []
