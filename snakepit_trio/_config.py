@@ -77,6 +77,8 @@ class PoolConfig:
         heartbeat_timeout: a worker silent this long (stopped, or blocked in code holding
             the GIL) is killed and replaced; silent for two intervals, it gets no new calls.
             None: no heartbeats. Raise it if your tools hold the GIL in C code for longer.
+        handle_sigterm: on SIGTERM (when the program has no handler of its own), drain and
+            stop every pool's workers, then let SIGTERM end the process as it would have.
         registry: record workers in a sqlite file, so that leftovers of a host that was
             killed are found and killed by the next ``open_pool`` or by
             ``snakepit-trio cleanup``.
@@ -127,6 +129,7 @@ class PoolConfig:
     probe_after: float = attrs.field(default=5.0, validator=v.ge(0))
     heartbeat_interval: float = attrs.field(default=0.5, validator=v.gt(0))
     heartbeat_timeout: float | None = attrs.field(default=2.0, validator=_positive_or_none)
+    handle_sigterm: bool = attrs.field(default=True, validator=v.instance_of(bool))
     registry: bool = attrs.field(default=True, validator=v.instance_of(bool))
     state_dir: str | None = None
     name: str = attrs.field(default="pool", validator=v.instance_of(str))

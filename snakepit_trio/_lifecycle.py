@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from . import _signals as signals
 from ._config import PoolConfig
 from ._errors import WorkerStartError
 from ._pool import Pool
@@ -65,8 +66,21 @@ async def shut_down(pool: Pool, drain: bool) -> None:
     pool._apply(pool._core.fail_queued())
 
 
+def _is_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[0] is not None
+    return isinstance(exc, trio.Cancelled)
+
+
 async def _await_exit(worker: Worker) -> None:
     await worker.gone.wait()
+
+
+async def _stop_on_terminate(pool: Pool) -> None:
+    await pool.terminate.wait()
+    with trio.CancelScope(shield=True):
+        await shut_down(pool, drain=True)
+    pool.terminated.set()
 
 
 @asynccontextmanager
@@ -106,15 +120,23 @@ async def open_pool(
                 await start_workers(pool)
                 nursery.start_soon(pool._sessions.reap)
                 nursery.start_soon(pool._recycler.maintain)
+                nursery.start_soon(_stop_on_terminate, pool)
+                signals.track(pool)
+                if cfg.handle_sigterm and signals.can_watch():
+                    await nursery.start(signals.watch)
                 yield pool
-            except Exception as exc:
+            except BaseException as exc:
+                if _is_cancellation(exc):
+                    raise  # our nursery's cancel scope, or an outer one, must see it
                 # Re-raised below, outside the nursery, so the caller sees their own
-                # exception and not an ExceptionGroup wrapping it.
+                # exception (KeyboardInterrupt included) and not a group wrapping it.
                 body_error = exc
             finally:
                 cancelled = body_error is None and trio.current_effective_deadline() == -math.inf
+                signals.untrack(pool)
                 with trio.CancelScope(shield=True):
                     await shut_down(pool, drain=body_error is None and not cancelled)
+                pool.terminated.set()
                 nursery.cancel_scope.cancel()
     finally:
         shutil.rmtree(socket_dir, ignore_errors=True)

@@ -120,6 +120,8 @@ class Pool:
     _crashes: int = 0
     _recycles: int = 0
     _recycler: Recycler = attrs.field(init=False)
+    terminate: trio.Event = attrs.Factory(trio.Event)  # SIGTERM: drain and stop now
+    terminated: trio.Event = attrs.Factory(trio.Event)  # every worker is stopped
     _breaker: CrashBreaker = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:

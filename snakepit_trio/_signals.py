@@ -1,0 +1,69 @@
+"""SIGTERM: drain and stop every pool's workers, then die of SIGTERM as the process would have.
+
+How this works: a process whose SIGTERM handler is the default dies at once, and its workers
+notice the host's death and kill themselves: calls in flight are lost. So the first pool
+opened in the main thread while SIGTERM has its default handler watches for it (with
+``trio.open_signal_receiver``). On SIGTERM every open pool in the process refuses new calls
+(PoolClosed), lets its calls in flight finish (``drain_timeout``) and stops its workers;
+then the default handler is restored and SIGTERM re-raised, so the process still ends the
+way its supervisor (systemd, Kubernetes, a shell) expects, with status 143.
+
+A program that handles SIGTERM itself (its own handler or signal receiver) is left alone:
+pools then never watch for it. Ctrl-C needs none of this: Trio raises KeyboardInterrupt,
+which unwinds ``open_pool`` normally, and workers never see SIGINT (they run in their own
+session, outside the terminal's foreground process group).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import weakref
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from ._pool import Pool
+
+log = logging.getLogger("snakepit_trio")
+
+_open_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+def can_watch() -> bool:
+    """Main thread, default handler (a pool already watching has replaced it)."""
+    return (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    )
+
+
+def track(pool: Pool) -> None:
+    _open_pools.add(pool)
+
+
+def untrack(pool: Pool) -> None:
+    _open_pools.discard(pool)
+
+
+async def watch(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Wait for SIGTERM (a task in one pool's nursery), then stop all pools and re-raise it."""
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        task_status.started()
+        async for _ in signals:
+            break
+        pools = list(_open_pools)
+        log.warning("SIGTERM: draining and stopping %d pool(s) before exiting", len(pools))
+        limit = max(
+            (p.config.drain_timeout + p.config.shutdown_grace + 5 for p in pools), default=0
+        )
+        # Shielded: a pool block that ends meanwhile must not cancel the exit.
+        with trio.CancelScope(shield=True), trio.move_on_after(limit):
+            for pool in pools:
+                pool.terminate.set()
+            for pool in pools:
+                await pool.terminated.wait()
+    # Leaving the receiver's block restored the previous (default) handler.
+    signal.raise_signal(signal.SIGTERM)
