@@ -189,5 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:
+        uvloop = None
+    # Outside the except block, so errors while serving do not chain to the ImportError.
+    if uvloop is None:
         return asyncio.run(serve(args))
     return int(uvloop.run(serve(args)))

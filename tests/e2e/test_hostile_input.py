@@ -1,0 +1,236 @@
+"""Hostile input: generated arguments and frames get typed errors or correct answers.
+
+One pool serves every generated example: it runs in its own thread under its own
+``trio.run``, and hypothesis (synchronous) sends calls to it with ``trio.from_thread``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import pytest
+import trio
+from grpclib.client import Channel
+from grpclib.const import Cardinality
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import snakepit_trio as sp
+from snakepit_trio._proto.snakepit import v1 as pb
+from tests.e2e.test_worker_grpc import run, worker_socket
+
+LIMIT = 1 << 20  # max_payload_bytes of the pool under test
+
+
+class PoolThread:
+    """A pool in a background thread, callable from synchronous test code."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.token: trio.lowlevel.TrioToken | None = None
+        self.pool: sp.Pool | None = None
+        self.stop: trio.Event | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self.stop = trio.Event()
+            self.token = trio.lowlevel.current_trio_token()
+            async with sp.open_pool(
+                "tests.adapters.basic:Echo", size=2, max_payload_bytes=LIMIT, registry=False
+            ) as pool:
+                self.pool = pool
+                self.ready.set()
+                await self.stop.wait()
+
+        try:
+            trio.run(main)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.ready.set()
+
+    def call(self, tool: str, args: dict[str, Any]) -> Any:
+        assert self.pool is not None
+        return trio.from_thread.run(self.pool.execute, tool, args, trio_token=self.token)
+
+    def close(self) -> None:
+        if self.stop is not None and self.token is not None:
+            trio.from_thread.run_sync(self.stop.set, trio_token=self.token)
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def pool_thread() -> Iterator[PoolThread]:
+    pt = PoolThread()
+    pt.thread.start()
+    assert pt.ready.wait(timeout=30) and pt.error is None, pt.error
+    yield pt
+    pt.close()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> None:
+    """The module's pool lives across tests; its own fixture checks it leaves nothing."""
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality after a msgpack round trip: tuples come back as lists, NaN is NaN."""
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)  # beyond msgpack's 64 bits too
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(st.characters(codec="utf-8"), max_size=50)
+    | st.text(st.characters(categories=["Cs"]), min_size=1, max_size=2)  # lone surrogates
+    | st.binary(max_size=50)
+    | st.builds(object)  # not encodable
+)
+values = st.recursive(
+    leaves,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=5) | st.integers(-5, 5), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=values)
+def test_generated_arguments_round_trip_or_get_a_typed_error(
+    pool_thread: PoolThread, value: Any
+) -> None:
+    if _encodable(value):
+        assert _same(value, pool_thread.call("echo", {"value": value}))
+    else:
+        with pytest.raises(sp.SerializationError):
+            pool_thread.call("echo", {"value": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (2**64, sp.SerializationError),  # one past msgpack's unsigned range
+        ("\ud800", sp.SerializationError),  # a lone surrogate is not UTF-8
+        ("x" * (LIMIT + 1), sp.PayloadTooLarge),  # a huge string
+        (b"\0" * (LIMIT + 1), sp.PayloadTooLarge),
+    ],
+)
+def test_values_that_cannot_travel_are_refused_at_the_call_site(
+    pool_thread: PoolThread, value: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        pool_thread.call("echo", {"value": value})
+
+
+def test_deep_nesting(pool_thread: PoolThread) -> None:
+    def nest(depth: int) -> Any:
+        value: Any = "leaf"
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    assert pool_thread.call("echo", {"value": nest(200)}) == nest(200)
+    with pytest.raises(sp.SerializationError):
+        pool_thread.call("echo", {"value": nest(100_000)})
+
+
+def test_oversized_results_are_refused_by_the_worker(pool_thread: PoolThread) -> None:
+    with pytest.raises(sp.PayloadTooLarge) as info:
+        pool_thread.call("big", {"size": LIMIT + 10})
+    assert info.value.limit == LIMIT
+    assert pool_thread.call("add", {"a": 1}) == 2  # the worker lives on
+
+
+frame_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
+    | st.text(max_size=10) | st.binary(max_size=10),
+    lambda inner: st.lists(inner, max_size=8),
+    max_leaves=20,
+)  # fmt: skip
+frames = st.lists(
+    st.one_of(
+        frame_values,
+        st.tuples(st.integers(0, 16), frame_values).map(list),  # a known kind, junk fields
+        st.tuples(st.sampled_from([1, 2, 4]), st.integers(-5, 5)).map(list),  # out of order
+    ),
+    max_size=10,
+)
+
+
+@pytest.fixture(scope="module")
+def worker_sock() -> Iterator[str]:
+    with worker_socket() as sock:  # it must also still exit cleanly on SIGTERM at the end
+        yield sock
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(frames | frame_values, min_size=1, max_size=5))
+def test_junk_and_out_of_order_frames_leave_the_worker_answering(
+    worker_sock: str, batches: list[Any]
+) -> None:
+    async def abuse(channel: Channel) -> list[Any]:
+        async with channel.request(
+            "/snakepit.v1.Worker/Connect", Cardinality.STREAM_STREAM, pb.Batch, pb.Batch
+        ) as stream:
+            await stream.send_request()
+            for batch in batches:
+                await stream.send_message(pb.Batch(frames=msgpack.packb(batch)))
+            await stream.send_message(pb.Batch(frames=b"\xc1\xc1"))  # not msgpack at all
+            call = [0, 4242, "add", msgpack.packb({"a": 41}), None, None, 0]
+            await stream.send_message(pb.Batch(frames=msgpack.packb([call])))
+            while True:
+                message = await stream.recv_message()
+                assert message is not None, "the worker closed the stream"
+                for frame in msgpack.unpackb(message.frames):
+                    if frame[:2] == [10, 4242]:
+                        await stream.end()
+                        return frame
+
+    result = run(worker_sock, abuse)
+    assert msgpack.unpackb(result[2]) == 42
+
+
+async def test_worker_sockets_live_in_a_private_directory() -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool("tests.adapters.basic:Echo", size=1, registry=False) as pool:
+            directory = pool.socket_dir
+            assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+            [sock] = os.listdir(directory)
+            assert stat.S_IMODE(os.stat(os.path.join(directory, sock)).st_mode) == 0o600
+
+
+def test_nothing_is_pickled() -> None:
+    # The wire carries msgpack only: a value msgpack refuses is an error, never a pickle.
+    import snakepit_trio._codec as codec
+
+    with pytest.raises(sp.SerializationError, match="cannot encode"):
+        codec.encode({1, 2}, what="a set", limit=LIMIT)
+    assert "pickle" not in codec.encode.__code__.co_names
