@@ -1,4 +1,4 @@
-"""Development sessions: nox -s tests lint typecheck proto proto_check examples bench."""
+"""Development sessions: nox -s tests lint typecheck proto proto_check examples chaos bench."""
 
 from __future__ import annotations
 
@@ -21,6 +21,21 @@ def tests(session: nox.Session) -> None:
     """Unit, property and end-to-end tests (real worker processes over real gRPC)."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The chaos suite, longer: nox -s chaos [-- SECONDS] (default 120); prints its figures."""
+    session.install("-e", ".[test]")
+    seconds = session.posargs[0] if session.posargs else "120"
+    report = ROOT / "chaos-report.json"
+    session.run(
+        "pytest",
+        "tests/chaos",
+        "-s",
+        env={"SNAKEPIT_CHAOS_SECONDS": seconds, "SNAKEPIT_CHAOS_REPORT": str(report)},
+    )
+    session.log(f"report written to {report}")
 
 
 @nox.session(python=PYTHON)

@@ -62,6 +62,8 @@ class PoolConfig:
             Recycling starts the replacement at once and stops the old worker when its
             calls have finished; a worker holding strict sessions is recycled only after
             they close (recycling it would lose their state).
+        max_retries: an idempotent call whose worker dies is re-run at most this many times
+            (on another worker when there is one); 0 never re-runs.
         kill_on_cancel: default for calls and streams: kill and replace a worker whose
             cancelled (or timed out) call has not stopped ``cancel_grace`` seconds later.
         cancel_grace: seconds a cancelled call may take to stop before kill_on_cancel acts.
@@ -115,6 +117,7 @@ class PoolConfig:
     )
     max_memory_mb: float | None = attrs.field(default=None, validator=_positive_or_none)
     max_age: float | None = attrs.field(default=None, validator=_positive_or_none)
+    max_retries: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(0)])
     kill_on_cancel: bool = attrs.field(default=False, validator=v.instance_of(bool))
     cancel_grace: float = attrs.field(default=1.0, validator=v.ge(0))
     max_sessions: int | None = attrs.field(

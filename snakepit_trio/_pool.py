@@ -127,7 +127,10 @@ class Pool:
     def __attrs_post_init__(self) -> None:
         cfg = self.config
         self._core = Dispatcher(
-            max_queue=cfg.max_queue, prefetch=cfg.prefetch, prefetch_budget=cfg.prefetch_budget
+            max_queue=cfg.max_queue,
+            prefetch=cfg.prefetch,
+            prefetch_budget=cfg.prefetch_budget,
+            max_retries=cfg.max_retries,
         )
         self._recycler = Recycler(self)
         self._breaker = CrashBreaker(cfg.crash_threshold, cfg.crash_window, cfg.probe_after)
@@ -156,7 +159,8 @@ class Pool:
             tool: the tool's name.
             args: keyword arguments (msgpack-encodable values).
             timeout: budget in seconds for queue wait plus execution (default: the pool's).
-            idempotent: if the worker dies mid-call, run it once more on another worker.
+            idempotent: if the worker dies mid-call, run it again (``max_retries`` times at
+                most, default once), on another worker when there is one.
             on_progress: called with a ``Progress`` for each ``ctx.progress()`` of the tool.
             kill_on_cancel: if the call is cancelled or times out and the tool has not
                 stopped ``cancel_grace`` seconds later, kill and replace its worker (other

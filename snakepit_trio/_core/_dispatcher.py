@@ -21,7 +21,9 @@ How this works:
   worker's own queue, the older call (by submission order) goes first.
 - ``remove_worker`` is a worker's death. Calls never delivered to it go back to the front of
   the queue (they never ran). Delivered calls fail with CRASHED, except idempotent calls,
-  which are re-queued once. Abandoned calls on it are simply forgotten.
+  which are re-queued up to ``max_retries`` times (a retry budget: a call that crashes
+  every worker it touches must not take the whole pool down). Abandoned calls on it are
+  simply forgotten.
 - ``suspend_worker`` stops new calls to a worker that went quiet (heartbeats), until
   ``resume_worker``; its running calls stay where they are.
 - ``close`` refuses new submissions; queued and running calls may still finish (drain).
@@ -144,8 +146,10 @@ class Dispatcher:
         max_queue: int | None = None,
         prefetch: int = 0,
         prefetch_budget: float = 0.002,
+        max_retries: int = 1,
     ) -> None:
         self.max_queue = max_queue
+        self.max_retries = max_retries
         self.prefetch = prefetch
         self.prefetch_budget = prefetch_budget
         self.queue: deque[Call] = deque()
@@ -218,7 +222,7 @@ class Dispatcher:
             elif call.id in undelivered:
                 call.attempts -= 1  # it never reached the worker
                 requeue.append(call)
-            elif call.idempotent and call.attempts < 2:
+            elif call.idempotent and call.attempts <= self.max_retries:
                 requeue.append(call)
             else:
                 self._finish(call)

@@ -202,9 +202,15 @@ def test_abandon_a_pinned_queued_call() -> None:
 class DispatcherMachine(RuleBasedStateMachine):
     """Random interleavings of submits, completions, cancels, deaths and restarts."""
 
-    @initialize(prefetch=st.integers(0, 2), max_queue=st.none() | st.integers(0, 4))
-    def setup(self, prefetch: int, max_queue: int | None) -> None:
-        self.d = Dispatcher(max_queue=max_queue, prefetch=prefetch, prefetch_budget=0.5)
+    @initialize(
+        prefetch=st.integers(0, 2),
+        max_queue=st.none() | st.integers(0, 4),
+        max_retries=st.integers(0, 2),
+    )
+    def setup(self, prefetch: int, max_queue: int | None, max_retries: int) -> None:
+        self.d = Dispatcher(
+            max_queue=max_queue, prefetch=prefetch, prefetch_budget=0.5, max_retries=max_retries
+        )
         self.next_id = 1
         self.next_worker = 0
         self.finished: dict[int, str] = {}  # call id -> how it ended
@@ -331,7 +337,8 @@ class DispatcherMachine(RuleBasedStateMachine):
     @invariant()
     def runs_at_most_once_unless_idempotent(self) -> None:
         for cid, n in self.sent_count.items():
-            assert n <= (2 if cid in self.idempotent else 1), f"call {cid} ran {n} times"
+            runs = 1 + self.d.max_retries if cid in self.idempotent else 1
+            assert n <= runs, f"call {cid} ran {n} times"
 
 
 TestDispatcherMachine = DispatcherMachine.TestCase
