@@ -91,6 +91,7 @@ class ExitInfo:
     signal: int | None
     expected: bool  # we stopped it (shutdown), so it is not a crash
     reason: str
+    served: float = 0.0  # seconds from READY to exit (0: it never became ready)
 
 
 class PoolHooks(Protocol):
@@ -178,9 +179,10 @@ async def _hand_shake(pool: PoolHooks, worker: Worker, socket_path: str, ready_f
 def _exit_info(worker: Worker, expected: bool) -> ExitInfo:
     code = worker.process.returncode
     reason = worker.killed_by[1] if worker.killed_by else ""
+    served = time.monotonic() - worker.started_at
     if code is not None and code < 0:
-        return ExitInfo(None, -code, expected, reason)
-    return ExitInfo(code, None, expected, reason)
+        return ExitInfo(None, -code, expected, reason, served)
+    return ExitInfo(code, None, expected, reason, served)
 
 
 async def run_incarnation(
@@ -218,6 +220,7 @@ async def run_incarnation(
                 nursery.cancel_scope.cancel()
             else:
                 ready = True
+                worker.started_at = time.monotonic()  # its age counts from READY
                 worker.move(WorkerEvent.READY)
                 pool.worker_ready(worker, describe)
                 task_status.started(worker)
@@ -286,7 +289,6 @@ async def supervise(
             return
         if not first:
             pool.note_restart()
-        started_at = time.monotonic()
         try:
             info = await run_incarnation(pool, slot, task_status=status)
             status = trio.TASK_STATUS_IGNORED  # started() has fired
@@ -299,4 +301,5 @@ async def supervise(
         first = False
         if info.expected or pool.closing:
             return
-        await trio.sleep(backoff.next_delay(time.monotonic() - started_at))
+        # Time spent starting does not count as time up: a slow import is not stability.
+        await trio.sleep(backoff.next_delay(info.served))

@@ -13,12 +13,13 @@ class RestartPolicy:
         initial: delay before the first restart after a crash, in seconds.
         factor: each consecutive crash multiplies the delay by this.
         max_delay: the delay never exceeds this.
-        reset_after: a worker that stayed up this long resets the delay to ``initial``.
+        reset_after: a worker that served this long (from ready) resets the delay to
+            ``initial``.
     """
 
     initial: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))
     factor: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
-    max_delay: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
     reset_after: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
 
 

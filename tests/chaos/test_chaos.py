@@ -160,6 +160,9 @@ async def test_chaos(tmp_path: Path) -> None:
             env={"SNAKEPIT_CHAOS_LOG": str(log_file)},
             max_retries=MAX_RETRIES,
             crash_threshold=None,  # these kills are the test's, not a storm to stop
+            # Kills every ~0.6 s keep every worker younger than reset_after, so the default
+            # backoff would grow to max_delay; the pool should come back fast here.
+            restart=sp.RestartPolicy(initial=0.05, max_delay=0.5),
         ) as pool:
             until = trio.current_time() + seconds
             async with trio.open_nursery() as nursery:

@@ -144,3 +144,16 @@ async def test_registry_can_be_turned_off(tmp_path: Path) -> None:
             assert pool.records.registry is None
             assert await pool.execute("add", {"a": 1}) == 2
     assert os.listdir(tmp_path) == []
+
+
+def test_the_console_script_is_installed(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("snakepit-trio")
+    assert script.exists(), "pyproject's [project.scripts] entry is not installed"
+    out = subprocess.run(
+        [str(script), "cleanup", "--dry-run", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert "no leftovers" in out.stdout
