@@ -33,6 +33,8 @@ def chaos(session: nox.Session) -> None:
         "pytest",
         "tests/chaos",
         "-s",
+        "-o",
+        "faulthandler_timeout=0",  # a long run is not a hang
         env={"SNAKEPIT_CHAOS_SECONDS": seconds, "SNAKEPIT_CHAOS_REPORT": str(report)},
     )
     session.log(f"report written to {report}")

@@ -52,6 +52,11 @@ class PoolConfig:
         drain_timeout: on exit, how long in-flight calls may still finish.
         shutdown_grace: seconds between SIGTERM and SIGKILL of a worker's process group.
         max_payload_bytes: largest encoded arguments, result or chunk.
+        transport: how calls reach workers: ``"local"`` (the same frames as gRPC's Connect
+            stream, length-prefixed over the worker's unix socket and driven by Trio itself:
+            several times cheaper per message) or ``"grpc"`` (the Connect stream, through
+            grpclib on a helper thread). Default: ``$SNAKEPIT_TRIO_TRANSPORT``, else "local".
+            Describe and Health stay on gRPC either way.
         prefetch: most extra calls a worker may hold queued while its calls are short.
         prefetch_budget: a worker holds as many extra calls as fit in this many seconds of
             its moving-average run time; calls longer than this are never prefetched, so
@@ -109,6 +114,10 @@ class PoolConfig:
     shutdown_grace: float = attrs.field(default=5.0, validator=v.ge(0))
     max_payload_bytes: int = attrs.field(
         default=DEFAULT_MAX_PAYLOAD, validator=[v.instance_of(int), v.ge(1)]
+    )
+    transport: str = attrs.field(
+        factory=lambda: os.environ.get("SNAKEPIT_TRIO_TRANSPORT", "local"),
+        validator=v.in_(("local", "grpc")),
     )
     prefetch: int = attrs.field(default=64, validator=[v.instance_of(int), v.ge(0)])
     prefetch_budget: float = attrs.field(default=0.002, validator=v.ge(0))

@@ -52,7 +52,13 @@ def worker_argv(config: PoolConfig, socket_path: str, ready_fd: int) -> list[str
         "--host-pid",
         str(os.getpid()),
         "--watch-stdin",
+        *(["--lane", lane_path(socket_path)] if config.transport == "local" else []),
     ]
+
+
+def lane_path(socket_path: str) -> str:
+    """Where a worker serves the local lane, next to its gRPC socket."""
+    return socket_path.removesuffix(".sock") + ".lane"
 
 
 async def spawn(

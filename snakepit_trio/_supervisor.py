@@ -8,6 +8,7 @@ so a worker that cannot start makes ``open_pool`` raise ``WorkerStartError``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ import trio
 
 from . import _heartbeat as heartbeat
 from . import _process
+from . import _wire as w
 from ._config import PoolConfig
 from ._core._backoff import Backoff
 from ._core._worker_state import WorkerEvent, WorkerState, transition
@@ -29,6 +31,7 @@ from ._errors import WorkerStartError
 from ._records import WorkerRecords
 from ._transport._bridge import Bridge
 from ._transport._channel import TransportError, WorkerChannel
+from ._transport._lane import LaneChannel
 
 log = logging.getLogger("snakepit_trio")
 worker_log = logging.getLogger("snakepit_trio.worker")
@@ -44,7 +47,7 @@ class Worker:
     id: str
     slot: int
     process: trio.Process
-    channel: WorkerChannel | None = None
+    channel: WorkerChannel | LaneChannel | None = None
     state: WorkerState = WorkerState.STARTING
     started_at: float = attrs.Factory(time.monotonic)
     requests: int = 0
@@ -159,18 +162,28 @@ async def _read_ready(fd: int) -> bool:
             await stream.aclose()
 
 
-async def _hand_shake(pool: PoolHooks, worker: Worker, socket_path: str, ready_fd: int) -> Any:
+async def _hand_shake(
+    pool: PoolHooks, worker: Worker, socket_path: str, ready_fd: int, nursery: trio.Nursery
+) -> Any:
     """READY line, then channel + Describe; returns the Describe reply or a failure reason."""
     timeout = pool.config.startup_timeout
     with trio.move_on_after(timeout):
         if not await _read_ready(ready_fd):
             await worker.process.wait()
             return f"exited with code {worker.process.returncode} before it was ready"
-        worker.channel = WorkerChannel(
-            pool.bridge, socket_path, pool.frames_from(worker), worker.lost
-        )
         try:
-            return await worker.channel.open(timeout=timeout)
+            if pool.config.transport == "local":
+                lane = LaneChannel(
+                    _process.lane_path(socket_path),
+                    pool.frames_from(worker),
+                    worker.lost,
+                    max_message=pool.config.max_payload_bytes + 2 * w.MAX_BATCH_BYTES,
+                )
+                worker.channel = lane
+                return await lane.open(nursery, timeout=timeout)
+            channel = WorkerChannel(pool.bridge, socket_path, pool.frames_from(worker), worker.lost)
+            worker.channel = channel
+            return await channel.open(timeout=timeout)
         except TransportError as exc:
             return str(exc)
     return f"not ready within startup_timeout={timeout:g}s"
@@ -210,7 +223,7 @@ async def run_incarnation(
 
             nursery.start_soon(watch_exit)
 
-            describe = await _hand_shake(pool, worker, socket_path, ready_fd)
+            describe = await _hand_shake(pool, worker, socket_path, ready_fd, nursery)
             if isinstance(describe, str):
                 # Raised below, outside this nursery, so it is not wrapped in a group.
                 break_out = describe
@@ -252,10 +265,9 @@ async def run_incarnation(
                 undelivered = await worker.channel.aclose()
             else:
                 undelivered = set()
-            try:
-                os.unlink(socket_path)
-            except FileNotFoundError:
-                pass
+            for path in (socket_path, _process.lane_path(socket_path)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
             await pool.records.reaped(worker_id)  # and whatever it started that is left
             # Also when this task is cancelled: the pool must learn that the worker is gone.
             if ready:

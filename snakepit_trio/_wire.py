@@ -16,6 +16,7 @@ CANCEL: Final = 1  # [CANCEL, id]
 CREDIT: Final = 2  # [CREDIT, id, n]
 SESSION_END: Final = 3  # [SESSION_END, session_id]
 PING: Final = 4  # [PING, seq]: the worker answers PONG from its event loop
+HELLO: Final = 5  # [HELLO, protocol]: first frame on the local lane (worker/_lane.py)
 
 # Worker -> host.
 RESULT: Final = 10  # [RESULT, id, payload, run_time?]
@@ -24,6 +25,7 @@ END: Final = 12  # [END, id]
 ERROR: Final = 13  # [ERROR, id, type, message, traceback, kind, detail?]
 PROGRESS: Final = 14  # [PROGRESS, id, done, total, message]
 PONG: Final = 15  # [PONG, seq, rss]: rss in bytes, or None if unreadable
+WELCOME: Final = 16  # [WELCOME, describe]: serialized DescribeResponse, the lane's answer
 
 # ERROR kinds.
 KIND_REMOTE: Final = "remote"

@@ -32,7 +32,7 @@ class TransportError(Exception):
     """The worker's channel failed (translated from grpclib/OS errors)."""
 
 
-def _call_size(frame: list[Any]) -> int:
+def call_size(frame: list[Any]) -> int:
     return len(frame[3]) if frame[0] == w.CALL else 0
 
 
@@ -121,7 +121,7 @@ class WorkerChannel:
                 with self._lock:
                     frames, self._pending = self._pending, []
                     self._scheduled = False
-                batches = w.split_batches(frames, _call_size)
+                batches = w.split_batches(frames, call_size)
                 for i, batch in enumerate(batches):
                     try:
                         data = msgpack.packb(batch, use_bin_type=True)

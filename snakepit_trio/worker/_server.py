@@ -18,7 +18,9 @@ import sys
 import traceback
 from typing import Any
 
+from .. import _wire as w
 from .._codec import DEFAULT_MAX_PAYLOAD
+from .._proto.snakepit import v1 as pb
 from .._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
 from ._adapter import Adapter, collect_tools
 
@@ -138,9 +140,18 @@ async def serve(args: argparse.Namespace) -> int:
         max_payload=args.max_payload,
         on_session_end=adapter.on_session_end,
     )
-    server = Server([WorkerService(runtime, args.adapter)])
+    service = WorkerService(runtime, args.adapter)
+    server = Server([service])
     await server.start(path=args.socket)
     os.chmod(args.socket, 0o600)
+    lane = None
+    if args.lane:
+        from ._lane import LaneServer
+
+        # A batch holds at most one payload over MAX_BATCH_BYTES, plus small frames.
+        max_message = args.max_payload + 2 * w.MAX_BATCH_BYTES
+        lane = LaneServer(runtime, await service.describe(pb.DescribeRequest()), max_message)
+        await lane.start(args.lane)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
 
@@ -151,6 +162,8 @@ async def serve(args: argparse.Namespace) -> int:
     await stop.wait()
     # Graceful stop: let running calls finish and their results leave, then clean up.
     await runtime.drain()
+    if lane is not None:
+        await lane.close()
     server.close()
     try:
         await asyncio.wait_for(server.wait_closed(), timeout=2)
@@ -174,6 +187,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD)
     parser.add_argument("--host-pid", type=int, default=0)
     parser.add_argument("--watch-stdin", action="store_true")
+    parser.add_argument("--lane", default="", help="also serve the local lane on this socket")
     return parser.parse_args(argv)
 
 

@@ -147,6 +147,11 @@ async def _watch_recovery(pool: sp.Pool, ledger: Ledger) -> None:
             short_since = None
 
 
+def _hang_report(pool: sp.Pool) -> str:
+    calls = [(c.id, c.tool, c.state.value, c.worker, c.attempts) for c in pool._core.calls.values()]
+    return f"load hung: {pool.stats()}\nworkers: {pool.workers()}\ncalls: {calls[:20]}"
+
+
 async def test_chaos(tmp_path: Path) -> None:
     seconds = float(os.environ.get("SNAKEPIT_CHAOS_SECONDS", "8"))
     log_file = tmp_path / "runs.log"
@@ -167,10 +172,14 @@ async def test_chaos(tmp_path: Path) -> None:
             until = trio.current_time() + seconds
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_recovery, pool, ledger)
-                async with trio.open_nursery() as load:
-                    load.start_soon(_chaos_monkey, pool, ledger, rng, until)
-                    for _ in range(CLIENTS):
-                        load.start_soon(_client, pool, ledger, rng.randrange(2**32), until)
+                # Every client ends its last call soon after the deadline; if one hangs, say
+                # where, instead of a bare timeout.
+                with trio.move_on_after(seconds + 30) as load_scope:
+                    async with trio.open_nursery() as load:
+                        load.start_soon(_chaos_monkey, pool, ledger, rng, until)
+                        for _ in range(CLIENTS):
+                            load.start_soon(_client, pool, ledger, rng.randrange(2**32), until)
+                assert not load_scope.cancelled_caught, _hang_report(pool)
                 # Every stopped worker is found by its heartbeats and replaced.
                 await wait_for(lambda: pool.stats().workers == SIZE, timeout=10)
                 nursery.cancel_scope.cancel()

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+TRANSPORT_AGNOSTIC = True  # see conftest.py
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

@@ -24,6 +24,8 @@ from tests.conftest import pid_alive
 from tests.e2e.test_worker_grpc import run, start_worker
 from tests.helpers import wait_for
 
+TRANSPORT_AGNOSTIC = True  # see conftest.py
+
 PARENT = "tests.adapters.broken:Parent"
 
 HOST = textwrap.dedent(

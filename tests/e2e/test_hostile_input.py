@@ -25,6 +25,8 @@ import snakepit_trio as sp
 from snakepit_trio._proto.snakepit import v1 as pb
 from tests.e2e.test_worker_grpc import run, worker_socket
 
+TRANSPORT_AGNOSTIC = True  # see conftest.py
+
 LIMIT = 1 << 20  # max_payload_bytes of the pool under test
 
 
@@ -223,8 +225,10 @@ async def test_worker_sockets_live_in_a_private_directory() -> None:
         async with sp.open_pool("tests.adapters.basic:Echo", size=1, registry=False) as pool:
             directory = pool.socket_dir
             assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
-            [sock] = os.listdir(directory)
-            assert stat.S_IMODE(os.stat(os.path.join(directory, sock)).st_mode) == 0o600
+            sockets = sorted(os.listdir(directory))
+            assert [os.path.splitext(name)[1] for name in sockets] == [".lane", ".sock"]
+            for name in sockets:
+                assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) == 0o600
 
 
 def test_nothing_is_pickled() -> None:

@@ -17,6 +17,8 @@ from snakepit_trio._registry import Entry, Registry, started_at
 from tests.conftest import pid_alive
 from tests.helpers import wait_for
 
+TRANSPORT_AGNOSTIC = True  # see conftest.py
+
 HOST = textwrap.dedent(
     """
     import json, sys, trio

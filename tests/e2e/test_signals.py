@@ -17,6 +17,8 @@ import trio
 from tests.conftest import pid_alive
 from tests.helpers import wait_for
 
+TRANSPORT_AGNOSTIC = True  # see conftest.py
+
 HOST = textwrap.dedent(
     """
     import json, logging, sys, trio

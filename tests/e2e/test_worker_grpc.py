@@ -20,6 +20,8 @@ from grpclib.const import Cardinality
 
 from snakepit_trio._proto.snakepit import v1 as pb
 
+TRANSPORT_AGNOSTIC = True  # see conftest.py
+
 
 @contextmanager
 def start_worker(
