@@ -200,11 +200,16 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    # Outside the except block, so errors while serving do not chain to the ImportError.
+    # Decided outside an except block, so errors while serving do not chain to ImportError.
+    uvloop = _uvloop()
     if uvloop is None:
         return asyncio.run(serve(args))
     return int(uvloop.run(serve(args)))
+
+
+def _uvloop() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop

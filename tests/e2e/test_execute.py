@@ -33,6 +33,15 @@ async def test_execute_returns_results_from_real_workers() -> None:
             assert len(pids) == 2 and os.getpid() not in pids
 
 
+async def test_numpy_arrays_travel_both_ways() -> None:
+    np = pytest.importorskip("numpy")
+    with trio.fail_after(30):
+        async with sp.open_pool(ECHO, size=1) as pool:
+            array = np.arange(100_000, dtype=np.float64).reshape(1000, 100)
+            back = await pool.execute("echo", {"value": {"x": array}})
+            assert np.array_equal(back["x"], array) and back["x"].dtype == array.dtype
+
+
 async def test_tool_exception_becomes_remote_error_with_traceback() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(ECHO, size=1) as pool:

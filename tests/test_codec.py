@@ -1,0 +1,37 @@
+"""The payload codec: numpy arrays travel (read-only on arrival), nothing is pickled."""
+
+from __future__ import annotations
+
+import pytest
+
+import snakepit_trio as sp
+from snakepit_trio._codec import decode, encode
+
+np = pytest.importorskip("numpy")
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12.0).reshape(3, 4),
+        np.arange(10, dtype="<i2")[::2],  # not contiguous: sent in C order
+        np.zeros((0, 3), dtype="<U3"),
+        np.array(3.5),  # zero-dimensional
+        np.arange(6, dtype=">u4").reshape(2, 3).T,  # big-endian, transposed
+    ],
+)
+def test_arrays_round_trip_exactly_and_arrive_read_only(array: object) -> None:
+    back = decode(encode({"a": [array]}, what="args", limit=1 << 20), what="args")["a"][0]
+    assert back.dtype == array.dtype and back.shape == array.shape  # type: ignore[attr-defined]
+    assert np.array_equal(back, array)
+    assert not back.flags.writeable
+
+
+def test_object_arrays_are_refused() -> None:
+    with pytest.raises(sp.SerializationError, match="dtype=object"):
+        encode(np.array([object()]), what="args", limit=1 << 20)
+
+
+def test_array_size_counts_against_the_limit() -> None:
+    with pytest.raises(sp.PayloadTooLarge):
+        encode(np.zeros(1000), what="args", limit=4000)
