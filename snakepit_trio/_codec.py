@@ -17,7 +17,6 @@ from typing import Any
 import msgpack
 
 from ._core._types import is_ndarray
-
 from ._errors import PayloadTooLarge, SerializationError
 
 DEFAULT_MAX_PAYLOAD: int = 64 * 1024 * 1024
