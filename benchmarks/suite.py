@@ -1,0 +1,209 @@
+"""The benchmark suite: snakepit_trio and its peers on the same workloads, in one run.
+
+    python benchmarks/suite.py [--repeats 3] [--out benchmarks/results] [--only NAME ...]
+
+Workloads (each figure is the median of ``--repeats``; peers interleave run by run):
+- start: seconds until 4 and 8 workers have each run a call;
+- sequential trivial call ``ping(x) -> x``: p50/p99 µs (2 workers);
+- throughput: calls/s with 4, 16 and 64 calls in flight, on 2 and 4 workers;
+- round trip of 10 MB of bytes and of an 8 MB float64 ndarray (ms);
+- streaming (snakepit_trio; Ray if installed): chunks/s and first-chunk ms;
+- memory: host RSS and per-worker USS with 10,000 calls in flight (snakepit_trio).
+Writes ``suite.json`` and ``suite.md`` to ``--out`` and prints the markdown with the ratios
+the targets are stated in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import trio
+import trio.testing
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_streaming
+import peers
+
+import snakepit_trio as sp
+
+MP = "multiprocessing.Pool (fork)"
+PPE = "ProcessPoolExecutor (fork)"
+TP = "trio-parallel"
+SP = "snakepit_trio"
+
+
+def _payloads() -> dict[str, Any]:
+    out: dict[str, Any] = {"bytes 10 MB": os.urandom(10 * 2**20)}
+    try:
+        import numpy as np
+
+        out["ndarray 8 MB"] = np.random.default_rng(0).random(2**20)
+    except ImportError:
+        pass
+    return out
+
+
+def run_peer(peer: Any, figures: dict[str, list[float]]) -> None:
+    def record(key: str, fn: Any, *args: Any) -> None:
+        try:
+            value = fn(*args)
+        except Exception as exc:  # a peer that cannot run a workload is reported, not fatal
+            print(f"  {peer.name}: {key} failed: {exc!r}", file=sys.stderr)
+            return
+        if isinstance(value, tuple):
+            figures.setdefault(f"{key} p50 µs", []).append(value[0])
+            figures.setdefault(f"{key} p99 µs", []).append(value[1])
+        else:
+            figures.setdefault(key, []).append(value)
+
+    for n in (4, 8):
+        record(f"start {n} workers ms", lambda n=n: peer.start(n) * 1e3)
+    record("seq", peer.seq)
+    for workers in (2, 4):
+        for in_flight in (4, 16, 64):
+            record(f"{in_flight} in flight, {workers} workers /s", peer.thr, workers, in_flight)
+    for label, value in _payloads().items():
+        record(f"{label} round trip ms", lambda v=value: peer.payload(v, 5) * 1e3)
+
+
+async def _memory_10k() -> dict[str, float]:
+    """Host RSS and worker USS with 10,000 calls in flight (most of them queued)."""
+    me = psutil.Process()
+    async with sp.open_pool(peers.ADAPTER, size=4) as pool:
+        await pool.execute("ping", {"x": 1})
+        base_rss = me.memory_info().rss
+        base_uss = [psutil.Process(w.pid).memory_full_info().uss for w in pool.workers()]
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                for _ in range(10_000):
+                    nursery.start_soon(pool.execute, "hold", {"seconds": 30})
+                await trio.testing.wait_all_tasks_blocked()  # every call is submitted
+                assert pool.stats().queued + pool.stats().in_flight == 10_000
+                peak_rss = me.memory_info().rss
+                peak_uss = [psutil.Process(w.pid).memory_full_info().uss for w in pool.workers()]
+                scope.cancel()
+    return {
+        "host RSS MB (10k in flight)": peak_rss / 2**20,
+        "host RSS growth MB": (peak_rss - base_rss) / 2**20,
+        "worker USS MB, mean (10k in flight)": statistics.mean(peak_uss) / 2**20,
+        "worker USS growth MB, max": max(p - b for p, b in zip(peak_uss, base_uss, strict=True))
+        / 2**20,
+    }
+
+
+def _streaming() -> dict[str, tuple[float, float]]:
+    out = {}
+    for tool, label in (("chunks", "sync generator"), ("achunks", "async generator")):
+        out[f"snakepit_trio stream ({label})"] = trio.run(bench_streaming._sp_stream, tool, 64)
+    ray = bench_streaming._ray_stream()
+    if ray is not None:
+        out["Ray actor streaming generator"] = ray
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def render(med: dict[str, dict[str, float]], extra: dict[str, Any], repeats: int) -> str:
+    keys = list(dict.fromkeys(k for m in med.values() for k in m))
+    lines = [
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, medians of {repeats}; "
+        "compare ratios within this run, not absolute numbers.",
+        "",
+    ]
+    names = list(med)
+    for group in (
+        [k for k in keys if k.startswith("start")],
+        [k for k in keys if k.startswith("seq")],
+        [k for k in keys if "in flight" in k],
+        [k for k in keys if "round trip" in k],
+    ):
+        lines += ["| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for k in group:
+            cells = [f"{med[n][k]:,.0f}" if k in med[n] else "—" for n in names]
+            if "round trip" in k:
+                cells = [f"{med[n][k]:,.1f}" if k in med[n] else "—" for n in names]
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["| stream of 20,000 chunks | chunks/s | first chunk ms |", "|---|---:|---:|"]
+    for name, (rate, first) in extra["streaming"].items():
+        lines.append(f"| {name} | {rate:,.0f} | {first:.2f} |")
+    lines += ["", "| memory, snakepit_trio, 4 workers | MB |", "|---|---:|"]
+    for k, v in extra["memory"].items():
+        lines.append(f"| {k} | {v:.1f} |")
+    s, mp, tp, ppe = med.get(SP, {}), med.get(MP, {}), med.get(TP, {}), med.get(PPE, {})
+    lines += ["", "Targets, as ratios in this run:", ""]
+    for w in (2, 4):
+
+        def vs(peer: dict[str, float], n: int, w: int = w) -> str:
+            key = f"{n} in flight, {w} workers /s"
+            return _ratio(s.get(key), peer.get(key))
+
+        lines.append(
+            f"- {w} workers: 64 in flight {vs(mp, 64)} multiprocessing.Pool (target ≥ 3x); "
+            f"16 in flight {vs(mp, 16)} (≥ 1x); 4 in flight {vs(tp, 4)} trio-parallel (≥ 1x)"
+        )
+    lines.append(
+        f"- sequential p50: {_ratio(s.get('seq p50 µs'), tp.get('seq p50 µs'))} trio-parallel's "
+        "(target ≤ 1x)"
+    )
+    lines.append(
+        f"- 8 workers ready: {s.get('start 8 workers ms', float('nan')):.0f} ms (target ≤ 150)"
+    )
+    lines.append(
+        f"- ndarray round trip: ProcessPoolExecutor / snakepit_trio = "
+        f"{_ratio(ppe.get('ndarray 8 MB round trip ms'), s.get('ndarray 8 MB round trip ms'))} "
+        "(target ≥ 3x)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    parser.add_argument("--only", nargs="*", help="peer names to run (default: all)")
+    args = parser.parse_args()
+    chosen = [p for p in peers.all_peers() if not args.only or p.name in args.only]
+    raw: dict[str, dict[str, list[float]]] = {p.name: {} for p in chosen}
+    streams: dict[str, list[tuple[float, float]]] = {}
+    memory: dict[str, list[float]] = {}
+    for rep in range(args.repeats):
+        for peer in chosen:
+            t = time.perf_counter()
+            run_peer(peer, raw[peer.name])
+            print(f"repeat {rep + 1}: {peer.name} {time.perf_counter() - t:.0f}s", file=sys.stderr)
+        for name, value in _streaming().items():
+            streams.setdefault(name, []).append(value)
+        for k, v in trio.run(_memory_10k).items():
+            memory.setdefault(k, []).append(v)
+    med = {p: {k: statistics.median(v) for k, v in d.items()} for p, d in raw.items()}
+    extra = {
+        "streaming": {
+            n: (statistics.median(r for r, _ in v), statistics.median(f for _, f in v))
+            for n, v in streams.items()
+        },
+        "memory": {k: statistics.median(v) for k, v in memory.items()},
+    }
+    text = render(med, extra, args.repeats)
+    print(text)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "suite.md").write_text(text)
+    (out / "suite.json").write_text(
+        json.dumps({"medians": med, "raw": raw, **extra, "repeats": args.repeats}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
