@@ -44,6 +44,8 @@ def _default(obj: Any) -> Any:
         return msgpack.ExtType(
             NDARRAY_EXT, b"".join((_HEADER.pack(len(header)), header, array.data))
         )
+    if isinstance(obj, int):  # msgpack hands us the ints it cannot hold
+        raise OverflowError(f"{obj} does not fit in 64 bits")
     raise TypeError(f"can not serialize {type(obj).__name__!r} object")
 
 
