@@ -101,5 +101,5 @@ def proto_check(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against the peers, in one run (see README, Performance)."""
     session.install("-e", ".[bench]")
-    session.run("python", "benchmarks/bench_roundtrip.py", *session.posargs)
+    session.run("python", "benchmarks/suite.py", *session.posargs)
     session.run("python", "benchmarks/bench_streaming.py", *session.posargs)
