@@ -11,11 +11,13 @@ modify it). Object arrays are refused. numpy is imported only when an array is s
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from typing import Any
 
 import msgpack
 
+from . import _shm
 from ._core._types import is_ndarray
 from ._errors import PayloadTooLarge, SerializationError
 
@@ -29,7 +31,9 @@ def _describe_unencodable(exc: Exception) -> str:
     return text
 
 
-NDARRAY_EXT = 1
+NDARRAY_EXT = 1  # inline array: header length, [dtype, shape], bytes
+SHM_NDARRAY_EXT = 2  # [segment name, size, dtype, shape]
+SHM_BYTES_EXT = 3  # [segment name, size]
 _HEADER = struct.Struct("<I")
 
 
@@ -59,32 +63,164 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
-def encode(value: Any, *, what: str, limit: int) -> bytes:
+class Outbound:
+    """Where one payload's large buffers go: shared-memory segments (see _shm.py)."""
+
+    def __init__(self, name_prefix: str, threshold: int) -> None:
+        self.prefix = name_prefix
+        self.threshold = threshold
+        self.names: list[str] = []
+        self.size = 0
+
+    def release(self) -> None:
+        for name in self.names:
+            _shm.unlink(name)
+        self.names.clear()
+
+
+class _Lifted:
+    """A buffer at or above the threshold, to be sent through shared memory."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _Big(Exception):
+    """The probe met an array at or above the threshold."""
+
+
+def _lift(value: Any, threshold: int) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _Lifted(value) if memoryview(value).nbytes >= threshold else value
+    if is_ndarray(value):
+        big = value.nbytes >= threshold and not value.dtype.hasobject
+        return _Lifted(value) if big else value
+    if isinstance(value, dict):
+        return {k: _lift(v, threshold) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lift(v, threshold) for v in value]
+    return value
+
+
+def _to_segment(out: Outbound, obj: Any) -> Any:
+    if not isinstance(obj, _Lifted):
+        return _default(obj)
+    value = obj.value
+    if is_ndarray(value):
+        import numpy as np
+
+        array = np.ascontiguousarray(value)
+        meta = [value.dtype.str, list(value.shape)]
+        code, view = SHM_NDARRAY_EXT, array.data.cast("B")
+    else:
+        meta, code, view = [], SHM_BYTES_EXT, memoryview(value).cast("B")
+    name = _shm.create(out.prefix, view)
+    out.names.append(name)
+    out.size += view.nbytes
+    return msgpack.ExtType(code, msgpack.packb([name, view.nbytes, *meta]))
+
+
+def _probe(threshold: int) -> Any:
+    def default(obj: Any) -> Any:
+        if is_ndarray(obj) and obj.nbytes >= threshold:
+            raise _Big
+        return _default(obj)
+
+    return default
+
+
+def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) -> bytes:
     """Encode ``value`` to msgpack bytes.
+
+    With ``shm``, buffers (bytes, bytearray, memoryview, numpy arrays) of at least
+    ``shm.threshold`` bytes go to shared-memory segments named in ``shm.names``; the caller
+    releases them. Payloads below the threshold take the plain path unchanged.
 
     Raises:
         SerializationError: the value holds something msgpack cannot encode.
-        PayloadTooLarge: the encoding is longer than ``limit`` bytes.
+        PayloadTooLarge: the encoding (segments included) is longer than ``limit`` bytes.
     """
     try:
-        data: bytes = msgpack.packb(value, use_bin_type=True, default=_default)
+        try:
+            default = _default if shm is None else _probe(shm.threshold)
+            data: bytes = msgpack.packb(value, use_bin_type=True, default=default)
+            big = shm is not None and len(data) >= shm.threshold
+        except _Big:
+            big = True
+        if big:
+            assert shm is not None
+            lifted = _lift(value, shm.threshold)
+            data = msgpack.packb(lifted, use_bin_type=True, default=lambda o: _to_segment(shm, o))
     except (TypeError, ValueError, OverflowError) as exc:
+        if shm is not None:
+            shm.release()
         raise SerializationError(
             f"cannot encode {what}: {_describe_unencodable(exc)}; "
             "pass only None, bool, int, float, str, bytes, list, tuple, dict and numpy arrays"
         ) from exc
-    if len(data) > limit:
-        raise PayloadTooLarge(what, len(data), limit)
+    size = len(data) + (shm.size if shm is not None else 0)
+    if size > limit:
+        if shm is not None:
+            shm.release()
+        raise PayloadTooLarge(what, size, limit)
     return data
 
 
-def decode(data: bytes, *, what: str) -> Any:
+def _from_segment(code: int, data: bytes, owned: bool) -> Any:
+    name, size, *meta = msgpack.unpackb(data)
+    mapping = _shm.attach(name, size)
+    if owned:
+        _shm.unlink(name)  # ours to remove; the mapping lives on in the view
+    if code == SHM_BYTES_EXT:
+        with mapping:
+            return bytes(mapping)
+    import numpy as np
+
+    dtype, shape = meta
+    return np.frombuffer(mapping, dtype=np.dtype(dtype)).reshape(shape)
+
+
+def _hook_for(owned: bool) -> Any:
+    def hook(code: int, data: bytes) -> Any:
+        if code in (SHM_NDARRAY_EXT, SHM_BYTES_EXT):
+            return _from_segment(code, data, owned)
+        return _ext_hook(code, data)
+
+    return hook
+
+
+_BORROWED = _hook_for(False)
+_OWNED = _hook_for(True)
+
+
+def decode(data: bytes, *, what: str, owned: bool = False) -> Any:
     """Decode msgpack bytes produced by :func:`encode`.
+
+    Shared-memory buffers are mapped; with ``owned`` their segments are also removed (the
+    receiver owns what a worker sent it).
 
     Raises:
         SerializationError: the bytes are not a single valid msgpack value.
     """
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook)
+        return msgpack.unpackb(
+            data, raw=False, strict_map_key=False, ext_hook=_OWNED if owned else _BORROWED
+        )
     except Exception as exc:
         raise SerializationError(f"cannot decode {what}: {exc}") from exc
+
+
+def release(data: bytes) -> None:
+    """Remove the segments a payload names, without decoding it (a dropped result)."""
+    if b"snakepit-" not in data:
+        return
+
+    def hook(code: int, ext: bytes) -> Any:
+        if code in (SHM_NDARRAY_EXT, SHM_BYTES_EXT):
+            _shm.unlink(msgpack.unpackb(ext)[0])
+        return None
+
+    with contextlib.suppress(Exception):
+        msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)

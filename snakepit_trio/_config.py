@@ -52,6 +52,10 @@ class PoolConfig:
         drain_timeout: on exit, how long in-flight calls may still finish.
         shutdown_grace: seconds between SIGTERM and SIGKILL of a worker's process group.
         max_payload_bytes: largest encoded arguments, result or chunk.
+        shm_threshold: buffers (bytes, bytearray, memoryview, numpy arrays) of at least this
+            many bytes travel through shared memory instead of the socket, and arrays arrive
+            as read-only views of it, without a copy (Linux; elsewhere they travel inline).
+            None: always inline.
         transport: how calls reach workers: ``"local"`` (the same frames as gRPC's Connect
             stream, length-prefixed over the worker's unix socket and driven by Trio itself:
             several times cheaper per message) or ``"grpc"`` (the Connect stream, through
@@ -115,6 +119,7 @@ class PoolConfig:
     max_payload_bytes: int = attrs.field(
         default=DEFAULT_MAX_PAYLOAD, validator=[v.instance_of(int), v.ge(1)]
     )
+    shm_threshold: int | None = attrs.field(default=1 << 20, validator=_count_or_none)
     transport: str = attrs.field(
         factory=lambda: os.environ.get("SNAKEPIT_TRIO_TRANSPORT", "local"),
         validator=v.in_(("local", "grpc")),
@@ -181,6 +186,7 @@ class PoolConfig:
 
 
 _NULLABLE = {
+    "shm_threshold",
     "state_dir",
     "crash_threshold",
     "heartbeat_timeout",

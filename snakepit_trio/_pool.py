@@ -22,8 +22,9 @@ import attrs
 import psutil
 import trio
 
+from . import _shm
 from . import _wire as w
-from ._codec import decode, encode
+from ._codec import Outbound, decode, encode, release
 from ._config import PoolConfig
 from ._core._breaker import BreakerState, CrashBreaker
 from ._core._dispatcher import (
@@ -123,6 +124,7 @@ class Pool:
     terminate: trio.Event = attrs.Factory(trio.Event)  # SIGTERM: drain and stop now
     terminated: trio.Event = attrs.Factory(trio.Event)  # every worker is stopped
     _breaker: CrashBreaker = attrs.field(init=False)
+    _shm_prefix: str | None = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         cfg = self.config
@@ -133,6 +135,8 @@ class Pool:
             max_retries=cfg.max_retries,
         )
         self._recycler = Recycler(self)
+        shm_on = cfg.shm_threshold is not None and _shm.available()
+        self._shm_prefix = _shm.prefix(self.records.token, "host") if shm_on else None
         self._breaker = CrashBreaker(cfg.crash_threshold, cfg.crash_window, cfg.probe_after)
         self._sessions = SessionHost(
             max_sessions=cfg.max_sessions,
@@ -191,14 +195,19 @@ class Pool:
         spec = self._spec(tool)
         if spec.streaming:
             raise InvalidArguments(tool, None, "this tool streams; use pool.stream() instead")
-        payload = self._encode_args(spec, args)
+        segments = self._outbound()
+        payload = self._encode_args(spec, args, segments)
         if kill_on_cancel is None:
             kill_on_cancel = self.config.kill_on_cancel
-        frame = await self._call(
-            tool, payload, timeout, idempotent, on_progress, session, kill_on_cancel
-        )
+        try:
+            frame = await self._call(
+                tool, payload, timeout, idempotent, on_progress, session, kill_on_cancel
+            )
+        finally:
+            if segments is not None:
+                segments.release()  # the call is over (or abandoned): its arguments go
         if frame[0] == w.RESULT:
-            return decode(frame[2], what=f"result of {tool!r}")
+            return decode(frame[2], what=f"result of {tool!r}", owned=True)
         raise error_from_frame(tool, frame, list(self._tools))
 
     def stream(
@@ -250,7 +259,8 @@ class Pool:
             raise ValueError(f"window must be a whole number of chunks >= 1, got {window!r}")
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be > 0 seconds or None, got {idle_timeout!r}")
-        payload = self._encode_args(spec, args)
+        segments = self._outbound()
+        payload = self._encode_args(spec, args, segments)
         timeout, call_deadline = self._budget(timeout)
         queue_timeout = self.config.queue_timeout
         queue_deadline = math.inf
@@ -272,12 +282,16 @@ class Pool:
         )
         handle.kill_on_cancel = self.config.kill_on_cancel
         handle.call = Call(next(self._ids), tool, False, handle=handle)
-        async with self._sessions.use(session, handle.call):
-            self._submit(handle.call)
-            try:
-                yield handle
-            finally:
-                handle.close()
+        try:
+            async with self._sessions.use(session, handle.call):
+                self._submit(handle.call)
+                try:
+                    yield handle
+                finally:
+                    handle.close()
+        finally:
+            if segments is not None:
+                segments.release()
 
     async def execute_stream(
         self,
@@ -456,13 +470,25 @@ class Pool:
             raise UnknownTool(tool, list(self._tools))
         return spec
 
-    def _encode_args(self, spec: ToolSpec, args: dict[str, Any] | None) -> bytes:
+    def _outbound(self) -> Outbound | None:
+        if self._shm_prefix is None:
+            return None
+        return Outbound(self._shm_prefix, self.config.shm_threshold or 0)
+
+    def _encode_args(
+        self, spec: ToolSpec, args: dict[str, Any] | None, segments: Outbound | None
+    ) -> bytes:
         if args is None:
             args = {}
         check_arguments(spec, args)
         if not args:
             return b""
-        return encode(args, what=f"arguments of {spec.name!r}", limit=self.config.max_payload_bytes)
+        return encode(
+            args,
+            what=f"arguments of {spec.name!r}",
+            limit=self.config.max_payload_bytes,
+            shm=segments,
+        )
 
     def _budget(self, timeout: float | None) -> tuple[float | None, float]:
         """The call's timeout and absolute deadline (inf without one)."""
@@ -650,10 +676,14 @@ class Pool:
                 continue
             call = core.calls.get(frame[1])
             if call is None or call.worker != worker.id:
+                if kind in (w.RESULT, w.CHUNK):
+                    release(frame[2])  # never decoded: remove its shared memory, if any
                 continue  # settled already, or a late frame from a worker it left
             if kind == w.CHUNK:
                 if call.state is CallState.SENT:
                     call.handle.chunk(frame[2])
+                else:
+                    release(frame[2])
             elif kind == w.PROGRESS:
                 call.handle.progress(frame)
             elif kind in (w.RESULT, w.ERROR, w.END):
@@ -666,6 +696,8 @@ class Pool:
                     if kind == w.ERROR:
                         self._errors += 1
                     call.handle.deliver(frame)
+                elif kind == w.RESULT:
+                    release(frame[2])
                 self._apply(actions)
         self._sync_state(worker)
         slots = self._core.workers.get(worker.id)

@@ -52,6 +52,8 @@ def worker_argv(config: PoolConfig, socket_path: str, ready_fd: int) -> list[str
         "--host-pid",
         str(os.getpid()),
         "--watch-stdin",
+        "--shm-threshold",
+        str(config.shm_threshold or 0),
         *(["--lane", lane_path(socket_path)] if config.transport == "local" else []),
     ]
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import trio
 
+from . import _shm
 from ._config import PoolConfig
 from ._registry import Entry, Registry, started_at
 from ._tagging import POOL_TOKEN, WORKER_ID, kill_tagged
@@ -85,16 +86,22 @@ class WorkerRecords:
 
         def clean() -> None:
             kill_tagged(self.token, worker_id)
+            _shm.sweep(_shm.prefix(self.token, worker_id))  # results it never delivered
             if registry is not None:
                 registry.remove(self.token, worker_id)
 
         await self._blocking(clean)
 
     async def close(self) -> None:
-        """Forget every row of this pool (all its workers are reaped by now)."""
+        """Forget every row and segment of this pool (all its workers are reaped by now)."""
         registry = self.registry
-        if registry is not None:
-            await self._blocking(lambda: registry.remove(self.token))
+
+        def clean() -> None:
+            _shm.sweep(f"snakepit-{self.token}-")
+            if registry is not None:
+                registry.remove(self.token)
+
+        await self._blocking(clean)
 
     async def _blocking(self, fn: Callable[[], object]) -> None:
         with trio.CancelScope(shield=True):  # cleanup must finish even when cancelled

@@ -27,6 +27,7 @@ import attrs
 import platformdirs
 import psutil
 
+from . import _shm
 from ._tagging import kill_all, tagged
 
 STATE_DIR_ENV = "SNAKEPIT_TRIO_STATE_DIR"
@@ -149,6 +150,7 @@ class Registry:
                         procs[entry.worker_pid] = proc
             if not dry_run:
                 kill_all(procs.values())
+                _shm.sweep(f"snakepit-{entry.token}-")  # its shared-memory payloads
                 self.remove(entry.token, entry.worker_id)
             found.append(Leftover(entry, tuple(sorted(procs))))
         return found

@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from . import _wire as w
-from ._codec import decode
+from ._codec import decode, release
 from ._core._dispatcher import Call, CallState
 from ._errors import QueueTimeout, RequestTimeout, SnakepitError, StreamIdleTimeout, WorkerCrashed
 from ._handles import error_from_frame, report_progress
@@ -87,7 +87,7 @@ class Stream:
         if self._consumed * 2 >= self.window and not self.finished and self.call is not None:
             self._grant(self.call, self._consumed)
             self._consumed = 0
-        return decode(payload, what=f"chunk of {self.tool!r}")
+        return decode(payload, what=f"chunk of {self.tool!r}", owned=True)
 
     async def _wait(self) -> None:
         assert self.call is not None
@@ -128,6 +128,8 @@ class Stream:
         if not self.finished and self.call is not None:
             self._abandon(self.call)
             self._final = [w.END, self.call.id]
+        for payload in self._buffer:
+            release(payload)  # chunks never read: remove their shared memory, if any
         self._buffer.clear()
 
     # --- called by the pool with the worker's frames ----------------------------------

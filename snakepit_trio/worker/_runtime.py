@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 import traceback
@@ -20,9 +21,11 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .. import _shm
 from .. import _wire as w
-from .._codec import decode, encode
+from .._codec import Outbound, decode, encode
 from .._errors import PayloadTooLarge, SerializationError
+from .._tagging import POOL_TOKEN, WORKER_ID
 from ._adapter import ToolInfo
 from ._context import ToolContext
 from ._genpump import GeneratorPump
@@ -123,12 +126,20 @@ class Runtime:
         *,
         capacity: int,
         max_payload: int,
+        shm_threshold: int = 0,
         on_session_end: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.tools = tools
         self._on_session_end = on_session_end
         self.capacity = capacity
         self.max_payload = max_payload
+        token, worker_id = os.environ.get(POOL_TOKEN), os.environ.get(WORKER_ID)
+        self._shm_prefix = (
+            _shm.prefix(token, worker_id)
+            if shm_threshold and token and worker_id and _shm.available()
+            else None
+        )
+        self._shm_threshold = shm_threshold
         # Steps of sync generators run here.
         self.executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="snakepit-gen")
         # Async and streaming calls beyond capacity (prefetched by the host) wait here, in
@@ -154,6 +165,13 @@ class Runtime:
             await self._on_session_end(session_id)
         except Exception:
             log.exception("on_session_end(%r) failed", session_id)
+
+    def encode(self, value: Any, *, what: str) -> bytes:
+        """A result or chunk; large buffers go to shared memory, which the host removes."""
+        shm = None
+        if self._shm_prefix is not None:
+            shm = Outbound(self._shm_prefix, self._shm_threshold)
+        return encode(value, what=what, limit=self.max_payload, shm=shm)
 
     async def drain(self) -> None:
         """Wait until no call is running."""
@@ -240,9 +258,7 @@ class Runtime:
             error = asyncio.CancelledError()
         if error is None:
             try:
-                payload = encode(
-                    value, what=f"result of {call.info.name!r}", limit=self.max_payload
-                )
+                payload = self.encode(value, what=f"result of {call.info.name!r}")
             except (SerializationError, PayloadTooLarge) as exc:
                 error = exc
             else:
@@ -287,7 +303,7 @@ class Runtime:
                 except StopAsyncIteration:
                     break
                 call.credit -= 1
-                sink([w.CHUNK, call.id, encode(item, what=what, limit=self.max_payload)])
+                sink([w.CHUNK, call.id, self.encode(item, what=what)])
             sink([w.END, call.id])
         finally:
             # Close the generator so its `finally` blocks run, also on cancel or error.
@@ -302,7 +318,7 @@ class Runtime:
                 if failed:
                     return
                 try:
-                    sink([w.CHUNK, call.id, encode(item, what=what, limit=self.max_payload)])
+                    sink([w.CHUNK, call.id, self.encode(item, what=what)])
                 except (SerializationError, PayloadTooLarge) as exc:
                     failed.append(exc)
                     pump.cancel()

@@ -138,6 +138,7 @@ async def serve(args: argparse.Namespace) -> int:
         tools,
         capacity=args.capacity,
         max_payload=args.max_payload,
+        shm_threshold=args.shm_threshold,
         on_session_end=adapter.on_session_end,
     )
     service = WorkerService(runtime, args.adapter)
@@ -187,6 +188,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD)
     parser.add_argument("--host-pid", type=int, default=0)
     parser.add_argument("--watch-stdin", action="store_true")
+    parser.add_argument("--shm-threshold", type=int, default=0, help="0: no shared memory")
     parser.add_argument("--lane", default="", help="also serve the local lane on this socket")
     return parser.parse_args(argv)
 

@@ -112,3 +112,39 @@ class Echo(Adapter):
         """Ignores cancellation, like code stuck in a C extension."""
         time.sleep(seconds)
         return "done"
+
+
+class Buffers(Adapter):
+    """Large payloads, for the shared-memory tests."""
+
+    @tool
+    def echo(self, value: object = None) -> object:
+        return value
+
+    @tool
+    def slow_echo(self, value: object, seconds: float) -> object:
+        time.sleep(seconds)
+        return value
+
+    @tool
+    def array(self, n: int) -> object:
+        import numpy as np
+
+        return np.arange(n, dtype=np.float64)
+
+    @tool
+    def arrays(self, n: int, count: int):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        for i in range(count):
+            yield np.full(n, i, dtype=np.float64)
+
+    @tool
+    def leave_segment_and_die(self) -> None:
+        """As if a result went to shared memory and the worker died before sending it."""
+        from snakepit_trio import _shm
+        from snakepit_trio._tagging import POOL_TOKEN, WORKER_ID
+
+        prefix = _shm.prefix(os.environ[POOL_TOKEN], os.environ[WORKER_ID])
+        _shm.create(prefix, memoryview(b"x" * 4096))
+        os._exit(1)

@@ -1,0 +1,81 @@
+"""Shared-memory segments for large payloads (Linux ``/dev/shm``).
+
+A buffer at or above the pool's ``shm_threshold`` does not travel through the socket: the
+sender copies it once into a new segment and the frame carries only the segment's name; the
+receiver maps it read-only, so an array arrives as a view of the mapping, without a copy.
+
+Who removes a segment (its name; a mapping stays valid until its last view is gone):
+- arguments (made by the host): the host, when the call ends or its caller gives up;
+- results and chunks (made by a worker): the host, right after mapping them, or when it
+  drops a frame it will not decode (a cancelled call's late result);
+- anything a dead worker or a dead host left: found by name, since every name starts with
+  ``snakepit-<pool token>-<maker>-``, and removed by the pool (after a worker is reaped,
+  when the pool closes) or by the registry sweep of a dead host's pool.
+
+Not multiprocessing.shared_memory: before Python 3.13 its resource tracker unlinks segments
+it merely attached to, which would pull arguments away from under the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import secrets
+import sys
+
+SHM_DIR = "/dev/shm"
+
+
+def available() -> bool:
+    return sys.platform.startswith("linux") and os.path.isdir(SHM_DIR)
+
+
+def prefix(token: str, maker: str) -> str:
+    return f"snakepit-{token}-{maker}-"
+
+
+def create(name_prefix: str, data: memoryview) -> str:
+    """A new segment holding a copy of ``data``; returns its name."""
+    name = name_prefix + secrets.token_hex(8)
+    fd = os.open(os.path.join(SHM_DIR, name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    try:
+        # write() lets the kernel allocate and fill the pages: much cheaper than faulting
+        # them in one by one through a fresh mapping.
+        view, written = data.cast("B"), 0
+        while written < view.nbytes:
+            written += os.write(fd, view[written:])
+    except BaseException:
+        unlink(name)
+        raise
+    finally:
+        os.close(fd)
+    return name
+
+
+def attach(name: str, size: int) -> mmap.mmap:
+    """Map a segment read-only (the mapping outlives the name)."""
+    if "/" in name or not name.startswith("snakepit-"):
+        raise ValueError(f"not a snakepit segment name: {name!r}")
+    fd = os.open(os.path.join(SHM_DIR, name), os.O_RDONLY)
+    try:
+        return mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+
+
+def unlink(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(SHM_DIR, name))
+
+
+def sweep(name_prefix: str) -> int:
+    """Remove every segment whose name starts with ``name_prefix``; returns how many."""
+    if not available():
+        return 0
+    removed = 0
+    for name in os.listdir(SHM_DIR):
+        if name.startswith(name_prefix):
+            unlink(name)
+            removed += 1
+    return removed
