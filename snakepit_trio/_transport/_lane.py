@@ -73,14 +73,17 @@ class LaneChannel:
                         raise TransportError("the worker closed the lane during the handshake")
                     buffer += data
                     messages = self._parse(buffer)
-        except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
+            first, *rest = messages
+            if not (first and isinstance(first[0], list) and first[0][0] == w.WELCOME):
+                raise TransportError(f"the worker did not answer HELLO on {self._path}")
+            describe = pb.DescribeResponse().parse(first[0][1])
+        except BaseException as exc:
             if self._stream is not None:
-                await self._stream.aclose()
+                with trio.CancelScope(shield=True):
+                    await self._stream.aclose()
+            if isinstance(exc, TransportError) or not isinstance(exc, Exception):
+                raise  # ours already, or cancellation
             raise TransportError(f"cannot open the lane {self._path}: {exc!r}") from None
-        first, *rest = messages
-        if not (first and first[0][0] == w.WELCOME):
-            raise TransportError(f"the worker did not answer HELLO on {self._path}")
-        describe = pb.DescribeResponse().parse(first[0][1])
         nursery.start_soon(self._run, bytes(buffer), [f for m in [first[1:], *rest] for f in m])
         return describe
 
