@@ -66,6 +66,7 @@ class RunningCall:
         "on_done",
         "pump",
         "sink",
+        "started",
         "task",
     )
 
@@ -88,6 +89,7 @@ class RunningCall:
         self.task: asyncio.Task[None] | None = None
         self.pump: GeneratorPump | None = None  # sync generators only
         self.cancel_requested = False
+        self.started = False  # its task has begun to run
 
     @property
     def credit_event(self) -> asyncio.Event:
@@ -106,7 +108,9 @@ class RunningCall:
             self.pump.cancel()
         # Sync code in a thread cannot be interrupted (it sees ctx.cancelled instead), but
         # every call can be cancelled while it waits for a slot, and async code at any await.
-        if self.task is not None:
+        # Not a task that has not begun: cancelled before its first step, a coroutine never
+        # runs at all, so it would never send its final frame. It sees cancel_requested.
+        if self.task is not None and self.started:
             self.task.cancel()
 
     def add_credit(self, n: int) -> None:
@@ -235,7 +239,10 @@ class Runtime:
         value: Any = None
         error: BaseException | None = None
         started = time.perf_counter()
+        call.started = True
         try:
+            if call.cancel_requested:  # cancelled before it began
+                raise asyncio.CancelledError
             async with self._slots:
                 started = time.perf_counter()
                 if call.info.streaming:

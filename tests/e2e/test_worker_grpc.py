@@ -117,3 +117,32 @@ def test_malformed_frames_leave_the_worker_answering() -> None:
         by_kind = sorted((f[0], f[1]) for f in frames)
         assert by_kind == [(10, 7), (10, 8), (13, 8)]  # duplicate id refused, both others ran
         assert run(sock, lambda ch: pb.WorkerStub(ch).health()).status == "serving"
+
+
+def test_a_call_cancelled_in_the_same_batch_still_gets_its_final_frame() -> None:
+    # CALL and CANCEL read together: the call's task is cancelled before its first step.
+    async def call_then_cancel(channel: Channel) -> list[Any]:
+        async with channel.request(
+            "/snakepit.v1.Worker/Connect", Cardinality.STREAM_STREAM, pb.Batch, pb.Batch
+        ) as stream:
+            await stream.send_request()
+            frames = []
+            for call_id, tool in ((1, "asleep"), (2, "sleep")):
+                call = [0, call_id, tool, msgpack.packb({"seconds": 5}), None, None, 0]
+                frames += [call, [1, call_id]]
+            await stream.send_message(pb.Batch(frames=msgpack.packb(frames)))
+            finals: list[Any] = []
+            while len(finals) < 2:
+                message = await stream.recv_message()
+                assert message is not None
+                finals += [f for f in msgpack.unpackb(message.frames) if f[0] in (10, 13)]
+            await stream.end()
+            return finals
+
+    with worker_socket() as sock:
+        finals = run(sock, call_then_cancel)
+        # Both end with a "cancelled" ERROR frame: async (task never stepped) and sync.
+        assert sorted((f[0], f[1], f[5]) for f in finals) == [
+            (13, 1, "cancelled"),
+            (13, 2, "cancelled"),
+        ]
