@@ -46,6 +46,7 @@ class Ledger:
     kills: Counter[str] = attrs.Factory(Counter)
     recoveries: list[float] = attrs.Factory(list)
     ids: Any = attrs.Factory(itertools.count)
+    doing: dict[int, tuple[str, int, float]] = attrs.Factory(dict)  # unfinished client ops
 
     def token(self, kind: str) -> str:
         self.calls[kind] += 1
@@ -115,7 +116,9 @@ async def _client(pool: sp.Pool, ledger: Ledger, seed: int, until: float) -> Non
     rng = random.Random(seed)
     while trio.current_time() < until:
         op = rng.choices([_unary, _stream, _session], weights=[6, 2, 2])[0]
+        ledger.doing[seed] = (op.__name__, ledger.calls.total(), trio.current_time())
         await op(pool, ledger, rng)
+    ledger.doing.pop(seed, None)
 
 
 async def _chaos_monkey(pool: sp.Pool, ledger: Ledger, rng: random.Random, until: float) -> None:
@@ -147,9 +150,12 @@ async def _watch_recovery(pool: sp.Pool, ledger: Ledger) -> None:
             short_since = None
 
 
-def _hang_report(pool: sp.Pool) -> str:
+def _hang_report(pool: sp.Pool, ledger: Ledger) -> str:
     calls = [(c.id, c.tool, c.state.value, c.worker, c.attempts) for c in pool._core.calls.values()]
-    return f"load hung: {pool.stats()}\nworkers: {pool.workers()}\ncalls: {calls[:20]}"
+    return (
+        f"load hung: {pool.stats()}\nworkers: {pool.workers()}\ncalls: {calls[:20]}\n"
+        f"clients still busy (op, calls so far, since): {list(ledger.doing.values())}"
+    )
 
 
 async def test_chaos(tmp_path: Path) -> None:
@@ -179,7 +185,7 @@ async def test_chaos(tmp_path: Path) -> None:
                         load.start_soon(_chaos_monkey, pool, ledger, rng, until)
                         for _ in range(CLIENTS):
                             load.start_soon(_client, pool, ledger, rng.randrange(2**32), until)
-                assert not load_scope.cancelled_caught, _hang_report(pool)
+                assert not load_scope.cancelled_caught, _hang_report(pool, ledger)
                 # Every stopped worker is found by its heartbeats and replaced.
                 await wait_for(lambda: pool.stats().workers == SIZE, timeout=10)
                 nursery.cancel_scope.cancel()
