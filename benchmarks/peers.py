@@ -40,6 +40,19 @@ def _check_distinct(pids: list[int], n: int) -> None:
 
 
 # --- Trio peers ------------------------------------------------------------------------------
+async def _naps(nap: Callable[[], Awaitable[int]], n: int) -> list[int]:
+    """Run ``n`` naps at once; their pids (one per worker, if n workers are up)."""
+    pids: list[int] = []
+
+    async def one() -> None:
+        pids.append(await nap())
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(one)
+    return pids
+
+
 async def _seq_trio(call: Callable[[int], Awaitable[object]]) -> tuple[float, float]:
     for i in range(200):
         await call(i)
@@ -91,16 +104,9 @@ class Snakepit:
         async def main() -> float:
             t = time.perf_counter()
             async with self._pool(n) as pool:
-                pids: list[int] = []
-                async with trio.open_nursery() as nursery:
-                    for _ in range(n):
-
-                        async def nap() -> None:
-                            pids.append(await pool.execute("nap_pid", {"seconds": NAP}))
-
-                        nursery.start_soon(nap)
+                pids = await _naps(lambda: pool.execute("nap_pid", {"seconds": NAP}), n)
                 elapsed = time.perf_counter() - t - NAP
-                _check_distinct(pids, n)
+            _check_distinct(pids, n)
             return elapsed
 
         return trio.run(main)
@@ -137,14 +143,7 @@ class TrioParallel:
             t = time.perf_counter()
             limiter = trio.CapacityLimiter(n)
             async with trio_parallel.open_worker_context() as ctx:
-                pids: list[int] = []
-                async with trio.open_nursery() as nursery:
-                    for _ in range(n):
-
-                        async def nap() -> None:
-                            pids.append(await ctx.run_sync(nap_pid, NAP, limiter=limiter))
-
-                        nursery.start_soon(nap)
+                pids = await _naps(lambda: ctx.run_sync(nap_pid, NAP, limiter=limiter), n)
                 elapsed = time.perf_counter() - t - NAP
             _check_distinct(pids, n)
             return elapsed
@@ -199,14 +198,7 @@ class AnyioToProcess:
         async def main() -> float:
             limiter = anyio.CapacityLimiter(n)
             t = time.perf_counter()
-            pids: list[int] = []
-            async with anyio.create_task_group() as tg:
-                for _ in range(n):
-
-                    async def nap() -> None:
-                        pids.append(await to_process.run_sync(nap_pid, NAP, limiter=limiter))
-
-                    tg.start_soon(nap)
+            pids = await _naps(lambda: to_process.run_sync(nap_pid, NAP, limiter=limiter), n)
             elapsed = time.perf_counter() - t - NAP
             _check_distinct(pids, n)
             return elapsed

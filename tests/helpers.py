@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 
@@ -16,3 +22,28 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None
     with trio.fail_after(timeout):
         while not condition():
             await trio.sleep(0.002)
+
+
+@asynccontextmanager
+async def host_process(script: str, *args: str) -> AsyncIterator[tuple[trio.Process, Any]]:
+    """Run ``script`` (a host that prints one JSON line, then waits) in a subprocess.
+
+    Yields the process and that line, decoded. The host is killed on exit if it still runs.
+    """
+    host = await trio.lowlevel.open_process(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        assert host.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await host.stdout.receive_some(4096)
+            assert chunk, "the host died before reporting"
+            line += chunk
+        yield host, json.loads(line)
+    finally:
+        if host.returncode is None:
+            host.kill()
+            await host.wait()

@@ -6,7 +6,6 @@ A worker has two ways to notice: stdin EOF (the host held the pipe) and PR_SET_P
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,7 +21,7 @@ import snakepit_trio as sp
 from snakepit_trio._proto.snakepit import v1 as pb
 from tests.conftest import pid_alive
 from tests.e2e.test_worker_grpc import run, start_worker
-from tests.helpers import wait_for
+from tests.helpers import host_process, wait_for
 
 TRANSPORT_AGNOSTIC = True  # see conftest.py
 
@@ -148,28 +147,12 @@ def test_worker_outlives_the_thread_that_started_it() -> None:
 
 async def test_sigkilled_host_leaves_no_worker_or_grandchild() -> None:
     with trio.fail_after(60):
-        host = await trio.lowlevel.open_process(
-            [sys.executable, "-c", HOST],
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.getcwd()},
-        )
-        try:
-            assert host.stdout is not None
-            line = b""
-            while not line.endswith(b"\n"):
-                chunk = await host.stdout.receive_some(4096)
-                assert chunk, "the host died before reporting its workers"
-                line += chunk
-            report = json.loads(line)
+        async with host_process(HOST) as (host, report):
             doomed = report["workers"] + report["children"]
             assert all(pid_alive(pid) for pid in doomed)
             host.send_signal(signal.SIGKILL)
             await host.wait()
             await wait_for(lambda: not any(pid_alive(pid) for pid in doomed), timeout=2)
-        finally:
-            if host.returncode is None:
-                host.kill()
-                await host.wait()
 
 
 async def test_children_that_left_the_process_group_die_with_a_crashed_worker() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import trio
 import snakepit_trio as sp
 from snakepit_trio._registry import Entry, Registry, started_at
 from tests.conftest import pid_alive
-from tests.helpers import wait_for
+from tests.helpers import host_process, wait_for
 
 TRANSPORT_AGNOSTIC = True  # see conftest.py
 
@@ -43,27 +42,11 @@ async def _orphan_stopped_workers(state_dir: Path) -> list[int]:
     Stopped workers cannot act on the host's death, so they (and their children) stay:
     what a sweep is for. Returns their pids.
     """
-    host = await trio.lowlevel.open_process(
-        [sys.executable, "-c", HOST, str(state_dir)],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
-    try:
-        assert host.stdout is not None
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = await host.stdout.receive_some(4096)
-            assert chunk, "the host died before reporting its workers"
-            line += chunk
-        report = json.loads(line)
+    async with host_process(HOST, str(state_dir)) as (host, report):
         for pid in report["workers"] + report["children"]:
             os.kill(pid, signal.SIGSTOP)
         host.send_signal(signal.SIGKILL)
         await host.wait()
-    finally:
-        if host.returncode is None:
-            host.kill()
-            await host.wait()
     left: list[int] = report["workers"] + report["children"]
     assert all(pid_alive(pid) for pid in left)
     return left
