@@ -12,6 +12,7 @@ modify it). Object arrays are refused. numpy is imported only when an array is s
 from __future__ import annotations
 
 import contextlib
+import functools
 import struct
 from typing import Any
 
@@ -122,6 +123,7 @@ def _to_segment(out: Outbound, obj: Any) -> Any:
     return msgpack.ExtType(code, msgpack.packb([name, view.nbytes, *meta]))
 
 
+@functools.cache  # one per threshold, not one per call
 def _probe(threshold: int) -> Any:
     def default(obj: Any) -> Any:
         if is_ndarray(obj) and obj.nbytes >= threshold:

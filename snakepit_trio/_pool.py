@@ -729,10 +729,12 @@ class Pool:
         self._workers.pop(worker.id, None)
         worker.gone.set()
         crash: WorkerCrashed | None = None
+        headline = ""
         if not info.expected:
             self._crashes += 1
             crash = self._describe_crash(worker, info)
-            log.warning("%s", crash.args[0].split("\n")[0])
+            headline = crash.args[0].split("\n")[0]  # without the stderr tail
+            log.warning("%s", headline)
         else:
             log.debug("worker %s (pid %d) stopped", worker.id, worker.pid)
         slots = self._core.workers.get(worker.id)
@@ -743,7 +745,7 @@ class Pool:
         self._sessions.worker_died(worker.id, why)
         self._apply(self._core.remove_worker(worker.id, undelivered))
         if crash is not None and crash.cause != "stuck":  # killed on purpose: no storm
-            self._note_crash(f"{crash.cause}: {crash.args[0].split(chr(10))[0]}")
+            self._note_crash(f"{crash.cause}: {headline}")
         self._check_settled()
 
     def _describe_crash(self, worker: Worker, info: ExitInfo) -> WorkerCrashed:

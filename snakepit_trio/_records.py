@@ -97,7 +97,7 @@ class WorkerRecords:
         registry = self.registry
 
         def clean() -> None:
-            _shm.sweep(f"snakepit-{self.token}-")
+            _shm.sweep(_shm.prefix(self.token))
             if registry is not None:
                 registry.remove(self.token)
 

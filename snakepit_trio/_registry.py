@@ -150,7 +150,7 @@ class Registry:
                         procs[entry.worker_pid] = proc
             if not dry_run:
                 kill_all(procs.values())
-                _shm.sweep(f"snakepit-{entry.token}-")  # its shared-memory payloads
+                _shm.sweep(_shm.prefix(entry.token))  # its shared-memory payloads
                 self.remove(entry.token, entry.worker_id)
             found.append(Leftover(entry, tuple(sorted(procs))))
         return found

@@ -31,8 +31,10 @@ def available() -> bool:
     return sys.platform.startswith("linux") and os.path.isdir(SHM_DIR)
 
 
-def prefix(token: str, maker: str) -> str:
-    return f"snakepit-{token}-{maker}-"
+def prefix(token: str, maker: str | None = None) -> str:
+    """Names of the segments one maker (the host, a worker id) of a pool creates; without
+    ``maker``, of the whole pool."""
+    return f"snakepit-{token}-" if maker is None else f"snakepit-{token}-{maker}-"
 
 
 def create(name_prefix: str, data: memoryview) -> str:

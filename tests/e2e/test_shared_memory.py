@@ -21,7 +21,7 @@ MB = 2**20
 
 
 def segments(pool: sp.Pool) -> list[str]:
-    mine = f"snakepit-{pool.records.token}-"
+    mine = _shm.prefix(pool.records.token)
     return [name for name in os.listdir(_shm.SHM_DIR) if name.startswith(mine)]
 
 
