@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -100,10 +102,45 @@ class Snakepit:
     def _pool(self, size: int) -> Any:
         return sp.open_pool(ADAPTER, size=size, **self.options)
 
-    def start(self, n: int) -> float:
+    def start(self, n: int, start_method: str | None = None) -> float:
         async def main() -> float:
             t = time.perf_counter()
-            async with self._pool(n) as pool:
+            options = {"start_method": start_method} if start_method else {}
+            async with sp.open_pool(ADAPTER, size=n, **options, **self.options) as pool:
+                pids = await _naps(lambda: pool.execute("nap_pid", {"seconds": NAP}), n)
+                elapsed = time.perf_counter() - t - NAP
+            _check_distinct(pids, n)
+            return elapsed
+
+        return trio.run(main)
+
+    def extra(self) -> dict[str, Callable[[], float]]:
+        """Start figures only snakepit_trio has: fresh interpreters, and forks from a
+        template that is already running (every worker killed at once, then replaced)."""
+        return {
+            "start 8 workers, fresh interpreters ms": lambda: self.start(8, "spawn") * 1e3,
+            "replace 8 killed workers ms": lambda: self.replace(8) * 1e3,
+            "replace 8 killed workers, fresh interpreters ms": lambda: self.replace(8, "spawn")
+            * 1e3,
+        }
+
+    def replace(self, n: int, start_method: str | None = None) -> float:
+        async def main() -> float:
+            options = {"start_method": start_method} if start_method else {}
+            async with sp.open_pool(
+                ADAPTER,
+                size=n,
+                crash_threshold=None,
+                restart=sp.RestartPolicy(initial=0),
+                **options,
+                **self.options,
+            ) as pool:
+                old = {w.pid for w in pool.workers()}
+                t = time.perf_counter()
+                for pid in old:
+                    os.kill(pid, signal.SIGKILL)
+                while len({w.pid for w in pool.workers()} - old) < n:
+                    await trio.sleep(0.001)
                 pids = await _naps(lambda: pool.execute("nap_pid", {"seconds": NAP}), n)
                 elapsed = time.perf_counter() - t - NAP
             _check_distinct(pids, n)

@@ -61,6 +61,15 @@ class PoolConfig:
             several times cheaper per message) or ``"grpc"`` (the Connect stream, through
             grpclib on a helper thread). Default: ``$SNAKEPIT_TRIO_TRANSPORT``, else "local".
             Describe and Health stay on gRPC either way.
+        start_method: how worker processes start: ``"zygote"`` forks them from a template
+            process that imported the worker runtime and the adapter module once (a few ms
+            per worker instead of a fresh interpreter's import, and shared memory pages);
+            ``"spawn"`` starts each as a fresh interpreter; ``"auto"`` (default:
+            ``$SNAKEPIT_TRIO_START_METHOD``, else "auto") forks where that is safe (Linux,
+            and the adapter module started no thread and did not initialise CUDA while
+            importing, and its class does not set ``fork_safe = False``) and spawns
+            otherwise. Each worker calls its adapter's ``__init__`` and ``initialize()``
+            itself either way; only module imports are shared.
         prefetch: most extra calls a worker may hold queued while its calls are short.
         prefetch_budget: a worker holds as many extra calls as fit in this many seconds of
             its moving-average run time; calls longer than this are never prefetched, so
@@ -123,6 +132,10 @@ class PoolConfig:
     transport: str = attrs.field(
         factory=lambda: os.environ.get("SNAKEPIT_TRIO_TRANSPORT", "local"),
         validator=v.in_(("local", "grpc")),
+    )
+    start_method: str = attrs.field(
+        factory=lambda: os.environ.get("SNAKEPIT_TRIO_START_METHOD", "auto"),
+        validator=v.in_(("auto", "zygote", "spawn")),
     )
     prefetch: int = attrs.field(default=64, validator=[v.instance_of(int), v.ge(0)])
     prefetch_budget: float = attrs.field(default=0.002, validator=v.ge(0))

@@ -19,9 +19,11 @@ from . import _signals as signals
 from ._config import PoolConfig
 from ._errors import WorkerStartError
 from ._pool import Pool
+from ._process import worker_env
 from ._records import WorkerRecords
 from ._supervisor import Worker, supervise
 from ._transport._bridge import open_bridge
+from ._zygote import open_template
 
 __all__ = ["open_pool"]
 
@@ -114,8 +116,12 @@ async def open_pool(
     body_error: BaseException | None = None
     try:
         # The bridge outlives the nursery: every supervisor closes its channel through it.
-        async with open_bridge(f"{cfg.name}-bridge") as bridge, trio.open_nursery() as nursery:
-            pool = Pool(cfg, bridge, socket_dir, nursery, records)
+        async with (
+            open_bridge(f"{cfg.name}-bridge") as bridge,
+            open_template(cfg, records, worker_env(cfg, {})) as template,
+            trio.open_nursery() as nursery,
+        ):
+            pool = Pool(cfg, bridge, socket_dir, nursery, records, template)
             try:
                 await start_workers(pool)
                 nursery.start_soon(pool._sessions.reap)

@@ -67,6 +67,7 @@ from ._streaming import Stream
 from ._supervisor import ExitInfo, Worker
 from ._tools import ParamSpec, ToolSpec, check_arguments
 from ._transport._bridge import Bridge
+from ._zygote import Template
 
 __all__ = ["Pool"]
 
@@ -104,6 +105,7 @@ class Pool:
     socket_dir: str
     _nursery: trio.Nursery
     records: WorkerRecords
+    template: Template | None = None  # forks the workers (start_method)
     closing: bool = False
     _core: Dispatcher = attrs.field(init=False)
     _workers: dict[str, Worker] = attrs.Factory(dict)

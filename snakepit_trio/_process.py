@@ -1,23 +1,45 @@
-"""Spawning worker processes and signalling their process groups."""
+"""Starting worker processes (forked from the template, or fresh) and signalling their groups."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+from typing import Protocol
 
 import trio
 
 from ._config import PoolConfig
+from ._tagging import POOL_TOKEN, SLACK, WORKER_ID
+from ._zygote import Template, TemplateUnavailable
+
+log = logging.getLogger("snakepit_trio")
 
 # Thread-pool variables that BLAS/OpenMP read at import: one thread per worker by default, so
 # N workers do not start N x cores threads (the user's own settings win).
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+class WorkerProcess(Protocol):
+    """What the supervisor needs of a worker process: a ``trio.Process`` or a forked one."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    @property
+    def stdout(self) -> trio.abc.ReceiveStream | None: ...
+    @property
+    def stderr(self) -> trio.abc.ReceiveStream | None: ...
+    async def wait(self) -> int: ...
+
+
 def worker_env(config: PoolConfig, tags: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
+    for name in (POOL_TOKEN, WORKER_ID, SLACK):  # a pool opened inside a worker
+        env.pop(name, None)
     paths = list(config.pythonpath)
     if config.inherit_path:
         # '' on sys.path means "the current directory" of the host: make it explicit.
@@ -34,23 +56,19 @@ def worker_env(config: PoolConfig, tags: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def worker_argv(config: PoolConfig, socket_path: str, ready_fd: int) -> list[str]:
+def worker_args(config: PoolConfig, socket_path: str, parent_pid: int) -> list[str]:
+    """Arguments of ``python -m snakepit_trio.worker`` (all but ``--ready-fd``)."""
     return [
-        config.python,
-        "-m",
-        "snakepit_trio.worker",
         "--adapter",
         config.adapter,
         "--socket",
         socket_path,
-        "--ready-fd",
-        str(ready_fd),
         "--capacity",
         str(config.worker_capacity),
         "--max-payload",
         str(config.max_payload_bytes),
         "--host-pid",
-        str(os.getpid()),
+        str(parent_pid),
         "--watch-stdin",
         "--shm-threshold",
         str(config.shm_threshold or 0),
@@ -64,16 +82,26 @@ def lane_path(socket_path: str) -> str:
 
 
 async def spawn(
-    config: PoolConfig, socket_path: str, tags: dict[str, str]
-) -> tuple[trio.Process, int]:
+    config: PoolConfig, socket_path: str, tags: dict[str, str], template: Template | None
+) -> tuple[WorkerProcess, int]:
     """Start a worker in its own session (so its children share its process group).
 
-    Returns the process and the read end of its ready pipe.
+    Forked from ``template`` when there is one (it falls back to a fresh interpreter if the
+    template cannot fork). Returns the process and the read end of its ready pipe.
     """
+    if template is not None:
+        try:
+            return await template.fork(
+                worker_args(config, socket_path, template.pid), tags[WORKER_ID]
+            )
+        except TemplateUnavailable as exc:
+            log.warning("%s: starting a fresh interpreter instead: %s", tags[WORKER_ID], exc)
     ready_r, ready_w = os.pipe()
+    argv = [config.python, "-m", "snakepit_trio.worker"]
+    argv += [*worker_args(config, socket_path, os.getpid()), "--ready-fd", str(ready_w)]
     try:
         proc = await trio.lowlevel.open_process(
-            worker_argv(config, socket_path, ready_w),
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -98,7 +126,7 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-async def stop(proc: trio.Process, grace: float) -> None:
+async def stop(proc: WorkerProcess, grace: float) -> None:
     """SIGTERM the group, wait up to ``grace``, SIGKILL the group, reap. Shielded, bounded."""
     with trio.CancelScope(shield=True):
         if proc.returncode is None:

@@ -32,6 +32,7 @@ from ._records import WorkerRecords
 from ._transport._bridge import Bridge
 from ._transport._channel import TransportError, WorkerChannel
 from ._transport._lane import LaneChannel
+from ._zygote import ForkedWorker, Template
 
 log = logging.getLogger("snakepit_trio")
 worker_log = logging.getLogger("snakepit_trio.worker")
@@ -46,7 +47,7 @@ class Worker:
 
     id: str
     slot: int
-    process: trio.Process
+    process: _process.WorkerProcess
     channel: WorkerChannel | LaneChannel | None = None
     state: WorkerState = WorkerState.STARTING
     started_at: float = attrs.Factory(time.monotonic)
@@ -105,6 +106,7 @@ class PoolHooks(Protocol):
     socket_dir: str
     closing: bool
     records: WorkerRecords
+    template: Template | None
 
     def next_worker_id(self, slot: int) -> str: ...
     def worker_ready(self, worker: Worker, describe: Any) -> None: ...
@@ -205,7 +207,9 @@ async def run_incarnation(
     config = pool.config
     worker_id = pool.next_worker_id(slot)
     socket_path = os.path.join(pool.socket_dir, f"{worker_id}.sock")
-    proc, ready_fd = await _process.spawn(config, socket_path, pool.records.tags(worker_id))
+    proc, ready_fd = await _process.spawn(
+        config, socket_path, pool.records.tags(worker_id), pool.template
+    )
     worker = Worker(id=worker_id, slot=slot, process=proc, oom_kills=oom_kill_count())
     stdout_done, stderr_done = trio.Event(), trio.Event()
     ready = False
@@ -219,6 +223,8 @@ async def run_incarnation(
 
             async def watch_exit() -> None:
                 await proc.wait()
+                if isinstance(proc, ForkedWorker) and proc.orphaned:
+                    worker.kill("its template process died, and it with it", "signal")
                 worker.wake.set()
 
             nursery.start_soon(watch_exit)

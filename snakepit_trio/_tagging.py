@@ -18,6 +18,61 @@ import psutil
 
 POOL_TOKEN = "SNAKEPIT_TRIO_POOL"
 WORKER_ID = "SNAKEPIT_TRIO_WORKER"
+# Room, right after WORKER_ID in a template's environment, for its forked workers' ids.
+SLACK = "SNAKEPIT_TRIO_SLACK"
+SLACK_LEN = 96
+
+
+def template_tags(token: str, template_id: str) -> dict[str, str]:
+    """A template's tags: its forked workers rewrite them in place (see ``retag``)."""
+    return {POOL_TOKEN: token, WORKER_ID: template_id, SLACK: "x" * SLACK_LEN}
+
+
+def retag(worker_id: str) -> bool:
+    """In a worker forked from a template: carry ``worker_id`` where others can read it.
+
+    ``/proc/PID/environ`` shows the environment block a process was exec'd with, not what
+    ``os.environ`` says now, so a forked worker (and anything it forks without exec) would
+    show the template's id there. The block is this process's own memory: overwrite the
+    ``WORKER_ID=...`` entry and its ``SLACK=...`` neighbour in place, same length. Returns
+    False (and changes nothing there) when the block does not hold them as laid out.
+    """
+    try:
+        return _rewrite_block(worker_id)
+    finally:
+        os.environ[WORKER_ID] = worker_id  # what exec'd children inherit (after: putenv
+        # points the entry elsewhere, so the block could no longer be found)
+
+
+def _rewrite_block(worker_id: str) -> bool:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        environ = ctypes.POINTER(ctypes.c_char_p).in_dll(libc, "environ")
+        slots = ctypes.cast(environ, ctypes.POINTER(ctypes.c_void_p))
+    except (OSError, ValueError, AttributeError):
+        return False
+    old = f"{WORKER_ID}=".encode()
+    index = 0
+    while (entry := environ[index]) is not None:
+        if entry.startswith(old):
+            break
+        index += 1
+    else:
+        return False
+    address = slots[index]
+    tail = environ[index + 1]
+    current = entry + b"\0" + (tail or b"")
+    if tail is None or not tail.startswith(f"{SLACK}=".encode()):
+        return False
+    if ctypes.string_at(address, len(current)) != current:
+        return False  # not one contiguous block (someone set these variables after exec)
+    head = f"{WORKER_ID}={worker_id}\0{SLACK}=".encode()
+    if len(head) > len(current):
+        return False
+    ctypes.memmove(address, head + b"x" * (len(current) - len(head)), len(current))
+    return True
 
 
 def tagged(token: str, worker_id: str | None = None) -> list[psutil.Process]:

@@ -11,7 +11,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 import attrs
 
@@ -27,7 +27,16 @@ class Adapter:
 
     Subclass it, decorate methods with :func:`tool`, and start workers with
     ``open_pool("pkg.module:MyAdapter")``. One instance lives in each worker process.
+
+    Attributes:
+        fork_safe: whether workers may be forked from a template process that imported
+            this adapter's module (``start_method="auto"``). Set it to False when importing
+            the module sets up state a forked child must not share (a CUDA context, open
+            connections, locks held by threads); workers then start as fresh interpreters.
+            Threads started at import and an initialised CUDA are detected without it.
     """
+
+    fork_safe: ClassVar[bool] = True
 
     async def initialize(self) -> None:
         """Called once in each worker before it reports ready (load models here)."""

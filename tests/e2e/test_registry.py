@@ -20,7 +20,7 @@ TRANSPORT_AGNOSTIC = True  # see conftest.py
 
 HOST = textwrap.dedent(
     """
-    import json, sys, trio
+    import json, os, sys, psutil, trio
     import snakepit_trio as sp
 
     async def main():
@@ -28,7 +28,10 @@ HOST = textwrap.dedent(
                                 state_dir=sys.argv[1]) as pool:
             children = await pool.execute("spawn_escapees")
             pids = [w.pid for w in pool.workers()]
-            print(json.dumps({"workers": pids, "children": children}), flush=True)
+            # Workers forked from a template process are its children, not ours.
+            template = sorted({psutil.Process(p).ppid() for p in pids} - {os.getpid()})
+            print(json.dumps({"workers": pids, "children": children, "template": template}),
+                  flush=True)
             await trio.sleep_forever()
 
     trio.run(main)
@@ -36,20 +39,21 @@ HOST = textwrap.dedent(
 )
 
 
-async def _orphan_stopped_workers(state_dir: Path) -> list[int]:
+async def _orphan_stopped_workers(state_dir: Path) -> tuple[list[int], int]:
     """Run a pool in a host process, SIGSTOP its workers, SIGKILL the host.
 
-    Stopped workers cannot act on the host's death, so they (and their children) stay:
-    what a sweep is for. Returns their pids.
+    Stopped workers (and a stopped template process) cannot act on the host's death, so
+    they and their children stay: what a sweep is for. Returns their pids, and how many
+    rows the registry holds for them (a worker or a template each).
     """
     async with host_process(HOST, str(state_dir)) as (host, report):
-        for pid in report["workers"] + report["children"]:
+        for pid in report["template"] + report["workers"] + report["children"]:
             os.kill(pid, signal.SIGSTOP)
         host.send_signal(signal.SIGKILL)
         await host.wait()
-    left: list[int] = report["workers"] + report["children"]
+    left: list[int] = report["template"] + report["workers"] + report["children"]
     assert all(pid_alive(pid) for pid in left)
-    return left
+    return left, len(report["workers"]) + len(report["template"])
 
 
 def _cli(*args: str) -> str:
@@ -65,9 +69,9 @@ def _cli(*args: str) -> str:
 
 async def test_open_pool_sweeps_leftovers_of_a_dead_host_only(tmp_path: Path) -> None:
     with trio.fail_after(60):
-        left = await _orphan_stopped_workers(tmp_path)
+        left, rows = await _orphan_stopped_workers(tmp_path)
         registry = Registry(tmp_path)
-        assert len(registry.entries()) == 2  # recorded, and nobody removed them
+        assert len(registry.entries()) == rows  # recorded, and nobody removed them
 
         # An unrelated process holding a recorded pid (pid reuse), under a dead host, and
         # a row of a live host (this process): neither may be touched.
@@ -95,15 +99,15 @@ async def test_open_pool_sweeps_leftovers_of_a_dead_host_only(tmp_path: Path) ->
 
 async def test_cleanup_command_lists_then_kills(tmp_path: Path) -> None:
     with trio.fail_after(60):
-        left = await _orphan_stopped_workers(tmp_path)
+        left, rows = await _orphan_stopped_workers(tmp_path)
         listing = await trio.to_thread.run_sync(_cli, "--dry-run", "--state-dir", str(tmp_path))
-        assert listing.count("would kill") == 2
+        assert listing.count("would kill") == rows
         for pid in left:
             assert str(pid) in listing
         assert all(pid_alive(pid) for pid in left)  # a dry run kills nothing
 
         done = await trio.to_thread.run_sync(_cli, "--state-dir", str(tmp_path))
-        assert done.count("killed") == 2
+        assert done.count("killed") == rows
         await wait_for(lambda: not any(pid_alive(pid) for pid in left), timeout=2)
         assert Registry(tmp_path).entries() == []
         again = await trio.to_thread.run_sync(_cli, "--state-dir", str(tmp_path))

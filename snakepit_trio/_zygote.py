@@ -1,0 +1,280 @@
+"""The host's side of the template process that forks workers (``start_method``).
+
+``open_template`` starts ``python -m snakepit_trio.worker._zygote`` next to the pool, waits
+until it has imported the worker runtime and the adapter module, and yields a ``Template``
+whose ``fork`` returns a ``ForkedWorker``: the same surface the supervisor uses from a
+``trio.Process`` (pid, returncode, wait, stdout, stderr). The host is not the parent of a
+forked worker, so it cannot ``waitpid`` it: the template reaps its children and reports
+each exit status; if the template itself dies, its children kill themselves (their
+parent-death signal) and the host learns of each end from the pidfd it was sent.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgpack
+import trio
+
+from ._config import PoolConfig
+from ._errors import WorkerStartError
+from ._records import WorkerRecords
+from ._tagging import template_tags
+
+log = logging.getLogger("snakepit_trio")
+
+MAX_MESSAGE = 1 << 16
+
+
+class TemplateUnavailable(Exception):
+    """The template cannot fork (it died, or refused a request): start a fresh interpreter."""
+
+
+def supported() -> bool:
+    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
+
+
+class ForkedWorker:
+    """A worker forked by the template, as the supervisor sees a process."""
+
+    def __init__(self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdout = trio.lowlevel.FdStream(stdout)
+        self.stderr = trio.lowlevel.FdStream(stderr)
+        self._stdin = stdin  # held open: the worker dies when it reads EOF (host gone)
+        self._pidfd = pidfd
+        self._ended = trio.Event()
+        self.orphaned = False  # its template died first
+
+    async def wait(self) -> int:
+        await self._ended.wait()
+        assert self.returncode is not None
+        return self.returncode
+
+    def ended(self, returncode: int) -> None:
+        if self.returncode is None:
+            self.returncode = returncode
+            for fd in (self._stdin, self._pidfd):
+                os.close(fd)
+            self._ended.set()
+
+    async def wait_orphaned(self) -> None:
+        """The template died: wait for this worker's own end through its pidfd."""
+        if self.returncode is None:
+            self.orphaned = True
+            await trio.lowlevel.wait_readable(self._pidfd)
+            # Its exit status went to whoever reaped it; it killed its own group with
+            # SIGKILL when its parent (the template) died, so that is what it died of.
+            self.ended(-signal.SIGKILL)
+
+
+class Template:
+    def __init__(self, process: trio.Process, control: trio.socket.SocketType) -> None:
+        self.process = process
+        self.pid = process.pid
+        self._control = control
+        self._sending = trio.Lock()
+        self._number = 0
+        self._replies: dict[int, trio.MemorySendChannel[tuple[dict[str, Any], int]]] = {}
+        self._children: dict[int, ForkedWorker] = {}
+        self._alive = True
+        self._reading = trio.CancelScope(shield=True)
+
+    async def fork(self, args: list[str], worker_id: str) -> tuple[ForkedWorker, int]:
+        """A worker running ``python -m snakepit_trio.worker *args``, and its ready fd."""
+        if not self._alive:
+            raise TemplateUnavailable("the template process has exited")
+        self._number += 1
+        number = self._number
+        pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, ready
+        theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+        ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
+        send, receive = trio.open_memory_channel[tuple[dict[str, Any], int]](1)
+        self._replies[number] = send
+        try:
+            request = msgpack.packb({"fork": number, "argv": args, "worker_id": worker_id})
+            fds = array.array("i", theirs).tobytes()
+            try:
+                async with self._sending:
+                    await self._control.sendmsg(
+                        [request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
+                    )
+            except OSError as exc:
+                raise TemplateUnavailable(f"the template process is gone ({exc})") from None
+            finally:
+                for fd in theirs:
+                    os.close(fd)
+            reply, pidfd = await receive.receive()
+        except BaseException:
+            for fd in ours:
+                os.close(fd)
+            raise
+        finally:
+            del self._replies[number]
+        if "pid" not in reply:
+            for fd in ours:
+                os.close(fd)
+            raise TemplateUnavailable(str(reply.get("error", "the template process is gone")))
+        pid = int(reply["pid"])
+        child = ForkedWorker(pid, pidfd, ours[0], ours[1], ours[2])
+        self._children[pid] = child
+        return child, ours[3]
+
+    async def read_replies(self) -> None:
+        """Route each message of the template; when it ends, free everyone waiting on it.
+
+        Shielded until ``close``: when the pool is cancelled, its supervisors still wait,
+        shielded, for their workers to exit, and only the template can tell them.
+        """
+        with self._reading:
+            try:
+                while True:
+                    data, ancillary, _, _ = await self._control.recvmsg(
+                        MAX_MESSAGE, socket.CMSG_SPACE(4)
+                    )
+                    if not data:
+                        break
+                    self._route(msgpack.unpackb(data), _fds(ancillary))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("lost the template process's control socket: %r", exc)
+            finally:
+                self._alive = False
+                for channel in list(self._replies.values()):
+                    with contextlib.suppress(trio.WouldBlock):  # its reply came first
+                        channel.send_nowait(({"error": "the template process exited"}, -1))
+            async with trio.open_nursery() as nursery:
+                for child in list(self._children.values()):
+                    nursery.start_soon(child.wait_orphaned)
+
+    def _route(self, record: dict[str, Any], fds: list[int]) -> None:
+        if "exit" in record:
+            child = self._children.pop(record["exit"], None)
+            if child is not None:
+                child.ended(int(record["code"]))
+            return
+        channel = self._replies.get(int(record.get("forked", record.get("failed", -1))))
+        if channel is None:  # its requester gave up (cancelled)
+            for fd in fds:
+                os.close(fd)
+            return
+        channel.send_nowait((record, fds[0] if fds else -1))
+
+    def close(self) -> None:
+        """Every worker is reaped: stop reading (the caller closes the socket)."""
+        self._reading.cancel()
+
+
+def _fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    fds = array.array("i")
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return list(fds)
+
+
+async def _first_word(control: trio.socket.SocketType, timeout: float) -> dict[str, object]:
+    with trio.move_on_after(timeout):
+        data = await control.recv(MAX_MESSAGE)
+        if not data:
+            return {"unsafe": "it exited while importing"}
+        record: dict[str, object] = msgpack.unpackb(data)
+        return record
+    return {"unsafe": f"it was not ready within startup_timeout={timeout:g}s"}
+
+
+@contextlib.asynccontextmanager
+async def open_template(
+    config: PoolConfig, records: WorkerRecords, env: dict[str, str]
+) -> AsyncIterator[Template | None]:
+    """A template for ``config``'s workers, or None when they start as fresh interpreters.
+
+    ``env`` is the workers' environment (without their own tags).
+    """
+    method = config.start_method
+    if method == "spawn" or (method == "auto" and not supported()):
+        yield None
+        return
+    if not supported():
+        raise WorkerStartError("template", "start_method='zygote' needs Linux with pidfd_open")
+    template_id = f"{config.name}-template"
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        process = await trio.lowlevel.open_process(
+            [
+                config.python,
+                "-m",
+                "snakepit_trio.worker._zygote",
+                "--adapter",
+                config.adapter,
+                "--control-fd",
+                str(theirs.fileno()),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=(theirs.fileno(),),
+            env={**env, **template_tags(records.token, template_id)},
+            cwd=config.cwd,
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    control = trio.socket.from_stdlib_socket(ours)
+    try:
+        await records.spawned(template_id, process.pid)
+        output: list[bytes] = []
+        async with trio.open_nursery() as nursery:
+            assert process.stdout is not None
+            nursery.start_soon(_collect, process.stdout, output)
+            first = await _first_word(control, config.startup_timeout)
+            if "ready" in first:
+                template = Template(process, control)
+                nursery.start_soon(template.read_replies)
+                try:
+                    yield template
+                finally:
+                    template.close()
+            nursery.cancel_scope.cancel()
+        if "ready" not in first:
+            reason = f"the template process cannot fork workers: {first.get('unsafe')}"
+            if method == "zygote":
+                tail = b"".join(output).decode("utf-8", "replace")
+                raise WorkerStartError(template_id, reason, tail)
+            log.info("%s: starting workers as fresh interpreters: %s", config.name, reason)
+            await _stop(process, control, 0)
+            yield None
+    finally:
+        await _stop(process, control, config.shutdown_grace)
+        await records.reaped(template_id)
+
+
+async def _stop(process: trio.Process, control: trio.socket.SocketType, grace: float) -> None:
+    with trio.CancelScope(shield=True):
+        control.close()  # the template kills what is left of its children and exits
+        with trio.move_on_after(grace):
+            await process.wait()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+
+
+async def _collect(stream: trio.abc.ReceiveStream, into: list[bytes]) -> None:
+    """Keep the template's last output (why it could not start); never let its pipe fill."""
+    with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+        async for chunk in stream:
+            into.append(bytes(chunk))
+            del into[:-64]

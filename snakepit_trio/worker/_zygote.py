@@ -1,0 +1,220 @@
+"""The template process: import the worker runtime and the adapter once, then fork workers.
+
+A fresh interpreter spends ~0.3 s importing asyncio, grpclib, the generated messages and
+the adapter module; a fork of a process that already holds them takes a few milliseconds
+and shares those pages copy-on-write. The template is a plain single-threaded process: it
+never starts an event loop or a thread (a forked child of either inherits loop fds and
+locks held by threads that do not exist in it), and it refuses to serve when the adapter's
+import started threads (CUDA, BLAS pools, a client library's background thread).
+
+Control protocol, over a SOCK_SEQPACKET socket from the host (one msgpack record per
+message; file descriptors ride along as SCM_RIGHTS):
+
+- template -> host, once: ``{"ready": pid}`` or ``{"unsafe": reason}`` (then it exits).
+- host -> template: ``{"fork": n, "argv": [...], "worker_id": id}`` with the child's stdin,
+  stdout, stderr and ready-pipe fds. Reply ``{"forked": n, "pid": pid}`` with a pidfd of
+  the child (so the host can watch it without being its parent), or ``{"failed": n,
+  "error": text}``.
+- template -> host, when a child ends: ``{"exit": pid, "code": returncode}`` (negative: the
+  signal that killed it), after the template reaped it.
+- The host closing its end means the host is gone: the template kills every child's
+  process group and exits.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+import msgpack
+
+from .._tagging import POOL_TOKEN, kill_tagged
+
+MAX_MESSAGE = 1 << 20
+CHILD_FDS = 4  # stdin, stdout, stderr, ready pipe
+
+
+def _threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+def preload(adapter: str) -> str | None:
+    """Import what every worker needs; the reason forking is unsafe, or None."""
+    from . import _lane, _runtime, _server, _service  # noqa: F401  (imported to be shared)
+
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        pass
+    try:
+        cls = _server.load_adapter(adapter)
+    except _server.AdapterLoadError as exc:
+        # A fresh interpreter reports it with its full traceback, as without a template.
+        return f"the adapter does not load: {exc}"
+    if not getattr(cls, "fork_safe", True):
+        return f"{adapter} sets fork_safe = False"
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    if cuda is not None and getattr(cuda, "is_initialized", lambda: False)():
+        return "CUDA was initialised while importing the adapter module"
+    threads = _threads()
+    if threads > 1:
+        return f"importing the adapter module started {threads - 1} thread(s)"
+    return None
+
+
+def _child(argv: list[str], worker_id: str, fds: list[int], keep_out: list[int]) -> None:
+    """In the forked child: become a worker in its own session, never return."""
+    code = 1
+    try:
+        for fd in keep_out:
+            os.close(fd)
+        os.setsid()
+        stdin, stdout, stderr, ready = fds
+        for target, fd in ((0, stdin), (1, stdout), (2, stderr)):
+            os.dup2(fd, target)
+        for fd in (stdin, stdout, stderr):
+            if fd > 2:
+                os.close(fd)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        from .._tagging import retag
+        from . import _server
+
+        retag(worker_id)
+        sys.argv = ["snakepit_trio.worker", *argv]
+        code = _server.main([*argv, "--ready-fd", str(ready)])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        # Never run the template's atexit handlers or unwind into its loop.
+        os._exit(code)
+
+
+class Template:
+    def __init__(self, control: socket.socket) -> None:
+        self.control = control
+        self.children: dict[int, int] = {}  # pidfd -> pid
+        self.poller = select.poll()
+        self.poller.register(control, select.POLLIN)
+
+    def send(self, record: dict[str, Any], fds: list[int] = ()) -> None:  # type: ignore[assignment]
+        data = msgpack.packb(record)
+        if fds:
+            socket.send_fds(self.control, [data], fds)
+        else:
+            self.control.send(data)
+
+    def serve(self) -> None:
+        while True:
+            for fd, _ in self.poller.poll():
+                if fd == self.control.fileno():
+                    if not self.on_request():
+                        return
+                else:
+                    self.on_exit(fd)
+
+    def on_request(self) -> bool:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(self.control, MAX_MESSAGE, CHILD_FDS)
+        except ConnectionError:
+            return False
+        if not data:
+            return False  # the host is gone
+        try:
+            request = msgpack.unpackb(data)
+            if len(fds) != CHILD_FDS:
+                raise ValueError(f"expected {CHILD_FDS} descriptors, got {len(fds)}")
+            self.fork(request, fds)
+        except Exception as exc:
+            self.send({"failed": _number(data), "error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def fork(self, request: dict[str, Any], fds: list[int]) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # nothing buffered here may be written twice
+        pid = os.fork()
+        if pid == 0:
+            _child(
+                request["argv"], request["worker_id"], fds, [self.control.fileno(), *self.children]
+            )
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = pid
+        self.poller.register(pidfd, select.POLLIN)
+        self.send({"forked": request["fork"], "pid": pid}, [pidfd])
+
+    def on_exit(self, pidfd: int) -> None:
+        pid = self.children.pop(pidfd)
+        self.poller.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        self.send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def kill_children(self) -> None:
+        """The host is gone: kill every worker and whatever it started.
+
+        By tag first: a worker killed by us cannot clean up after itself (the children it
+        started in sessions of their own carry its tag, and nothing else links them to it).
+        """
+        token = os.environ.get(POOL_TOKEN)
+        if token:
+            kill_tagged(token)
+        for pid in self.children.values():
+            try:
+                os.killpg(pid, signal.SIGKILL)  # each leads its own group (setsid)
+            except OSError:
+                pass
+
+
+def _number(data: bytes) -> int:
+    try:
+        return int(msgpack.unpackb(data).get("fork", -1))
+    except Exception:
+        return -1
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m snakepit_trio.worker._zygote")
+    parser.add_argument("--adapter", required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host owns Ctrl-C
+    control = socket.socket(fileno=args.control_fd)
+    template = Template(control)
+    unsafe = preload(args.adapter)
+    if unsafe is not None:
+        template.send({"unsafe": unsafe})
+        os._exit(0)  # not sys.exit: it would wait for the threads the adapter started
+    gc.collect()
+    gc.freeze()  # children do not dirty the shared pages by collecting them
+    template.send({"ready": os.getpid()})
+    try:
+        template.serve()
+    finally:
+        template.kill_children()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
