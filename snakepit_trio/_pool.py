@@ -808,6 +808,11 @@ class Pool:
     def note_restart(self) -> None:
         self._restarts += 1
 
+    def clean_up_after(self, worker_id: str) -> None:
+        # Beside the replacement's start, not before it: the scan for tagged processes
+        # reads every process's environment (tens of ms), and the replacement has a new id.
+        self._nursery.start_soon(self.records.reaped, worker_id)
+
 
 async def _feed(chunks: Stream, callback: Callable[[Any], object]) -> None:
     async for chunk in chunks:

@@ -113,6 +113,7 @@ class PoolHooks(Protocol):
     def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None: ...
     def frames_from(self, worker: Worker) -> Callable[[list[Any]], None]: ...
     def note_restart(self) -> None: ...
+    def clean_up_after(self, worker_id: str) -> None: ...
     def note_start_failure(self, reason: str) -> None: ...
     def worker_quiet(self, worker: Worker, quiet: bool) -> None: ...
 
@@ -165,7 +166,12 @@ async def _read_ready(fd: int) -> bool:
 
 
 async def _hand_shake(
-    pool: PoolHooks, worker: Worker, socket_path: str, ready_fd: int, nursery: trio.Nursery
+    pool: PoolHooks,
+    worker: Worker,
+    socket_path: str,
+    ready_fd: int,
+    nursery: trio.Nursery,
+    recorded: trio.Event,
 ) -> Any:
     """READY line, then channel + Describe; returns the Describe reply or a failure reason."""
     timeout = pool.config.startup_timeout
@@ -173,6 +179,7 @@ async def _hand_shake(
         if not await _read_ready(ready_fd):
             await worker.process.wait()
             return f"exited with code {worker.process.returncode} before it was ready"
+        await recorded.wait()  # in the registry before we ever connect to it
         try:
             if pool.config.transport == "local":
                 lane = LaneChannel(
@@ -189,6 +196,13 @@ async def _hand_shake(
         except TransportError as exc:
             return str(exc)
     return f"not ready within startup_timeout={timeout:g}s"
+
+
+def _died_with_template(proc: _process.WorkerProcess) -> tuple[str, str] | None:
+    """What a worker died of, when its template process died first (None otherwise)."""
+    if isinstance(proc, ForkedWorker) and proc.orphaned:
+        return ("signal", "its template process died, and it with it")
+    return None
 
 
 def _exit_info(worker: Worker, expected: bool) -> ExitInfo:
@@ -214,22 +228,28 @@ async def run_incarnation(
     stdout_done, stderr_done = trio.Event(), trio.Event()
     ready = False
     break_out: str | None = None
+    recorded = trio.Event()
+
+    async def record() -> None:  # while it starts: the registry's file is slow to write
+        await pool.records.spawned(worker_id, proc.pid)
+        recorded.set()
+
     try:
-        await pool.records.spawned(worker_id, proc.pid)  # before we ever connect to it
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(record)
             assert proc.stdout is not None and proc.stderr is not None
             nursery.start_soon(_pump, proc.stdout, worker, "stdout", stdout_done)
             nursery.start_soon(_pump, proc.stderr, worker, "stderr", stderr_done)
 
             async def watch_exit() -> None:
                 await proc.wait()
-                if isinstance(proc, ForkedWorker) and proc.orphaned:
-                    worker.kill("its template process died, and it with it", "signal")
+                if worker.killed_by is None:
+                    worker.killed_by = _died_with_template(proc)
                 worker.wake.set()
 
             nursery.start_soon(watch_exit)
 
-            describe = await _hand_shake(pool, worker, socket_path, ready_fd, nursery)
+            describe = await _hand_shake(pool, worker, socket_path, ready_fd, nursery, recorded)
             if isinstance(describe, str):
                 # Raised below, outside this nursery, so it is not wrapped in a group.
                 break_out = describe
@@ -254,7 +274,7 @@ async def run_incarnation(
                     with trio.move_on_after(0.2):
                         await proc.wait()
                     if proc.returncode is not None:
-                        worker.killed_by = None
+                        worker.killed_by = _died_with_template(proc)
                 if proc.returncode is None:
                     # Stopped by us, or its channel broke while the process lives on: kill it.
                     await _process.stop(proc, config.shutdown_grace if expected else 0)
@@ -274,7 +294,7 @@ async def run_incarnation(
             for path in (socket_path, _process.lane_path(socket_path)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-            await pool.records.reaped(worker_id)  # and whatever it started that is left
+            pool.clean_up_after(worker_id)  # kill what it started that is left, forget it
             # Also when this task is cancelled: the pool must learn that the worker is gone.
             if ready:
                 worker.move(WorkerEvent.EXITED)

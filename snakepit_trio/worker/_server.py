@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import logging
 import os
@@ -180,6 +181,11 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return _parser().parse_args(argv)
+
+
+@functools.cache
+def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once for its forks
     parser = argparse.ArgumentParser(prog="python -m snakepit_trio.worker")
     parser.add_argument("--adapter", required=True, help="'package.module:AdapterClass'")
     parser.add_argument("--socket", required=True, help="unix socket path to serve on")
@@ -190,7 +196,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--watch-stdin", action="store_true")
     parser.add_argument("--shm-threshold", type=int, default=0, help="0: no shared memory")
     parser.add_argument("--lane", default="", help="also serve the local lane on this socket")
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ message; file descriptors ride along as SCM_RIGHTS):
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import select
@@ -49,12 +50,20 @@ def _threads() -> int:
 
 def preload(adapter: str) -> str | None:
     """Import what every worker needs; the reason forking is unsafe, or None."""
+    import ctypes  # noqa: F401  (the parent-death signal is set through it)
+
     from . import _lane, _runtime, _server, _service  # noqa: F401  (imported to be shared)
 
     try:
         import uvloop  # noqa: F401
     except ImportError:
         pass
+    _warm_messages()
+    _server._parser()
+    with contextlib.suppress(Exception):  # grpclib probes (once) for an optional package
+        from grpclib.encoding import proto
+
+        proto._googleapis_available()
     try:
         cls = _server.load_adapter(adapter)
     except _server.AdapterLoadError as exc:
@@ -70,6 +79,18 @@ def preload(adapter: str) -> str | None:
     if threads > 1:
         return f"importing the adapter module started {threads - 1} thread(s)"
     return None
+
+
+def _warm_messages() -> None:
+    """Let betterproto2 build each message class's field tables here, once, not per worker."""
+    import betterproto2
+
+    from .._proto.snakepit import v1 as pb
+
+    for value in vars(pb).values():
+        if isinstance(value, type) and issubclass(value, betterproto2.Message):
+            with contextlib.suppress(Exception):
+                value().parse(bytes(value()))
 
 
 def _child(argv: list[str], worker_id: str, fds: list[int], keep_out: list[int]) -> None:
