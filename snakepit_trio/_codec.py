@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import struct
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -21,6 +23,7 @@ import msgpack
 from . import _shm
 from ._core._types import is_ndarray
 from ._errors import PayloadTooLarge, SerializationError
+from ._segments import SegmentCache
 
 DEFAULT_MAX_PAYLOAD: int = 64 * 1024 * 1024
 
@@ -65,18 +68,24 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 class Outbound:
-    """Where one payload's large buffers go: shared-memory segments (see _shm.py)."""
+    """Where one payload's large buffers go: shared-memory segments (see _segments.py)."""
 
-    def __init__(self, name_prefix: str, threshold: int) -> None:
-        self.prefix = name_prefix
+    def __init__(self, cache: SegmentCache, threshold: int) -> None:
+        self.cache = cache
         self.threshold = threshold
         self.names: list[str] = []
         self.size = 0
 
+    def sent(self, holder: str) -> None:
+        """The payload went to ``holder``, which may map its segments until it says not."""
+        if self.names:
+            self.cache.sent(self.names, holder)
+
     def release(self) -> None:
-        for name in self.names:
-            _shm.unlink(name)
-        self.names.clear()
+        """This side is done with the payload (its call is over, or it was never sent)."""
+        if self.names:
+            self.cache.done(self.names)
+            self.names = []
 
 
 class _Lifted:
@@ -117,7 +126,7 @@ def _to_segment(out: Outbound, obj: Any) -> Any:
         code, view = SHM_NDARRAY_EXT, array.data.cast("B")
     else:
         meta, code, view = [], SHM_BYTES_EXT, memoryview(value).cast("B")
-    name = _shm.create(out.prefix, view)
+    name = out.cache.put(view)
     out.names.append(name)
     out.size += view.nbytes
     return msgpack.ExtType(code, msgpack.packb([name, view.nbytes, *meta]))
@@ -170,59 +179,67 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
     return data
 
 
-def _from_segment(code: int, data: bytes, owned: bool) -> Any:
+Unmapped = Callable[[str], None]  # told each segment name no view of which is left here
+
+
+def _from_segment(code: int, data: bytes, unmapped: Unmapped | None) -> Any:
     name, size, *meta = msgpack.unpackb(data)
     mapping = _shm.attach(name, size)
-    if owned:
-        _shm.unlink(name)  # ours to remove; the mapping lives on in the view
     if code == SHM_BYTES_EXT:
         with mapping:
-            return bytes(mapping)
+            value = bytes(mapping)
+        if unmapped is not None:
+            unmapped(name)
+        return value
     import numpy as np
 
+    if unmapped is not None:
+        # When the last array viewing it is gone, its maker may reuse the segment.
+        weakref.finalize(mapping, unmapped, name)
     dtype, shape = meta
     return np.frombuffer(mapping, dtype=np.dtype(dtype)).reshape(shape)
 
 
-def _hook_for(owned: bool) -> Any:
-    def hook(code: int, data: bytes) -> Any:
+def _hook_for(unmapped: Unmapped | None) -> Callable[[int, bytes], Any]:
+    def hook(code: int, ext: bytes) -> Any:
         if code in (SHM_NDARRAY_EXT, SHM_BYTES_EXT):
-            return _from_segment(code, data, owned)
-        return _ext_hook(code, data)
+            return _from_segment(code, ext, unmapped)
+        return _ext_hook(code, ext)
 
     return hook
 
 
-_BORROWED = _hook_for(False)
-_OWNED = _hook_for(True)
+_plain_hook = _hook_for(None)
 
 
-def decode(data: bytes, *, what: str, owned: bool = False) -> Any:
+def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
     """Decode msgpack bytes produced by :func:`encode`.
 
-    Shared-memory buffers are mapped; with ``owned`` their segments are also removed (the
-    receiver owns what a worker sent it).
+    Shared-memory buffers are mapped; ``unmapped(name)`` is called (from whichever thread
+    drops the last view) once nothing here maps a segment any more, so its maker can reuse it.
 
     Raises:
         SerializationError: the bytes are not a single valid msgpack value.
     """
+
+    hook = _plain_hook if unmapped is None else _hook_for(unmapped)
     try:
-        return msgpack.unpackb(
-            data, raw=False, strict_map_key=False, ext_hook=_OWNED if owned else _BORROWED
-        )
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)
     except Exception as exc:
         raise SerializationError(f"cannot decode {what}: {exc}") from exc
 
 
-def release(data: bytes) -> None:
-    """Remove the segments a payload names, without decoding it (a dropped result)."""
+def segment_names(data: bytes) -> list[str]:
+    """The segments a payload names, without mapping them (a frame that is dropped)."""
     if b"snakepit-" not in data:
-        return
+        return []
+    names: list[str] = []
 
     def hook(code: int, ext: bytes) -> Any:
         if code in (SHM_NDARRAY_EXT, SHM_BYTES_EXT):
-            _shm.unlink(msgpack.unpackb(ext)[0])
+            names.append(msgpack.unpackb(ext)[0])
         return None
 
     with contextlib.suppress(Exception):
         msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)
+    return [name for name in names if isinstance(name, str)]

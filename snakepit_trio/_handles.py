@@ -16,6 +16,7 @@ import outcome
 import trio
 
 from . import _wire as w
+from ._codec import Outbound
 from ._core._dispatcher import CallState
 from ._errors import (
     InvalidArguments,
@@ -72,6 +73,7 @@ class UnaryHandle:
     crash: WorkerCrashed | None = None  # set when its worker dies mid-call
     abandoned_in: CallState | None = None  # the call's state when its caller gave up
     kill_on_cancel: bool = False
+    segments: Outbound | None = None  # its arguments' shared memory, if any
 
     def deliver(self, frame: list[Any]) -> None:
         self._wake(outcome.Value(frame))

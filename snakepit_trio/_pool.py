@@ -9,10 +9,12 @@ Lifecycle events (ready, exited) come from the supervisors, which own the proces
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -24,7 +26,7 @@ import trio
 
 from . import _shm
 from . import _wire as w
-from ._codec import Outbound, decode, encode, release
+from ._codec import Outbound, decode, encode, segment_names
 from ._config import PoolConfig
 from ._core._breaker import BreakerState, CrashBreaker
 from ._core._dispatcher import (
@@ -60,6 +62,7 @@ from ._handles import UnaryHandle, error_from_frame
 from ._progress import ProgressCallback
 from ._records import WorkerRecords
 from ._recycling import Recycler
+from ._segments import SegmentCache, maker_of
 from ._session import Session, SessionInfo
 from ._session_host import SessionHost
 from ._stats import PoolStats, WorkerInfo
@@ -126,7 +129,10 @@ class Pool:
     terminate: trio.Event = attrs.Factory(trio.Event)  # SIGTERM: drain and stop now
     terminated: trio.Event = attrs.Factory(trio.Event)  # every worker is stopped
     _breaker: CrashBreaker = attrs.field(init=False)
-    _shm_prefix: str | None = attrs.field(init=False)
+    _segments: SegmentCache | None = attrs.field(init=False)  # our arguments' shared memory
+    _unmapped: list[str] = attrs.Factory(list)  # worker segments no longer mapped here
+    _unmapped_lock: threading.RLock = attrs.Factory(threading.RLock)
+    _token: trio.lowlevel.TrioToken = attrs.Factory(trio.lowlevel.current_trio_token)
 
     def __attrs_post_init__(self) -> None:
         cfg = self.config
@@ -138,7 +144,7 @@ class Pool:
         )
         self._recycler = Recycler(self)
         shm_on = cfg.shm_threshold is not None and _shm.available()
-        self._shm_prefix = _shm.prefix(self.records.token, "host") if shm_on else None
+        self._segments = SegmentCache(_shm.prefix(self.records.token, "host")) if shm_on else None
         self._breaker = CrashBreaker(cfg.crash_threshold, cfg.crash_window, cfg.probe_after)
         self._sessions = SessionHost(
             max_sessions=cfg.max_sessions,
@@ -203,13 +209,17 @@ class Pool:
             kill_on_cancel = self.config.kill_on_cancel
         try:
             frame = await self._call(
-                tool, payload, timeout, idempotent, on_progress, session, kill_on_cancel
+                tool, payload, timeout, idempotent, on_progress, session, kill_on_cancel, segments
             )
         finally:
             if segments is not None:
-                segments.release()  # the call is over (or abandoned): its arguments go
+                segments.release()  # the call is over (or abandoned) on our side
         if frame[0] == w.RESULT:
-            return decode(frame[2], what=f"result of {tool!r}", owned=True)
+            return decode(
+                frame[2],
+                what=f"result of {tool!r}",
+                unmapped=None if self._segments is None else self._unmapped_here,
+            )
         raise error_from_frame(tool, frame, list(self._tools))
 
     def stream(
@@ -283,6 +293,9 @@ class Pool:
             lambda: list(self._tools),
         )
         handle.kill_on_cancel = self.config.kill_on_cancel
+        handle.segments = segments
+        if self._segments is not None:
+            handle.unmapped = self._unmapped_here
         handle.call = Call(next(self._ids), tool, False, handle=handle)
         try:
             async with self._sessions.use(session, handle.call):
@@ -473,9 +486,38 @@ class Pool:
         return spec
 
     def _outbound(self) -> Outbound | None:
-        if self._shm_prefix is None:
+        if self._segments is None:
             return None
-        return Outbound(self._shm_prefix, self.config.shm_threshold or 0)
+        return Outbound(self._segments, self.config.shm_threshold or 0)
+
+    def _unmapped_here(self, name: str) -> None:
+        """No view of this worker-made segment is left here (any thread, any moment)."""
+        with self._unmapped_lock:
+            self._unmapped.append(name)
+            first = len(self._unmapped) == 1
+        if first:
+            with contextlib.suppress(trio.RunFinishedError):  # after the run: nobody to tell
+                self._token.run_sync_soon(self._flush_unmapped)
+
+    def _flush_unmapped(self) -> None:
+        with self._unmapped_lock:
+            names, self._unmapped = self._unmapped, []
+        pool_prefix = _shm.prefix(self.records.token)
+        by_maker: dict[str, list[str]] = {}
+        for name in names:
+            maker = maker_of(name, pool_prefix)
+            if maker is not None:
+                by_maker.setdefault(maker, []).append(name)
+        for maker, made in by_maker.items():
+            worker = self._workers.get(maker)
+            if worker is not None and worker.channel is not None:  # a dead one maps nothing
+                worker.channel.send([w.UNMAPPED_RESULTS, made])
+
+    def _drop_payload(self, worker: Worker, payload: bytes) -> None:
+        """A result or chunk that will never be decoded: its maker may reuse its segments."""
+        names = segment_names(payload)
+        if names and worker.channel is not None:
+            worker.channel.send([w.UNMAPPED_RESULTS, names])
 
     def _encode_args(
         self, spec: ToolSpec, args: dict[str, Any] | None, segments: Outbound | None
@@ -529,10 +571,12 @@ class Pool:
         on_progress: ProgressCallback | None,
         session: SessionRecord | None = None,
         kill_on_cancel: bool = False,
+        segments: Outbound | None = None,
     ) -> list[Any]:
         timeout, call_deadline = self._budget(timeout)
         now = trio.current_time()
         waiter = UnaryHandle(tool, payload, call_deadline, on_progress)
+        waiter.segments = segments
         waiter.kill_on_cancel = kill_on_cancel
         call = Call(next(self._ids), tool, idempotent, handle=waiter)
         if session is not None:
@@ -617,6 +661,10 @@ class Pool:
                     waiter.scope.deadline = waiter.call_deadline  # queue_timeout no longer applies
                     waiter.scope = None
                 assert worker.channel is not None
+                if self._unmapped:  # first: the worker may put this call's result there
+                    self._flush_unmapped()
+                if waiter.segments is not None:
+                    waiter.segments.sent(worker.id)
                 worker.channel.send(
                     [
                         w.CALL,
@@ -676,16 +724,20 @@ class Pool:
             if kind == w.PONG:
                 worker.last_rss = frame[2]
                 continue
+            if kind == w.UNMAPPED_ARGS:
+                if self._segments is not None and isinstance(frame[1], list):
+                    self._segments.returned(frame[1], worker.id)
+                continue
             call = core.calls.get(frame[1])
             if call is None or call.worker != worker.id:
                 if kind in (w.RESULT, w.CHUNK):
-                    release(frame[2])  # never decoded: remove its shared memory, if any
+                    self._drop_payload(worker, frame[2])  # never decoded
                 continue  # settled already, or a late frame from a worker it left
             if kind == w.CHUNK:
                 if call.state is CallState.SENT:
                     call.handle.chunk(frame[2])
                 else:
-                    release(frame[2])
+                    self._drop_payload(worker, frame[2])
             elif kind == w.PROGRESS:
                 call.handle.progress(frame)
             elif kind in (w.RESULT, w.ERROR, w.END):
@@ -699,7 +751,7 @@ class Pool:
                         self._errors += 1
                     call.handle.deliver(frame)
                 elif kind == w.RESULT:
-                    release(frame[2])
+                    self._drop_payload(worker, frame[2])
                 self._apply(actions)
         self._sync_state(worker)
         slots = self._core.workers.get(worker.id)
@@ -729,6 +781,8 @@ class Pool:
 
     def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None:
         self._workers.pop(worker.id, None)
+        if self._segments is not None:
+            self._segments.gone(worker.id)  # its mappings of our arguments died with it
         worker.gone.set()
         crash: WorkerCrashed | None = None
         headline = ""

@@ -1,16 +1,14 @@
 """Shared-memory segments for large payloads (Linux ``/dev/shm``).
 
 A buffer at or above the pool's ``shm_threshold`` does not travel through the socket: the
-sender copies it once into a new segment and the frame carries only the segment's name; the
+sender copies it once into a segment and the frame carries only the segment's name; the
 receiver maps it read-only, so an array arrives as a view of the mapping, without a copy.
 
-Who removes a segment (its name; a mapping stays valid until its last view is gone):
-- arguments (made by the host): the host, when the call ends or its caller gives up;
-- results and chunks (made by a worker): the host, right after mapping them, or when it
-  drops a frame it will not decode (a cancelled call's late result);
-- anything a dead worker or a dead host left: found by name, since every name starts with
-  ``snakepit-<pool token>-<maker>-``, and removed by the pool (after a worker is reaped,
-  when the pool closes) or by the registry sweep of a dead host's pool.
+Its maker keeps a segment for reuse once no receiver maps it (``_segments.py``) and removes
+what it cannot keep. What is left of a worker (also one that died) or of a pool is found by
+name, since every name starts with ``snakepit-<pool token>-<maker>-``, and removed by the pool
+(after a worker is reaped, when the pool closes) or by the registry sweep of a dead host's
+pool. A mapping stays valid after its name is removed.
 
 Not multiprocessing.shared_memory: before Python 3.13 its resource tracker unlinks segments
 it merely attached to, which would pull arguments away from under the host.
@@ -56,6 +54,21 @@ def create(name_prefix: str, data: memoryview) -> str:
     finally:
         os.close(fd)
     return name
+
+
+def rewrite(name: str, data: memoryview) -> bool:
+    """Overwrite the start of an existing segment with ``data``; False if it is gone."""
+    try:
+        fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        view, written = data.cast("B"), 0
+        while written < view.nbytes:
+            written += os.pwrite(fd, view[written:], written)
+    finally:
+        os.close(fd)
+    return True
 
 
 def attach(name: str, size: int) -> mmap.mmap:

@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from . import _wire as w
-from ._codec import decode, release
+from ._codec import Outbound, Unmapped, decode, segment_names
 from ._core._dispatcher import Call, CallState
 from ._errors import QueueTimeout, RequestTimeout, SnakepitError, StreamIdleTimeout, WorkerCrashed
 from ._handles import error_from_frame, report_progress
@@ -50,6 +50,8 @@ class Stream:
     call: Call | None = None
     session_id: str | None = None
     kill_on_cancel: bool = False
+    segments: Outbound | None = None  # its arguments' shared memory, if any
+    unmapped: Unmapped | None = None  # told of chunk segments no longer mapped here
     scope: trio.CancelScope | None = None  # unused: a stream's deadlines are per wait
     crash: WorkerCrashed | None = None  # set when its worker dies mid-stream
     _buffer: deque[bytes] = attrs.Factory(deque)
@@ -87,7 +89,7 @@ class Stream:
         if self._consumed * 2 >= self.window and not self.finished and self.call is not None:
             self._grant(self.call, self._consumed)
             self._consumed = 0
-        return decode(payload, what=f"chunk of {self.tool!r}", owned=True)
+        return decode(payload, what=f"chunk of {self.tool!r}", unmapped=self.unmapped)
 
     async def _wait(self) -> None:
         assert self.call is not None
@@ -128,8 +130,10 @@ class Stream:
         if not self.finished and self.call is not None:
             self._abandon(self.call)
             self._final = [w.END, self.call.id]
-        for payload in self._buffer:
-            release(payload)  # chunks never read: remove their shared memory, if any
+        if self.unmapped is not None:
+            for payload in self._buffer:  # chunks never read: their maker may reuse them
+                for name in segment_names(payload):
+                    self.unmapped(name)
         self._buffer.clear()
 
     # --- called by the pool with the worker's frames ----------------------------------

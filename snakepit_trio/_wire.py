@@ -17,6 +17,7 @@ CREDIT: Final = 2  # [CREDIT, id, n]
 SESSION_END: Final = 3  # [SESSION_END, session_id]
 PING: Final = 4  # [PING, seq]: the worker answers PONG from its event loop
 HELLO: Final = 5  # [HELLO, protocol]: first frame on the local lane (worker/_lane.py)
+UNMAPPED_RESULTS: Final = 6  # [UNMAPPED_RESULTS, [segment name, ...]]: see _segments.py
 
 # Worker -> host.
 RESULT: Final = 10  # [RESULT, id, payload, run_time?]
@@ -26,6 +27,7 @@ ERROR: Final = 13  # [ERROR, id, type, message, traceback, kind, detail?]
 PROGRESS: Final = 14  # [PROGRESS, id, done, total, message]
 PONG: Final = 15  # [PONG, seq, rss]: rss in bytes, or None if unreadable
 WELCOME: Final = 16  # [WELCOME, describe]: serialized DescribeResponse, the lane's answer
+UNMAPPED_ARGS: Final = 17  # [UNMAPPED_ARGS, [segment name, ...]]: see _segments.py
 
 # ERROR kinds.
 KIND_REMOTE: Final = "remote"

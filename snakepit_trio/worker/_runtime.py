@@ -12,6 +12,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -25,6 +26,7 @@ from .. import _shm
 from .. import _wire as w
 from .._codec import Outbound, decode, encode
 from .._errors import PayloadTooLarge, SerializationError
+from .._segments import SegmentCache
 from .._tagging import POOL_TOKEN, WORKER_ID
 from ._adapter import ToolInfo
 from ._context import ToolContext
@@ -35,6 +37,7 @@ log = logging.getLogger("snakepit_trio.worker")
 
 Frame = list[Any]
 Sink = Callable[[Frame], None]
+HOST = "host"  # the one receiver of a worker's segments
 
 
 def check_arguments(info: ToolInfo, args: Any) -> tuple[str | None, str] | None:
@@ -138,12 +141,16 @@ class Runtime:
         self.capacity = capacity
         self.max_payload = max_payload
         token, worker_id = os.environ.get(POOL_TOKEN), os.environ.get(WORKER_ID)
-        self._shm_prefix = (
-            _shm.prefix(token, worker_id)
+        self.segments = (
+            SegmentCache(_shm.prefix(token, worker_id))
             if shm_threshold and token and worker_id and _shm.available()
             else None
         )
         self._shm_threshold = shm_threshold
+        # Segments of the host's arguments no view of which is left here, and where to say
+        # so (an RLock: a view may die, and this run, in the middle of a flush).
+        self._unmapped: list[tuple[Sink, str]] = []
+        self._unmapped_lock = threading.RLock()
         # Steps of sync generators run here.
         self.executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="snakepit-gen")
         # Async and streaming calls beyond capacity (prefetched by the host) wait here, in
@@ -171,11 +178,42 @@ class Runtime:
             log.exception("on_session_end(%r) failed", session_id)
 
     def encode(self, value: Any, *, what: str) -> bytes:
-        """A result or chunk; large buffers go to shared memory, which the host removes."""
-        shm = None
-        if self._shm_prefix is not None:
-            shm = Outbound(self._shm_prefix, self._shm_threshold)
-        return encode(value, what=what, limit=self.max_payload, shm=shm)
+        """A result or chunk; large buffers go to shared memory (see _segments.py)."""
+        if self.segments is None:
+            return encode(value, what=what, limit=self.max_payload)
+        shm = Outbound(self.segments, self._shm_threshold)
+        payload = encode(value, what=what, limit=self.max_payload, shm=shm)
+        shm.sent(HOST)  # its frame leaves now: the host may map them until it says not
+        shm.release()
+        return payload
+
+    def returned(self, names: object) -> None:
+        """UNMAPPED_RESULTS: the host maps none of these segments any more."""
+        if not isinstance(names, list):
+            raise TypeError("UNMAPPED_RESULTS needs a list of segment names")
+        if self.segments is not None:
+            self.segments.returned(names, HOST)
+
+    def _unmapped_to(self, sink: Sink) -> Callable[[str], None]:
+        def unmapped(name: str) -> None:  # any thread, whenever the last view dies
+            with self._unmapped_lock:
+                self._unmapped.append((sink, name))
+                first = len(self._unmapped) == 1
+            if first:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: exiting
+                    self._loop.call_soon_threadsafe(self.flush_unmapped)
+
+        return unmapped
+
+    def flush_unmapped(self) -> None:
+        """Tell the host which of its argument segments are no longer mapped here."""
+        with self._unmapped_lock:
+            pending, self._unmapped = self._unmapped, []
+        by_sink: dict[Sink, list[str]] = {}
+        for sink, name in pending:
+            by_sink.setdefault(sink, []).append(name)
+        for sink, names in by_sink.items():
+            sink([w.UNMAPPED_ARGS, names])
 
     async def drain(self) -> None:
         """Wait until no call is running."""
@@ -198,7 +236,13 @@ class Runtime:
             sink(error_frame(call_id, "UnknownTool", f"unknown tool {tool!r}", w.KIND_UNKNOWN_TOOL))
             return None
         try:
-            args = {} if not args_payload else decode(args_payload, what=f"arguments of {tool!r}")
+            args = (
+                {}
+                if not args_payload
+                else decode(
+                    args_payload, what=f"arguments of {tool!r}", unmapped=self._unmapped_to(sink)
+                )
+            )
         except SerializationError as exc:
             sink(error_frame(call_id, "SerializationError", str(exc), w.KIND_SERIALIZATION))
             return None
@@ -251,8 +295,12 @@ class Runtime:
                     value = await call.info.fn(**args)
         except BaseException as exc:  # reported to the host (re-raised below if fatal)
             error = exc
+        args.clear()  # its views of shared memory go before its final frame does
         if not (call.info.streaming and error is None):
-            call.sink(self._outcome_frame(call, value, error, time.perf_counter() - started))
+            frame = self._outcome_frame(call, value, error, time.perf_counter() - started)
+            value = None
+            self.flush_unmapped()  # so the host may reuse them as soon as it has the result
+            call.sink(frame)
         self._call_finished(call)
         if error is not None and not isinstance(error, Exception | asyncio.CancelledError):
             raise error
@@ -281,6 +329,7 @@ class Runtime:
         return remote_error_frame(call.id, error)
 
     def _threads_done(self, done: list[Done]) -> None:
+        self.flush_unmapped()  # before the results: the tool threads dropped their arguments
         for call, frame in done:
             call.sink(frame)
             self._call_finished(call)

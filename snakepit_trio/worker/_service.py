@@ -92,6 +92,8 @@ class Connection:
             call = self.calls.get(frame[1])
             if call is not None:
                 call.add_credit(int(frame[2]))
+        elif kind == w.UNMAPPED_RESULTS:
+            self.runtime.returned(frame[1])
         else:
             raise ValueError(f"unknown frame kind {kind!r}")
 

@@ -64,6 +64,9 @@ class ToolThreads:
                 except BaseException as exc:  # reported to the host, never raised here
                     error = exc
             frame = self._finish(call, value, error, time.perf_counter() - started)
+            # Drop the arguments (and the result) now: views of shared memory among them
+            # are reported unmapped before this result reaches the host.
+            del job, args, value, error
             with self._lock:
                 self._done.append((call, frame))
                 first = len(self._done) == 1

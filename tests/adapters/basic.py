@@ -127,6 +127,15 @@ class Buffers(Adapter):
         return value
 
     @tool
+    def keep(self, value: object) -> None:
+        """Hold on to an argument (a view of the host's shared memory) after the call."""
+        self.kept = value
+
+    @tool
+    def kept_sum(self) -> float:
+        return float(self.kept.sum())  # type: ignore[attr-defined]
+
+    @tool
     def array(self, n: int) -> object:
         import numpy as np
 

@@ -1,4 +1,5 @@
-"""Large payloads through shared memory: zero-copy arrays, and no segment is ever left."""
+"""Large payloads through shared memory: zero-copy arrays, segments reused only once no
+view of them is left, and no segment outlives its pool."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import trio
 
 import snakepit_trio as sp
 from snakepit_trio import _shm
-from snakepit_trio._registry import Entry, Registry
+from snakepit_trio._segments import MAX_FREE
 from tests.helpers import wait_for
 
 np = pytest.importorskip("numpy")
@@ -20,9 +21,18 @@ BUFFERS = "tests.adapters.basic:Buffers"
 MB = 2**20
 
 
-def segments(pool: sp.Pool) -> list[str]:
-    mine = _shm.prefix(pool.records.token)
-    return [name for name in os.listdir(_shm.SHM_DIR) if name.startswith(mine)]
+def segments(pool: sp.Pool, maker: str | None = None) -> list[str]:
+    """This pool's segments in /dev/shm (of one maker: "host" or a worker id)."""
+    return _segments_of(_shm.prefix(pool.records.token, maker))
+
+
+def _segments_of(prefix: str) -> list[str]:
+    return sorted(name for name in os.listdir(_shm.SHM_DIR) if name.startswith(prefix))
+
+
+def _worker(pool: sp.Pool) -> str:
+    [worker] = pool.workers()
+    return worker.id
 
 
 def _is_mapped(array: object) -> bool:
@@ -35,6 +45,7 @@ def _is_mapped(array: object) -> bool:
 async def test_large_arrays_and_bytes_travel_through_shared_memory() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(BUFFERS, size=1, shm_threshold=MB) as pool:
+            prefix = _shm.prefix(pool.records.token)
             array = np.random.default_rng(1).random(MB)  # 8 MB
             back = await pool.execute("echo", {"value": array})
             assert np.array_equal(back, array) and back.dtype == array.dtype
@@ -51,43 +62,74 @@ async def test_large_arrays_and_bytes_travel_through_shared_memory() -> None:
                 async for chunk in stream:
                     chunks.append(chunk)
             assert [float(c[0]) for c in chunks] == [0.0, 1.0, 2.0] and _is_mapped(chunks[0])
-            assert segments(pool) == []  # every segment was removed once mapped
             del back, chunks
+            # What is kept for reuse is bounded, per process.
+            assert len(segments(pool, "host")) <= MAX_FREE
+            await wait_for(lambda: len(segments(pool, _worker(pool))) <= MAX_FREE)
+    assert _segments_of(prefix) == []  # and nothing outlives the pool
+
+
+async def test_segments_are_reused_once_no_view_of_them_is_left() -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool(BUFFERS, size=1, shm_threshold=MB) as pool:
+            rng = np.random.default_rng(2)
+            first = rng.random(MB)
+            back = await pool.execute("echo", {"value": first})
+            assert np.array_equal(back, first)
+            del back  # the worker's result segment is no longer mapped here
+            await wait_for(lambda: pool._segments is not None and not pool._segments.out_names())
+            made = segments(pool)
+            for _ in range(5):
+                value = rng.random(MB)
+                back = await pool.execute("echo", {"value": value})
+                assert np.array_equal(back, value)  # new content in the old segments
+                del back
+            await wait_for(lambda: not pool._segments.out_names())  # type: ignore[union-attr]
+            assert segments(pool) == made  # no segment was made after the first round trip
+            assert pool._segments.reused == 5  # type: ignore[union-attr]
+
+
+async def test_a_segment_is_never_rewritten_while_a_view_of_it_lives() -> None:
+    with trio.fail_after(30):
+        async with sp.open_pool(BUFFERS, size=1, shm_threshold=MB) as pool:
+            ones, twos, threes = np.ones(MB), np.full(MB, 2.0), np.full(MB, 3.0)
+            held = await pool.execute("echo", {"value": ones})  # the host keeps this view
+            later = await pool.execute("echo", {"value": twos})
+            assert float(held.sum()) == MB and float(later.sum()) == 2 * MB
+            await pool.execute("keep", {"value": ones})  # the worker keeps a view of ours
+            for _ in range(3):
+                back = await pool.execute("echo", {"value": threes})
+                assert float(back.sum()) == 3 * MB
+                del back
+            assert await pool.execute("kept_sum") == MB
+            assert float(held.sum()) == MB and float(later.sum()) == 2 * MB
 
 
 async def test_segments_go_when_the_caller_gives_up_or_the_worker_dies() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(BUFFERS, size=1, shm_threshold=MB) as pool:
+            host = pool._segments
+            assert host is not None
             array = np.ones(MB)
             with trio.move_on_after(0.2):
                 await pool.execute("slow_echo", {"value": array, "seconds": 0.6})
-            assert segments(pool) == []  # the arguments went with the caller
-            # The late result (an 8 MB array) is dropped, and its segment removed.
+            # The worker still maps the arguments: they are not reused until it lets go.
+            assert len(host.out_names()) == 1
+            # Once its call has ended there, the worker lets go of them: reusable again.
             await wait_for(lambda: pool.stats().in_flight == 0)
-            assert segments(pool) == []
+            await wait_for(lambda: not host.out_names())
+            assert len(host.free_names()) == 1
+            worker = _worker(pool)
 
             with pytest.raises(sp.WorkerCrashed):
                 await pool.execute("leave_segment_and_die")
-            await wait_for(lambda: segments(pool) == [])  # swept once the worker was reaped
+            await wait_for(lambda: segments(pool, worker) == [])  # swept once it was reaped
 
-            async with pool.stream("arrays", {"n": MB // 4, "count": 20}, window=4) as stream:
-                async for _ in stream:
-                    break  # chunks already received and never read are released
+            async with pool.stream("arrays", {"n": MB // 4, "count": 20}, window=8) as stream:
+                first = await stream.__anext__()
+            assert float(first[0]) == 0.0
+            del first
+            # Up to 8 chunks were sent and never read (buffered, or dropped on arrival):
+            # each is handed back, and the worker keeps at most MAX_FREE of them.
             await wait_for(lambda: pool.stats().in_flight == 0)
-            await wait_for(lambda: segments(pool) == [])
-
-
-async def test_threshold_none_sends_everything_inline() -> None:
-    with trio.fail_after(30):
-        async with sp.open_pool(BUFFERS, size=1, shm_threshold=None) as pool:
-            back = await pool.execute("echo", {"value": np.ones(MB)})
-            assert not _is_mapped(back) and float(back.sum()) == MB
-
-
-async def test_segments_of_a_dead_host_are_swept(tmp_path: object) -> None:
-    registry = Registry(str(tmp_path))
-    registry.add(Entry("deadbeefdeadbeef", 1_000_000, 1.0, "pool-0", 1_000_000, 1.0, 1))
-    name = _shm.create(_shm.prefix("deadbeefdeadbeef", "pool-0"), memoryview(b"x" * 100))
-    with trio.fail_after(30):
-        async with sp.open_pool(BUFFERS, size=1, state_dir=str(tmp_path)):
-            assert not await trio.Path(_shm.SHM_DIR, name).exists()
+            await wait_for(lambda: len(segments(pool, _worker(pool))) <= MAX_FREE)
