@@ -126,7 +126,11 @@ def _to_segment(out: Outbound, obj: Any) -> Any:
         code, view = SHM_NDARRAY_EXT, array.data.cast("B")
     else:
         meta, code, view = [], SHM_BYTES_EXT, memoryview(value).cast("B")
-    name = out.cache.put(view)
+    try:
+        name = out.cache.put(view)
+    except OSError:
+        # /dev/shm is full or missing (a container's default is 64 MiB): send it inline.
+        return _default(array) if code == SHM_NDARRAY_EXT else bytes(view)
     out.names.append(name)
     out.size += view.nbytes
     return msgpack.ExtType(code, msgpack.packb([name, view.nbytes, *meta]))

@@ -22,7 +22,7 @@ import attrs
 from . import _shm
 
 MAX_FREE = 4  # segments kept for reuse per process
-MAX_FREE_BYTES = 512 << 20
+MAX_FREE_BYTES = 128 << 20  # and at most this much memory (tmpfs pages count as RAM)
 
 
 @attrs.define

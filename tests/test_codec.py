@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import snakepit_trio as sp
-from snakepit_trio._codec import decode, encode
+from snakepit_trio._codec import Outbound, decode, encode
+from snakepit_trio._segments import SegmentCache
 
 np = pytest.importorskip("numpy")
 
@@ -35,3 +36,17 @@ def test_object_arrays_are_refused() -> None:
 def test_array_size_counts_against_the_limit() -> None:
     with pytest.raises(sp.PayloadTooLarge):
         encode(np.zeros(1000), what="args", limit=4000)
+
+
+class _FullShm(SegmentCache):
+    def put(self, data: memoryview) -> str:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_full_dev_shm_sends_large_buffers_inline() -> None:
+    out = Outbound(_FullShm("snakepit-test-"), threshold=1024)
+    value = {"array": np.arange(4096.0), "blob": b"x" * 4096, "small": b"y"}
+    back = decode(encode(value, what="args", limit=1 << 20, shm=out), what="args")
+    assert out.names == [] and out.size == 0
+    assert np.array_equal(back["array"], value["array"])
+    assert back["blob"] == value["blob"] and back["small"] == b"y"
