@@ -66,9 +66,9 @@ class PoolConfig:
             per worker instead of a fresh interpreter's import, and shared memory pages);
             ``"spawn"`` starts each as a fresh interpreter; ``"auto"`` (default:
             ``$SNAKEPIT_TRIO_START_METHOD``, else "auto") forks where that is safe (Linux,
-            and the adapter module started no thread and did not initialise CUDA while
-            importing, and its class does not set ``fork_safe = False``) and spawns
-            otherwise. Each worker calls its adapter's ``__init__`` and ``initialize()``
+            and importing the adapter module started no thread, left no file or socket
+            open and did not initialise CUDA, and its class does not set
+            ``fork_safe = False``) and spawns otherwise. Each worker calls its adapter's ``__init__`` and ``initialize()``
             itself either way; only module imports are shared.
         prefetch: most extra calls a worker may hold queued while its calls are short.
         prefetch_budget: a worker holds as many extra calls as fit in this many seconds of

@@ -33,7 +33,8 @@ class Adapter:
             this adapter's module (``start_method="auto"``). Set it to False when importing
             the module sets up state a forked child must not share (a CUDA context, open
             connections, locks held by threads); workers then start as fresh interpreters.
-            Threads started at import and an initialised CUDA are detected without it.
+            Threads started, files or sockets left open and CUDA initialised at import are
+            detected without it.
     """
 
     fork_safe: ClassVar[bool] = True

@@ -41,6 +41,20 @@ MAX_MESSAGE = 1 << 20
 CHILD_FDS = 4  # stdin, stdout, stderr, ready pipe
 
 
+def _open_fds() -> set[int]:
+    try:
+        return {int(fd) for fd in os.listdir("/proc/self/fd")} - {_listing_fd()}
+    except OSError:
+        return set()
+
+
+def _listing_fd() -> int:
+    """The descriptor listdir itself used (the lowest free one, closed again since)."""
+    fd = os.open("/dev/null", os.O_RDONLY)
+    os.close(fd)
+    return fd
+
+
 def _threads() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
@@ -64,11 +78,17 @@ def preload(adapter: str) -> str | None:
         from grpclib.encoding import proto
 
         proto._googleapis_available()
+    fds = _open_fds()
     try:
         cls = _server.load_adapter(adapter)
     except _server.AdapterLoadError as exc:
         # A fresh interpreter reports it with its full traceback, as without a template.
         return f"the adapter does not load: {exc}"
+    left_open = _open_fds() - fds
+    if left_open:
+        # A socket or file opened at import would be shared by every fork (one connection
+        # read and written by several processes, one file offset).
+        return f"importing the adapter module left {len(left_open)} file descriptor(s) open"
     if not getattr(cls, "fork_safe", True):
         return f"{adapter} sets fork_safe = False"
     torch = sys.modules.get("torch")

@@ -7,13 +7,20 @@ import random
 import time
 from typing import Any
 
+import numpy as np
+
 from snakepit_trio.worker import Adapter, tool
 
 
 class Lineage(Adapter):
     @tool
     def lineage(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "ppid": os.getppid(), "random": random.random()}
+        return {
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "random": random.random(),
+            "numpy": float(np.random.random()),  # the global generator, as scripts use it
+        }
 
     @tool
     def fork_escapee(self) -> int:

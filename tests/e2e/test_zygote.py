@@ -45,8 +45,10 @@ async def test_workers_are_forked_from_one_template() -> None:
             # a worker's children by it).
             for info in pool.workers():
                 assert psutil.Process(info.pid).environ()[WORKER_ID] == info.id
-            # CPython reseeds `random` in a forked child: no two workers share a sequence.
+            # No two workers share a random sequence: CPython reseeds `random` in a forked
+            # child, and numpy its global generator (the template imported numpy).
             assert len({entry["random"] for entry in lineages}) == 3
+            assert len({entry["numpy"] for entry in lineages}) == 3
         await wait_for(lambda: not pid_alive(template.pid), timeout=5)
 
 
@@ -61,6 +63,7 @@ async def test_spawn_starts_fresh_interpreters() -> None:
     [
         ("tests.adapters.threaded:Threaded", "started 1 thread"),
         ("tests.adapters.forking:NotForkSafe", "sets fork_safe = False"),
+        ("tests.adapters.opens_file:OpensFile", "left 1 file descriptor"),
     ],
 )
 async def test_an_adapter_unsafe_to_fork_starts_fresh_or_is_refused(
