@@ -68,8 +68,9 @@ class PoolConfig:
             ``$SNAKEPIT_TRIO_START_METHOD``, else "auto") forks where that is safe (Linux,
             and importing the adapter module started no thread, left no file or socket
             open and did not initialise CUDA, and its class does not set
-            ``fork_safe = False``) and spawns otherwise. Each worker calls its adapter's ``__init__`` and ``initialize()``
-            itself either way; only module imports are shared.
+            ``fork_safe = False``) and spawns otherwise. Each worker calls its adapter's
+            ``__init__`` and ``initialize()`` itself either way; only module imports are
+            shared.
         prefetch: most extra calls a worker may hold queued while its calls are short.
         prefetch_budget: a worker holds as many extra calls as fit in this many seconds of
             its moving-average run time; calls longer than this are never prefetched, so
