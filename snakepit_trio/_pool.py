@@ -70,7 +70,7 @@ from ._streaming import Stream
 from ._supervisor import ExitInfo, Worker
 from ._tools import ParamSpec, ToolSpec, check_arguments
 from ._transport._bridge import Bridge
-from ._zygote import Template
+from ._zygote import Templates
 
 __all__ = ["Pool"]
 
@@ -108,7 +108,7 @@ class Pool:
     socket_dir: str
     _nursery: trio.Nursery
     records: WorkerRecords
-    template: Template | None = None  # forks the workers (start_method)
+    template: Templates | None = None  # forks the workers (start_method)
     closing: bool = False
     _core: Dispatcher = attrs.field(init=False)
     _workers: dict[str, Worker] = attrs.Factory(dict)

@@ -13,7 +13,7 @@ import trio
 
 from ._config import PoolConfig
 from ._tagging import POOL_TOKEN, SLACK, WORKER_ID
-from ._zygote import Template, TemplateUnavailable
+from ._zygote import Templates, TemplateUnavailable
 
 log = logging.getLogger("snakepit_trio")
 
@@ -82,7 +82,7 @@ def lane_path(socket_path: str) -> str:
 
 
 async def spawn(
-    config: PoolConfig, socket_path: str, tags: dict[str, str], template: Template | None
+    config: PoolConfig, socket_path: str, tags: dict[str, str], template: Templates | None
 ) -> tuple[WorkerProcess, int]:
     """Start a worker in its own session (so its children share its process group).
 
@@ -92,7 +92,7 @@ async def spawn(
     if template is not None:
         try:
             return await template.fork(
-                worker_args(config, socket_path, template.pid), tags[WORKER_ID]
+                lambda parent: worker_args(config, socket_path, parent), tags[WORKER_ID]
             )
         except TemplateUnavailable as exc:
             log.warning("%s: starting a fresh interpreter instead: %s", tags[WORKER_ID], exc)

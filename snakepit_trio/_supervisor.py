@@ -32,7 +32,7 @@ from ._records import WorkerRecords
 from ._transport._bridge import Bridge
 from ._transport._channel import TransportError, WorkerChannel
 from ._transport._lane import LaneChannel
-from ._zygote import ForkedWorker, Template
+from ._zygote import ForkedWorker, Templates
 
 log = logging.getLogger("snakepit_trio")
 worker_log = logging.getLogger("snakepit_trio.worker")
@@ -106,7 +106,7 @@ class PoolHooks(Protocol):
     socket_dir: str
     closing: bool
     records: WorkerRecords
-    template: Template | None
+    template: Templates | None
 
     def next_worker_id(self, slot: int) -> str: ...
     def worker_ready(self, worker: Worker, describe: Any) -> None: ...

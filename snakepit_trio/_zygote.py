@@ -1,12 +1,13 @@
 """The host's side of the template process that forks workers (``start_method``).
 
 ``open_template`` starts ``python -m snakepit_trio.worker._zygote`` next to the pool, waits
-until it has imported the worker runtime and the adapter module, and yields a ``Template``
+until it has imported the worker runtime and the adapter module, and yields ``Templates``,
 whose ``fork`` returns a ``ForkedWorker``: the same surface the supervisor uses from a
 ``trio.Process`` (pid, returncode, wait, stdout, stderr). The host is not the parent of a
 forked worker, so it cannot ``waitpid`` it: the template reaps its children and reports
 each exit status; if the template itself dies, its children kill themselves (their
-parent-death signal) and the host learns of each end from the pidfd it was sent.
+parent-death signal), the host learns of each end from the pidfd it was sent, and the next
+worker to start starts a new template first.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgpack
@@ -87,12 +88,12 @@ class Template:
         self._number = 0
         self._replies: dict[int, trio.MemorySendChannel[tuple[dict[str, Any], int]]] = {}
         self._children: dict[int, ForkedWorker] = {}
-        self._alive = True
+        self.alive = True
         self._reading = trio.CancelScope(shield=True)
 
     async def fork(self, args: list[str], worker_id: str) -> tuple[ForkedWorker, int]:
         """A worker running ``python -m snakepit_trio.worker *args``, and its ready fd."""
-        if not self._alive:
+        if not self.alive:
             raise TemplateUnavailable("the template process has exited")
         self._number += 1
         number = self._number
@@ -148,7 +149,7 @@ class Template:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("lost the template process's control socket: %r", exc)
             finally:
-                self._alive = False
+                self.alive = False
                 for channel in list(self._replies.values()):
                     with contextlib.suppress(trio.WouldBlock):  # its reply came first
                         channel.send_nowait(({"error": "the template process exited"}, -1))
@@ -192,21 +193,114 @@ async def _first_word(control: trio.socket.SocketType, timeout: float) -> dict[s
     return {"unsafe": f"it was not ready within startup_timeout={timeout:g}s"}
 
 
-@contextlib.asynccontextmanager
-async def open_template(
-    config: PoolConfig, records: WorkerRecords, env: dict[str, str]
-) -> AsyncIterator[Template | None]:
-    """A template for ``config``'s workers, or None when they start as fresh interpreters.
+class Templates:
+    """The pool's template process, started again when it dies and a worker must start.
 
-    ``env`` is the workers' environment (without their own tags).
+    At most ``MAX_STARTS`` starts within ``START_WINDOW`` seconds: a template that keeps
+    dying is not restarted in a loop (workers then start as fresh interpreters).
     """
-    method = config.start_method
-    if method == "spawn" or (method == "auto" and not supported()):
-        yield None
-        return
-    if not supported():
-        raise WorkerStartError("template", "start_method='zygote' needs Linux with pidfd_open")
-    template_id = f"{config.name}-template"
+
+    MAX_STARTS = 3
+    START_WINDOW = 60.0
+
+    def __init__(
+        self, config: PoolConfig, records: WorkerRecords, env: dict[str, str], nursery: trio.Nursery
+    ) -> None:
+        self._config = config
+        self._records = records
+        self._env = env
+        self._nursery = nursery
+        self._all: list[Template] = []
+        self._starts: list[float] = []
+        self._starting: trio.Event | None = None
+        self._closed = False
+
+    @property
+    def current(self) -> Template | None:
+        return self._all[-1] if self._all else None
+
+    async def start(self) -> tuple[str, str] | None:
+        """Start a template: None once it is ready, else (why it cannot fork, its output)."""
+        self._starts.append(trio.current_time())
+        number = len(self._starts)
+        template_id = f"{self._config.name}-template" + (f"-{number}" if number > 1 else "")
+        started: Template | tuple[str, str] = await self._nursery.start(self._run, template_id)
+        if isinstance(started, tuple):
+            return started
+        self._all.append(started)
+        return None
+
+    async def fork(
+        self, args_for: Callable[[int], list[str]], worker_id: str
+    ) -> tuple[ForkedWorker, int]:
+        """A worker forked from the live template; ``args_for(template pid)`` its args."""
+        template = await self._live()
+        return await template.fork(args_for(template.pid), worker_id)
+
+    async def _live(self) -> Template:
+        while True:
+            template = self.current
+            if template is not None and template.alive:
+                return template
+            if self._closed:
+                raise TemplateUnavailable("the pool is closing")
+            if self._starting is not None:  # another worker's start is restarting it
+                await self._starting.wait()
+                continue
+            now = trio.current_time()
+            if len([t for t in self._starts if now - t < self.START_WINDOW]) >= self.MAX_STARTS:
+                raise TemplateUnavailable(
+                    f"the template process exited, and it was started {self.MAX_STARTS} times "
+                    f"within {self.START_WINDOW:g}s already"
+                )
+            self._starting = trio.Event()
+            try:
+                failed = await self.start()
+            finally:
+                self._starting.set()
+                self._starting = None
+            if failed is not None:
+                raise TemplateUnavailable(f"a new template process cannot fork: {failed[0]}")
+            log.warning("%s: the template process exited; started a new one", self._config.name)
+
+    def close(self) -> None:
+        """Every worker is reaped: let the templates go."""
+        self._closed = True
+        for template in self._all:
+            template.close()
+
+    async def _run(
+        self,
+        template_id: str,
+        *,
+        task_status: trio.TaskStatus[Template | tuple[str, str]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        config = self._config
+        process, control = await _launch(config, self._records.token, template_id, self._env)
+        try:
+            await self._records.spawned(template_id, process.pid)
+            output: list[bytes] = []
+            async with trio.open_nursery() as nursery:
+                assert process.stdout is not None
+                nursery.start_soon(_collect, process.stdout, output)
+                first = await _first_word(control, config.startup_timeout)
+                if "ready" in first:
+                    template = Template(process, control)
+                    task_status.started(template)
+                    await template.read_replies()  # until close(), or until it dies
+                else:
+                    await _stop(process, control, 0)
+                    tail = b"".join(output).decode("utf-8", "replace")
+                    task_status.started((str(first.get("unsafe")), tail))
+                nursery.cancel_scope.cancel()
+        finally:
+            await _stop(process, control, config.shutdown_grace)
+            await self._records.reaped(template_id)
+
+
+async def _launch(
+    config: PoolConfig, token: str, template_id: str, env: dict[str, str]
+) -> tuple[trio.Process, trio.socket.SocketType]:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         process = await trio.lowlevel.open_process(
@@ -224,7 +318,7 @@ async def open_template(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             pass_fds=(theirs.fileno(),),
-            env={**env, **template_tags(records.token, template_id)},
+            env={**env, **template_tags(token, template_id)},
             cwd=config.cwd,
         )
     except BaseException:
@@ -232,33 +326,38 @@ async def open_template(
         raise
     finally:
         theirs.close()
-    control = trio.socket.from_stdlib_socket(ours)
-    try:
-        await records.spawned(template_id, process.pid)
-        output: list[bytes] = []
-        async with trio.open_nursery() as nursery:
-            assert process.stdout is not None
-            nursery.start_soon(_collect, process.stdout, output)
-            first = await _first_word(control, config.startup_timeout)
-            if "ready" in first:
-                template = Template(process, control)
-                nursery.start_soon(template.read_replies)
-                try:
-                    yield template
-                finally:
-                    template.close()
-            nursery.cancel_scope.cancel()
-        if "ready" not in first:
-            reason = f"the template process cannot fork workers: {first.get('unsafe')}"
-            if method == "zygote":
-                tail = b"".join(output).decode("utf-8", "replace")
-                raise WorkerStartError(template_id, reason, tail)
-            log.info("%s: starting workers as fresh interpreters: %s", config.name, reason)
-            await _stop(process, control, 0)
-            yield None
-    finally:
-        await _stop(process, control, config.shutdown_grace)
-        await records.reaped(template_id)
+    return process, trio.socket.from_stdlib_socket(ours)
+
+
+@contextlib.asynccontextmanager
+async def open_template(
+    config: PoolConfig, records: WorkerRecords, env: dict[str, str]
+) -> AsyncIterator[Templates | None]:
+    """The pool's template process, or None when workers start as fresh interpreters.
+
+    ``env`` is the workers' environment (without their own tags).
+    """
+    method = config.start_method
+    if method == "spawn" or (method == "auto" and not supported()):
+        yield None
+        return
+    if not supported():
+        raise WorkerStartError("template", "start_method='zygote' needs Linux with pidfd_open")
+    failed: tuple[str, str] | None = None
+    async with trio.open_nursery() as nursery:
+        templates = Templates(config, records, env, nursery)
+        failed = await templates.start()
+        if failed is None:
+            try:
+                yield templates
+            finally:
+                templates.close()
+    if failed is not None:
+        reason = f"the template process cannot fork workers: {failed[0]}"
+        if method == "zygote":
+            raise WorkerStartError(f"{config.name}-template", reason, failed[1])
+        log.info("%s: starting workers as fresh interpreters: %s", config.name, reason)
+        yield None
 
 
 async def _stop(process: trio.Process, control: trio.socket.SocketType, grace: float) -> None:

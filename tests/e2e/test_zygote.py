@@ -13,6 +13,7 @@ import trio
 
 import snakepit_trio as sp
 from snakepit_trio._tagging import WORKER_ID
+from snakepit_trio._zygote import Templates
 from tests.conftest import pid_alive
 from tests.helpers import host_process, wait_for
 
@@ -99,7 +100,7 @@ async def test_a_fork_only_daemon_of_a_forked_worker_dies_with_it() -> None:
             await wait_for(lambda: not pid_alive(daemon), timeout=5)
 
 
-async def test_the_template_dying_takes_its_workers_and_the_pool_recovers(
+async def test_the_template_dying_takes_its_workers_and_a_new_one_forks_them_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with trio.fail_after(60):
@@ -110,10 +111,30 @@ async def test_the_template_dying_takes_its_workers_and_the_pool_recovers(
             gone = {int(entry["pid"]) for entry in old}
             await wait_for(lambda: not any(pid_alive(pid) for pid in gone), timeout=5)
             await wait_for(lambda: len({w.pid for w in pool.workers()} - gone) == 2, timeout=20)
-            # Replacements start as fresh interpreters: the template is gone.
-            assert {entry["ppid"] for entry in await _lineages(pool)} == {os.getpid()}
+            parents = {entry["ppid"] for entry in await _lineages(pool)}
+            assert len(parents) == 1 and parents.isdisjoint({template, os.getpid()})
             assert pool.stats().crashes == 2
-        assert [r.getMessage() for r in caplog.records if "template process died" in r.getMessage()]
+            new_template = int(parents.pop())
+        await wait_for(lambda: not pid_alive(new_template), timeout=5)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("template process died" in m for m in messages) == 2  # why each worker died
+    assert any("started a new one" in m for m in messages)
+
+
+async def _replaced(pool: sp.Pool, dead: int) -> None:
+    await wait_for(lambda: [w.pid for w in pool.workers()] not in ([], [dead]))
+
+
+async def test_a_template_that_keeps_dying_is_not_restarted_in_a_loop() -> None:
+    with trio.fail_after(60):
+        async with sp.open_pool(LINEAGE, size=1, start_method="zygote") as pool:
+            for _ in range(Templates.MAX_STARTS):
+                [worker] = await _lineages(pool)
+                os.kill(int(worker["ppid"]), signal.SIGKILL)
+                await _replaced(pool, int(worker["pid"]))
+            # Three templates in a minute: the replacement started as a fresh interpreter.
+            [worker] = await _lineages(pool)
+            assert worker["ppid"] == os.getpid()
 
 
 HOST = textwrap.dedent(
