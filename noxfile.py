@@ -103,3 +103,4 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/suite.py", *session.posargs)
     session.run("python", "benchmarks/bench_streaming.py", *session.posargs)
+    session.run("python", "benchmarks/bench_cpu.py")
