@@ -44,8 +44,16 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
 
 
+REPORT_GRACE = 1.0  # after a worker's pidfd says it is gone, how long its exit status may take
+FORK_TIMEOUT = 5.0  # longest wait for the template to answer a fork request
+
+
 class ForkedWorker:
-    """A worker forked by the template, as the supervisor sees a process."""
+    """A worker forked by the template, as the supervisor sees a process.
+
+    Its pidfd says when it is gone, even while the template is stopped or dead; the
+    template's report (it reaps its children) says how.
+    """
 
     def __init__(self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int) -> None:
         self.pid = pid
@@ -54,6 +62,8 @@ class ForkedWorker:
         self.stderr = trio.lowlevel.FdStream(stderr)
         self._stdin = stdin  # held open: the worker dies when it reads EOF (host gone)
         self._pidfd = pidfd
+        self._status: int | None = None
+        self._reported = trio.Event()
         self._ended = trio.Event()
         self.orphaned = False  # its template died first
 
@@ -62,26 +72,41 @@ class ForkedWorker:
         assert self.returncode is not None
         return self.returncode
 
-    def ended(self, returncode: int) -> None:
-        if self.returncode is None:
-            self.returncode = returncode
-            for fd in (self._stdin, self._pidfd):
-                os.close(fd)
-            self._ended.set()
+    def reported(self, returncode: int) -> None:
+        self._status = returncode
+        self._reported.set()
 
-    async def wait_orphaned(self) -> None:
-        """The template died: wait for this worker's own end through its pidfd."""
-        if self.returncode is None:
-            self.orphaned = True
-            await trio.lowlevel.wait_readable(self._pidfd)
-            # Its exit status went to whoever reaped it; it killed its own group with
-            # SIGKILL when its parent (the template) died, so that is what it died of.
-            self.ended(-signal.SIGKILL)
+    def template_died(self) -> None:
+        self.orphaned = True
+        self._reported.set()  # no report will come
+
+    async def watch(self) -> None:
+        """Owns the pidfd: records the worker's end. Shielded: supervisors wait for it."""
+        with trio.CancelScope(shield=True):
+            try:
+                await trio.lowlevel.wait_readable(self._pidfd)
+                with trio.move_on_after(REPORT_GRACE):
+                    await self._reported.wait()
+            finally:
+                os.close(self._pidfd)
+                os.close(self._stdin)
+        # Without a report its template is dead or stopped. A worker whose template dies
+        # kills its own group with SIGKILL, so that is what it most likely died of.
+        self.returncode = self._status if self._status is not None else -signal.SIGKILL
+        self._ended.set()
 
 
 class Template:
-    def __init__(self, process: trio.Process, control: trio.socket.SocketType) -> None:
+    def __init__(
+        self,
+        process: trio.Process,
+        control: trio.socket.SocketType,
+        watchers: trio.Nursery,
+        fork_timeout: float,
+    ) -> None:
         self.process = process
+        self._watchers = watchers
+        self._fork_timeout = fork_timeout
         self.pid = process.pid
         self._control = control
         self._sending = trio.Lock()
@@ -102,33 +127,40 @@ class Template:
         ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
         send, receive = trio.open_memory_channel[tuple[dict[str, Any], int]](1)
         self._replies[number] = send
+        reply: dict[str, Any] | None = None
         try:
             request = msgpack.packb({"fork": number, "argv": args, "worker_id": worker_id})
             fds = array.array("i", theirs).tobytes()
-            try:
-                async with self._sending:
-                    await self._control.sendmsg(
-                        [request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
-                    )
-            except OSError as exc:
-                raise TemplateUnavailable(f"the template process is gone ({exc})") from None
-            finally:
-                for fd in theirs:
-                    os.close(fd)
-            reply, pidfd = await receive.receive()
+            with trio.move_on_after(self._fork_timeout):  # a stopped template never answers
+                try:
+                    async with self._sending:
+                        await self._control.sendmsg(
+                            [request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
+                        )
+                except OSError as exc:
+                    raise TemplateUnavailable(f"the template process is gone ({exc})") from None
+                finally:
+                    for fd in theirs:
+                        os.close(fd)
+                reply, pidfd = await receive.receive()
+            if reply is None:
+                raise TemplateUnavailable(
+                    f"the template process did not fork within {self._fork_timeout:g}s"
+                )
         except BaseException:
             for fd in ours:
                 os.close(fd)
             raise
         finally:
             del self._replies[number]
-        if "pid" not in reply:
+        if "pid" not in reply or pidfd < 0:
             for fd in ours:
                 os.close(fd)
             raise TemplateUnavailable(str(reply.get("error", "the template process is gone")))
         pid = int(reply["pid"])
         child = ForkedWorker(pid, pidfd, ours[0], ours[1], ours[2])
         self._children[pid] = child
+        self._watchers.start_soon(child.watch)
         return child, ours[3]
 
     async def read_replies(self) -> None:
@@ -137,6 +169,7 @@ class Template:
         Shielded until ``close``: when the pool is cancelled, its supervisors still wait,
         shielded, for their workers to exit, and only the template can tell them.
         """
+        died = False
         with self._reading:
             try:
                 while True:
@@ -144,24 +177,26 @@ class Template:
                         MAX_MESSAGE, socket.CMSG_SPACE(4)
                     )
                     if not data:
+                        died = True
                         break
                     self._route(msgpack.unpackb(data), _fds(ancillary))
             except (OSError, ValueError, KeyError, TypeError) as exc:
+                died = True
                 log.warning("lost the template process's control socket: %r", exc)
             finally:
                 self.alive = False
                 for channel in list(self._replies.values()):
                     with contextlib.suppress(trio.WouldBlock):  # its reply came first
                         channel.send_nowait(({"error": "the template process exited"}, -1))
-            async with trio.open_nursery() as nursery:
-                for child in list(self._children.values()):
-                    nursery.start_soon(child.wait_orphaned)
+        if died:
+            for child in self._children.values():
+                child.template_died()
 
     def _route(self, record: dict[str, Any], fds: list[int]) -> None:
         if "exit" in record:
             child = self._children.pop(record["exit"], None)
             if child is not None:
-                child.ended(int(record["code"]))
+                child.reported(int(record["code"]))
             return
         channel = self._replies.get(int(record.get("forked", record.get("failed", -1))))
         if channel is None:  # its requester gave up (cancelled)
@@ -280,21 +315,25 @@ class Templates:
         try:
             await self._records.spawned(template_id, process.pid)
             output: list[bytes] = []
+            collecting = trio.CancelScope()
+            # Also the workers' watchers: it ends once each of them has seen its worker end.
             async with trio.open_nursery() as nursery:
                 assert process.stdout is not None
-                nursery.start_soon(_collect, process.stdout, output)
+                nursery.start_soon(_collect, process.stdout, output, collecting)
                 first = await _first_word(control, config.startup_timeout)
                 if "ready" in first:
-                    template = Template(process, control)
+                    timeout = min(FORK_TIMEOUT, config.startup_timeout)
+                    template = Template(process, control, nursery, timeout)
                     task_status.started(template)
                     await template.read_replies()  # until close(), or until it dies
                 else:
                     await _stop(process, control, 0)
                     tail = b"".join(output).decode("utf-8", "replace")
                     task_status.started((str(first.get("unsafe")), tail))
-                nursery.cancel_scope.cancel()
+                collecting.cancel()
         finally:
-            await _stop(process, control, config.shutdown_grace)
+            # It exits at once on EOF, holding no state of its own; only a stopped one waits.
+            await _stop(process, control, min(config.shutdown_grace, 1.0))
             await self._records.reaped(template_id)
 
 
@@ -371,9 +410,11 @@ async def _stop(process: trio.Process, control: trio.socket.SocketType, grace: f
             await process.wait()
 
 
-async def _collect(stream: trio.abc.ReceiveStream, into: list[bytes]) -> None:
+async def _collect(
+    stream: trio.abc.ReceiveStream, into: list[bytes], scope: trio.CancelScope
+) -> None:
     """Keep the template's last output (why it could not start); never let its pipe fill."""
-    with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+    with scope, contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
         async for chunk in stream:
             into.append(bytes(chunk))
             del into[:-64]

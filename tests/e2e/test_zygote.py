@@ -171,3 +171,19 @@ async def test_an_unknown_start_method_is_refused() -> None:
     with pytest.raises(ValueError, match="start_method"):
         async with sp.open_pool(LINEAGE, start_method="forkserver"):
             pass
+
+
+async def test_a_stopped_template_neither_hangs_the_pool_nor_its_restarts() -> None:
+    # A stopped template answers nothing: a crashed worker's end is still seen (its
+    # pidfd), its replacement starts fresh once the fork request times out, and closing
+    # the pool kills the template anyway.
+    with trio.fail_after(60):
+        async with sp.open_pool(LINEAGE, size=1, start_method="zygote", startup_timeout=2) as pool:
+            [worker] = await _lineages(pool)
+            template = int(worker["ppid"])
+            os.kill(template, signal.SIGSTOP)
+            os.kill(int(worker["pid"]), signal.SIGKILL)
+            await _replaced(pool, int(worker["pid"]))
+            [worker] = await _lineages(pool)
+            assert worker["ppid"] == os.getpid()
+        assert not pid_alive(template)
