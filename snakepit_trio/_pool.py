@@ -513,11 +513,11 @@ class Pool:
             if worker is not None and worker.channel is not None:  # a dead one maps nothing
                 worker.channel.send([w.UNMAPPED_RESULTS, made])
 
-    def _drop_payload(self, worker: Worker, payload: bytes) -> None:
+    def _drop_payload(self, payload: bytes) -> None:
         """A result or chunk that will never be decoded: its maker may reuse its segments."""
-        names = segment_names(payload)
-        if names and worker.channel is not None:
-            worker.channel.send([w.UNMAPPED_RESULTS, names])
+        if self._segments is not None:
+            for name in segment_names(payload):
+                self._unmapped_here(name)
 
     def _encode_args(
         self, spec: ToolSpec, args: dict[str, Any] | None, segments: Outbound | None
@@ -731,13 +731,13 @@ class Pool:
             call = core.calls.get(frame[1])
             if call is None or call.worker != worker.id:
                 if kind in (w.RESULT, w.CHUNK):
-                    self._drop_payload(worker, frame[2])  # never decoded
+                    self._drop_payload(frame[2])  # never decoded
                 continue  # settled already, or a late frame from a worker it left
             if kind == w.CHUNK:
                 if call.state is CallState.SENT:
                     call.handle.chunk(frame[2])
                 else:
-                    self._drop_payload(worker, frame[2])
+                    self._drop_payload(frame[2])
             elif kind == w.PROGRESS:
                 call.handle.progress(frame)
             elif kind in (w.RESULT, w.ERROR, w.END):
@@ -751,7 +751,7 @@ class Pool:
                         self._errors += 1
                     call.handle.deliver(frame)
                 elif kind == w.RESULT:
-                    self._drop_payload(worker, frame[2])
+                    self._drop_payload(frame[2])
                 self._apply(actions)
         self._sync_state(worker)
         slots = self._core.workers.get(worker.id)

@@ -104,7 +104,6 @@ class Template:
         watchers: trio.Nursery,
         fork_timeout: float,
     ) -> None:
-        self.process = process
         self._watchers = watchers
         self._fork_timeout = fork_timeout
         self.pid = process.pid

@@ -155,7 +155,7 @@ class Template:
         self.poller = select.poll()
         self.poller.register(control, select.POLLIN)
 
-    def send(self, record: dict[str, Any], fds: list[int] = ()) -> None:  # type: ignore[assignment]
+    def send(self, record: dict[str, Any], fds: list[int] | None = None) -> None:
         data = msgpack.packb(record)
         if fds:
             socket.send_fds(self.control, [data], fds)
