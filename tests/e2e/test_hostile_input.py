@@ -19,14 +19,11 @@ from typing import Any
 import msgpack
 import pytest
 import trio
-from grpclib.client import Channel
-from grpclib.const import Cardinality
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import snakepit_trio as sp
-from snakepit_trio._proto.snakepit import v1 as pb
-from tests.e2e.test_worker_grpc import run, start_worker, worker_socket
+from tests.e2e.test_worker_grpc import exchange, run, start_worker, worker_socket
 
 TRANSPORT_AGNOSTIC = True  # see conftest.py
 
@@ -201,25 +198,15 @@ def worker_sock() -> Iterator[str]:
 def test_junk_and_out_of_order_frames_leave_the_worker_answering(
     worker_sock: str, batches: list[Any]
 ) -> None:
-    async def abuse(channel: Channel) -> list[Any]:
-        async with channel.request(
-            "/snakepit.v1.Worker/Connect", Cardinality.STREAM_STREAM, pb.Batch, pb.Batch
-        ) as stream:
-            await stream.send_request()
-            for batch in batches:
-                await stream.send_message(pb.Batch(frames=msgpack.packb(batch)))
-            await stream.send_message(pb.Batch(frames=b"\xc1\xc1"))  # not msgpack at all
-            call = [0, 4242, "add", msgpack.packb({"a": 41}), None, None, 0]
-            await stream.send_message(pb.Batch(frames=msgpack.packb([call])))
-            while True:
-                message = await stream.recv_message()
-                assert message is not None, "the worker closed the stream"
-                for frame in msgpack.unpackb(message.frames):
-                    if frame[:2] == [10, 4242]:
-                        await stream.end()
-                        return frame
+    def answered(frames: list[Any]) -> bool:
+        return any(frame[:2] == [10, 4242] for frame in frames)
 
-    result = run(worker_sock, abuse)
+    call = [0, 4242, "add", msgpack.packb({"a": 41}), None, None, 0]
+    messages = [msgpack.packb(batch) for batch in batches]
+    messages += [b"\xc1\xc1", msgpack.packb([call])]  # not msgpack at all, then a real call
+    abuse = exchange(messages, answered)
+
+    [result] = [frame for frame in run(worker_sock, abuse) if frame[:2] == [10, 4242]]
     assert msgpack.unpackb(result[2]) == 42
 
 

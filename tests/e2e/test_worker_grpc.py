@@ -69,6 +69,30 @@ def run(sock: str, fn: Callable[[Channel], Awaitable[Any]]) -> Any:
     return asyncio.run(main())
 
 
+def exchange(
+    messages: list[bytes], done: Callable[[list[Any]], bool]
+) -> Callable[[Channel], Awaitable[list[Any]]]:
+    """For ``run``: send each of ``messages`` (a Batch's raw ``frames`` bytes) on one Connect
+    stream, then collect the frames the worker sends back until ``done(frames)``."""
+
+    async def talk(channel: Channel) -> list[Any]:
+        async with channel.request(
+            "/snakepit.v1.Worker/Connect", Cardinality.STREAM_STREAM, pb.Batch, pb.Batch
+        ) as stream:
+            await stream.send_request()
+            for message in messages:
+                await stream.send_message(pb.Batch(frames=message))
+            frames: list[Any] = []
+            while not done(frames):
+                reply = await stream.recv_message()
+                assert reply is not None, "the worker closed the stream"
+                frames += msgpack.unpackb(reply.frames)
+            await stream.end()
+            return frames
+
+    return talk
+
+
 def test_describe_health_execute_and_execute_stream() -> None:
     async def calls(channel: Channel) -> Any:
         stub = pb.WorkerStub(channel)
@@ -94,23 +118,10 @@ def test_describe_health_execute_and_execute_stream() -> None:
 
 
 def test_malformed_frames_leave_the_worker_answering() -> None:
-    async def abuse(channel: Channel) -> list[Any]:
-        async with channel.request(
-            "/snakepit.v1.Worker/Connect", Cardinality.STREAM_STREAM, pb.Batch, pb.Batch
-        ) as stream:
-            await stream.send_request()
-            for junk in (b"\xc1", msgpack.packb("nope"), msgpack.packb([[99, 1], ["x"], []])):
-                await stream.send_message(pb.Batch(frames=junk))
-            good = [[0, 7, "add", msgpack.packb({"a": 1}), None, None, 0]]
-            dup = [[0, 8, "asleep", msgpack.packb({"seconds": 0.2}), None, None, 0]] * 2
-            await stream.send_message(pb.Batch(frames=msgpack.packb(good + dup)))
-            frames: list[Any] = []
-            while len(frames) < 3:
-                message = await stream.recv_message()
-                assert message is not None
-                frames += msgpack.unpackb(message.frames)
-            await stream.end()
-            return frames
+    good = [[0, 7, "add", msgpack.packb({"a": 1}), None, None, 0]]
+    dup = [[0, 8, "asleep", msgpack.packb({"seconds": 0.2}), None, None, 0]] * 2
+    junk = [b"\xc1", msgpack.packb("nope"), msgpack.packb([[99, 1], ["x"], []])]
+    abuse = exchange([*junk, msgpack.packb(good + dup)], lambda frames: len(frames) >= 3)
 
     with worker_socket() as sock:
         frames = run(sock, abuse)
@@ -121,26 +132,18 @@ def test_malformed_frames_leave_the_worker_answering() -> None:
 
 def test_a_call_cancelled_in_the_same_batch_still_gets_its_final_frame() -> None:
     # CALL and CANCEL read together: the call's task is cancelled before its first step.
-    async def call_then_cancel(channel: Channel) -> list[Any]:
-        async with channel.request(
-            "/snakepit.v1.Worker/Connect", Cardinality.STREAM_STREAM, pb.Batch, pb.Batch
-        ) as stream:
-            await stream.send_request()
-            frames = []
-            for call_id, tool in ((1, "asleep"), (2, "sleep")):
-                call = [0, call_id, tool, msgpack.packb({"seconds": 5}), None, None, 0]
-                frames += [call, [1, call_id]]
-            await stream.send_message(pb.Batch(frames=msgpack.packb(frames)))
-            finals: list[Any] = []
-            while len(finals) < 2:
-                message = await stream.recv_message()
-                assert message is not None
-                finals += [f for f in msgpack.unpackb(message.frames) if f[0] in (10, 13)]
-            await stream.end()
-            return finals
+    frames = []
+    for call_id, tool in ((1, "asleep"), (2, "sleep")):
+        call = [0, call_id, tool, msgpack.packb({"seconds": 5}), None, None, 0]
+        frames += [call, [1, call_id]]
+
+    def finals_of(received: list[Any]) -> list[Any]:
+        return [f for f in received if f[0] in (10, 13)]
+
+    call_then_cancel = exchange([msgpack.packb(frames)], lambda got: len(finals_of(got)) >= 2)
 
     with worker_socket() as sock:
-        finals = run(sock, call_then_cancel)
+        finals = finals_of(run(sock, call_then_cancel))
         # Both end with a "cancelled" ERROR frame: async (task never stepped) and sync.
         assert sorted((f[0], f[1], f[5]) for f in finals) == [
             (13, 1, "cancelled"),
