@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from ._registry import Registry, default_state_dir, host_alive
+from ._supervision._registry import Registry, default_state_dir, host_alive
 
 
 def _cleanup(args: argparse.Namespace) -> int:

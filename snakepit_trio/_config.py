@@ -10,8 +10,8 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
-from ._codec import DEFAULT_MAX_PAYLOAD
 from ._core._backoff import RestartPolicy
+from ._shared._codec import DEFAULT_MAX_PAYLOAD
 
 __all__ = ["PoolConfig", "RestartPolicy"]
 

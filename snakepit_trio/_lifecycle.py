@@ -15,15 +15,15 @@ from typing import Any
 
 import trio
 
-from . import _signals as signals
 from ._config import PoolConfig
+from ._engine import _signals as signals
 from ._errors import WorkerStartError
 from ._pool import Pool
-from ._process import worker_env
-from ._records import WorkerRecords
-from ._supervisor import Worker, supervise
+from ._supervision._records import WorkerRecords
+from ._supervision._spawn import worker_env
+from ._supervision._supervisor import Worker, supervise
+from ._supervision._template import open_template
 from ._transport._bridge import open_bridge
-from ._zygote import open_template
 
 __all__ = ["open_pool"]
 

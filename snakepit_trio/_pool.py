@@ -24,9 +24,6 @@ import attrs
 import psutil
 import trio
 
-from . import _shm
-from . import _wire as w
-from ._codec import Outbound, decode, encode, segment_names
 from ._config import PoolConfig
 from ._core._breaker import BreakerState, CrashBreaker
 from ._core._dispatcher import (
@@ -44,7 +41,9 @@ from ._core._dispatcher import (
 )
 from ._core._sessions import SessionRecord
 from ._core._worker_state import WorkerEvent, WorkerState
-from ._crash import classify, oom_kill_count
+from ._engine._calls import UnaryHandle, error_from_frame
+from ._engine._recycling import Recycler
+from ._engine._sessions import SessionHost
 from ._errors import (
     InvalidArguments,
     PoolClosed,
@@ -58,19 +57,20 @@ from ._errors import (
     UnknownTool,
     WorkerCrashed,
 )
-from ._handles import UnaryHandle, error_from_frame
 from ._progress import ProgressCallback
-from ._records import WorkerRecords
-from ._recycling import Recycler
-from ._segments import SegmentCache, maker_of
 from ._session import Session, SessionInfo
-from ._session_host import SessionHost
+from ._shared import _frames as w
+from ._shared import _shm
+from ._shared._codec import Outbound, decode, encode, segment_names
+from ._shared._segments import SegmentCache, maker_of
 from ._stats import PoolStats, WorkerInfo
 from ._streaming import Stream
-from ._supervisor import ExitInfo, Worker
+from ._supervision._crash import classify, oom_kill_count
+from ._supervision._records import WorkerRecords
+from ._supervision._supervisor import ExitInfo, Worker
+from ._supervision._template import Templates
 from ._tools import ParamSpec, ToolSpec, check_arguments
 from ._transport._bridge import Bridge
-from ._zygote import Templates
 
 __all__ = ["Pool"]
 

@@ -17,12 +17,12 @@ from typing import Any
 import attrs
 import trio
 
-from . import _wire as w
-from ._codec import Outbound, Unmapped, decode, segment_names
 from ._core._dispatcher import Call, CallState
+from ._engine._calls import error_from_frame, report_progress
 from ._errors import QueueTimeout, RequestTimeout, SnakepitError, StreamIdleTimeout, WorkerCrashed
-from ._handles import error_from_frame, report_progress
 from ._progress import ProgressCallback
+from ._shared import _frames as w
+from ._shared._codec import Outbound, Unmapped, decode, segment_names
 
 __all__ = ["Stream"]
 

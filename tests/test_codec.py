@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import snakepit_trio as sp
-from snakepit_trio._codec import Outbound, decode, encode
-from snakepit_trio._segments import SegmentCache
+from snakepit_trio._shared._codec import Outbound, decode, encode
+from snakepit_trio._shared._segments import SegmentCache
 
 np = pytest.importorskip("numpy")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from snakepit_trio._crash import classify, oom_kill_count
+from snakepit_trio._supervision._crash import classify, oom_kill_count
 
 MB = 2**20
 

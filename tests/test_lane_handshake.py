@@ -10,7 +10,7 @@ import tempfile
 import pytest
 import trio
 
-from snakepit_trio._transport._channel import TransportError
+from snakepit_trio._transport._grpc import TransportError
 from snakepit_trio._transport._lane import LaneChannel
 
 

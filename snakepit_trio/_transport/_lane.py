@@ -21,9 +21,9 @@ from typing import Any
 import msgpack
 import trio
 
-from .. import _wire as w
 from .._proto.snakepit import v1 as pb
-from ._channel import TransportError, call_size
+from .._shared import _frames as w
+from ._grpc import TransportError, call_size
 
 _HEADER = struct.Struct("<I")
 

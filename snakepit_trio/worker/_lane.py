@@ -20,8 +20,8 @@ import struct
 
 import msgpack
 
-from .. import _wire as w
 from .._proto.snakepit import v1 as pb
+from .._shared import _frames as w
 from ._runtime import Runtime
 from ._service import Connection
 

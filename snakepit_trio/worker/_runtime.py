@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import _shm
-from .. import _wire as w
-from .._codec import Outbound, decode, encode
 from .._errors import PayloadTooLarge, SerializationError
-from .._segments import SegmentCache
-from .._tagging import POOL_TOKEN, WORKER_ID
+from .._shared import _frames as w
+from .._shared import _shm
+from .._shared._codec import Outbound, decode, encode
+from .._shared._segments import SegmentCache
+from .._shared._tagging import POOL_TOKEN, WORKER_ID
 from ._adapter import ToolInfo
 from ._context import ToolContext
 from ._genpump import GeneratorPump

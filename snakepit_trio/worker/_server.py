@@ -19,10 +19,10 @@ import sys
 import traceback
 from typing import Any
 
-from .. import _wire as w
-from .._codec import DEFAULT_MAX_PAYLOAD
 from .._proto.snakepit import v1 as pb
-from .._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
+from .._shared import _frames as w
+from .._shared._codec import DEFAULT_MAX_PAYLOAD
+from .._shared._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
 from ._adapter import Adapter, collect_tools
 
 log = logging.getLogger("snakepit_trio.worker")

@@ -13,9 +13,9 @@ from typing import Any
 import msgpack
 import psutil
 
-from .. import _wire as w
-from .._codec import encode
 from .._proto.snakepit import v1 as pb
+from .._shared import _frames as w
+from .._shared._codec import encode
 from ._runtime import Frame, RunningCall, Runtime, error_frame
 
 log = logging.getLogger("snakepit_trio.worker")

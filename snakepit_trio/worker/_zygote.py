@@ -35,7 +35,7 @@ from typing import Any
 
 import msgpack
 
-from .._tagging import POOL_TOKEN, kill_tagged
+from .._shared._tagging import POOL_TOKEN, kill_tagged
 
 MAX_MESSAGE = 1 << 20
 CHILD_FDS = 4  # stdin, stdout, stderr, ready pipe
@@ -70,7 +70,7 @@ def preload(adapter: str) -> str | None:
         return f"pidfd_open is not available here ({exc.strerror})"
     import ctypes  # noqa: F401  (the parent-death signal is set through it)
 
-    from . import _lane, _runtime, _server, _service  # noqa: F401  (imported to be shared)
+    from . import _lane, _runtime, _server, _service  # noqa: F401  (imported to be shared
 
     try:
         import uvloop  # noqa: F401
@@ -132,7 +132,7 @@ def _child(argv: list[str], worker_id: str, fds: list[int], keep_out: list[int])
                 os.close(fd)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
-        from .._tagging import retag
+        from .._shared._tagging import retag
         from . import _server
 
         retag(worker_id)

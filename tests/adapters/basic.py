@@ -151,8 +151,8 @@ class Buffers(Adapter):
     @tool
     def leave_segment_and_die(self) -> None:
         """As if a result went to shared memory and the worker died before sending it."""
-        from snakepit_trio import _shm
-        from snakepit_trio._tagging import POOL_TOKEN, WORKER_ID
+        from snakepit_trio._shared import _shm
+        from snakepit_trio._shared._tagging import POOL_TOKEN, WORKER_ID
 
         prefix = _shm.prefix(os.environ[POOL_TOKEN], os.environ[WORKER_ID])
         _shm.create(prefix, memoryview(b"x" * 4096))

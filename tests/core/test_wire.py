@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from snakepit_trio import _wire as w
+from snakepit_trio._shared import _frames as w
 
 
 def test_split_batches_caps_frames_and_bytes_and_keeps_order() -> None:

@@ -282,7 +282,7 @@ async def test_worker_sockets_live_in_a_private_directory() -> None:
 
 def test_nothing_is_pickled() -> None:
     # The wire carries msgpack only: a value msgpack refuses is an error, never a pickle.
-    import snakepit_trio._codec as codec
+    import snakepit_trio._shared._codec as codec
 
     with pytest.raises(sp.SerializationError, match="cannot encode"):
         codec.encode({1, 2}, what="a set", limit=LIMIT)

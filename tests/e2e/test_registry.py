@@ -12,7 +12,7 @@ from pathlib import Path
 import trio
 
 import snakepit_trio as sp
-from snakepit_trio._registry import Entry, Registry, started_at
+from snakepit_trio._supervision._registry import Entry, Registry, started_at
 from tests.conftest import pid_alive
 from tests.helpers import host_process, wait_for
 

@@ -10,8 +10,8 @@ import pytest
 import trio
 
 import snakepit_trio as sp
-from snakepit_trio import _shm
-from snakepit_trio._segments import MAX_FREE
+from snakepit_trio._shared import _shm
+from snakepit_trio._shared._segments import MAX_FREE
 from tests.helpers import wait_for
 
 np = pytest.importorskip("numpy")

@@ -12,8 +12,8 @@ import pytest
 import trio
 
 import snakepit_trio as sp
-from snakepit_trio._tagging import WORKER_ID
-from snakepit_trio._zygote import Templates
+from snakepit_trio._shared._tagging import WORKER_ID
+from snakepit_trio._supervision._template import Templates
 from tests.conftest import pid_alive
 from tests.helpers import host_process, wait_for
 

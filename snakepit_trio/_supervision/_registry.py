@@ -27,8 +27,8 @@ import attrs
 import platformdirs
 import psutil
 
-from . import _shm
-from ._tagging import kill_all, tagged
+from .._shared import _shm
+from .._shared._tagging import kill_all, tagged
 
 STATE_DIR_ENV = "SNAKEPIT_TRIO_STATE_DIR"
 FILENAME = "workers.sqlite3"

@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 import trio
 
-from . import _shm
-from ._config import PoolConfig
+from .._config import PoolConfig
+from .._shared import _shm
+from .._shared._tagging import POOL_TOKEN, WORKER_ID, kill_tagged
 from ._registry import Entry, Registry, started_at
-from ._tagging import POOL_TOKEN, WORKER_ID, kill_tagged
 
 log = logging.getLogger("snakepit_trio")
 

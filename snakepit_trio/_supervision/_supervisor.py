@@ -20,19 +20,19 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from .._config import PoolConfig
+from .._core._backoff import Backoff
+from .._core._worker_state import WorkerEvent, WorkerState, transition
+from .._errors import WorkerStartError
+from .._shared import _frames as w
+from .._transport._bridge import Bridge
+from .._transport._grpc import TransportError, WorkerChannel
+from .._transport._lane import LaneChannel
 from . import _heartbeat as heartbeat
-from . import _process
-from . import _wire as w
-from ._config import PoolConfig
-from ._core._backoff import Backoff
-from ._core._worker_state import WorkerEvent, WorkerState, transition
+from . import _spawn as _process
 from ._crash import oom_kill_count
-from ._errors import WorkerStartError
 from ._records import WorkerRecords
-from ._transport._bridge import Bridge
-from ._transport._channel import TransportError, WorkerChannel
-from ._transport._lane import LaneChannel
-from ._zygote import ForkedWorker, Templates
+from ._template import ForkedWorker, Templates
 
 log = logging.getLogger("snakepit_trio")
 worker_log = logging.getLogger("snakepit_trio.worker")

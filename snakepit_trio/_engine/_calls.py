@@ -15,10 +15,8 @@ import attrs
 import outcome
 import trio
 
-from . import _wire as w
-from ._codec import Outbound
-from ._core._dispatcher import CallState
-from ._errors import (
+from .._core._dispatcher import CallState
+from .._errors import (
     InvalidArguments,
     PayloadTooLarge,
     RemoteError,
@@ -27,7 +25,9 @@ from ._errors import (
     UnknownTool,
     WorkerCrashed,
 )
-from ._progress import ProgressCallback, progress_from_frame
+from .._progress import ProgressCallback, progress_from_frame
+from .._shared import _frames as w
+from .._shared._codec import Outbound
 
 log = logging.getLogger("snakepit_trio")
 

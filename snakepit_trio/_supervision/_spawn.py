@@ -11,9 +11,9 @@ from typing import Protocol
 
 import trio
 
-from ._config import PoolConfig
-from ._tagging import POOL_TOKEN, SLACK, WORKER_ID
-from ._zygote import Templates, TemplateUnavailable
+from .._config import PoolConfig
+from .._shared._tagging import POOL_TOKEN, SLACK, WORKER_ID
+from ._template import Templates, TemplateUnavailable
 
 log = logging.getLogger("snakepit_trio")
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import trio
 
-from ._core._dispatcher import Call
-from ._core._sessions import QuotaExceeded, SessionRecord, SessionStore
-from ._errors import SessionLost, SessionQuotaExceeded
-from ._session import SessionInfo, session_info
+from .._core._dispatcher import Call
+from .._core._sessions import QuotaExceeded, SessionRecord, SessionStore
+from .._errors import SessionLost, SessionQuotaExceeded
+from .._session import SessionInfo, session_info
 
 log = logging.getLogger("snakepit_trio")
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import msgpack
 
+from .._core._types import is_ndarray
+from .._errors import PayloadTooLarge, SerializationError
 from . import _shm
-from ._core._types import is_ndarray
-from ._errors import PayloadTooLarge, SerializationError
 from ._segments import SegmentCache
 
 DEFAULT_MAX_PAYLOAD: int = 64 * 1024 * 1024

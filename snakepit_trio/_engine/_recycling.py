@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import psutil
 import trio
 
-from ._core._worker_state import WorkerEvent, WorkerState
-from ._supervisor import Worker, supervise
+from .._core._worker_state import WorkerEvent, WorkerState
+from .._supervision._supervisor import Worker, supervise
 
 if TYPE_CHECKING:
-    from ._pool import Pool
+    from .._pool import Pool
 
 log = logging.getLogger("snakepit_trio")
 

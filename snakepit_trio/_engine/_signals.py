@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import trio
 
 if TYPE_CHECKING:
-    from ._pool import Pool
+    from .._pool import Pool
 
 log = logging.getLogger("snakepit_trio")
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import _wire as w
+from .._shared import _frames as w
 
 if TYPE_CHECKING:
     from ._supervisor import PoolHooks, Worker

@@ -19,8 +19,8 @@ import msgpack
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 
-from .. import _wire as w
 from .._proto.snakepit import v1 as pb
+from .._shared import _frames as w
 from ._bridge import Bridge
 
 log = logging.getLogger("snakepit_trio")

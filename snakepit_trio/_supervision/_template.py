@@ -26,10 +26,10 @@ from typing import Any
 import msgpack
 import trio
 
-from ._config import PoolConfig
-from ._errors import WorkerStartError
+from .._config import PoolConfig
+from .._errors import WorkerStartError
+from .._shared._tagging import template_tags
 from ._records import WorkerRecords
-from ._tagging import template_tags
 
 log = logging.getLogger("snakepit_trio")
 
