@@ -83,7 +83,7 @@ def _grpclib_stream() -> tuple[float, float]:
     async def run_with_pool() -> tuple[float, float]:
         # Borrow a worker process started by the pool, and talk to its socket directly.
         async with sp.open_pool(ADAPTER, size=1, transport="grpc") as pool:
-            [worker] = pool._workers.values()  # benchmark-only peek at the gRPC socket path
+            [worker] = pool._engine.workers.values()  # benchmark-only peek at the socket path
             socket = worker.channel._path  # type: ignore[union-attr]
             result: list[tuple[float, float]] = []
             thread = threading.Thread(target=lambda: result.append(asyncio.run(measure(socket))))

@@ -42,9 +42,9 @@ if TYPE_CHECKING:
     from ._pool import Pool as Pool
     from ._progress import Progress as Progress
     from ._session import Session as Session
-    from ._session import SessionInfo as SessionInfo
     from ._session import Variable as Variable
     from ._stats import PoolStats as PoolStats
+    from ._stats import SessionInfo as SessionInfo
     from ._stats import WorkerInfo as WorkerInfo
     from ._streaming import Stream as Stream
     from ._tools import ParamSpec as ParamSpec
@@ -66,7 +66,7 @@ _EXPORTS: dict[str, str] = {
     "SessionLost": "._errors",
     "SessionQuotaExceeded": "._errors",
     "Session": "._session",
-    "SessionInfo": "._session",
+    "SessionInfo": "._stats",
     "Variable": "._session",
     "InvalidVariable": "._errors",
     "StreamIdleTimeout": "._errors",

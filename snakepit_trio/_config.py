@@ -15,6 +15,10 @@ from ._shared._codec import DEFAULT_MAX_PAYLOAD
 
 __all__ = ["PoolConfig", "RestartPolicy"]
 
+# Seconds past drain_timeout + shutdown_grace that stopping a pool may take at most (a last
+# bound, for a supervisor that misbehaves; every stop is SIGTERM -> grace -> SIGKILL).
+STOP_MARGIN = 5.0
+
 
 def _adapter_spec(instance: Any, attribute: Any, value: str) -> None:
     module, sep, name = value.partition(":")

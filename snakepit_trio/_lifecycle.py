@@ -1,7 +1,8 @@
 """open_pool(): start the workers, hand out the pool, drain and stop everything on exit.
 
-The pool's nursery owns the bridge thread, one supervisor per worker and the session reaper;
-leaving the block drains (bounded), then stops every worker's process group.
+Around the engine's nursery (``run_engine``): the registry, the socket directory, the template
+process, and the asyncio bridge thread when transport="grpc". Leaving the block drains
+(bounded), then stops every worker's process group.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,55 +18,14 @@ import trio
 
 from ._config import PoolConfig
 from ._engine import _signals as signals
-from ._errors import WorkerStartError
+from ._engine._engine import Engine
 from ._pool import Pool
+from ._supervision._launcher import Launcher, ProcessLauncher
 from ._supervision._records import WorkerRecords
 from ._supervision._spawn import worker_env
-from ._supervision._supervisor import Worker, supervise
 from ._supervision._template import open_template
-from ._transport._bridge import open_bridge
 
 __all__ = ["open_pool"]
-
-
-async def start_workers(pool: Pool) -> None:
-    """Start every worker, ``startup_batch_size`` at a time; the first failure is raised."""
-    errors: list[WorkerStartError] = []
-    limiter = trio.Semaphore(pool.config.startup_batch_size)
-
-    async def start_one(slot: int, cancel: trio.CancelScope) -> None:
-        async with limiter:
-            try:
-                await pool._nursery.start(supervise, pool, slot)
-            except WorkerStartError as exc:
-                errors.append(exc)
-                cancel.cancel()
-
-    async with trio.open_nursery() as starters:
-        for slot in range(pool.config.size):
-            starters.start_soon(start_one, slot, starters.cancel_scope)
-    if errors:
-        raise errors[0]
-
-
-async def shut_down(pool: Pool, drain: bool) -> None:
-    """Refuse new calls, let running ones finish (bounded), stop every worker."""
-    pool.closing = True
-    pool._core.close()
-    if drain:
-        pool._check_settled()
-        with trio.move_on_after(pool.config.drain_timeout):
-            await pool._settled.wait()
-    # Bounded even if a supervisor misbehaves: every stop is SIGTERM -> grace -> SIGKILL.
-    # Repeated, because a replacement (recycling) may become ready while others stop; it
-    # is told to stop as soon as it registers (Pool.worker_ready).
-    with trio.move_on_after(pool.config.shutdown_grace + 5):
-        while pool._workers:
-            async with trio.open_nursery() as stoppers:
-                for worker in list(pool._workers.values()):
-                    worker.request_stop()
-                    stoppers.start_soon(_await_exit, worker)
-    pool._apply(pool._core.fail_queued())
 
 
 def _is_cancellation(exc: BaseException) -> bool:
@@ -74,15 +34,11 @@ def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled)
 
 
-async def _await_exit(worker: Worker) -> None:
-    await worker.gone.wait()
-
-
-async def _stop_on_terminate(pool: Pool) -> None:
-    await pool.terminate.wait()
+async def _stop_on_terminate(engine: Engine) -> None:
+    await engine.terminate.wait()
     with trio.CancelScope(shield=True):
-        await shut_down(pool, drain=True)
-    pool.terminated.set()
+        await engine.shut_down(drain=True)
+    engine.terminated.set()
 
 
 @asynccontextmanager
@@ -113,39 +69,75 @@ async def open_pool(
     cfg = PoolConfig.build(adapter, config, {"size": size, **options})
     records = await WorkerRecords.open(cfg)  # also kills leftovers of dead hosts
     socket_dir = tempfile.mkdtemp(prefix="snakepit-")  # mode 0700: only we can connect
-    body_error: BaseException | None = None
+    error: BaseException | None = None
     try:
-        # The bridge outlives the nursery: every supervisor closes its channel through it.
         async with (
-            open_bridge(f"{cfg.name}-bridge") as bridge,
+            _open_bridge_if(cfg) as bridge,
             open_template(cfg, records, worker_env(cfg, {})) as template,
-            trio.open_nursery() as nursery,
         ):
-            pool = Pool(cfg, bridge, socket_dir, nursery, records, template)
+
+            def launcher(nursery: trio.Nursery) -> ProcessLauncher:
+                return ProcessLauncher(cfg, records, template, socket_dir, bridge, nursery)
+
             try:
-                await start_workers(pool)
-                nursery.start_soon(pool._sessions.reap)
-                nursery.start_soon(pool._recycler.maintain)
-                nursery.start_soon(_stop_on_terminate, pool)
-                signals.track(pool)
-                if cfg.handle_sigterm and signals.can_watch():
-                    await nursery.start(signals.watch)
-                yield pool
+                async with run_engine(cfg, launcher, records.token) as engine:
+                    yield Pool._create(engine)
             except BaseException as exc:
                 if _is_cancellation(exc):
-                    raise  # our nursery's cancel scope, or an outer one, must see it
-                # Re-raised below, outside the nursery, so the caller sees their own
-                # exception (KeyboardInterrupt included) and not a group wrapping it.
-                body_error = exc
-            finally:
-                cancelled = body_error is None and trio.current_effective_deadline() == -math.inf
-                signals.untrack(pool)
-                with trio.CancelScope(shield=True):
-                    await shut_down(pool, drain=body_error is None and not cancelled)
-                pool.terminated.set()
-                nursery.cancel_scope.cancel()
+                    raise
+                error = exc  # raised below, outside the template's nursery: not in a group
     finally:
         shutil.rmtree(socket_dir, ignore_errors=True)
         await records.close()
+    if error is not None:
+        raise error
+
+
+@asynccontextmanager
+async def _open_bridge_if(cfg: PoolConfig) -> AsyncIterator[object]:
+    """The asyncio thread grpclib runs on, only for transport="grpc" (it imports grpclib)."""
+    if cfg.transport != "grpc":
+        yield None
+        return
+    from ._transport._bridge import open_bridge
+
+    async with open_bridge(f"{cfg.name}-bridge") as bridge:
+        yield bridge
+
+
+@asynccontextmanager
+async def run_engine(
+    cfg: PoolConfig, launcher: Callable[[trio.Nursery], Launcher], token: str
+) -> AsyncIterator[Engine]:
+    """Start an engine's workers; drain and stop them when the block ends.
+
+    The engine's nursery owns one supervisor per worker, the session reaper, the recycler
+    and the SIGTERM watch. Shared by ``open_pool`` and ``snakepit_trio.testing``.
+    """
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        engine = Engine(cfg, launcher(nursery), nursery, token)
+        try:
+            await engine.start_workers()
+            nursery.start_soon(engine.sessions.reap)
+            nursery.start_soon(engine.recycler.maintain)
+            nursery.start_soon(_stop_on_terminate, engine)
+            signals.track(engine)
+            if cfg.handle_sigterm and signals.can_watch():
+                await nursery.start(signals.watch)
+            yield engine
+        except BaseException as exc:
+            if _is_cancellation(exc):
+                raise  # our nursery's cancel scope, or an outer one, must see it
+            # Re-raised below, outside the nursery, so the caller sees their own
+            # exception (KeyboardInterrupt included) and not a group wrapping it.
+            body_error = exc
+        finally:
+            cancelled = body_error is None and trio.current_effective_deadline() == -math.inf
+            signals.untrack(engine)
+            with trio.CancelScope(shield=True):
+                await engine.shut_down(drain=body_error is None and not cancelled)
+            engine.terminated.set()
+            nursery.cancel_scope.cancel()
     if body_error is not None:
         raise body_error

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import Any
 
 import attrs
 
 from ._core._sessions import SessionRecord
 from ._core._variables import VariableError, make_spec
+from ._engine._engine import Engine
 from ._errors import InvalidVariable
 from ._progress import ProgressCallback
+from ._public import NoPublicConstructor
 from ._streaming import Stream
 
-if TYPE_CHECKING:
-    from ._pool import Pool
-
-__all__ = ["Session", "SessionInfo", "Variable"]
+__all__ = ["Session", "Variable"]
 
 
 @attrs.frozen
@@ -34,48 +33,6 @@ class Variable:
     description: str = ""
 
 
-@attrs.frozen
-class SessionInfo:
-    """A snapshot of one session (from ``pool.list_sessions()``).
-
-    Attributes:
-        id: the session id.
-        worker_id: the worker it is bound to (None until bound, or after a prefer-session's
-            worker died).
-        affinity: ``"strict"`` or ``"prefer"``.
-        calls: calls made in the session.
-        in_flight: calls running now.
-        idle: seconds since the last call started or ended.
-        ttl: idle seconds before it expires, or None.
-        metadata: the metadata given at creation.
-        lost: why a strict session was lost, or None.
-    """
-
-    id: str
-    worker_id: str | None
-    affinity: str
-    calls: int
-    in_flight: int
-    idle: float
-    ttl: float | None
-    metadata: dict[str, Any]
-    lost: str | None
-
-
-def session_info(record: SessionRecord, now: float) -> SessionInfo:
-    return SessionInfo(
-        id=record.id,
-        worker_id=record.worker,
-        affinity=record.affinity,
-        calls=record.calls,
-        in_flight=record.in_flight,
-        idle=now - record.last_used,
-        ttl=record.ttl,
-        metadata=dict(record.metadata),
-        lost=record.lost,
-    )
-
-
 @contextmanager
 def _as_invalid_variable() -> Iterator[None]:
     try:
@@ -84,11 +41,11 @@ def _as_invalid_variable() -> Iterator[None]:
         raise InvalidVariable(exc.name, exc.constraint, str(exc)) from None
 
 
-@attrs.define(eq=False, repr=False)
-class Session:
+class Session(metaclass=NoPublicConstructor):
     """A session: its calls run on its worker (strict) or prefer it (prefer).
 
-    Get one from ``pool.session()`` or ``pool.open_session()``; do not construct it.
+    Get one from ``pool.session()`` or ``pool.open_session()``; it has no public constructor.
+    Two handles of the same session are equal.
 
     Guarantees, strict affinity: every call runs on the bound worker, in submission order
     (queued behind that worker's other calls when it is busy, never moved elsewhere). If that
@@ -97,8 +54,17 @@ class Session:
     any worker otherwise; nothing is guaranteed about where state lives.
     """
 
-    _pool: Pool
-    _record: SessionRecord
+    __slots__ = ("_engine", "_record")
+
+    def __init__(self, engine: Engine, record: SessionRecord) -> None:
+        self._engine = engine
+        self._record = record
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Session) and other._record is self._record
+
+    def __hash__(self) -> int:
+        return id(self._record)
 
     def __repr__(self) -> str:
         r = self._record
@@ -106,22 +72,27 @@ class Session:
 
     @property
     def id(self) -> str:
+        """The session's id."""
         return self._record.id
 
     @property
     def worker_id(self) -> str | None:
+        """The worker it is bound to (None after a prefer-session's worker died)."""
         return self._record.worker  # type: ignore[no-any-return]
 
     @property
     def affinity(self) -> str:
+        """``"strict"`` or ``"prefer"``."""
         return self._record.affinity
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The metadata given when it was opened."""
         return self._record.metadata
 
     @property
     def lost(self) -> bool:
+        """True once a strict session's worker died (every later call raises SessionLost)."""
         return self._record.lost is not None
 
     async def execute(
@@ -134,9 +105,27 @@ class Session:
         on_progress: ProgressCallback | None = None,
         kill_on_cancel: bool | None = None,
     ) -> Any:
-        """``pool.execute`` within this session (see the class docstring for placement)."""
-        return await self._pool._execute(
-            tool, args, timeout, idempotent, on_progress, self._record, kill_on_cancel
+        """``pool.execute`` within this session (see the class docstring for placement).
+
+        Args:
+            tool, args, timeout, idempotent, on_progress, kill_on_cancel: as for
+                ``Pool.execute``.
+
+        Returns:
+            The tool's return value.
+
+        Raises:
+            SessionLost: a strict session's worker died, or the session was closed.
+            The errors of ``Pool.execute``.
+        """
+        return await self._engine.execute(
+            tool,
+            args,
+            timeout=timeout,
+            idempotent=idempotent,
+            on_progress=on_progress,
+            kill_on_cancel=kill_on_cancel,
+            session=self._record,
         )
 
     def stream(
@@ -148,11 +137,45 @@ class Session:
         idle_timeout: float | None = None,
         window: int = 16,
         on_progress: ProgressCallback | None = None,
+        kill_on_cancel: bool | None = None,
     ) -> AbstractAsyncContextManager[Stream]:
-        """``pool.stream`` within this session."""
-        return self._pool._open_stream(
-            tool, args, timeout, idle_timeout, window, on_progress, self._record
-        )
+        """``pool.stream`` within this session.
+
+        Args:
+            tool, args, timeout, idle_timeout, window, on_progress, kill_on_cancel: as for
+                ``Pool.stream``.
+
+        Returns:
+            An async context manager yielding the ``Stream``.
+
+        Raises:
+            SessionLost: a strict session's worker died, or the session was closed.
+            The errors of ``Pool.stream``.
+        """
+        return self._stream(tool, args, timeout, idle_timeout, window, on_progress, kill_on_cancel)
+
+    @asynccontextmanager
+    async def _stream(
+        self,
+        tool: str,
+        args: dict[str, Any] | None,
+        timeout: float | None,
+        idle_timeout: float | None,
+        window: int,
+        on_progress: ProgressCallback | None,
+        kill_on_cancel: bool | None,
+    ) -> AsyncIterator[Stream]:
+        async with self._engine.open_stream(
+            tool,
+            args,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
+            window=window,
+            on_progress=on_progress,
+            kill_on_cancel=kill_on_cancel,
+            session=self._record,
+        ) as handle:
+            yield Stream._create(handle)
 
     # --- typed variables (kept on the host with the session) -------------------------
     def register_variable(
@@ -170,9 +193,16 @@ class Session:
         """Declare a variable and its first value.
 
         Args:
+            name: the variable's name.
             type: "int", "float", "bool", "str", "list", "dict", "bytes" or "ndarray".
-            min, max: bounds for int and float. choices: the allowed values.
+            value: its first value.
+            min, max: bounds for int and float.
+            choices: the allowed values.
             max_length: longest str, list, dict or bytes.
+            description: what it is for.
+
+        Returns:
+            None.
 
         Raises:
             InvalidVariable: a bad declaration, a taken name, or a value breaking a rule.
@@ -190,20 +220,51 @@ class Session:
             self._record.variables.register(spec, value)
 
     def get_variable(self, name: str) -> Any:
-        """The variable's value (InvalidVariable if it was never registered)."""
+        """A variable's value.
+
+        Args:
+            name: the variable's name.
+
+        Returns:
+            Its current value.
+
+        Raises:
+            InvalidVariable: it was never registered.
+        """
         with _as_invalid_variable():
             return self._record.variables.get(name)
 
     def set_variable(self, name: str, value: Any) -> None:
-        """Change a variable; InvalidVariable names the rule a bad value breaks."""
+        """Change a variable's value.
+
+        Args:
+            name: the variable's name.
+            value: the new value; it must keep the variable's rules.
+
+        Raises:
+            InvalidVariable: it was never registered, or the value breaks a rule (named).
+        """
         with _as_invalid_variable():
             self._record.variables.set(name, value)
 
     def delete_variable(self, name: str) -> None:
+        """Forget a variable.
+
+        Args:
+            name: the variable's name.
+
+        Raises:
+            InvalidVariable: it was never registered.
+        """
         with _as_invalid_variable():
             self._record.variables.delete(name)
 
     def list_variables(self) -> list[Variable]:
+        """Every variable of the session, with its rules.
+
+        Returns:
+            One ``Variable`` per registered variable.
+        """
         variables = self._record.variables
         return [
             Variable(
@@ -220,5 +281,6 @@ class Session:
         ]
 
     def close(self) -> None:
-        """End the session: the adapter's ``on_session_end`` runs in its worker."""
-        self._pool.close_session(self.id)
+        """End the session: the adapter's ``on_session_end`` runs in its worker. Closing a
+        closed session does nothing."""
+        self._engine.sessions.close(self.id)

@@ -1,10 +1,14 @@
-"""Frozen snapshots returned by ``pool.stats()`` and ``pool.workers()``."""
+"""Frozen snapshots: ``pool.stats()``, ``pool.workers()`` and ``pool.list_sessions()``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
-__all__ = ["PoolStats", "WorkerInfo"]
+from ._core._sessions import SessionRecord
+
+__all__ = ["PoolStats", "SessionInfo", "WorkerInfo"]
 
 
 @attrs.frozen
@@ -70,3 +74,46 @@ class WorkerInfo:
     uptime: float
     rss: int | None
     silent: float = 0.0
+
+
+@attrs.frozen
+class SessionInfo:
+    """A snapshot of one session (from ``pool.list_sessions()``).
+
+    Attributes:
+        id: the session id.
+        worker_id: the worker it is bound to (None until bound, or after a prefer-session's
+            worker died).
+        affinity: ``"strict"`` or ``"prefer"``.
+        calls: calls made in the session.
+        in_flight: calls running now.
+        idle: seconds since the last call started or ended.
+        ttl: idle seconds before it expires, or None.
+        metadata: the metadata given at creation.
+        lost: why a strict session was lost, or None.
+    """
+
+    id: str
+    worker_id: str | None
+    affinity: str
+    calls: int
+    in_flight: int
+    idle: float
+    ttl: float | None
+    metadata: dict[str, Any]
+    lost: str | None
+
+
+def session_info(record: SessionRecord, now: float) -> SessionInfo:
+    """A snapshot of ``record`` at ``now``."""
+    return SessionInfo(
+        id=record.id,
+        worker_id=record.worker,
+        affinity=record.affinity,
+        calls=record.calls,
+        in_flight=record.in_flight,
+        idle=now - record.last_used,
+        ttl=record.ttl,
+        metadata=dict(record.metadata),
+        lost=record.lost,
+    )

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from typing import TYPE_CHECKING
 
-import psutil
 import trio
 
-from .._core._worker_state import WorkerEvent, WorkerState
-from .._supervision._supervisor import Worker, supervise
+from .._core._worker_state import WorkerState
+from .._supervision._worker import Worker
 
 if TYPE_CHECKING:
-    from .._pool import Pool
+    from ._engine import Engine
 
 log = logging.getLogger("snakepit_trio")
 
@@ -29,8 +27,8 @@ MAINTENANCE_INTERVAL = 0.25  # seconds between recycling checks (age and memory)
 
 
 class Recycler:
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def recycle(self, worker: Worker, reason: str) -> None:
         """Replace ``worker``; it stops once its running calls have finished.
@@ -38,53 +36,51 @@ class Recycler:
         At least ``size - 1`` workers keep taking calls: when another recycle is under way,
         the worker serves on until its replacement is ready, and only then drains.
         """
-        pool = self.pool
-        if worker.recycling or pool.closing or worker.id not in pool._core.workers:
+        engine = self._engine
+        if worker.recycling or engine.closing or worker.id not in engine.core.workers:
             return
-        if pool._sessions.store.bound_to(worker.id, strict_only=True):
+        if engine.sessions.store.bound_to(worker.id, strict_only=True):
             return  # its strict sessions would be lost: the maintenance tick retries later
         worker.recycling = True
-        pool._recycles += 1
+        engine.counters.recycles += 1
         log.info("recycling worker %s (pid %d): %s", worker.id, worker.pid, reason)
         serving = [
             w
-            for w in pool._workers.values()
-            if w is not worker and not w.recycling and w.id in pool._core.workers
+            for w in engine.workers.values()
+            if w is not worker and not w.recycling and w.id in engine.core.workers
         ]
-        if len(serving) >= pool.config.size - 1:
+        if len(serving) >= engine.config.size - 1:
             self._drain(worker)
-            pool._nursery.start_soon(partial(supervise, pool, worker.slot, retry_first=True))
+            engine.start_replacement(worker.slot)
         else:
-            pool._nursery.start_soon(self._replace_then_drain, worker)
+            engine.nursery.start_soon(self._replace_then_drain, worker)
 
     async def _replace_then_drain(self, worker: Worker) -> None:
-        pool = self.pool
-        try:
-            await pool._nursery.start(partial(supervise, pool, worker.slot, retry_first=True))
-        except RuntimeError:  # the pool closed before the replacement was ready
-            return
+        engine = self._engine
+        if not await engine.wait_replacement(worker.slot):
+            return  # the pool closed before the replacement was ready
         self._drain(worker)
 
     def _drain(self, worker: Worker) -> None:
-        pool = self.pool
-        if worker.id not in pool._core.workers:
+        core = self._engine.core
+        if worker.id not in core.workers:
             return  # it died meanwhile
-        pool._core.drain_worker(worker.id)
-        worker.move(WorkerEvent.DRAIN)
-        if not pool._core.workers[worker.id].calls:
+        core.drain_worker(worker.id)
+        if not core.workers[worker.id].calls:
             worker.request_stop()
 
     async def maintain(self) -> None:
         """Recycle workers past max_requests, max_age or max_memory_mb (a pool task)."""
-        pool = self.pool
-        cfg = pool.config
+        engine = self._engine
+        cfg = engine.config
         if cfg.max_requests is None and cfg.max_age is None and cfg.max_memory_mb is None:
             return
         while True:
             await trio.sleep(MAINTENANCE_INTERVAL)
             now = time.monotonic()
-            for worker in list(pool._workers.values()):
-                if worker.recycling or worker.state is WorkerState.DRAINING:
+            for worker in list(engine.workers.values()):
+                slots = engine.core.workers.get(worker.id)
+                if worker.recycling or slots is None or slots.state is WorkerState.DRAINING:
                     continue
                 if cfg.max_requests is not None and worker.requests >= cfg.max_requests:
                     self.recycle(worker, f"served max_requests={cfg.max_requests}")
@@ -94,11 +90,11 @@ class Recycler:
                     self._check_memory(worker, cfg.max_memory_mb)
 
     def _check_memory(self, worker: Worker, limit_mb: float) -> None:
-        try:
-            rss_mb = psutil.Process(worker.pid).memory_info().rss / 2**20
-        except (psutil.Error, OSError):
+        rss = self._engine.launcher.rss(worker)
+        if rss is None:
             log.warning("cannot read the memory of worker %s; max_memory_mb skips it", worker.id)
             return
+        rss_mb = rss / 2**20
         if rss_mb <= limit_mb:
             return
         if worker.requests == 0:

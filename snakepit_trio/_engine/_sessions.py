@@ -16,7 +16,7 @@ import trio
 from .._core._dispatcher import Call
 from .._core._sessions import QuotaExceeded, SessionRecord, SessionStore
 from .._errors import SessionLost, SessionQuotaExceeded
-from .._session import SessionInfo, session_info
+from .._stats import SessionInfo, session_info
 
 log = logging.getLogger("snakepit_trio")
 

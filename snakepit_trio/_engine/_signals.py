@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .._config import STOP_MARGIN
+
 if TYPE_CHECKING:
-    from .._pool import Pool
+    from ._engine import Engine
 
 log = logging.getLogger("snakepit_trio")
 
-_open_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+_open_pools: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def can_watch() -> bool:
@@ -40,11 +42,11 @@ def can_watch() -> bool:
     )
 
 
-def track(pool: Pool) -> None:
+def track(pool: Engine) -> None:
     _open_pools.add(pool)
 
 
-def untrack(pool: Pool) -> None:
+def untrack(pool: Engine) -> None:
     _open_pools.discard(pool)
 
 
@@ -57,7 +59,8 @@ async def watch(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
         pools = list(_open_pools)
         log.warning("SIGTERM: draining and stopping %d pool(s) before exiting", len(pools))
         limit = max(
-            (p.config.drain_timeout + p.config.shutdown_grace + 5 for p in pools), default=0
+            (p.config.drain_timeout + p.config.shutdown_grace + STOP_MARGIN for p in pools),
+            default=0,
         )
         # Shielded: a pool block that ends meanwhile must not cancel the exit.
         with trio.CancelScope(shield=True), trio.move_on_after(limit):

@@ -21,7 +21,7 @@ import trio
 from .._shared import _frames as w
 
 if TYPE_CHECKING:
-    from ._supervisor import PoolHooks, Worker
+    from ._worker import PoolHooks, Worker
 
 
 async def watch(pool: PoolHooks, worker: Worker) -> None:
@@ -51,4 +51,4 @@ async def watch(pool: PoolHooks, worker: Worker) -> None:
             pool.worker_quiet(worker, True)
         if silent >= tick and worker.channel is not None:
             seq += 1
-            worker.channel.send([w.PING, seq])
+            worker.channel.send(w.ping(seq))

@@ -16,24 +16,42 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
+import trio
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 
 from .._proto.snakepit import v1 as pb
 from .._shared import _frames as w
 from ._bridge import Bridge
+from ._describe import WorkerDescription, description_from_map
+from ._errors import TransportError
 
 log = logging.getLogger("snakepit_trio")
 
 _CONNECT = "/snakepit.v1.Worker/Connect"
 
 
-class TransportError(Exception):
-    """The worker's channel failed (translated from grpclib/OS errors)."""
-
-
-def call_size(frame: list[Any]) -> int:
-    return len(frame[3]) if frame[0] == w.CALL else 0
+def description_map(reply: pb.DescribeResponse) -> dict[str, Any]:
+    """The Describe reply as the description map every channel hands on (_describe.py)."""
+    return {
+        "protocol": reply.protocol,
+        "adapter": reply.adapter,
+        "pid": reply.pid,
+        "capacity": reply.capacity,
+        "tools": [
+            {
+                "name": t.name,
+                "description": t.description,
+                "streaming": t.streaming,
+                "accepts_extra": t.accepts_extra,
+                "params": [
+                    {"name": p.name, "type": p.type, "required": p.required, "default": p.default}
+                    for p in t.params
+                ],
+            }
+            for t in reply.tools
+        ],
+    }
 
 
 class WorkerChannel:
@@ -41,7 +59,7 @@ class WorkerChannel:
         self,
         bridge: Bridge,
         socket_path: str,
-        on_frames: Callable[[list[Any]], None],
+        on_frames: Callable[[object], None],
         on_lost: Callable[[str], None],
     ) -> None:
         self._bridge = bridge
@@ -60,14 +78,21 @@ class WorkerChannel:
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- Trio side -----------------------------------------------------------------------
-    async def open(self, timeout: float) -> pb.DescribeResponse:
-        """Connect, describe the worker and open the Connect stream.
+    async def open(self, nursery: trio.Nursery, timeout: float) -> WorkerDescription:
+        """Connect, describe the worker and open the Connect stream (tasks on the bridge).
 
         Raises:
-            TransportError: the worker did not answer within ``timeout`` seconds.
+            TransportError: the worker did not answer within ``timeout`` seconds, or its
+                description is not valid.
         """
-        result: pb.DescribeResponse = await self._bridge.run(self._aopen, timeout)
-        return result
+        reply: pb.DescribeResponse = await self._bridge.run(self._aopen, timeout)
+        try:
+            return description_from_map(description_map(reply))
+        except w.ProtocolViolation as exc:
+            await self.aclose()
+            raise TransportError(
+                f"the worker at {self._path} described itself badly: {exc}"
+            ) from exc
 
     def send(self, frame: list[Any]) -> None:
         """Queue a frame; it leaves with everything else queued before the writer runs."""
@@ -103,9 +128,9 @@ class WorkerChannel:
                     self._channel.request(_CONNECT, Cardinality.STREAM_STREAM, pb.Batch, pb.Batch)
                 )
                 await self._stream.send_request()
-        except (OSError, TimeoutError, Exception) as exc:
+        except Exception as exc:
             self._channel.close()
-            raise TransportError(f"cannot connect to {self._path}: {exc!r}") from None
+            raise TransportError(f"cannot connect to {self._path}: {exc!r}") from exc
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._writer()), loop.create_task(self._reader())]
         if self._pending:
@@ -121,7 +146,7 @@ class WorkerChannel:
                 with self._lock:
                     frames, self._pending = self._pending, []
                     self._scheduled = False
-                batches = w.split_batches(frames, call_size)
+                batches = w.split_batches(frames, w.call_size)
                 for i, batch in enumerate(batches):
                     try:
                         data = msgpack.packb(batch, use_bin_type=True)

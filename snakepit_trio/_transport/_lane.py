@@ -1,6 +1,6 @@
 """The local lane, host side: Connect's msgpack batches over a unix socket, in Trio itself.
 
-Frames and batching are those of the gRPC Connect stream (``_channel.py``); only the
+Frames and batching are those of the gRPC Connect stream (``_grpc.py``); only the
 carrier differs: each batch is prefixed with its length (4 bytes, little-endian) and the
 socket is driven by Trio tasks, so no message crosses a thread. ``send(frame)`` appends to a
 pending list and wakes the writer once; every frame queued before the writer runs leaves in
@@ -21,18 +21,19 @@ from typing import Any
 import msgpack
 import trio
 
-from .._proto.snakepit import v1 as pb
 from .._shared import _frames as w
-from ._grpc import TransportError, call_size
+from ._describe import WorkerDescription, description_from_map
+from ._errors import TransportError
 
 _HEADER = struct.Struct("<I")
+assert _HEADER.size == w.LANE_HEADER_BYTES
 
 
 class LaneChannel:
     def __init__(
         self,
         socket_path: str,
-        on_frames: Callable[[list[Any]], None],
+        on_frames: Callable[[object], None],
         on_lost: Callable[[str], None],
         max_message: int,
     ) -> None:
@@ -51,7 +52,7 @@ class LaneChannel:
         self._done = trio.Event()
         self._closed = False
 
-    async def open(self, nursery: trio.Nursery, timeout: float) -> pb.DescribeResponse:
+    async def open(self, nursery: trio.Nursery, timeout: float) -> WorkerDescription:
         """Connect, say HELLO, read WELCOME (the worker's description), start the pumps.
 
         Raises:
@@ -64,7 +65,7 @@ class LaneChannel:
                 trio_sock = trio.socket.from_stdlib_socket(self._sock)
                 self._stream = trio.SocketStream(trio_sock)
                 await trio_sock.connect(self._path)
-                await self._stream.send_all(_pack([[w.HELLO, w.PROTOCOL]]))
+                await self._stream.send_all(_pack([w.hello()]))
                 buffer = bytearray()
                 messages: list[Any] = []
                 while not messages:
@@ -74,16 +75,24 @@ class LaneChannel:
                     buffer += data
                     messages = self._parse(buffer)
             first, *rest = messages
-            if not (first and isinstance(first[0], list) and first[0][0] == w.WELCOME):
+            if not (type(first) is list and first and type(first[0]) is list and first[0]):
                 raise TransportError(f"the worker did not answer HELLO on {self._path}")
-            describe = pb.DescribeResponse().parse(first[0][1])
+            try:
+                welcome = w.parse_from_worker(first[0])
+                if type(welcome) is not w.Welcome:
+                    raise w.ProtocolViolation(f"its first frame was {type(welcome).__name__}")
+                describe = description_from_map(welcome.describe)
+            except w.ProtocolViolation as exc:
+                raise TransportError(
+                    f"the worker did not answer HELLO with WELCOME on {self._path}: {exc}"
+                ) from exc
         except BaseException as exc:
             if self._stream is not None:
                 with trio.CancelScope(shield=True):
                     await self._stream.aclose()
             if isinstance(exc, TransportError) or not isinstance(exc, Exception):
                 raise  # ours already, or cancellation
-            raise TransportError(f"cannot open the lane {self._path}: {exc!r}") from None
+            raise TransportError(f"cannot open the lane {self._path}: {exc!r}") from exc
         nursery.start_soon(self._run, bytes(buffer), [f for m in [first[1:], *rest] for f in m])
         return describe
 
@@ -146,7 +155,7 @@ class LaneChannel:
                 frames, self._pending = self._pending, []
                 data, self._unsent = bytes(self._unsent), bytearray()
                 if frames:
-                    data += b"".join(_pack(batch) for batch in w.split_batches(frames, call_size))
+                    data += b"".join(_pack(batch) for batch in w.split_batches(frames, w.call_size))
                 if data:
                     await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -188,7 +197,7 @@ class LaneChannel:
                     )
                 )
             except Exception as exc:
-                raise TransportError(f"an undecodable lane message: {exc!r}") from None
+                raise TransportError(f"an undecodable lane message: {exc!r}") from exc
             start = end
         del buffer[:start]
         return out

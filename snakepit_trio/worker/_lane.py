@@ -7,7 +7,7 @@ for control, remote and other-language workers; the host uses this lane only for
 started itself.
 
 Handshake: the host's first batch is ``[[HELLO, protocol]]``; the worker answers
-``[[WELCOME, describe]]`` where ``describe`` is the serialized DescribeResponse protobuf.
+``[[WELCOME, describe]]`` where ``describe`` is its description map (``describe_map``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import contextlib
 import logging
 import os
 import struct
+from typing import Any
 
 import msgpack
 
-from .._proto.snakepit import v1 as pb
 from .._shared import _frames as w
 from ._runtime import Runtime
 from ._service import Connection
@@ -31,8 +31,8 @@ _HEADER = struct.Struct("<I")
 
 
 class LaneServer:
-    def __init__(self, runtime: Runtime, describe: pb.DescribeResponse, max_message: int) -> None:
-        self._describe = bytes(describe)
+    def __init__(self, runtime: Runtime, describe: dict[str, Any], max_message: int) -> None:
+        self._describe = describe
         self._runtime = runtime
         self._max_message = max_message
         self._server: asyncio.AbstractServer | None = None
@@ -96,7 +96,7 @@ class LaneServer:
                     log.warning("ignoring an undecodable lane batch of %d bytes", size)
                     continue
                 if isinstance(frames, list) and frames and _is_hello(frames[0]):
-                    conn.emit([w.WELCOME, self._describe])
+                    conn.emit(w.welcome(self._describe))
                     frames = frames[1:]
                 conn.handle(frames)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
@@ -107,4 +107,7 @@ class LaneServer:
 
 
 def _is_hello(frame: object) -> bool:
-    return isinstance(frame, list) and len(frame) == 2 and frame[0] == w.HELLO
+    try:
+        return type(w.parse_from_host(frame)) is w.Hello
+    except w.ProtocolViolation:
+        return False

@@ -187,10 +187,8 @@ class Runtime:
         shm.release()
         return payload
 
-    def returned(self, names: object) -> None:
+    def returned(self, names: list[str]) -> None:
         """UNMAPPED_RESULTS: the host maps none of these segments any more."""
-        if not isinstance(names, list):
-            raise TypeError("UNMAPPED_RESULTS needs a list of segment names")
         if self.segments is not None:
             self.segments.returned(names, HOST)
 
@@ -213,7 +211,7 @@ class Runtime:
         for sink, name in pending:
             by_sink.setdefault(sink, []).append(name)
         for sink, names in by_sink.items():
-            sink([w.UNMAPPED_ARGS, names])
+            sink(w.unmapped_args(names))
 
     async def drain(self) -> None:
         """Wait until no call is running."""
@@ -233,7 +231,7 @@ class Runtime:
         """Start a call; on a bad request, send its ERROR frame and return None."""
         info = self.tools.get(tool)
         if info is None:
-            sink(error_frame(call_id, "UnknownTool", f"unknown tool {tool!r}", w.KIND_UNKNOWN_TOOL))
+            sink(w.error(call_id, "UnknownTool", f"unknown tool {tool!r}", w.KIND_UNKNOWN_TOOL))
             return None
         try:
             args = (
@@ -244,13 +242,13 @@ class Runtime:
                 )
             )
         except SerializationError as exc:
-            sink(error_frame(call_id, "SerializationError", str(exc), w.KIND_SERIALIZATION))
+            sink(w.error(call_id, "SerializationError", str(exc), w.KIND_SERIALIZATION))
             return None
         problem = check_arguments(info, args)
         if problem is not None:
             param, reason = problem
             message = reason if param is None else f"argument {param!r}: {reason}"
-            sink(error_frame(call_id, "InvalidArguments", message, w.KIND_INVALID_ARGUMENTS))
+            sink(w.error(call_id, "InvalidArguments", message, w.KIND_INVALID_ARGUMENTS))
             return None
         abs_deadline = None if deadline is None else time.monotonic() + float(deadline)
         ctx = ToolContext(call_id, session_id, abs_deadline, self._progress_emitter(call_id, sink))
@@ -271,7 +269,7 @@ class Runtime:
         self, call_id: int, sink: Sink
     ) -> Callable[[float, float | None, str | None], None]:
         def emit(done: float, total: float | None, message: str | None) -> None:
-            frame: Frame = [w.PROGRESS, call_id, done, total, message]
+            frame: Frame = w.progress(call_id, done, total, message)
             if threading.get_ident() == self._loop_thread:
                 sink(frame)
             else:
@@ -317,15 +315,19 @@ class Runtime:
             except (SerializationError, PayloadTooLarge) as exc:
                 error = exc
             else:
-                return [w.RESULT, call.id, payload, run_time]
+                return w.result(call.id, payload, run_time)
         if isinstance(error, asyncio.CancelledError):
-            return error_frame(call.id, "CancelledError", "call cancelled", w.KIND_CANCELLED)
+            return w.error(call.id, "CancelledError", "call cancelled", w.KIND_CANCELLED)
         if isinstance(error, SerializationError):
-            return error_frame(call.id, "SerializationError", str(error), w.KIND_SERIALIZATION)
+            return w.error(call.id, "SerializationError", str(error), w.KIND_SERIALIZATION)
         if isinstance(error, PayloadTooLarge):
-            frame = error_frame(call.id, "PayloadTooLarge", str(error), w.KIND_PAYLOAD_TOO_LARGE)
-            frame.append({"size": error.size, "limit": error.limit})
-            return frame
+            return w.error(
+                call.id,
+                "PayloadTooLarge",
+                str(error),
+                w.KIND_PAYLOAD_TOO_LARGE,
+                detail={"size": error.size, "limit": error.limit},
+            )
         return remote_error_frame(call.id, error)
 
     def _threads_done(self, done: list[Done]) -> None:
@@ -359,8 +361,8 @@ class Runtime:
                 except StopAsyncIteration:
                     break
                 call.credit -= 1
-                sink([w.CHUNK, call.id, self.encode(item, what=what)])
-            sink([w.END, call.id])
+                sink(w.chunk(call.id, self.encode(item, what=what)))
+            sink(w.end(call.id))
         finally:
             # Close the generator so its `finally` blocks run, also on cancel or error.
             await asyncio.shield(gen.aclose())
@@ -374,7 +376,7 @@ class Runtime:
                 if failed:
                     return
                 try:
-                    sink([w.CHUNK, call.id, self.encode(item, what=what)])
+                    sink(w.chunk(call.id, self.encode(item, what=what)))
                 except (SerializationError, PayloadTooLarge) as exc:
                     failed.append(exc)
                     pump.cancel()
@@ -396,11 +398,7 @@ class Runtime:
             raise error
         if call.cancel_requested or not finished:
             raise asyncio.CancelledError
-        sink([w.END, call.id])
-
-
-def error_frame(call_id: int, type_: str, message: str, kind: str, traceback_: str = "") -> Frame:
-    return [w.ERROR, call_id, type_, message, traceback_, kind]
+        sink(w.end(call.id))
 
 
 def remote_error_frame(call_id: int, exc: BaseException) -> Frame:
@@ -413,4 +411,4 @@ def remote_error_frame(call_id: int, exc: BaseException) -> Frame:
     except Exception:  # a broken __str__ must not lose the error
         message = f"<unprintable {name}>"
     tb = "".join(traceback.format_exception(exc))
-    return error_frame(call_id, name, message, w.KIND_REMOTE, tb)
+    return w.error(call_id, name, message, w.KIND_REMOTE, tb)

@@ -19,7 +19,6 @@ import sys
 import traceback
 from typing import Any
 
-from .._proto.snakepit import v1 as pb
 from .._shared import _frames as w
 from .._shared._codec import DEFAULT_MAX_PAYLOAD
 from .._shared._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
@@ -110,7 +109,7 @@ async def serve(args: argparse.Namespace) -> int:
     from grpclib.server import Server
 
     from ._runtime import Runtime
-    from ._service import WorkerService
+    from ._service import WorkerService, describe_map
 
     loop = asyncio.get_running_loop()
     if args.watch_stdin:
@@ -152,7 +151,7 @@ async def serve(args: argparse.Namespace) -> int:
 
         # A batch holds at most one payload over MAX_BATCH_BYTES, plus small frames.
         max_message = args.max_payload + 2 * w.MAX_BATCH_BYTES
-        lane = LaneServer(runtime, await service.describe(pb.DescribeRequest()), max_message)
+        lane = LaneServer(runtime, describe_map(runtime, args.adapter), max_message)
         await lane.start(args.lane)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -16,7 +16,7 @@ import psutil
 from .._proto.snakepit import v1 as pb
 from .._shared import _frames as w
 from .._shared._codec import encode
-from ._runtime import Frame, RunningCall, Runtime, error_frame
+from ._runtime import Frame, RunningCall, Runtime
 
 log = logging.getLogger("snakepit_trio.worker")
 
@@ -50,52 +50,51 @@ class Connection:
             return
         for frame in frames:
             try:
-                self._handle_one(frame)
-            except Exception:
-                # A malformed frame must not take the worker (or its other calls) down.
-                log.warning("ignoring a malformed frame %r", frame, exc_info=True)
+                parsed = w.parse_from_host(frame)
+            except w.ProtocolViolation as exc:
+                # The host is the one that acts on violations (it replaces a worker that
+                # sends one). A worker answers what it can and serves on: a CALL it cannot
+                # read gets an ERROR when its id is readable, so its caller is not left waiting.
+                log.warning("ignoring a malformed frame: %s", exc)
+                if type(frame) is list and len(frame) > 1 and frame[0] == w.CALL:
+                    call_id = frame[1]
+                    if type(call_id) is int and call_id >= 0 and call_id not in self.calls:
+                        self.emit(w.error(call_id, "ProtocolError", str(exc), w.KIND_PROTOCOL))
+                continue
+            self._handle_one(parsed)
 
-    def _handle_one(self, frame: Any) -> None:
-        kind = frame[0]
-        if kind == w.CALL:
-            _, call_id, tool, args, session_id, deadline, window = frame
-            if not isinstance(call_id, int) or not isinstance(tool, str):
-                raise TypeError("CALL needs an integer id and a string tool name")
-            if call_id in self.calls:
-                self.emit(
-                    error_frame(call_id, "ProtocolError", "duplicate call id", w.KIND_PROTOCOL)
-                )
+    def _handle_one(self, frame: w.HostFrame) -> None:
+        if type(frame) is w.Call:
+            if frame.id in self.calls:
+                self.emit(w.error(frame.id, "ProtocolError", "duplicate call id", w.KIND_PROTOCOL))
                 return
             call = self.runtime.start_call(
-                call_id,
-                tool,
-                bytes(args or b""),
-                session_id,
-                deadline,
-                int(window or 0),
+                frame.id,
+                frame.tool,
+                frame.args,
+                frame.session_id,
+                frame.deadline,
+                frame.window,
                 self.emit,
                 self._call_done,
             )
             if call is not None:
-                self.calls[call_id] = call
-        elif kind == w.CANCEL:
-            call = self.calls.get(frame[1])
-            if call is not None:
-                call.cancel()
-        elif kind == w.SESSION_END:
-            if not isinstance(frame[1], str):
-                raise TypeError("SESSION_END needs a string session id")
-            self.runtime.end_session(frame[1])
-        elif kind == w.PING:
-            self.emit([w.PONG, frame[1], _rss()])
-        elif kind == w.CREDIT:
-            call = self.calls.get(frame[1])
-            if call is not None:
-                call.add_credit(int(frame[2]))
-        elif kind == w.UNMAPPED_RESULTS:
-            self.runtime.returned(frame[1])
-        else:
-            raise ValueError(f"unknown frame kind {kind!r}")
+                self.calls[frame.id] = call
+        elif type(frame) is w.Cancel:
+            running = self.calls.get(frame.id)
+            if running is not None:
+                running.cancel()
+        elif type(frame) is w.Credit:
+            running = self.calls.get(frame.id)
+            if running is not None:
+                running.add_credit(frame.n)
+        elif type(frame) is w.SessionEnd:
+            self.runtime.end_session(frame.session_id)
+        elif type(frame) is w.Ping:
+            self.emit(w.pong(frame.seq, _rss()))
+        elif type(frame) is w.UnmappedResults:
+            self.runtime.returned(frame.names)
+        # HELLO is the lane's handshake (worker/_lane.py); anywhere else it means nothing.
 
     def cancel_all(self) -> None:
         for call in list(self.calls.values()):
@@ -105,7 +104,7 @@ class Connection:
         frames, self.outbox = self.outbox, []
         return [
             msgpack.packb(batch, use_bin_type=True)
-            for batch in w.split_batches(frames, _payload_size)
+            for batch in w.split_batches(frames, w.payload_size)
         ]
 
 
@@ -123,42 +122,29 @@ def _rss() -> int | None:
         return None
 
 
-def _payload_size(frame: Frame) -> int:
-    return len(frame[2]) if frame[0] in (w.RESULT, w.CHUNK) else 0
-
-
 class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped base
     def __init__(self, runtime: Runtime, adapter_name: str) -> None:
         self.runtime = runtime
         self.adapter_name = adapter_name
 
     async def describe(self, message: pb.DescribeRequest) -> pb.DescribeResponse:
-        tools = []
-        for info in self.runtime.tools.values():
-            params = [
-                pb.ParamSpec(
-                    name=p.name,
-                    type=p.type,
-                    required=p.required,
-                    default=b"" if p.required else _encode_default(p.default),
-                )
-                for p in info.params
-            ]
-            tools.append(
-                pb.ToolSpec(
-                    name=info.name,
-                    description=info.description,
-                    streaming=info.streaming,
-                    params=params,
-                    accepts_extra=info.accepts_extra,
-                )
+        d = describe_map(self.runtime, self.adapter_name)
+        tools = [
+            pb.ToolSpec(
+                name=t["name"],
+                description=t["description"],
+                streaming=t["streaming"],
+                accepts_extra=t["accepts_extra"],
+                params=[pb.ParamSpec(**p) for p in t["params"]],
             )
+            for t in d["tools"]
+        ]
         return pb.DescribeResponse(
-            adapter=self.adapter_name,
-            pid=os.getpid(),
-            capacity=self.runtime.capacity,
+            adapter=d["adapter"],
+            pid=d["pid"],
+            capacity=d["capacity"],
             tools=tools,
-            protocol=w.PROTOCOL,
+            protocol=d["protocol"],
         )
 
     async def health(self, message: pb.HealthRequest) -> pb.HealthResponse:
@@ -210,7 +196,7 @@ class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped 
         info = self.runtime.tools.get(message.tool)
         if info is not None and info.streaming:
             reason = f"tool {message.tool!r} streams; call it with ExecuteStream"
-            return _response(error_frame(0, "InvalidArguments", reason, w.KIND_INVALID_ARGUMENTS))
+            return _response(w.error(0, "InvalidArguments", reason, w.KIND_INVALID_ARGUMENTS))
         call = self._start(message, sink, window=0)
         try:
             await done.wait()
@@ -253,6 +239,35 @@ class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped 
         )
 
 
+def describe_map(runtime: Runtime, adapter_name: str) -> dict[str, Any]:
+    """This worker's description: the WELCOME frame's map, and the Describe reply's fields
+    (the shape is documented in proto/snakepit/v1/worker.proto)."""
+    return {
+        "protocol": w.PROTOCOL,
+        "adapter": adapter_name,
+        "pid": os.getpid(),
+        "capacity": runtime.capacity,
+        "tools": [
+            {
+                "name": info.name,
+                "description": info.description,
+                "streaming": info.streaming,
+                "accepts_extra": info.accepts_extra,
+                "params": [
+                    {
+                        "name": p.name,
+                        "type": p.type,
+                        "required": p.required,
+                        "default": b"" if p.required else _encode_default(p.default),
+                    }
+                    for p in info.params
+                ],
+            }
+            for info in runtime.tools.values()
+        ],
+    }
+
+
 def _encode_default(value: Any) -> bytes:
     try:
         return encode(value, what="default", limit=1 << 16)
@@ -262,7 +277,7 @@ def _encode_default(value: Any) -> bytes:
 
 def _response(frame: Frame) -> pb.ExecuteResponse:
     if frame[0] == w.ERROR:
-        _, _, type_, message, tb, kind = frame
+        _, _, type_, message, tb, kind, *_ = frame
         return pb.ExecuteResponse(
             error=pb.ErrorInfo(kind=kind, type=type_, message=message, traceback=tb)
         )

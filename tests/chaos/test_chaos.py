@@ -151,7 +151,8 @@ async def _watch_recovery(pool: sp.Pool, ledger: Ledger) -> None:
 
 
 def _hang_report(pool: sp.Pool, ledger: Ledger) -> str:
-    calls = [(c.id, c.tool, c.state.value, c.worker, c.attempts) for c in pool._core.calls.values()]
+    live = pool._engine.core.calls.values()
+    calls = [(c.id, c.tool, c.state.value, c.worker, c.attempts) for c in live]
     return (
         f"load hung: {pool.stats()}\nworkers: {pool.workers()}\ncalls: {calls[:20]}\n"
         f"clients still busy (op, calls so far, since): {list(ledger.doing.values())}"

@@ -104,7 +104,7 @@ async def test_crash_causes_are_classified() -> None:
 
             await wait_for(lambda: pool.stats().workers == 1)
             await pool.execute("grow", {"megabytes": 64})
-            [worker] = pool._workers.values()
+            [worker] = pool._engine.workers.values()
             await wait_for(lambda: (worker.last_rss or 0) > 64 * 2**20)
 
             async def kill_when_running() -> None:

@@ -272,7 +272,7 @@ def test_an_oversized_lane_message_closes_only_that_connection(lane_sock: str) -
 async def test_worker_sockets_live_in_a_private_directory() -> None:
     with trio.fail_after(30):
         async with sp.open_pool("tests.adapters.basic:Echo", size=1, registry=False) as pool:
-            directory = pool.socket_dir
+            directory = pool._engine.launcher._socket_dir  # type: ignore[attr-defined]
             assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
             sockets = sorted(os.listdir(directory))
             assert [os.path.splitext(name)[1] for name in sockets] == [".lane", ".sock"]

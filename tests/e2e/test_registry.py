@@ -89,7 +89,7 @@ async def test_open_pool_sweeps_leftovers_of_a_dead_host_only(tmp_path: Path) ->
                 await wait_for(lambda: not any(pid_alive(pid) for pid in left), timeout=2)
                 assert pid_alive(bystander.pid)
                 tokens = {e.token for e in registry.entries()}
-                assert tokens == {"alive", pool.records.token}
+                assert tokens == {"alive", pool._engine.launcher.records.token}
                 assert await pool.execute("add", {"a": 1}) == 2
             assert {e.token for e in registry.entries()} == {"alive"}  # ours are gone
         finally:
@@ -121,7 +121,7 @@ async def test_an_unusable_registry_is_not_fatal(tmp_path: Path) -> None:
         async with sp.open_pool(
             "tests.adapters.basic:Echo", size=1, state_dir=str(blocker / "state")
         ) as pool:
-            assert pool.records.registry is None
+            assert pool._engine.launcher.records.registry is None
             assert await pool.execute("add", {"a": 1}) == 2
 
 
@@ -130,7 +130,7 @@ async def test_registry_can_be_turned_off(tmp_path: Path) -> None:
         async with sp.open_pool(
             "tests.adapters.basic:Echo", size=1, registry=False, state_dir=str(tmp_path)
         ) as pool:
-            assert pool.records.registry is None
+            assert pool._engine.launcher.records.registry is None
             assert await pool.execute("add", {"a": 1}) == 2
     assert os.listdir(tmp_path) == []
 

@@ -23,7 +23,7 @@ MB = 2**20
 
 def segments(pool: sp.Pool, maker: str | None = None) -> list[str]:
     """This pool's segments in /dev/shm (of one maker: "host" or a worker id)."""
-    return _segments_of(_shm.prefix(pool.records.token, maker))
+    return _segments_of(_shm.prefix(pool._engine.launcher.records.token, maker))
 
 
 def _segments_of(prefix: str) -> list[str]:
@@ -45,7 +45,7 @@ def _is_mapped(array: object) -> bool:
 async def test_large_arrays_and_bytes_travel_through_shared_memory() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(BUFFERS, size=1, shm_threshold=MB) as pool:
-            prefix = _shm.prefix(pool.records.token)
+            prefix = _shm.prefix(pool._engine.launcher.records.token)
             array = np.random.default_rng(1).random(MB)  # 8 MB
             back = await pool.execute("echo", {"value": array})
             assert np.array_equal(back, array) and back.dtype == array.dtype
@@ -77,16 +77,18 @@ async def test_segments_are_reused_once_no_view_of_them_is_left() -> None:
             back = await pool.execute("echo", {"value": first})
             assert np.array_equal(back, first)
             del back  # the worker's result segment is no longer mapped here
-            await wait_for(lambda: pool._segments is not None and not pool._segments.out_names())
+            host = pool._engine.payloads.segments
+            assert host is not None
+            await wait_for(lambda: not host.out_names())
             made = segments(pool)
             for _ in range(5):
                 value = rng.random(MB)
                 back = await pool.execute("echo", {"value": value})
                 assert np.array_equal(back, value)  # new content in the old segments
                 del back
-            await wait_for(lambda: not pool._segments.out_names())  # type: ignore[union-attr]
+            await wait_for(lambda: not pool._engine.payloads.segments.out_names())  # type: ignore[union-attr]
             assert segments(pool) == made  # no segment was made after the first round trip
-            assert pool._segments.reused == 5  # type: ignore[union-attr]
+            assert pool._engine.payloads.segments.reused == 5  # type: ignore[union-attr]
 
 
 async def test_a_segment_is_never_rewritten_while_a_view_of_it_lives() -> None:
@@ -108,7 +110,7 @@ async def test_a_segment_is_never_rewritten_while_a_view_of_it_lives() -> None:
 async def test_segments_go_when_the_caller_gives_up_or_the_worker_dies() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(BUFFERS, size=1, shm_threshold=MB) as pool:
-            host = pool._segments
+            host = pool._engine.payloads.segments
             assert host is not None
             array = np.ones(MB)
             with trio.move_on_after(0.2):

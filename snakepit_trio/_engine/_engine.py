@@ -1,0 +1,570 @@
+"""The engine: carries out the dispatcher's decisions with Trio, and hears from workers.
+
+Hot path of a call: validate -> encode -> ``Dispatcher.submit`` -> the Send action appends a
+CALL frame to the worker's channel (coalesced per tick) -> the caller parks with
+``wait_task_rescheduled`` (no Event or channel per call) -> the worker's batch arrives through
+the channel -> ``on_frames`` checks the whole batch (``_inbound.py``), then applies it ->
+``Dispatcher.complete`` -> the caller is rescheduled.
+
+What it is given from outside: a ``Launcher`` (how a worker comes to be) that brings each
+worker with its ``Channel`` (how frames travel). It never knows which ones it has. Worker
+scheduling state has one owner, the dispatcher; the supervisors report lifecycle events
+(ready, exited, quiet) through the ``PoolHooks`` methods at the end of this class.
+
+The public handles (Pool, Session, Stream) are facades over this class; nothing here imports
+them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import trio
+
+from .._config import STOP_MARGIN, PoolConfig
+from .._core._dispatcher import (
+    Action,
+    Call,
+    CallState,
+    Dispatcher,
+    DispatcherClosed,
+    Fail,
+    FailReason,
+    QueueFull,
+    Send,
+    SendCancel,
+    WorkerGone,
+)
+from .._core._sessions import SessionRecord
+from .._core._worker_state import WorkerState
+from .._errors import (
+    InvalidArguments,
+    PoolClosed,
+    PoolSaturated,
+    QueueTimeout,
+    RequestTimeout,
+    SessionLost,
+    SnakepitError,
+    UnknownTool,
+    WorkerCrashed,
+)
+from .._progress import ProgressCallback
+from .._shared import _frames as w
+from .._shared._codec import Outbound, decode, encode
+from .._supervision._launcher import Launcher
+from .._supervision._supervisor import supervise
+from .._supervision._worker import ExitInfo, Worker
+from .._tools import ToolSpec, check_arguments
+from .._transport._base import Channel
+from .._transport._describe import WorkerDescription
+from ._calls import StreamHandle, UnaryHandle, error_from_frame
+from ._counters import Counters
+from ._health import Health
+from ._inbound import check_batch
+from ._payloads import Payloads
+from ._recycling import Recycler
+from ._sessions import SessionHost
+
+log = logging.getLogger("snakepit_trio")
+log.addHandler(logging.NullHandler())  # quiet by default: no "last resort" printing
+
+
+class Engine:
+    def __init__(
+        self, config: PoolConfig, launcher: Launcher, nursery: trio.Nursery, token: str
+    ) -> None:
+        self.config = config
+        self.launcher = launcher
+        self.nursery = nursery
+        self.closing = False
+        self.core = Dispatcher(
+            max_queue=config.max_queue,
+            prefetch=config.prefetch,
+            prefetch_budget=config.prefetch_budget,
+            max_retries=config.max_retries,
+        )
+        self.workers: dict[str, Worker] = {}  # ready and not yet exited
+        self.tools: dict[str, ToolSpec] = {}
+        self.counters = Counters()
+        self.health = Health(config)
+        self.payloads = Payloads(token, config.shm_threshold, self._channel_of)
+        self.sessions = SessionHost(
+            max_sessions=config.max_sessions,
+            default_ttl=config.session_ttl,
+            least_loaded=self._least_loaded_worker,
+            is_live=self.core.workers.__contains__,
+            send_end=self._send_session_end,
+        )
+        self.recycler = Recycler(self)
+        self.settled = trio.Event()  # closing, and no call is queued or in flight
+        self.terminate = trio.Event()  # SIGTERM: drain and stop now
+        self.terminated = trio.Event()  # every worker is stopped
+        self._workers_changed = trio.Event()
+        self._ids = itertools.count(1)
+        self._incarnations = itertools.count(0)
+
+    # --- starting and stopping -----------------------------------------------------------
+    async def start_workers(self) -> None:
+        """Start every worker, ``startup_batch_size`` at a time; the first failure raises."""
+        from .._errors import WorkerStartError
+
+        errors: list[WorkerStartError] = []
+        limiter = trio.Semaphore(self.config.startup_batch_size)
+
+        async def start_one(slot: int, cancel: trio.CancelScope) -> None:
+            async with limiter:
+                try:
+                    await self.nursery.start(supervise, self, self.launcher, slot)
+                except WorkerStartError as exc:
+                    errors.append(exc)
+                    cancel.cancel()
+
+        async with trio.open_nursery() as starters:
+            for slot in range(self.config.size):
+                starters.start_soon(start_one, slot, starters.cancel_scope)
+        if errors:
+            raise errors[0]
+
+    def start_replacement(self, slot: int) -> None:
+        self.nursery.start_soon(partial(supervise, self, self.launcher, slot, retry_first=True))
+
+    async def wait_replacement(self, slot: int) -> bool:
+        """Start a worker in ``slot`` and wait until it is ready; False if the pool closed
+        first (its nursery takes no new task, or the supervisor gave up as it closed)."""
+        try:
+            await self.nursery.start(
+                partial(supervise, self, self.launcher, slot, retry_first=True)
+            )
+        except RuntimeError:
+            if self.closing:
+                return False
+            raise  # anything else is a bug, never "the pool closed"
+        return True
+
+    async def shut_down(self, drain: bool) -> None:
+        """Refuse new calls, let running ones finish (bounded), stop every worker."""
+        self.closing = True
+        self.core.close()
+        if drain:
+            self._check_settled()
+            with trio.move_on_after(self.config.drain_timeout):
+                await self.settled.wait()
+        # Bounded even if a supervisor misbehaves: every stop is SIGTERM -> grace -> SIGKILL.
+        # Repeated, because a replacement (recycling) may become ready while others stop; it
+        # is told to stop as soon as it registers (worker_ready).
+        with trio.move_on_after(self.config.shutdown_grace + STOP_MARGIN):
+            while self.workers:
+                async with trio.open_nursery() as stoppers:
+                    for worker in list(self.workers.values()):
+                        worker.request_stop()
+                        stoppers.start_soon(worker.gone.wait)
+        self._apply(self.core.fail_queued())
+
+    def _check_settled(self) -> None:
+        if self.closing and self.core.queued == 0 and self.core.in_flight == 0:
+            self.settled.set()
+
+    # --- the call path -------------------------------------------------------------------
+    def spec(self, tool: str, *, streaming: bool) -> ToolSpec:
+        if self.closing:
+            raise PoolClosed(f"pool {self.config.name!r} is closed; no new calls are accepted")
+        spec = self.tools.get(tool)
+        if spec is None:
+            raise UnknownTool(tool, list(self.tools))
+        if spec.streaming and not streaming:
+            raise InvalidArguments(tool, None, "this tool streams; use pool.stream() instead")
+        if streaming and not spec.streaming:
+            raise InvalidArguments(tool, None, "this tool does not stream; use pool.execute()")
+        return spec
+
+    def encode_args(
+        self, spec: ToolSpec, args: dict[str, Any] | None, segments: Outbound | None
+    ) -> bytes:
+        if args is None:
+            args = {}
+        check_arguments(spec, args)
+        if not args:
+            return b""
+        return encode(
+            args,
+            what=f"arguments of {spec.name!r}",
+            limit=self.config.max_payload_bytes,
+            shm=segments,
+        )
+
+    def budget(self, timeout: float | None) -> tuple[float | None, float]:
+        """The call's timeout and absolute deadline (inf without one)."""
+        if timeout is None:
+            timeout = self.config.timeout
+        elif timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+        return timeout, trio.current_time() + timeout if timeout is not None else math.inf
+
+    async def execute(
+        self,
+        tool: str,
+        args: dict[str, Any] | None,
+        *,
+        timeout: float | None,
+        idempotent: bool,
+        on_progress: ProgressCallback | None,
+        kill_on_cancel: bool | None,
+        session: SessionRecord | None,
+    ) -> Any:
+        spec = self.spec(tool, streaming=False)
+        segments = self.payloads.outbound()
+        payload = self.encode_args(spec, args, segments)
+        timeout, call_deadline = self.budget(timeout)
+        now = trio.current_time()
+        waiter = UnaryHandle(tool, payload, call_deadline, on_progress)
+        waiter.segments = segments
+        waiter.kill_on_cancel = (
+            self.config.kill_on_cancel if kill_on_cancel is None else kill_on_cancel
+        )
+        call = Call(next(self._ids), tool, idempotent, handle=waiter)
+        try:
+            if session is not None:
+                async with self.sessions.use(session, call):
+                    self.submit(call)
+                    frame = await self._wait(call, waiter, timeout, call_deadline, now)
+            else:
+                self.submit(call)
+                frame = await self._wait(call, waiter, timeout, call_deadline, now)
+        finally:
+            if segments is not None:
+                segments.release()  # the call is over (or abandoned) on our side
+        if type(frame) is w.Result:
+            return decode(frame.result, what=f"result of {tool!r}", unmapped=self.payloads.unmapped)
+        assert type(frame) is w.Error
+        raise error_from_frame(tool, frame, list(self.tools))
+
+    @asynccontextmanager
+    async def open_stream(
+        self,
+        tool: str,
+        args: dict[str, Any] | None,
+        *,
+        timeout: float | None,
+        idle_timeout: float | None,
+        window: int,
+        on_progress: ProgressCallback | None,
+        kill_on_cancel: bool | None,
+        session: SessionRecord | None,
+    ) -> AsyncIterator[StreamHandle]:
+        spec = self.spec(tool, streaming=True)
+        if type(window) is not int or window < 1:
+            raise ValueError(f"window must be a whole number of chunks >= 1, got {window!r}")
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be > 0 seconds or None, got {idle_timeout!r}")
+        segments = self.payloads.outbound()
+        payload = self.encode_args(spec, args, segments)
+        timeout, call_deadline = self.budget(timeout)
+        queue_timeout = self.config.queue_timeout
+        queue_deadline = math.inf
+        if queue_timeout is not None:
+            queue_deadline = trio.current_time() + queue_timeout
+        handle = StreamHandle(
+            tool,
+            payload,
+            window,
+            call_deadline,
+            queue_deadline,
+            timeout,
+            queue_timeout,
+            idle_timeout,
+            on_progress,
+            self._grant_credit,
+            self._abandon_call,
+            lambda: list(self.tools),
+        )
+        handle.kill_on_cancel = (
+            self.config.kill_on_cancel if kill_on_cancel is None else kill_on_cancel
+        )
+        handle.segments = segments
+        handle.unmapped = self.payloads.unmapped
+        handle.call = Call(next(self._ids), tool, False, handle=handle)
+        try:
+            async with self.sessions.use(session, handle.call):
+                self.submit(handle.call)
+                try:
+                    yield handle
+                finally:
+                    handle.close()
+        finally:
+            if segments is not None:
+                segments.release()
+
+    def submit(self, call: Call) -> None:
+        if not self.health.admit(call.id):
+            self.counters.errors += 1
+            raise self.health.unhealthy()
+        try:
+            actions = self.core.submit(call)
+        except QueueFull:
+            self.counters.saturated += 1
+            self.counters.errors += 1
+            raise PoolSaturated(self.config.max_queue or 0) from None
+        except DispatcherClosed:
+            raise PoolClosed(f"pool {self.config.name!r} is closed") from None
+        except WorkerGone:
+            raise SessionLost(call.handle.session_id, "its worker is gone") from None
+        self.counters.requests += 1
+        self._apply(actions)
+
+    async def _wait(
+        self,
+        call: Call,
+        waiter: UnaryHandle,
+        timeout: float | None,
+        call_deadline: float,
+        now: float,
+    ) -> w.Result | w.Error:
+        deadline = call_deadline
+        queue_timeout = self.config.queue_timeout
+        if call.state is CallState.QUEUED and queue_timeout is not None:
+            deadline = min(deadline, now + queue_timeout)
+        waiter.task = trio.lowlevel.current_task()
+        abort = self._abort_fn(call, waiter)
+        if deadline == math.inf:  # no deadline: a cancel scope per call is measurable overhead
+            result: w.Result | w.Error = await trio.lowlevel.wait_task_rescheduled(abort)
+            return result
+        with trio.CancelScope(deadline=deadline) as scope:
+            if deadline != call_deadline:
+                waiter.scope = scope  # Send lifts the queue_timeout part of the deadline
+            result = await trio.lowlevel.wait_task_rescheduled(abort)
+        if not scope.cancelled_caught:
+            return result
+        self.counters.errors += 1
+        if waiter.abandoned_in is CallState.QUEUED and trio.current_time() < call_deadline:
+            self.counters.queue_timeouts += 1
+            raise QueueTimeout(queue_timeout or 0.0)
+        assert timeout is not None
+        started = waiter.abandoned_in is not CallState.QUEUED
+        raise RequestTimeout(call.tool, timeout, started=started)
+
+    def _abort_fn(self, call: Call, waiter: UnaryHandle) -> Callable[[Any], trio.lowlevel.Abort]:
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            waiter.task = None
+            waiter.abandoned_in = call.state
+            self._abandon_call(call)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return abort
+
+    def _abandon_call(self, call: Call) -> None:
+        self.health.gave_up(call.id)
+        self._apply(self.core.abandon(call.id))
+
+    def _grant_credit(self, call: Call, n: int) -> None:
+        channel = self._channel_of(call.worker)
+        if channel is not None:
+            channel.send(w.credit(call.id, n))
+
+    async def _kill_if_stuck(self, call: Call, worker: Worker) -> None:
+        """kill_on_cancel: replace ``worker`` if ``call`` still runs after cancel_grace."""
+        grace = self.config.cancel_grace
+        await trio.sleep(grace)
+        if call.state is CallState.ABANDONED and call.worker == worker.id:
+            worker.kill(
+                f"a cancelled call to {call.tool!r} ran on past cancel_grace={grace:g}s", "stuck"
+            )
+
+    def _apply(self, actions: list[Action]) -> None:
+        """Carry out the dispatcher's actions (never blocks)."""
+        for action in actions:
+            if type(action) is Send:
+                self._send(action)
+            elif type(action) is SendCancel:
+                target = self.workers.get(action.worker)
+                if target is not None and target.channel is not None:
+                    target.channel.send(w.cancel(action.call.id))
+                    if action.call.handle.kill_on_cancel:
+                        self.nursery.start_soon(self._kill_if_stuck, action.call, target)
+            else:
+                assert type(action) is Fail
+                self._fail(action)
+
+    def _send(self, action: Send) -> None:
+        call, handle = action.call, action.call.handle
+        worker = self.workers[action.worker]
+        worker.requests += 1
+        limit = self.config.max_requests
+        if limit is not None and worker.requests >= limit:
+            self.recycler.recycle(worker, f"served max_requests={limit}")
+        remaining = None
+        if handle.call_deadline != math.inf:
+            remaining = handle.call_deadline - trio.current_time()
+        if handle.scope is not None:
+            handle.scope.deadline = handle.call_deadline  # queue_timeout no longer applies
+            handle.scope = None
+        assert worker.channel is not None
+        if self.payloads.pending:  # first: the worker may put this call's result there
+            self.payloads.flush()
+        if handle.segments is not None:
+            handle.segments.sent(worker.id)
+        worker.channel.send(
+            w.call(call.id, call.tool, handle.payload, handle.session_id, remaining, handle.window)
+        )
+
+    def _fail(self, action: Fail) -> None:
+        handle = action.call.handle
+        self.health.gave_up(action.call.id)
+        if action.reason is FailReason.SESSION_LOST:
+            error: SnakepitError = SessionLost(handle.session_id, "its worker died")
+        elif action.reason is FailReason.UNHEALTHY:
+            error = self.health.unhealthy()
+        elif action.reason is FailReason.CLOSED or handle.crash is None:
+            error = PoolClosed(f"pool {self.config.name!r} closed before the call finished")
+        else:
+            error = handle.crash
+        self.counters.errors += 1
+        handle.fail(error)
+
+    # --- frames from workers ---------------------------------------------------------------
+    def on_frames(self, worker: Worker, raw: object) -> None:
+        """A batch from ``worker``, in the Trio thread. Checked whole, then applied.
+
+        A batch that breaks the protocol is not applied at all: the worker is killed and
+        replaced, and every call on it ends with WorkerCrashed(cause="protocol").
+        """
+        if worker.gone.is_set() or worker.broken:
+            return  # late: it has been replaced, or nothing it says counts any more
+        try:
+            frames = check_batch(raw, worker.id, self.core.calls)
+        except w.ProtocolViolation as exc:
+            log.error("worker %s broke the frame protocol: %s; replacing it", worker.id, exc)
+            worker.kill(f"it broke the frame protocol: {exc}", "protocol")
+            return
+        worker.last_heard = trio.current_time()
+        if worker.quiet:
+            self.worker_quiet(worker, False)
+        for frame in frames:
+            self._HANDLERS[type(frame)](self, worker, frame)
+        slots = self.core.workers.get(worker.id)
+        if slots is not None and slots.state is WorkerState.DRAINING and not slots.calls:
+            worker.request_stop()  # a recycled worker's last call is done
+        self._check_settled()
+
+    def _on_pong(self, worker: Worker, frame: w.Pong) -> None:
+        worker.last_rss = frame.rss
+
+    def _on_unmapped_args(self, worker: Worker, frame: w.UnmappedArgs) -> None:
+        self.payloads.returned(frame.names, worker.id)
+
+    def _on_chunk(self, worker: Worker, frame: w.Chunk) -> None:
+        call = self.core.calls[frame.id]
+        if call.state is CallState.SENT:
+            call.handle.chunk(frame.chunk)
+        else:
+            self.payloads.drop(frame.chunk)  # the consumer left: never decoded
+
+    def _on_progress(self, worker: Worker, frame: w.Progress) -> None:
+        self.core.calls[frame.id].handle.progress(frame)
+
+    def _on_final(self, worker: Worker, frame: w.Result | w.End | w.Error) -> None:
+        call = self.core.calls[frame.id]
+        abandoned = call.state is CallState.ABANDONED
+        run_time = frame.run_time if type(frame) is w.Result else None
+        actions = self.core.complete(frame.id, worker.id, run_time)
+        self.health.answered(call.id)
+        if not abandoned:
+            if type(frame) is w.Error:
+                self.counters.errors += 1
+            call.handle.deliver(frame)
+        elif type(frame) is w.Result:
+            self.payloads.drop(frame.result)
+        self._apply(actions)
+
+    _HANDLERS: dict[type[Any], Callable[[Engine, Worker, Any], None]] = {
+        w.Pong: _on_pong,
+        w.UnmappedArgs: _on_unmapped_args,
+        w.Chunk: _on_chunk,
+        w.Progress: _on_progress,
+        w.Result: _on_final,
+        w.End: _on_final,
+        w.Error: _on_final,
+    }
+
+    # --- what the supervisors report (PoolHooks) -------------------------------------------
+    def next_worker_id(self) -> str:
+        return f"{self.config.name}-{next(self._incarnations)}"
+
+    def worker_ready(self, worker: Worker, description: WorkerDescription) -> None:
+        if not self.tools:
+            self.tools = {t.name: t for t in description.tools}
+        self.workers[worker.id] = worker
+        if self.closing:  # a replacement that became ready during shutdown
+            worker.request_stop()
+            return
+        self._apply(self.core.add_worker(worker.id, self.config.worker_capacity))
+        self._workers_changed.set()
+        self._workers_changed = trio.Event()
+
+    def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None:
+        self.workers.pop(worker.id, None)
+        self.payloads.gone(worker.id)
+        worker.gone.set()
+        crash: WorkerCrashed | None = None
+        headline = ""
+        if not info.expected:
+            self.counters.crashes += 1
+            crash = self.health.describe_crash(worker, info)
+            headline = crash.args[0].split("\n")[0]  # without the stderr tail
+            log.warning("%s", headline)
+        else:
+            log.debug("worker %s (pid %d) stopped", worker.id, worker.pid)
+        slots = self.core.workers.get(worker.id)
+        if slots is not None:
+            for call in slots.calls.values():
+                call.handle.crash = crash
+        self.sessions.worker_died(worker.id, f"worker {worker.id} (pid {worker.pid}) exited")
+        self._apply(self.core.remove_worker(worker.id, undelivered))
+        if crash is not None and crash.cause != "stuck":  # killed on purpose: no storm
+            self._crashed(f"{crash.cause}: {headline}")
+        self._check_settled()
+
+    def note_start_failure(self, reason: str) -> None:
+        self._crashed(f"a replacement failed to start: {reason.splitlines()[0]}")
+
+    def _crashed(self, cause: str) -> None:
+        if self.health.crashed(cause):
+            self._apply(self.core.shed_queue(FailReason.UNHEALTHY))
+
+    def worker_quiet(self, worker: Worker, quiet: bool) -> None:
+        """Heartbeats: ``worker`` went silent (no new calls) or answers again."""
+        worker.quiet = quiet
+        if quiet:
+            log.info("worker %s is not answering heartbeats; it gets no new calls", worker.id)
+            self.core.suspend_worker(worker.id)
+        else:
+            self._apply(self.core.resume_worker(worker.id))
+
+    def note_restart(self) -> None:
+        self.counters.restarts += 1
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _channel_of(self, worker_id: str | None) -> Channel | None:
+        worker = self.workers.get(worker_id) if worker_id is not None else None
+        return None if worker is None else worker.channel
+
+    def _send_session_end(self, record: SessionRecord) -> None:
+        channel = self._channel_of(record.worker)
+        if channel is not None:
+            channel.send(w.session_end(record.id))
+
+    async def _least_loaded_worker(self) -> str:
+        while not self.core.workers:  # every worker is restarting: wait for one
+            if self.closing:
+                raise PoolClosed(f"pool {self.config.name!r} is closed")
+            await self._workers_changed.wait()
+        worker: str = min(
+            self.core.workers,
+            key=lambda w: (self.core.load(w), self.sessions.store.bound_to(w)),
+        )
+        return worker
