@@ -16,12 +16,15 @@ import trio
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Wait until ``condition()`` holds, failing the test after ``timeout`` seconds.
 
-    The pool's state changes on events in other processes; this re-checks it after each
-    scheduling round and is always bounded, so a broken pool fails fast, never hangs.
+    The pool's state changes on events in other processes; this re-checks it, first after
+    5 ms, then backing off (doubling) to every 50 ms, so a waiting test leaves the CPU to
+    the workers it waits for. It is always bounded, so a broken pool fails, never hangs.
     """
+    delay = 0.005
     with trio.fail_after(timeout):
         while not condition():
-            await trio.sleep(0.002)
+            await trio.sleep(delay)
+            delay = min(2 * delay, 0.05)
 
 
 @asynccontextmanager

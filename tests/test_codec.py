@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import snakepit_trio as sp
 from snakepit_trio._shared._codec import Outbound, decode, encode
 from snakepit_trio._shared._segments import SegmentCache
-
-np = pytest.importorskip("numpy")
 
 
 @pytest.mark.parametrize(

@@ -122,9 +122,11 @@ class Buffers(Adapter):
         return value
 
     @tool
-    def slow_echo(self, value: object, seconds: float) -> object:
-        time.sleep(seconds)
-        return value
+    def hold_until_cancelled(self, value: object, ctx: ToolContext) -> None:
+        """Keep the argument (a view of the host's shared memory) until the call is cancelled."""
+        while not ctx.cancelled:
+            time.sleep(0.005)
+        del value
 
     @tool
     def keep(self, value: object) -> None:

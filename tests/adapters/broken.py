@@ -99,8 +99,10 @@ class StartsWhenAllowed(Adapter):
         os._exit(code)
 
     @tool
-    def crash_later(self, seconds: float) -> None:
-        time.sleep(seconds)
+    def crash_when_exists(self, path: str) -> None:
+        """Crash once the test creates ``path`` (it says when, not a timer)."""
+        while not os.path.exists(path):
+            time.sleep(0.005)
         os._exit(1)
 
 

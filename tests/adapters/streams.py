@@ -52,9 +52,11 @@ class Streams(Adapter):
             pathlib.Path(marker).write_text("closed")  # noqa: ASYNC240 (a tiny write in a test)
 
     @tool
-    def crash_after(self, n: int) -> Iterator[int]:
+    def crash_after(self, n: int, marker: str) -> Iterator[int]:
+        """Yields n chunks, then dies once the consumer creates ``marker`` (it has them all)."""
         yield from range(n)
-        time.sleep(0.05)  # let the chunks leave before dying
+        while not os.path.exists(marker):
+            time.sleep(0.005)
         os._exit(9)
 
     @tool

@@ -7,6 +7,12 @@ pool returns to full size; no process leaks (the autouse fixture).
 
 Short by default (CI); ``nox -s chaos`` runs it longer: SNAKEPIT_CHAOS_SECONDS sets the
 duration, and SNAKEPIT_CHAOS_REPORT names a file for the JSON report of figures.
+
+Every run uses a seed, random unless SNAKEPIT_CHAOS_SEED sets it; it is printed at the start
+(pytest shows it with a failure), written to the report and named in the final checks'
+messages.
+Running again with that seed replays the same choices: clients' calls, victims, signals
+and delays (not the machine's timing).
 """
 
 from __future__ import annotations
@@ -150,11 +156,11 @@ async def _watch_recovery(pool: sp.Pool, ledger: Ledger) -> None:
             short_since = None
 
 
-def _hang_report(pool: sp.Pool, ledger: Ledger) -> str:
+def _hang_report(pool: sp.Pool, ledger: Ledger, replay: str) -> str:
     live = pool._engine.core.calls.values()
     calls = [(c.id, c.tool, c.state.value, c.worker, c.attempts) for c in live]
     return (
-        f"load hung: {pool.stats()}\nworkers: {pool.workers()}\ncalls: {calls[:20]}\n"
+        f"load hung ({replay}): {pool.stats()}\nworkers: {pool.workers()}\ncalls: {calls[:20]}\n"
         f"clients still busy (op, calls so far, since): {list(ledger.doing.values())}"
     )
 
@@ -164,7 +170,10 @@ async def test_chaos(tmp_path: Path) -> None:
     log_file = tmp_path / "runs.log"
     log_file.touch()
     ledger = Ledger()
-    rng = random.Random(int(os.environ.get("SNAKEPIT_CHAOS_SEED", "0")) or None)
+    seed = int(os.environ.get("SNAKEPIT_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
+    replay = f"replay with SNAKEPIT_CHAOS_SEED={seed}"
+    print(f"chaos seed: {seed} ({replay})", file=sys.stderr)
+    rng = random.Random(seed)
     with trio.fail_after(seconds + 120):
         async with sp.open_pool(
             "tests.adapters.chaos:Chaos",
@@ -186,7 +195,7 @@ async def test_chaos(tmp_path: Path) -> None:
                         load.start_soon(_chaos_monkey, pool, ledger, rng, until)
                         for _ in range(CLIENTS):
                             load.start_soon(_client, pool, ledger, rng.randrange(2**32), until)
-                assert not load_scope.cancelled_caught, _hang_report(pool, ledger)
+                assert not load_scope.cancelled_caught, _hang_report(pool, ledger, replay)
                 # Every stopped worker is found by its heartbeats and replaced.
                 await wait_for(lambda: pool.stats().workers == SIZE, timeout=10)
                 nursery.cancel_scope.cancel()
@@ -194,6 +203,7 @@ async def test_chaos(tmp_path: Path) -> None:
 
     runs = Counter((await trio.Path(log_file).read_text()).split())
     report = {
+        "seed": seed,
         "seconds": seconds,
         "calls": dict(ledger.calls),
         "outcomes": dict(sorted(ledger.outcomes.items())),
@@ -212,12 +222,13 @@ async def test_chaos(tmp_path: Path) -> None:
         target = trio.Path(os.environ["SNAKEPIT_CHAOS_REPORT"])
         await target.write_text(json.dumps(report, indent=2))
 
-    assert not ledger.untyped, f"untyped errors: {ledger.untyped[:5]}"
-    assert sum(ledger.kills.values()) >= seconds / 2  # the monkey really worked
+    assert not ledger.untyped, f"untyped errors ({replay}): {ledger.untyped[:5]}"
+    kills = sum(ledger.kills.values())
+    assert kills >= seconds / 2, f"the monkey only killed {kills} times ({replay})"
     failed_idempotent = ledger.outcomes["unary idempotent: WorkerCrashed"]
-    assert failed_idempotent == 0, f"{failed_idempotent} idempotent calls failed"
+    assert failed_idempotent == 0, f"{failed_idempotent} idempotent calls failed ({replay})"
     for token, n in runs.items():
         limit = 1 + MAX_RETRIES if token in ledger.idempotent else 1
-        assert n <= limit, f"{token} ran {n} times"
+        assert n <= limit, f"{token} ran {n} times ({replay})"
     missing = [t for t in ledger.succeeded if runs[t] == 0]
-    assert not missing, f"calls reported done but never ran: {missing[:5]}"
+    assert not missing, f"calls reported done but never ran ({replay}): {missing[:5]}"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import signal
 
+import numpy as np
 import pytest
 import trio
+import trio.testing
 
 import snakepit_trio as sp
 from tests.helpers import wait_for
@@ -34,7 +36,6 @@ async def test_execute_returns_results_from_real_workers() -> None:
 
 
 async def test_numpy_arrays_travel_both_ways() -> None:
-    np = pytest.importorskip("numpy")
     with trio.fail_after(30):
         async with sp.open_pool(ECHO, size=1) as pool:
             array = np.arange(100_000, dtype=np.float64).reshape(1000, 100)
@@ -105,7 +106,7 @@ async def test_payload_limits_name_the_option() -> None:
             assert await pool.execute("big", {"size": 10}) == b"x" * 10
 
 
-async def test_worker_killed_mid_call_raises_worker_crashed_within_a_second() -> None:
+async def test_worker_killed_mid_call_raises_worker_crashed_promptly() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(ECHO, size=2) as pool:
             pids_before = {w.pid for w in pool.workers()}
@@ -128,7 +129,9 @@ async def test_worker_killed_mid_call_raises_worker_crashed_within_a_second() ->
             assert isinstance(err, sp.WorkerCrashed)
             assert err.pid == busy.pid and err.worker_id == busy.id
             assert err.signal == signal.SIGKILL and err.exit_code is None
-            assert outcome["at"] - killed_at < 1.0  # type: ignore[operator]
+            # Noticed promptly, not when the 20 s tool would have ended (the pool's promise is
+            # well under a second; exact time: pool-layer test).
+            assert outcome["at"] - killed_at < 5.0  # type: ignore[operator]
             # The pool restores its size with a fresh process.
             await wait_for(lambda: pool.stats().workers == 2)
             assert busy.pid not in {w.pid for w in pool.workers()}
@@ -166,7 +169,8 @@ async def test_idempotent_call_survives_a_killed_worker() -> None:
             result: list[object] = []
 
             async def call() -> None:
-                result.append(await pool.execute("sleep", {"seconds": 0.5}, idempotent=True))
+                # Long enough that the kill below surely lands while it runs.
+                result.append(await pool.execute("sleep", {"seconds": 2.0}, idempotent=True))
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(call)
@@ -189,38 +193,66 @@ async def test_queue_full_raises_pool_saturated_at_once() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(ECHO, size=1, max_queue=1, prefetch=0) as pool:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(pool.execute, "sleep", {"seconds": 0.3})
-                nursery.start_soon(pool.execute, "sleep", {"seconds": 0.01})
+                # One call runs and one waits, until this test cancels them.
+                nursery.start_soon(pool.execute, "sleep", {"seconds": 30})
+                nursery.start_soon(pool.execute, "sleep", {"seconds": 30})
                 await wait_for(lambda: pool.stats().queued == 1)
-                with trio.fail_after(0.1):
-                    with pytest.raises(sp.PoolSaturated):
-                        await pool.execute("add", {"a": 1})
+                # "At once" means before the caller's first checkpoint: a refusal that came
+                # only after waiting (for a slot, a timer, the worker) fails this block.
+                with trio.testing.assert_no_checkpoints(), pytest.raises(sp.PoolSaturated):
+                    await pool.execute("add", {"a": 1})
+                nursery.cancel_scope.cancel()
             assert pool.stats().saturated == 1
 
 
 async def test_queue_timeout_and_request_timeout() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(ECHO, size=1, prefetch=0) as pool:
+            # Behind a call that runs until cancelled, a call times out while queued.
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(pool.execute, "sleep", {"seconds": 1.0})
+                nursery.start_soon(pool.execute, "sleep", {"seconds": 30})
                 await wait_for(lambda: pool.stats().in_flight > 0)
                 with pytest.raises(sp.RequestTimeout) as queued:
                     await pool.execute("add", {"a": 1}, timeout=0.2)
                 assert queued.value.started is False
+                nursery.cancel_scope.cancel()
+
+            # A call that times out after it was dispatched says so. It queues behind a
+            # call that this test cancels once it is queued, so it is dispatched one cancel
+            # round trip later (not when some tool happens to end), long before its own 3 s
+            # budget is spent: a timeout while still queued would say started=False.
+            blocker = trio.CancelScope()
+            running: list[sp.RequestTimeout] = []
+
+            async def block() -> None:
+                with blocker:
+                    await pool.execute("sleep", {"seconds": 30})
+
+            async def times_out_running() -> None:
+                with pytest.raises(sp.RequestTimeout) as info:
+                    await pool.execute("sleep", {"seconds": 30}, timeout=3.0)
+                running.append(info.value)
+
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(pool.execute, "sleep", {"seconds": 1.0})
-                await wait_for(lambda: pool.stats().in_flight > 0)
-                with pytest.raises(sp.RequestTimeout) as running:
-                    await pool.execute("sleep", {"seconds": 5.0}, timeout=1.3)
-                assert running.value.started is True
+                nursery.start_soon(block)
+                await wait_for(lambda: pool.stats().in_flight == 1)
+                nursery.start_soon(times_out_running)
+                await wait_for(lambda: pool.stats().queued == 1)
+                blocker.cancel()  # its tool sees ctx.cancelled and returns: the slot frees
+            [err] = running
+            assert err.started is True
         async with sp.open_pool(ECHO, size=1, prefetch=0, queue_timeout=0.2) as pool:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(pool.execute, "sleep", {"seconds": 1.0})
+                nursery.start_soon(pool.execute, "sleep", {"seconds": 30})
                 await wait_for(lambda: pool.stats().in_flight > 0)
                 start = trio.current_time()
                 with pytest.raises(sp.QueueTimeout):
                     await pool.execute("add", {"a": 1})
-                assert 0.15 < trio.current_time() - start < 0.6
+                end = trio.current_time()
+                # Not before queue_timeout, and long before the 30 s call ahead of it ends
+                # (exact time: pool-layer test).
+                assert start + 0.2 <= end < start + 5.0
+                nursery.cancel_scope.cancel()
             assert pool.stats().queue_timeouts == 1
 
 
@@ -229,20 +261,21 @@ async def test_cancelling_the_caller_cancels_the_tool_and_frees_the_slot() -> No
         async with sp.open_pool(ECHO, size=1, prefetch=0) as pool:
             with trio.move_on_after(0.3):
                 await pool.execute("sleep", {"seconds": 30})
-            # The sync tool saw ctx.cancelled and returned, freeing the only slot quickly.
-            with trio.fail_after(2):
+            # The sync tool saw ctx.cancelled and returned, freeing the only slot long before
+            # its 30 s were up (generous bounds across processes).
+            with trio.fail_after(10):
                 assert await pool.execute("add", {"a": 1}) == 2
             with trio.move_on_after(0.3):
                 await pool.execute("asleep", {"seconds": 30})
-            with trio.fail_after(2):
+            with trio.fail_after(10):
                 assert await pool.execute("add", {"a": 2}) == 3
 
 
 async def test_deadline_reaches_the_tool_context() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(ECHO, size=1) as pool:
-            ctx = await pool.execute("context", timeout=5)
-            assert 4.0 < ctx["remaining"] <= 5.0
+            ctx = await pool.execute("context", timeout=30)
+            assert 20.0 < ctx["remaining"] <= 30.0  # the budget left, less the trip there
             assert ctx["session_id"] is None
             assert (await pool.execute("context"))["remaining"] is None
 
@@ -290,12 +323,22 @@ async def test_kill_on_cancel_replaces_a_worker_whose_tool_ignores_the_cancel() 
     with trio.fail_after(30):
         async with sp.open_pool(ECHO, size=1, cancel_grace=0.2) as pool:
             [before] = pool.workers()
+            tool_seconds = 30.0
             start = trio.current_time()
             with pytest.raises(sp.RequestTimeout):
-                await pool.execute("stubborn", {"seconds": 30}, timeout=0.3, kill_on_cancel=True)
-            assert 0.3 <= trio.current_time() - start < 0.45  # on time, not after the tool
-            await wait_for(lambda: pool.stats().restarts == 1 and pool.stats().workers == 1)
-            assert trio.current_time() - start < 2.0
+                await pool.execute(
+                    "stubborn", {"seconds": tool_seconds}, timeout=0.3, kill_on_cancel=True
+                )
+            # Not before the timeout, and on time rather than after the tool: generous
+            # bounds across processes (exact time: pool-layer test).
+            end = trio.current_time()
+            assert start + 0.3 <= end < start + tool_seconds / 2
+            # Its worker is killed after cancel_grace and replaced, long before the tool
+            # would have returned by itself.
+            await wait_for(
+                lambda: pool.stats().restarts == 1 and pool.stats().workers == 1,
+                timeout=tool_seconds / 2,
+            )
             [after] = pool.workers()
             assert after.pid != before.pid
             assert await pool.execute("add", {"a": 1}) == 2
@@ -305,7 +348,7 @@ async def test_without_kill_on_cancel_the_slot_stays_taken_until_the_tool_return
     with trio.fail_after(30):
         async with sp.open_pool(ECHO, size=1, cancel_grace=0.1, prefetch=0) as pool:
             with pytest.raises(sp.RequestTimeout):
-                await pool.execute("stubborn", {"seconds": 0.8}, timeout=0.2)
+                await pool.execute("stubborn", {"seconds": 3.0}, timeout=0.2)
             assert pool.stats().in_flight == 1  # the tool still runs; its worker is not killed
             await wait_for(lambda: pool.stats().in_flight == 0)
             assert pool.stats().restarts == 0

@@ -20,7 +20,7 @@ import trio
 import snakepit_trio as sp
 from snakepit_trio._proto.snakepit import v1 as pb
 from tests.conftest import pid_alive
-from tests.e2e.test_worker_grpc import run, start_worker
+from tests.e2e.wire_helpers import run, start_worker
 from tests.helpers import host_process, wait_for
 
 TRANSPORT_AGNOSTIC = True  # see conftest.py
@@ -68,7 +68,7 @@ def test_stdin_eof_kills_the_worker_and_its_children() -> None:
         child = _spawn_child(sock)
         assert proc.stdin is not None
         proc.stdin.close()  # what the kernel does when the host dies
-        assert _all_gone([proc.pid, child], within=2)
+        assert _all_gone([proc.pid, child], within=10)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
@@ -98,7 +98,7 @@ def test_parent_death_signal_kills_the_worker_and_its_children() -> None:
             child = _spawn_child(sock)
             parent.kill()
             parent.wait()
-            assert _all_gone([int(worker_pid), child], within=2)
+            assert _all_gone([int(worker_pid), child], within=10)
         finally:
             parent.kill()
 
@@ -142,7 +142,7 @@ def test_worker_outlives_the_thread_that_started_it() -> None:
         assert pid_alive(int(worker_pid)) and pid_alive(child)  # ... and nothing was killed
         parent.stdin.close()
         assert parent.wait(timeout=10) == 0
-        assert _all_gone([int(worker_pid), child], within=2)
+        assert _all_gone([int(worker_pid), child], within=10)
 
 
 async def test_sigkilled_host_leaves_no_worker_or_grandchild() -> None:
@@ -152,7 +152,7 @@ async def test_sigkilled_host_leaves_no_worker_or_grandchild() -> None:
             assert all(pid_alive(pid) for pid in doomed)
             host.send_signal(signal.SIGKILL)
             await host.wait()
-            await wait_for(lambda: not any(pid_alive(pid) for pid in doomed), timeout=2)
+            await wait_for(lambda: not any(pid_alive(pid) for pid in doomed))
 
 
 async def test_children_that_left_the_process_group_die_with_a_crashed_worker() -> None:
@@ -163,8 +163,8 @@ async def test_children_that_left_the_process_group_die_with_a_crashed_worker() 
             assert all(pid_alive(pid) for pid in escapees)
             [worker] = pool.workers()
             os.kill(worker.pid, signal.SIGKILL)
-            await wait_for(lambda: not any(pid_alive(pid) for pid in escapees), timeout=2)
+            await wait_for(lambda: not any(pid_alive(pid) for pid in escapees))
             await wait_for(lambda: pool.stats().restarts == 1 and pool.stats().workers == 1)
             escapees = await pool.execute("spawn_escapees")
         # A normal exit takes them down too.
-        await wait_for(lambda: not any(pid_alive(pid) for pid in escapees), timeout=2)
+        await wait_for(lambda: not any(pid_alive(pid) for pid in escapees))

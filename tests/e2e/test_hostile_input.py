@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import snakepit_trio as sp
-from tests.e2e.test_worker_grpc import exchange, run, start_worker, worker_socket
+from tests.e2e.wire_helpers import exchange, run, start_worker, worker_socket
 
 TRANSPORT_AGNOSTIC = True  # see conftest.py
 
@@ -64,10 +64,16 @@ class PoolThread:
         return trio.from_thread.run(self.pool.execute, tool, args, trio_token=self.token)
 
     def close(self) -> None:
+        """Stop the pool and wait for its thread; whatever ended that thread is raised here."""
         if self.stop is not None and self.token is not None:
-            trio.from_thread.run_sync(self.stop.set, trio_token=self.token)
+            try:
+                trio.from_thread.run_sync(self.stop.set, trio_token=self.token)
+            except trio.RunFinishedError:
+                pass  # it already ended by itself: its error, if any, is raised below
         self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
+        assert not self.thread.is_alive(), "the pool thread did not stop"
+        if self.error is not None:
+            raise self.error  # the pool failed while serving the tests or while closing
 
 
 @pytest.fixture(scope="module")

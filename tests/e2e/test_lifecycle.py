@@ -91,7 +91,9 @@ async def test_drain_timeout_bounds_exit_and_late_calls_get_pool_closed() -> Non
                 outer.start_soon(call)
                 await wait_for(lambda: pool.stats().in_flight == 1)
                 start = trio.current_time()
-            assert trio.current_time() - start < 0.2 + 0.5 + 1.0
+            # About drain_timeout + shutdown_grace (0.7 s), not the 60 s call: a generous
+            # bound across processes (exact time: pool-layer test).
+            assert trio.current_time() - start < 10.0
     assert len(errors) == 1 and isinstance(errors[0], sp.PoolClosed)
 
 
@@ -107,13 +109,13 @@ async def test_body_exception_propagates_unwrapped_and_workers_stop() -> None:
 async def test_cancelled_block_stops_workers_promptly() -> None:
     with trio.fail_after(30):
         with trio.CancelScope() as scope:
-            async with sp.open_pool(ECHO, size=2, shutdown_grace=5) as pool:
+            async with sp.open_pool(ECHO, size=2, shutdown_grace=20) as pool:
                 pids = [w.pid for w in pool.workers()]
                 start = trio.current_time()
                 scope.cancel()
                 await trio.sleep_forever()
-        # SIGTERM is enough: the workers exit long before the grace period.
-        assert trio.current_time() - start < 3
+        # SIGTERM is enough: the workers exit long before the 20 s grace period would end.
+        assert trio.current_time() - start < 10
     assert not any(pid_alive(pid) for pid in pids)
 
 

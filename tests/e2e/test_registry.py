@@ -86,7 +86,7 @@ async def test_open_pool_sweeps_leftovers_of_a_dead_host_only(tmp_path: Path) ->
             async with sp.open_pool(
                 "tests.adapters.basic:Echo", size=1, state_dir=str(tmp_path)
             ) as pool:
-                await wait_for(lambda: not any(pid_alive(pid) for pid in left), timeout=2)
+                await wait_for(lambda: not any(pid_alive(pid) for pid in left))
                 assert pid_alive(bystander.pid)
                 tokens = {e.token for e in registry.entries()}
                 assert tokens == {"alive", pool._engine.launcher.records.token}
@@ -108,7 +108,7 @@ async def test_cleanup_command_lists_then_kills(tmp_path: Path) -> None:
 
         done = await trio.to_thread.run_sync(_cli, "--state-dir", str(tmp_path))
         assert done.count("killed") == rows
-        await wait_for(lambda: not any(pid_alive(pid) for pid in left), timeout=2)
+        await wait_for(lambda: not any(pid_alive(pid) for pid in left))
         assert Registry(tmp_path).entries() == []
         again = await trio.to_thread.run_sync(_cli, "--state-dir", str(tmp_path))
         assert "no leftovers" in again

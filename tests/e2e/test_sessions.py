@@ -114,10 +114,12 @@ async def test_prefer_session_uses_another_worker_when_its_own_is_busy() -> None
             own = next(w.pid for w in pool.workers() if w.id == session.worker_id)
             assert (await session.execute("incr"))["pid"] == own
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(session.execute, "hold", {"seconds": 0.5})
+                # Its own worker stays busy until this test cancels the call.
+                nursery.start_soon(session.execute, "hold", {"seconds": 30})
                 await wait_for(lambda: pool.stats().in_flight == 1)
                 other = await session.execute("hold", {"seconds": 0})
                 assert other != own
+                nursery.cancel_scope.cancel()
 
 
 async def test_closing_a_session_runs_on_session_end_in_its_worker() -> None:
@@ -138,13 +140,13 @@ async def test_closing_a_session_runs_on_session_end_in_its_worker() -> None:
 
 async def test_idle_sessions_expire() -> None:
     with trio.fail_after(60):
-        async with sp.open_pool(COUNTER, size=1, session_ttl=0.2) as pool:
+        async with sp.open_pool(COUNTER, size=1, session_ttl=1.0) as pool:
             session = await pool.open_session(metadata={"user": 7})
             keep = await pool.open_session(ttl=60)
             await session.execute("incr")
             [info] = [i for i in pool.list_sessions() if i.id == session.id]
             assert info.metadata == {"user": 7} and info.calls == 1
-            await wait_for(lambda: pool.get_session(session.id) is None, timeout=3)
+            await wait_for(lambda: pool.get_session(session.id) is None)
             assert pool.get_session(keep.id) is not None
             with pytest.raises(sp.SessionLost, match="closed or expired"):
                 await session.execute("incr")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import mmap
 import os
 
+import numpy as np
 import pytest
 import trio
 
@@ -14,7 +15,6 @@ from snakepit_trio._shared import _shm
 from snakepit_trio._shared._segments import MAX_FREE
 from tests.helpers import wait_for
 
-np = pytest.importorskip("numpy")
 pytestmark = pytest.mark.skipif(not _shm.available(), reason="needs /dev/shm")
 
 BUFFERS = "tests.adapters.basic:Buffers"
@@ -113,8 +113,11 @@ async def test_segments_go_when_the_caller_gives_up_or_the_worker_dies() -> None
             host = pool._engine.payloads.segments
             assert host is not None
             array = np.ones(MB)
+            # The tool holds the arguments until cancelled, so when the caller gives up the
+            # worker still maps them, whenever the timer fires; and nothing in between lets
+            # the host hear from the worker (no checkpoint from the cancel to the check).
             with trio.move_on_after(0.2):
-                await pool.execute("slow_echo", {"value": array, "seconds": 0.6})
+                await pool.execute("hold_until_cancelled", {"value": array})
             # The worker still maps the arguments: they are not reused until it lets go.
             assert len(host.out_names()) == 1
             # Once its call has ended there, the worker lets go of them: reusable again.

@@ -96,7 +96,7 @@ async def test_sigterm_to_the_group_drains_in_flight_calls_then_exits_143() -> N
         assert "SIGTERM: draining" in err
         assert "WorkerCrashed" not in err and "died" not in err and "killed by" not in err
         assert "ERROR" not in err and "Traceback" not in err
-        await wait_for(lambda: not any(pid_alive(pid) for pid in workers), timeout=2)
+        await wait_for(lambda: not any(pid_alive(pid) for pid in workers))
 
 
 async def test_ctrl_c_to_the_group_stops_workers_without_spurious_crashes() -> None:
@@ -107,7 +107,7 @@ async def test_ctrl_c_to_the_group_stops_workers_without_spurious_crashes() -> N
         # Workers never saw SIGINT (own session) and were stopped by the host itself.
         assert "WorkerCrashed" not in err and "died" not in err and "killed by" not in err
         assert "WARNING" not in err and "ERROR" not in err
-        await wait_for(lambda: not any(pid_alive(pid) for pid in workers), timeout=2)
+        await wait_for(lambda: not any(pid_alive(pid) for pid in workers))
 
 
 async def test_a_closed_stdout_neither_hangs_nor_orphans() -> None:
@@ -136,4 +136,4 @@ async def test_a_closed_stdout_neither_hangs_nor_orphans() -> None:
         assert len(workers) == 2
         assert result.returncode != 0  # the host saw BrokenPipeError and exited
         assert b"BrokenPipeError" in result.stderr
-        await wait_for(lambda: not any(pid_alive(pid) for pid in workers), timeout=2)
+        await wait_for(lambda: not any(pid_alive(pid) for pid in workers))

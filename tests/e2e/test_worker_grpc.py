@@ -5,92 +5,15 @@ These tests are synchronous and drive grpclib with asyncio.run (never inside Tri
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
-import tempfile
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import msgpack
 from grpclib.client import Channel
-from grpclib.const import Cardinality
 
 from snakepit_trio._proto.snakepit import v1 as pb
+from tests.e2e.wire_helpers import exchange, run, worker_socket
 
 TRANSPORT_AGNOSTIC = True  # see conftest.py
-
-
-@contextmanager
-def start_worker(
-    adapter: str = "tests.adapters.basic:Echo", *extra: str, stdin: int | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A worker started the way the pool starts one; yields its socket path and process."""
-    with tempfile.TemporaryDirectory() as tmp:
-        sock = os.path.join(tmp, "w.sock")
-        ready_r, ready_w = os.pipe()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "snakepit_trio.worker", "--adapter", adapter,
-             "--socket", sock, "--ready-fd", str(ready_w), *extra],
-            pass_fds=(ready_w,),
-            start_new_session=True,
-            stdin=stdin,
-        )  # fmt: skip
-        os.close(ready_w)
-        try:
-            with os.fdopen(ready_r, "rb") as ready:
-                assert ready.readline().startswith(b"READY")
-            yield sock, proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-
-
-@contextmanager
-def worker_socket() -> Iterator[str]:
-    with start_worker() as (sock, proc):
-        yield sock
-        assert proc.poll() is None, "the worker must still be alive"
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0  # SIGTERM: drain, cleanup, exit 0
-
-
-def run(sock: str, fn: Callable[[Channel], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        channel = Channel(path=sock)
-        try:
-            return await asyncio.wait_for(fn(channel), timeout=20)
-        finally:
-            channel.close()
-
-    return asyncio.run(main())
-
-
-def exchange(
-    messages: list[bytes], done: Callable[[list[Any]], bool]
-) -> Callable[[Channel], Awaitable[list[Any]]]:
-    """For ``run``: send each of ``messages`` (a Batch's raw ``frames`` bytes) on one Connect
-    stream, then collect the frames the worker sends back until ``done(frames)``."""
-
-    async def talk(channel: Channel) -> list[Any]:
-        async with channel.request(
-            "/snakepit.v1.Worker/Connect", Cardinality.STREAM_STREAM, pb.Batch, pb.Batch
-        ) as stream:
-            await stream.send_request()
-            for message in messages:
-                await stream.send_message(pb.Batch(frames=message))
-            frames: list[Any] = []
-            while not done(frames):
-                reply = await stream.recv_message()
-                assert reply is not None, "the worker closed the stream"
-                frames += msgpack.unpackb(reply.frames)
-            await stream.end()
-            return frames
-
-    return talk
 
 
 def test_describe_health_execute_and_execute_stream() -> None:
