@@ -431,4 +431,6 @@ def call_size(frame: list[Any]) -> int:
 
 def payload_size(frame: list[Any]) -> int:
     """The payload size of a worker-to-host frame (for ``split_batches``)."""
-    return len(frame[2]) if frame[0] in (RESULT, CHUNK) else 0
+    if frame[0] in (RESULT, CHUNK) and len(frame) > 2 and type(frame[2]) is bytes:
+        return len(frame[2])
+    return 0

@@ -1,0 +1,82 @@
+"""End-to-end: a worker that breaks the frame protocol is replaced, and no caller is left.
+
+Each case sends one bad batch from a real worker, over both transports. The host must apply
+nothing of that batch, kill the worker, and end every call that was on it with
+WorkerCrashed(cause="protocol") within 1 s; then the pool serves on with a new worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+import snakepit_trio as sp
+from tests.helpers import wait_for
+
+ROGUE = "tests.adapters.rogue:Rogue"
+RESULT, CHUNK, ERROR, WELCOME = 10, 11, 13, 16
+
+CASES: dict[str, tuple[list[Any], bool]] = {
+    "a frame that is not an array": (["junk"], False),
+    "a RESULT without its fields": ([[RESULT]], False),
+    "an unknown kind": ([[99, 1]], False),
+    "a host-to-worker kind": ([[0, 1, "ok", b"", None, None, 0]], False),
+    "an ERROR with a wrong field type": ([[ERROR, 1, "T", 5, "", "remote"]], False),
+    "a RESULT for a call it never got": ([[RESULT, 10**9, b"\xc0", None]], False),
+    "a WELCOME after the handshake": ([[WELCOME, {}]], False),
+    "a CHUNK for a unary call": ([], True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_a_bad_batch_replaces_the_worker_and_ends_its_calls(case: str) -> None:
+    frames, own = CASES[case]
+    async with sp.open_pool(ROGUE, size=1, worker_capacity=4, registry=False) as pool:
+        [before] = pool.workers()
+        outcomes: dict[str, BaseException | Any] = {}
+
+        async def call(name: str, tool: str, args: dict[str, Any]) -> None:
+            try:
+                outcomes[name] = await pool.execute(tool, args)
+            except sp.SnakepitError as exc:
+                outcomes[name] = exc
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call, "held", "hold", {})
+            await wait_for(lambda: pool.stats().in_flight == 1)
+            with trio.fail_after(1):  # the promise: every caller ends within 1 s
+                nursery.start_soon(call, "rogue", "send", {"frames": frames, "own": own})
+        for name in ("held", "rogue"):
+            error = outcomes[name]
+            assert isinstance(error, sp.WorkerCrashed), (name, error)
+            assert error.cause == "protocol"
+            assert "broke the frame protocol" in str(error)
+        with trio.fail_after(10):
+            assert await pool.execute("ok") == "ok"  # a new worker serves
+        assert [w.id for w in pool.workers()] != [before.id]
+        assert pool.stats().crashes == 1
+
+
+async def test_no_batch_is_half_applied() -> None:
+    # A valid RESULT for a running call, then junk, in one batch: the call must not get that
+    # result; it ends with the worker, like every other call there.
+    async with sp.open_pool(ROGUE, size=1, worker_capacity=4, registry=False) as pool:
+        outcomes: dict[str, BaseException | Any] = {}
+
+        async def call(name: str, tool: str, args: dict[str, Any]) -> None:
+            try:
+                outcomes[name] = await pool.execute(tool, args)
+            except sp.SnakepitError as exc:
+                outcomes[name] = exc
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call, "held", "hold", {})
+            await wait_for(lambda: pool.stats().in_flight == 1)
+            [held_id] = await pool.execute("held_ids")
+            good = [RESULT, held_id, b"\xa5early", None]  # msgpack "early"
+            with trio.fail_after(1):
+                nursery.start_soon(call, "rogue", "send", {"frames": [good, [RESULT]]})
+        assert isinstance(outcomes["held"], sp.WorkerCrashed), outcomes["held"]
+        assert outcomes["held"].cause == "protocol"
