@@ -7,7 +7,9 @@ dispatch; so a typo in an argument name fails at the call site, not in the worke
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -218,3 +220,32 @@ def collect_tools(adapter: object) -> dict[str, ToolInfo]:
             raise TypeError(f"two tools are named {info.name!r}")
         tools[info.name] = info
     return tools
+
+
+class AdapterLoadError(Exception):
+    pass
+
+
+def load_adapter(spec: str) -> type[Adapter]:
+    """Resolve ``"pkg.module:Class"`` to the adapter class."""
+    module_name, sep, qualname = spec.partition(":")
+    if not sep or not module_name or not qualname:
+        raise AdapterLoadError(f"adapter {spec!r} must look like 'package.module:ClassName'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise AdapterLoadError(
+            f"cannot import adapter module {module_name!r}: {type(exc).__name__}: {exc} "
+            f"(sys.path: {sys.path})"
+        ) from exc
+    obj: Any = module
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AdapterLoadError(
+                f"module {module_name!r} has no attribute {qualname!r}"
+            ) from None
+    if not (isinstance(obj, type) and issubclass(obj, Adapter)):
+        raise AdapterLoadError(f"{spec!r} is not a subclass of snakepit_trio.worker.Adapter")
+    return obj

@@ -12,10 +12,11 @@ class ToolContext:
     Attributes:
         request_id: the call's id, unique within the worker's connection.
         session_id: the session the call belongs to, or ``None``.
-        deadline: ``time.monotonic()`` value after which the host stops waiting, or ``None``.
+        deadline: ``time.monotonic()`` value after which the host stops waiting, or ``None``
+            (in ``snakepit_trio.testing``, a value of the virtual clock).
     """
 
-    __slots__ = ("_cancelled", "_progress", "deadline", "request_id", "session_id")
+    __slots__ = ("_cancelled", "_clock", "_progress", "deadline", "request_id", "session_id")
 
     def __init__(
         self,
@@ -23,6 +24,7 @@ class ToolContext:
         session_id: str | None,
         deadline: float | None,
         progress: Callable[[float, float | None, str | None], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.request_id = request_id
         self.session_id = session_id
@@ -30,6 +32,7 @@ class ToolContext:
         # A plain flag: written on the loop, read by the tool's thread (atomic under the GIL).
         self._cancelled = False
         self._progress = progress
+        self._clock = clock  # what deadline is measured on
 
     @property
     def cancelled(self) -> bool:
@@ -42,7 +45,7 @@ class ToolContext:
 
     def time_remaining(self) -> float | None:
         """Seconds until the deadline (may be negative), or ``None`` without a deadline."""
-        return None if self.deadline is None else self.deadline - time.monotonic()
+        return None if self.deadline is None else self.deadline - self._clock()
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress to the host; safe to call from any thread, never blocks."""

@@ -22,8 +22,8 @@ from typing import Any
 import msgpack
 
 from .._shared import _frames as w
+from ._connection import Connection
 from ._runtime import Runtime
-from ._service import Connection
 
 log = logging.getLogger("snakepit_trio.worker")
 

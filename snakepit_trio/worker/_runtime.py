@@ -31,6 +31,7 @@ from .._shared._tagging import POOL_TOKEN, WORKER_ID
 from ._adapter import ToolInfo
 from ._context import ToolContext
 from ._genpump import GeneratorPump
+from ._inline import InlinePump, InlineTools
 from ._threads import Done, ToolThreads
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -90,7 +91,7 @@ class RunningCall:
         self.on_done = on_done
         self._credit_event: asyncio.Event | None = None
         self.task: asyncio.Task[None] | None = None
-        self.pump: GeneratorPump | None = None  # sync generators only
+        self.pump: GeneratorPump | InlinePump | None = None  # sync generators only
         self.cancel_requested = False
         self.started = False  # its task has begun to run
 
@@ -135,8 +136,12 @@ class Runtime:
         max_payload: int,
         shm_threshold: int = 0,
         on_session_end: Callable[[str], Awaitable[None]] | None = None,
+        inline: bool = False,
     ) -> None:
+        """``inline``: run sync tools and sync generators as loop callbacks, not in threads
+        (a worker in the host's thread, see _inline.py); its deadlines use the loop's clock."""
         self.tools = tools
+        self.inline = inline
         self._on_session_end = on_session_end
         self.capacity = capacity
         self.max_payload = max_payload
@@ -163,7 +168,14 @@ class Runtime:
         self._idle.set()
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self.threads = ToolThreads(self._loop, capacity, self._outcome_frame, self._threads_done)
+        self.clock: Callable[[], float] = self._loop.time if inline else time.monotonic
+        self.threads: ToolThreads | InlineTools
+        if inline:
+            self.threads = InlineTools(self._loop, self._outcome_frame, self._threads_done)
+        else:
+            self.threads = ToolThreads(
+                self._loop, capacity, self._outcome_frame, self._threads_done
+            )
 
     def end_session(self, session_id: str) -> None:
         """Run the adapter's ``on_session_end`` (after the session's queued calls started)."""
@@ -250,8 +262,10 @@ class Runtime:
             message = reason if param is None else f"argument {param!r}: {reason}"
             sink(w.error(call_id, "InvalidArguments", message, w.KIND_INVALID_ARGUMENTS))
             return None
-        abs_deadline = None if deadline is None else time.monotonic() + float(deadline)
-        ctx = ToolContext(call_id, session_id, abs_deadline, self._progress_emitter(call_id, sink))
+        abs_deadline = None if deadline is None else self.clock() + float(deadline)
+        ctx = ToolContext(
+            call_id, session_id, abs_deadline, self._progress_emitter(call_id, sink), self.clock
+        )
         if info.context_param is not None:
             args[info.context_param] = ctx
         credit = max(window, 1) if info.streaming else 0
@@ -381,9 +395,14 @@ class Runtime:
                     failed.append(exc)
                     pump.cancel()
 
-        pump = GeneratorPump(self._loop, gen, call.credit, emit)
+        pump: GeneratorPump | InlinePump
+        if self.inline:
+            pump = InlinePump(self._loop, gen, call.credit, emit)
+            pump.start()
+        else:
+            pump = GeneratorPump(self._loop, gen, call.credit, emit)
+            self._loop.run_in_executor(self.executor, pump.run)
         call.pump = pump
-        self._loop.run_in_executor(self.executor, pump.run)
         while True:
             try:
                 finished, error = await asyncio.shield(pump.done)

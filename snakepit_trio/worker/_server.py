@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import importlib
 import logging
 import os
 import signal
@@ -22,41 +21,12 @@ from typing import Any
 from .._shared import _frames as w
 from .._shared._codec import DEFAULT_MAX_PAYLOAD
 from .._shared._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
-from ._adapter import Adapter, collect_tools
+from ._adapter import collect_tools, load_adapter
 
 log = logging.getLogger("snakepit_trio.worker")
 
 EXIT_ADAPTER_ERROR = 3
 EXIT_HOST_GONE = 70
-
-
-class AdapterLoadError(Exception):
-    pass
-
-
-def load_adapter(spec: str) -> type[Adapter]:
-    """Resolve ``"pkg.module:Class"`` to the adapter class."""
-    module_name, sep, qualname = spec.partition(":")
-    if not sep or not module_name or not qualname:
-        raise AdapterLoadError(f"adapter {spec!r} must look like 'package.module:ClassName'")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise AdapterLoadError(
-            f"cannot import adapter module {module_name!r}: {type(exc).__name__}: {exc} "
-            f"(sys.path: {sys.path})"
-        ) from exc
-    obj: Any = module
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AdapterLoadError(
-                f"module {module_name!r} has no attribute {qualname!r}"
-            ) from None
-    if not (isinstance(obj, type) and issubclass(obj, Adapter)):
-        raise AdapterLoadError(f"{spec!r} is not a subclass of snakepit_trio.worker.Adapter")
-    return obj
 
 
 # Delivered by Linux (PR_SET_PDEATHSIG) when the *thread* that started us exits, which is not
@@ -108,8 +78,9 @@ def _kill_own_group() -> None:
 async def serve(args: argparse.Namespace) -> int:
     from grpclib.server import Server
 
+    from ._connection import describe_map
     from ._runtime import Runtime
-    from ._service import WorkerService, describe_map
+    from ._service import WorkerService
 
     loop = asyncio.get_running_loop()
     if args.watch_stdin:

@@ -52,21 +52,10 @@ class ToolThreads:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            call, args = job
-            value: Any = None
-            error: BaseException | None = None
-            started = time.perf_counter()
-            if call.cancel_requested:  # cancelled while it waited in the queue
-                error = asyncio.CancelledError()
-            else:
-                try:
-                    value = call.info.fn(**args)
-                except BaseException as exc:  # reported to the host, never raised here
-                    error = exc
-            frame = self._finish(call, value, error, time.perf_counter() - started)
-            # Drop the arguments (and the result) now: views of shared memory among them
+            call, frame = run_job(job, self._finish)
+            # The arguments (and the result) are gone now: views of shared memory among them
             # are reported unmapped before this result reaches the host.
-            del job, args, value, error
+            del job
             with self._lock:
                 self._done.append((call, frame))
                 first = len(self._done) == 1
@@ -80,3 +69,24 @@ class ToolThreads:
         with self._lock:
             done, self._done = self._done, []
         self._on_done(done)
+
+
+Finish = Callable[[Any, Any, BaseException | None, float], list[Any]]
+
+
+def run_job(job: Job, finish: Finish) -> Done:
+    """Run one sync tool call to its final frame (its errors become the frame)."""
+    call, args = job
+    value: Any = None
+    error: BaseException | None = None
+    started = time.perf_counter()
+    if call.cancel_requested:  # cancelled while it waited in the queue
+        error = asyncio.CancelledError()
+    else:
+        try:
+            value = call.info.fn(**args)
+        except BaseException as exc:  # reported to the host, never raised here
+            error = exc
+    frame = finish(call, value, error, time.perf_counter() - started)
+    args.clear()
+    return call, frame

@@ -70,7 +70,7 @@ def preload(adapter: str) -> str | None:
         return f"pidfd_open is not available here ({exc.strerror})"
     import ctypes  # noqa: F401  (the parent-death signal is set through it)
 
-    from . import _lane, _runtime, _server, _service  # noqa: F401  (imported to be shared
+    from . import _adapter, _connection, _lane, _runtime, _server, _service  # noqa: F401  (shared by forks)
 
     try:
         import uvloop  # noqa: F401
@@ -84,8 +84,8 @@ def preload(adapter: str) -> str | None:
         proto._googleapis_available()
     fds = _open_fds()
     try:
-        cls = _server.load_adapter(adapter)
-    except _server.AdapterLoadError as exc:
+        cls = _adapter.load_adapter(adapter)
+    except _adapter.AdapterLoadError as exc:
         # A fresh interpreter reports it with its full traceback, as without a template.
         return f"the adapter does not load: {exc}"
     left_open = _open_fds() - fds

@@ -352,3 +352,12 @@ async def test_without_kill_on_cancel_the_slot_stays_taken_until_the_tool_return
             assert pool.stats().in_flight == 1  # the tool still runs; its worker is not killed
             await wait_for(lambda: pool.stats().in_flight == 0)
             assert pool.stats().restarts == 0
+
+
+async def test_faults_are_only_for_fake_pools() -> None:
+    from snakepit_trio.testing import faults
+
+    with trio.fail_after(30):
+        async with sp.open_pool(ECHO, size=1, registry=False) as pool:
+            with pytest.raises(TypeError, match="open_fake_pool"):
+                faults(pool)

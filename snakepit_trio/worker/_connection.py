@@ -1,0 +1,160 @@
+"""One connection to the host: frames in, calls started, frames out (any carrier).
+
+``Connection`` is shared by the carriers: the local lane (``_lane.py``), gRPC's Connect
+(``_service.py``) and ``snakepit_trio.testing``'s in-memory channel. Each carrier feeds it
+decoded batches (``handle``) and sends what ``take_batches`` gives it when ``wake`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from typing import Any
+
+import msgpack
+import psutil
+
+from .._shared import _frames as w
+from .._shared._codec import encode
+from ._runtime import Frame, RunningCall, Runtime
+
+log = logging.getLogger("snakepit_trio.worker")
+
+
+class Connection:
+    """One Connect stream: the calls started through it and the frames waiting to go out.
+
+    Frames produced while the stream is busy sending pile up in the outbox and leave
+    together in the next message, so results finished in one loop iteration share a batch.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.calls: dict[int, RunningCall] = {}
+        self.outbox: list[Frame] = []
+        self.wake = asyncio.Event()
+        self.reading_done = False
+
+    def emit(self, frame: Frame) -> None:
+        self.outbox.append(frame)
+        self.wake.set()
+
+    def _call_done(self, call_id: int) -> None:
+        self.calls.pop(call_id, None)
+        if self.reading_done and not self.calls:
+            self.wake.set()
+
+    def handle(self, frames: Any) -> None:
+        if not isinstance(frames, list):
+            log.warning("ignoring a malformed batch (not a list of frames)")
+            return
+        for frame in frames:
+            try:
+                parsed = w.parse_from_host(frame)
+            except w.ProtocolViolation as exc:
+                # The host is the one that acts on violations (it replaces a worker that
+                # sends one). A worker answers what it can and serves on: a CALL it cannot
+                # read gets an ERROR when its id is readable, so its caller is not left waiting.
+                log.warning("ignoring a malformed frame: %s", exc)
+                if type(frame) is list and len(frame) > 1 and frame[0] == w.CALL:
+                    call_id = frame[1]
+                    if type(call_id) is int and call_id >= 0 and call_id not in self.calls:
+                        self.emit(w.error(call_id, "ProtocolError", str(exc), w.KIND_PROTOCOL))
+                continue
+            self._handle_one(parsed)
+
+    def _handle_one(self, frame: w.HostFrame) -> None:
+        if type(frame) is w.Call:
+            if frame.id in self.calls:
+                self.emit(w.error(frame.id, "ProtocolError", "duplicate call id", w.KIND_PROTOCOL))
+                return
+            call = self.runtime.start_call(
+                frame.id,
+                frame.tool,
+                frame.args,
+                frame.session_id,
+                frame.deadline,
+                frame.window,
+                self.emit,
+                self._call_done,
+            )
+            if call is not None:
+                self.calls[frame.id] = call
+        elif type(frame) is w.Cancel:
+            running = self.calls.get(frame.id)
+            if running is not None:
+                running.cancel()
+        elif type(frame) is w.Credit:
+            running = self.calls.get(frame.id)
+            if running is not None:
+                running.add_credit(frame.n)
+        elif type(frame) is w.SessionEnd:
+            self.runtime.end_session(frame.session_id)
+        elif type(frame) is w.Ping:
+            self.emit(w.pong(frame.seq, _rss()))
+        elif type(frame) is w.UnmappedResults:
+            self.runtime.returned(frame.names)
+        # HELLO is the lane's handshake (worker/_lane.py); anywhere else it means nothing.
+
+    def cancel_all(self) -> None:
+        for call in list(self.calls.values()):
+            call.cancel()
+
+    def take_batches(self) -> list[bytes]:
+        frames, self.outbox = self.outbox, []
+        return [
+            msgpack.packb(batch, use_bin_type=True)
+            for batch in w.split_batches(frames, w.payload_size)
+        ]
+
+
+@functools.cache
+def _me() -> psutil.Process:
+    return psutil.Process()
+
+
+def _rss() -> int | None:
+    """This process's resident memory, reported with each heartbeat (the host keeps the last
+    value, so a worker killed for memory can be described as such)."""
+    try:
+        return int(_me().memory_info().rss)
+    except (psutil.Error, OSError):
+        return None
+
+
+def describe_map(runtime: Runtime, adapter_name: str) -> dict[str, Any]:
+    """This worker's description: the WELCOME frame's map, and the Describe reply's fields
+    (the shape is documented in proto/snakepit/v1/worker.proto)."""
+    return {
+        "protocol": w.PROTOCOL,
+        "adapter": adapter_name,
+        "pid": os.getpid(),
+        "capacity": runtime.capacity,
+        "tools": [
+            {
+                "name": info.name,
+                "description": info.description,
+                "streaming": info.streaming,
+                "accepts_extra": info.accepts_extra,
+                "params": [
+                    {
+                        "name": p.name,
+                        "type": p.type,
+                        "required": p.required,
+                        "default": b"" if p.required else _encode_default(p.default),
+                    }
+                    for p in info.params
+                ],
+            }
+            for info in runtime.tools.values()
+        ],
+    }
+
+
+def _encode_default(value: Any) -> bytes:
+    try:
+        return encode(value, what="default", limit=1 << 16)
+    except Exception:  # an unencodable default is simply not advertised
+        return b""

@@ -1,0 +1,85 @@
+"""Adapters for the pool layer: async tools (virtual time), observable from the test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from snakepit_trio.worker import Adapter, ToolContext, tool
+
+# The workers run in the test's process: tests read what the tools did here.
+EVENTS: list[tuple[str, Any]] = []
+
+
+class Tools(Adapter):
+    async def initialize(self) -> None:
+        self.calls = 0
+
+    @tool
+    def echo(self, value: Any = None) -> Any:
+        self.calls += 1
+        return value
+
+    @tool
+    async def sleep(self, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "slept"
+
+    @tool
+    async def stubborn(self, seconds: float) -> str:
+        """Ignores cancellation until ``seconds`` have passed."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            try:
+                await asyncio.sleep(end - loop.time())
+            except asyncio.CancelledError:
+                EVENTS.append(("ignored cancel", loop.time()))
+        return "done"
+
+    @tool
+    def fail(self, message: str) -> None:
+        raise ValueError(message)
+
+    @tool
+    async def remaining(self, ctx: ToolContext) -> float | None:
+        return ctx.time_remaining()
+
+    @tool
+    async def report(self, steps: int, ctx: ToolContext) -> int:
+        for i in range(steps):
+            ctx.progress(i + 1, steps, f"step {i + 1}")
+            await asyncio.sleep(1)
+        return steps
+
+    @tool(streaming=True)
+    def count(self, n: int) -> Iterator[int]:
+        for i in range(n):
+            EVENTS.append(("produced", i))
+            yield i
+
+    @tool(streaming=True)
+    async def ticks(self, n: int, every: float) -> AsyncIterator[int]:
+        try:
+            for i in range(n):
+                await asyncio.sleep(every)
+                yield i
+        finally:
+            EVENTS.append(("ticks closed", asyncio.get_running_loop().time()))
+
+    @tool
+    def calls_here(self) -> int:
+        return self.calls
+
+    async def on_session_end(self, session_id: str) -> None:
+        EVENTS.append(("session end", session_id))
+
+
+class FailsToStart(Adapter):
+    async def initialize(self) -> None:
+        raise RuntimeError("no model at /nowhere")
+
+    @tool
+    def echo(self, value: Any = None) -> Any:
+        return value
