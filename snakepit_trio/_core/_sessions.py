@@ -1,17 +1,16 @@
 """The session store: which sessions exist, which worker each is bound to, when each expires.
 
-Pure state (times are passed in). A session is bound to one worker when it is created. With
-strict affinity, the death of that worker makes the session *lost*: its next call raises
-SessionLost instead of silently running on a worker that never saw its state. With prefer
-affinity, a lost binding is simply replaced on the next call. Idle sessions (no call running,
-none started for ``ttl`` seconds) expire.
+Pure state (times are passed in, and so is the maker of new session ids). A session is bound
+to one worker when it is created. With strict affinity, the death of that worker makes the
+session *lost*: its next call raises SessionLost instead of silently running on a worker that
+never saw its state. With prefer affinity, a lost binding is simply replaced on the next call.
+Idle sessions (no call running, none started for ``ttl`` seconds) expire.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -47,12 +46,16 @@ class SessionRecord:
 
 class SessionStore:
     def __init__(
-        self, *, max_sessions: int | None = None, default_ttl: float | None = None
+        self,
+        *,
+        new_id: Callable[[], str],
+        max_sessions: int | None = None,
+        default_ttl: float | None = None,
     ) -> None:
         self.max_sessions = max_sessions
         self.default_ttl = default_ttl
         self.sessions: dict[str, SessionRecord] = {}
-        self._counter = itertools.count(1)
+        self._new_id = new_id  # the id of a session created without one
 
     def create(
         self,
@@ -69,7 +72,7 @@ class SessionStore:
         if ttl is not None and ttl <= 0:
             raise ValueError(f"ttl must be > 0 seconds or None, got {ttl!r}")
         if session_id is None:
-            session_id = f"s-{next(self._counter)}-{uuid.uuid4().hex[:12]}"
+            session_id = self._new_id()
         elif not isinstance(session_id, str) or not session_id:
             raise ValueError(f"a session id must be a non-empty str, got {session_id!r}")
         if session_id in self.sessions:

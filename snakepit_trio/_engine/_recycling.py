@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -19,15 +19,43 @@ from .._core._worker_state import WorkerState
 from .._supervision._worker import Worker
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from .._config import PoolConfig
+    from .._core._dispatcher import Dispatcher
+    from .._supervision._launcher import Launcher
+    from ._counters import Counters
+    from ._sessions import SessionHost
 
 log = logging.getLogger("snakepit_trio")
 
 MAINTENANCE_INTERVAL = 0.25  # seconds between recycling checks (age and memory)
 
 
+class RecyclingHost(Protocol):
+    """What the recycler needs from the engine it works for (the engine imports this module)."""
+
+    @property
+    def config(self) -> PoolConfig: ...
+    @property
+    def closing(self) -> bool: ...
+    @property
+    def core(self) -> Dispatcher: ...
+    @property
+    def workers(self) -> dict[str, Worker]: ...
+    @property
+    def sessions(self) -> SessionHost: ...
+    @property
+    def counters(self) -> Counters: ...
+    @property
+    def launcher(self) -> Launcher: ...
+    @property
+    def nursery(self) -> trio.Nursery: ...
+
+    def start_replacement(self, slot: int) -> None: ...
+    async def wait_replacement(self, slot: int) -> bool: ...
+
+
 class Recycler:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: RecyclingHost) -> None:
         self._engine = engine
 
     def recycle(self, worker: Worker, reason: str) -> None:

@@ -6,7 +6,9 @@ from the pool comes in as three callables, so the pool's worker bookkeeping stay
 
 from __future__ import annotations
 
+import itertools
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,7 +33,12 @@ class SessionHost:
         is_live: Callable[[Any], bool],
         send_end: Callable[[SessionRecord], None],
     ) -> None:
-        self.store = SessionStore(max_sessions=max_sessions, default_ttl=default_ttl)
+        counter = itertools.count(1)
+        self.store = SessionStore(
+            new_id=lambda: f"s-{next(counter)}-{uuid.uuid4().hex[:12]}",
+            max_sessions=max_sessions,
+            default_ttl=default_ttl,
+        )
         self._least_loaded = least_loaded
         self._is_live = is_live
         self._send_end = send_end
