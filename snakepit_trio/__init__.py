@@ -3,7 +3,7 @@
 Map of the package (everything public is re-exported here):
 - open_pool ................. _lifecycle.py (start, drain, stop)
 - Pool ...................... _pool.py (the Trio shell), _supervisor.py (one per worker)
-- PoolConfig, RestartPolicy .. _config.py
+- PoolConfig, PoolOptions, RestartPolicy .. _config.py
 - Session, SessionInfo ....... _session.py (affinity); the store is _core/_sessions.py
 - PoolStats, WorkerInfo ...... _stats.py;  ToolSpec, ParamSpec .. _tools.py
 - Progress .................. _progress.py (events from ToolContext.progress)
@@ -11,15 +11,21 @@ Map of the package (everything public is re-exported here):
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
 
 Imports are lazy (PEP 562) so that ``python -m snakepit_trio.worker`` does not pull in trio.
+``_EXPORTS`` is the one list of public names; the ``TYPE_CHECKING`` block repeats it for type
+checkers, and ``tests/test_exports.py`` checks that the two agree and pins every signature.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+from ._shared._metadata import fixup_module_metadata
+
+if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it)
     from ._config import PoolConfig as PoolConfig
+    from ._config import PoolOptions as PoolOptions
     from ._config import RestartPolicy as RestartPolicy
     from ._errors import InvalidArguments as InvalidArguments
     from ._errors import InvalidVariable as InvalidVariable
@@ -52,35 +58,41 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+# The public names, each with the module that defines it: the one list.
 _EXPORTS: dict[str, str] = {
+    # starting a pool, and the pool
     "open_pool": "._lifecycle",
     "Pool": "._pool",
     "PoolConfig": "._config",
+    "PoolOptions": "._config",
     "RestartPolicy": "._config",
-    "PoolStats": "._stats",
+    # sessions and streams
+    "Session": "._session",
+    "Variable": "._session",
+    "Stream": "._streaming",
     "Progress": "._progress",
+    # snapshots
+    "PoolStats": "._stats",
+    "SessionInfo": "._stats",
     "WorkerInfo": "._stats",
     "ToolSpec": "._tools",
     "ParamSpec": "._tools",
+    # errors
     "SnakepitError": "._errors",
-    "SessionLost": "._errors",
-    "SessionQuotaExceeded": "._errors",
-    "Session": "._session",
-    "SessionInfo": "._stats",
-    "Variable": "._session",
+    "InvalidArguments": "._errors",
     "InvalidVariable": "._errors",
-    "StreamIdleTimeout": "._errors",
-    "Stream": "._streaming",
+    "PayloadTooLarge": "._errors",
     "PoolClosed": "._errors",
     "PoolSaturated": "._errors",
     "PoolUnhealthy": "._errors",
     "QueueTimeout": "._errors",
-    "RequestTimeout": "._errors",
     "RemoteError": "._errors",
-    "UnknownTool": "._errors",
-    "InvalidArguments": "._errors",
+    "RequestTimeout": "._errors",
     "SerializationError": "._errors",
-    "PayloadTooLarge": "._errors",
+    "SessionLost": "._errors",
+    "SessionQuotaExceeded": "._errors",
+    "StreamIdleTimeout": "._errors",
+    "UnknownTool": "._errors",
     "WorkerCrashed": "._errors",
     "WorkerStartError": "._errors",
 }
@@ -91,11 +103,28 @@ __all__ = list(_EXPORTS)
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'snakepit_trio' has no attribute {name!r}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
+    _bind_imported()  # binds (and presents as ours) this value, and any other now imported
     return value
 
 
+def _bind_imported() -> None:
+    """Bind every public name whose module is imported by now, presented as ours.
+
+    Importing one public module imports most of the others (``_lifecycle`` imports them
+    all), so this presents, say, ``PoolClosed`` as ``snakepit_trio.PoolClosed`` in
+    tracebacks even if it was never looked up here. Nothing is imported that was not.
+    """
+    namespace = globals()
+    for name, module in _EXPORTS.items():
+        if name in namespace:
+            continue
+        value = getattr(sys.modules.get(__name__ + module), name, None)
+        if value is not None:  # None: not imported (or still being imported)
+            fixup_module_metadata(value, __name__)
+            namespace[name] = value
+
+
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+    return sorted({*globals(), *__all__})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 
 import attrs
 from attrs import validators as v
@@ -13,7 +13,7 @@ from attrs import validators as v
 from ._core._backoff import RestartPolicy
 from ._shared._codec import DEFAULT_MAX_PAYLOAD
 
-__all__ = ["PoolConfig", "RestartPolicy"]
+__all__ = ["PoolConfig", "PoolOptions", "RestartPolicy"]
 
 # Seconds past drain_timeout + shutdown_grace that stopping a pool may take at most (a last
 # bound, for a supervisor that misbehaves; every stop is SIGTERM -> grace -> SIGKILL).
@@ -183,9 +183,24 @@ class PoolConfig:
 
     @classmethod
     def build(
-        cls, adapter: str | None, config: PoolConfig | None, options: dict[str, Any]
+        cls, adapter: str | None, config: PoolConfig | None, options: Mapping[str, Any]
     ) -> PoolConfig:
-        """Merge ``open_pool``'s arguments; unknown option names raise TypeError."""
+        """Merge ``open_pool``'s arguments into one configuration.
+
+        Args:
+            adapter: ``"package.module:AdapterClass"``, or None to keep ``config``'s.
+            config: a configuration to start from, or None to start from the defaults.
+            options: PoolConfig fields by name; they override ``config``'s. A None value
+                means "the default" for fields that cannot be None.
+
+        Returns:
+            The new, validated configuration.
+
+        Raises:
+            TypeError: an unknown option name, neither ``adapter`` nor ``config``, or a
+                value of the wrong type.
+            ValueError: a value out of its range (the message names the field).
+        """
         known = {f.name for f in attrs.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
@@ -193,14 +208,61 @@ class PoolConfig:
                 f"unknown pool option(s) {', '.join(map(repr, unknown))}; "
                 f"valid options: {', '.join(sorted(known - {'adapter'}))}"
             )
-        options = {k: v for k, v in options.items() if v is not None or k in _NULLABLE}
+        fields = {k: v for k, v in options.items() if v is not None or k in _NULLABLE}
         if config is not None:
             if adapter is not None:
-                options["adapter"] = adapter
-            return attrs.evolve(config, **options)
+                fields["adapter"] = adapter
+            return attrs.evolve(config, **fields)
         if adapter is None:
             raise TypeError("open_pool() needs an adapter ('package.module:ClassName')")
-        return cls(adapter=adapter, **options)
+        return cls(adapter=adapter, **fields)
+
+
+class PoolOptions(TypedDict, total=False):
+    """The keyword options of ``open_pool``: every PoolConfig field but ``adapter`` and ``size``.
+
+    Written out for type checkers (PEP 692: ``**options: Unpack[PoolOptions]``), so use it to
+    type a function that passes options through. ``PoolConfig`` says what each one means;
+    ``tests/test_exports.py`` checks that the two list the same fields with the same types.
+    """
+
+    worker_capacity: int
+    max_queue: int | None
+    queue_timeout: float | None
+    timeout: float | None
+    startup_timeout: float
+    startup_batch_size: int
+    drain_timeout: float
+    shutdown_grace: float
+    max_payload_bytes: int
+    shm_threshold: int | None
+    transport: str
+    start_method: str
+    prefetch: int
+    prefetch_budget: float
+    max_requests: int | None
+    max_memory_mb: float | None
+    max_age: float | None
+    max_retries: int
+    kill_on_cancel: bool
+    cancel_grace: float
+    max_sessions: int | None
+    session_ttl: float | None
+    restart: RestartPolicy
+    crash_threshold: int | None
+    crash_window: float
+    probe_after: float
+    heartbeat_interval: float
+    heartbeat_timeout: float | None
+    handle_sigterm: bool
+    registry: bool
+    state_dir: str | None
+    name: str
+    python: str
+    env: Mapping[str, str]
+    cwd: str | None
+    pythonpath: Sequence[str]  # the field converts it to a tuple
+    inherit_path: bool
 
 
 _NULLABLE = {

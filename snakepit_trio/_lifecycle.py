@@ -12,11 +12,11 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Unpack
 
 import trio
 
-from ._config import PoolConfig
+from ._config import PoolConfig, PoolOptions
 from ._engine import _signals as signals
 from ._engine._engine import Engine
 from ._pool import Pool
@@ -47,20 +47,26 @@ async def open_pool(
     *,
     size: int | None = None,
     config: PoolConfig | None = None,
-    **options: Any,
+    **options: Unpack[PoolOptions],
 ) -> AsyncIterator[Pool]:
     """Start a pool of worker processes; all of them are ready when this yields.
 
     Args:
-        adapter: ``"package.module:AdapterClass"``, importable by the workers.
-        size: number of workers (default: the number of CPUs).
+        adapter: ``"package.module:AdapterClass"``, importable by the workers (may be left
+            out when ``config`` names one).
+        size: number of workers (default: ``config``'s, else the number of CPUs).
         config: a PoolConfig to start from; keyword options override its fields.
-        **options: any PoolConfig field (``max_queue``, ``timeout``, ``worker_capacity``, ...).
+        **options: any other PoolConfig field (``max_queue``, ``timeout``,
+            ``worker_capacity``, ...; ``PoolOptions`` lists them with their types).
+
+    Returns:
+        An async context manager yielding the running ``Pool``.
 
     Raises:
         WorkerStartError: a worker could not import or initialize the adapter (with its
             stderr), or did not become ready within ``startup_timeout``.
-        TypeError, ValueError: an unknown option or an invalid value.
+        TypeError: an unknown option, no adapter, or a value of the wrong type.
+        ValueError: a value out of its range (the message names the option).
 
     On exit, in-flight calls may finish for ``drain_timeout`` seconds, then every worker's
     process group gets SIGTERM and, after ``shutdown_grace``, SIGKILL. If the block is

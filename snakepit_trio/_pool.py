@@ -228,6 +228,9 @@ class Pool(metaclass=NoPublicConstructor):
 
         Returns:
             Its ``Session`` (equal to any other handle of the same session), or None.
+
+        Raises:
+            Nothing; an unknown or closed session gives None.
         """
         record = self._engine.sessions.store.get(id)
         return None if record is None else Session._create(self._engine, record)
@@ -237,6 +240,9 @@ class Pool(metaclass=NoPublicConstructor):
 
         Returns:
             One ``SessionInfo`` per open session.
+
+        Raises:
+            Nothing; it reads the pool's session table.
         """
         return self._engine.sessions.infos()
 
@@ -248,6 +254,9 @@ class Pool(metaclass=NoPublicConstructor):
 
         Returns:
             True if it was open, False if no such session exists.
+
+        Raises:
+            Nothing; closing an unknown or closed session returns False.
         """
         return self._engine.sessions.close(id)
 
@@ -329,6 +338,9 @@ class Pool(metaclass=NoPublicConstructor):
 
         Returns:
             A frozen ``PoolStats``.
+
+        Raises:
+            Nothing; it reads counters, on an open or a closing pool alike.
         """
         engine = self._engine
         core = engine.core
@@ -357,6 +369,9 @@ class Pool(metaclass=NoPublicConstructor):
 
         Returns:
             A ``WorkerInfo`` per worker; ``rss`` is None where it cannot be read.
+
+        Raises:
+            Nothing; a worker that cannot be inspected is reported with ``rss=None``.
         """
         engine = self._engine
         now = time.monotonic()
@@ -383,6 +398,9 @@ class Pool(metaclass=NoPublicConstructor):
 
         Returns:
             One ``ToolSpec`` per tool, sorted by name.
+
+        Raises:
+            Nothing; the specs were read when the workers started.
         """
         return sorted(self._engine.tools.values(), key=lambda t: t.name)
 

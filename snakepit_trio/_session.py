@@ -264,6 +264,9 @@ class Session(metaclass=NoPublicConstructor):
 
         Returns:
             One ``Variable`` per registered variable.
+
+        Raises:
+            Nothing; a session without variables gives an empty list.
         """
         variables = self._record.variables
         return [
@@ -281,6 +284,9 @@ class Session(metaclass=NoPublicConstructor):
         ]
 
     def close(self) -> None:
-        """End the session: the adapter's ``on_session_end`` runs in its worker. Closing a
-        closed session does nothing."""
+        """End the session: the adapter's ``on_session_end`` runs in its worker.
+
+        Raises:
+            Nothing; closing a closed session does nothing.
+        """
         self._engine.sessions.close(self.id)

@@ -60,8 +60,14 @@ class Stream(metaclass=NoPublicConstructor):
         return handle.decode(await handle.next_payload())
 
     def close(self) -> None:
-        """Stop the stream early (leaving ``async with`` does this): the worker closes the
-        generator. Chunks already buffered are dropped."""
+        """Stop the stream early (leaving ``async with`` does this).
+
+        The worker closes the generator (its ``finally`` runs); chunks already buffered are
+        dropped.
+
+        Raises:
+            Nothing; closing a finished or closed stream does nothing.
+        """
         self._handle.close()
 
 

@@ -13,7 +13,13 @@ worker in memory and its channel), ``_launcher.py`` (the launcher the engine is 
 
 from __future__ import annotations
 
-from ._faults import Faults, faults
-from ._pool import open_fake_pool
+from .._shared._metadata import fixup_module_metadata
+from ._faults import Faults as Faults
+from ._faults import faults as faults
+from ._pool import open_fake_pool as open_fake_pool
 
 __all__ = ["Faults", "faults", "open_fake_pool"]
+
+for _name in __all__:  # reprs and tracebacks read snakepit_trio.testing.Faults
+    fixup_module_metadata(globals()[_name], __name__)
+del _name

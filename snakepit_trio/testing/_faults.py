@@ -5,21 +5,20 @@ from __future__ import annotations
 import trio
 
 from .._pool import Pool
+from .._public import NoPublicConstructor
 from ._launcher import MemoryLauncher
 from ._worker import FakeWorker
 
 
-class Faults:
+class Faults(metaclass=NoPublicConstructor):
     """Crash, hang or slow down the workers of a pool from ``open_fake_pool``.
 
-    Get one with ``faults(pool)``. Worker ids are those of ``pool.workers()``; where a method
-    takes ``worker_id=None`` it picks the worker running the most calls (the first on a tie).
+    Get one with ``faults(pool)``; it has no public constructor. Worker ids are those of
+    ``pool.workers()``; where a method takes ``worker_id=None`` it picks the worker running
+    the most calls (the first on a tie).
     """
 
-    def __init__(self, pool: Pool) -> None:
-        launcher = pool._engine.launcher
-        if not isinstance(launcher, MemoryLauncher):
-            raise TypeError("faults() works on pools from snakepit_trio.testing.open_fake_pool")
+    def __init__(self, pool: Pool, launcher: MemoryLauncher) -> None:
         self._pool = pool
         self._launcher = launcher
 
@@ -135,4 +134,7 @@ def faults(pool: Pool) -> Faults:
     Raises:
         TypeError: ``pool`` runs real worker processes.
     """
-    return Faults(pool)
+    launcher = pool._engine.launcher
+    if not isinstance(launcher, MemoryLauncher):
+        raise TypeError("faults() works on pools from snakepit_trio.testing.open_fake_pool")
+    return Faults._create(pool, launcher)

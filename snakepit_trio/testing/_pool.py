@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Unpack
 
 import trio
 
-from .._config import PoolConfig
+from .._config import PoolConfig, PoolOptions
 from .._lifecycle import run_engine
 from .._pool import Pool
 from ..worker._adapter import Adapter, AdapterLoadError, load_adapter
@@ -21,7 +21,7 @@ async def open_fake_pool(
     adapter: type[Adapter] | str,
     *,
     size: int = 2,
-    **options: Any,
+    **options: Unpack[PoolOptions],
 ) -> AsyncIterator[Pool]:
     """A pool like ``open_pool``'s whose workers run in this thread, for tests.
 
@@ -62,9 +62,9 @@ async def open_fake_pool(
         raise TypeError(
             f"adapter must be an Adapter subclass or 'module:Class', got {adapter!r}"
         )
-    options = {**options, "size": size, "shm_threshold": None, "handle_sigterm": False}
-    options.setdefault("name", "fake")
-    cfg = PoolConfig.build(name, None, options)
+    fixed = {"name": "fake", **options, "size": size, "shm_threshold": None}
+    fixed["handle_sigterm"] = False
+    cfg = PoolConfig.build(name, None, fixed)
 
     def launcher(nursery: trio.Nursery) -> MemoryLauncher:
         return MemoryLauncher(adapter_cls, name, cfg)

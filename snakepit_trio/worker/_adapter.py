@@ -42,15 +42,30 @@ class Adapter:
     fork_safe: ClassVar[bool] = True
 
     async def initialize(self) -> None:
-        """Called once in each worker before it reports ready (load models here)."""
+        """Called once in each worker before it reports ready (load models here).
+
+        Raises:
+            Anything: the worker does not start, and ``open_pool`` raises WorkerStartError
+            with the worker's stderr (the traceback) in its message.
+        """
 
     async def cleanup(self) -> None:
-        """Called once on graceful shutdown, after in-flight calls have finished."""
+        """Called once on graceful shutdown, after in-flight calls have finished.
+
+        Raises:
+            Anything: it is logged in the worker, which stops all the same.
+        """
 
     async def on_session_end(self, session_id: str) -> None:
         """A session bound to this worker was closed or expired: free its state here.
 
         Tools see their session as ``ctx.session_id``.
+
+        Args:
+            session_id: the session that ended.
+
+        Raises:
+            Anything: it is logged in the worker; the worker goes on serving.
         """
 
 
@@ -82,10 +97,22 @@ def tool(
     Works on sync functions (run in a worker thread), ``async def`` functions (run on the
     worker's event loop), and sync or async generators (streamed chunk by chunk).
 
+    Use it bare (``@tool``) or with options (``@tool(name="...")``).
+
     Args:
+        fn: the method, when used bare.
         name: the tool's name (defaults to the method name).
         description: shown in ``pool.tools()`` (defaults to the docstring's first line).
         streaming: force streaming on or off (defaults to "is it a generator?").
+
+    Returns:
+        ``fn`` itself, marked, when used bare; otherwise a decorator that marks its function.
+
+    Raises:
+        Nothing here. A tool the worker cannot serve (a positional-only or ``*args``
+        parameter, ``streaming=True`` on a non-generator, two tools of one name) raises
+        TypeError when the worker loads the adapter, and ``open_pool`` raises
+        WorkerStartError.
     """
 
     def mark(f: F) -> F:

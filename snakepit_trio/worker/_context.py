@@ -44,11 +44,29 @@ class ToolContext:
         return self._cancelled
 
     def time_remaining(self) -> float | None:
-        """Seconds until the deadline (may be negative), or ``None`` without a deadline."""
+        """Seconds left until the host stops waiting for this call.
+
+        Returns:
+            Seconds until the deadline (negative once it has passed), or None without one.
+
+        Raises:
+            Nothing.
+        """
         return None if self.deadline is None else self.deadline - self._clock()
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
-        """Report progress to the host; safe to call from any thread, never blocks."""
+        """Report progress to the host; safe to call from any thread, never blocks.
+
+        The caller's ``on_progress`` gets it as a ``Progress``.
+
+        Args:
+            done: work done so far, in the tool's own unit.
+            total: the total, when the tool knows it.
+            message: a short human-readable note.
+
+        Raises:
+            Nothing; after the call was cancelled, reports are dropped.
+        """
         if self._progress is not None and not self.cancelled:
             self._progress(done, total, message)
 
