@@ -31,8 +31,6 @@ import trio
 
 T = TypeVar("T")
 
-SHUTDOWN_BOUND = 5.0  # seconds (of the loop's clock) its tasks get to unwind at close
-
 
 class _NoWaitSelector(selectors.DefaultSelector):
     def select(self, timeout: float | None = None) -> Any:
@@ -118,8 +116,6 @@ class SteppedLoop(asyncio.SelectorEventLoop):
             self._thread_id = None  # type: ignore[assignment]
 
     async def _step_until(self, done: Callable[[], bool]) -> None:
-        # Also called outside ``drive`` (at shutdown, or when a run is cancelled), so the loop
-        # moves even when the driving task is gone; steps are atomic, so two steppers are fine.
         while not done():
             if self._next_deadline() <= self.time():
                 self._step()
@@ -129,34 +125,42 @@ class SteppedLoop(asyncio.SelectorEventLoop):
                 await self._lot.park()
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` as an asyncio task and return its result; cancelling the caller
-        cancels the task, and waits (shielded, for at most SHUTDOWN_BOUND) until it has
-        unwound."""
+        """Run ``coro`` as an asyncio task and return its result. Cancelling the caller
+        cancels the task, which unwinds at once (see ``_unwind``)."""
         task = self.create_task(coro)
         done = trio.Event()
         task.add_done_callback(lambda _: done.set())
         try:
             await done.wait()
         except BaseException:
-            task.cancel()
-            with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_BOUND):
-                await self._step_until(task.done)
-            if task.done() and not task.cancelled():
-                task.exception()  # retrieved: we raise the cancellation instead
+            with trio.CancelScope(shield=True):
+                await self._unwind({task})
             raise
         return task.result()
 
+    async def _unwind(self, tasks: set[asyncio.Task[Any]], *, cancel: bool = True) -> None:
+        """Cancel ``tasks`` and run what they do at once in answer; no time passes.
+
+        As in a worker process that is stopped: a task that ignores its cancellation and
+        waits on is abandoned where it waits. Stepped here, not by ``drive``, so this works
+        when the driving task is already gone (steps are atomic: two steppers are fine).
+        """
+        if cancel:
+            for task in tasks:
+                task.cancel()
+        while not all(t.done() for t in tasks) and self._next_deadline() <= self.time():
+            self._step()
+            await trio.lowlevel.checkpoint()
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: nobody waits for it any more
+
     async def _shut_down(self) -> None:
-        """Cancel every task and finish async generators, stepping the loop here."""
-        tasks = asyncio.all_tasks(self)
-        for task in tasks:
-            task.cancel()
-        await self._step_until(lambda: all(t.done() for t in tasks))
-        for task in tasks:
-            if not task.cancelled():
-                task.exception()  # retrieved: the worker is gone, nobody waits for it
-        closing = self.create_task(self.shutdown_asyncgens())
-        await self._step_until(closing.done)
+        """Unwind every task, then let async generators finish, as far as they can at once."""
+        await self._unwind(asyncio.all_tasks(self))
+        await self._unwind({self.create_task(self.shutdown_asyncgens())}, cancel=False)
+        # What still waits is abandoned, like the code of a killed process: say nothing.
+        self.set_exception_handler(lambda loop, context: None)
 
 
 @asynccontextmanager
@@ -169,8 +173,7 @@ async def open_stepped_loop() -> AsyncIterator[SteppedLoop]:
             try:
                 yield loop
             finally:
-                # Bounded: a task that swallows its cancellation must not hold the test.
-                with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_BOUND):
+                with trio.CancelScope(shield=True):
                     await loop._shut_down()
                 nursery.cancel_scope.cancel()
     finally:

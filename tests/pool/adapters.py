@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from snakepit_trio.worker import Adapter, ToolContext, tool
 
 # The workers run in the test's process: tests read what the tools did here.
 EVENTS: list[tuple[str, Any]] = []
+# Called with the loop's (virtual) time whenever a worker's adapter starts.
+ON_START: list[Callable[[float], None]] = []
 
 
 class Tools(Adapter):
     async def initialize(self) -> None:
         self.calls = 0
+        now = asyncio.get_running_loop().time()
+        for hook in ON_START:
+            hook(now)
+
+    @tool
+    def whoami(self) -> int:
+        return id(self)
 
     @tool
     def echo(self, value: Any = None) -> Any:
@@ -74,6 +83,7 @@ class Tools(Adapter):
 
     async def on_session_end(self, session_id: str) -> None:
         EVENTS.append(("session end", session_id))
+        EVENTS.append(("session end at", asyncio.get_running_loop().time()))
 
 
 class FailsToStart(Adapter):
