@@ -42,31 +42,29 @@ from .._core._dispatcher import (
     WorkerGone,
 )
 from .._core._sessions import SessionRecord
-from .._core._worker_state import WorkerState
 from .._errors import (
-    InvalidArguments,
     PoolClosed,
     PoolSaturated,
     QueueTimeout,
     RequestTimeout,
     SessionLost,
     SnakepitError,
-    UnknownTool,
     WorkerCrashed,
 )
 from .._progress import ProgressCallback
 from .._shared import _frames as w
-from .._shared._codec import Outbound, decode, encode
+from .._shared._codec import Outbound, decode
 from .._supervision._launcher import Launcher
 from .._supervision._supervisor import supervise
 from .._supervision._worker import ExitInfo, Worker
-from .._tools import ToolSpec, check_arguments
+from .._tools import ToolSpec
 from .._transport._base import Channel
 from .._transport._describe import WorkerDescription
+from . import _admission as admission
 from ._calls import StreamHandle, UnaryHandle, error_from_frame
 from ._counters import Counters
 from ._health import Health
-from ._inbound import check_batch
+from ._inbound import Inbound
 from ._payloads import Payloads
 from ._recycling import Recycler
 from ._sessions import SessionHost
@@ -102,6 +100,7 @@ class Engine:
             send_end=self._send_session_end,
         )
         self.recycler = Recycler(self)
+        self.inbound = Inbound(self)
         self.settled = trio.Event()  # closing, and no call is queued or in flight
         self.terminate = trio.Event()  # SIGTERM: drain and stop now
         self.terminated = trio.Event()  # every worker is stopped
@@ -152,7 +151,7 @@ class Engine:
         self.closing = True
         self.core.close()
         if drain:
-            self._check_settled()
+            self.check_settled()
             with trio.move_on_after(self.config.drain_timeout):
                 await self.settled.wait()
         # Bounded even if a supervisor misbehaves: every stop is SIGTERM -> grace -> SIGKILL.
@@ -164,9 +163,9 @@ class Engine:
                     for worker in list(self.workers.values()):
                         worker.request_stop()
                         stoppers.start_soon(worker.gone.wait)
-        self._apply(self.core.fail_queued())
+        self.apply(self.core.fail_queued())
 
-    def _check_settled(self) -> None:
+    def check_settled(self) -> None:
         if self.closing and self.core.queued == 0 and self.core.in_flight == 0:
             self.settled.set()
 
@@ -174,37 +173,16 @@ class Engine:
     def spec(self, tool: str, *, streaming: bool) -> ToolSpec:
         if self.closing:
             raise PoolClosed(f"pool {self.config.name!r} is closed; no new calls are accepted")
-        spec = self.tools.get(tool)
-        if spec is None:
-            raise UnknownTool(tool, list(self.tools))
-        if spec.streaming and not streaming:
-            raise InvalidArguments(tool, None, "this tool streams; use pool.stream() instead")
-        if streaming and not spec.streaming:
-            raise InvalidArguments(tool, None, "this tool does not stream; use pool.execute()")
-        return spec
+        return admission.spec(self.tools, tool, streaming=streaming)
 
     def encode_args(
         self, spec: ToolSpec, args: dict[str, Any] | None, segments: Outbound | None
     ) -> bytes:
-        if args is None:
-            args = {}
-        check_arguments(spec, args)
-        if not args:
-            return b""
-        return encode(
-            args,
-            what=f"arguments of {spec.name!r}",
-            limit=self.config.max_payload_bytes,
-            shm=segments,
-        )
+        return admission.encode_args(spec, args, segments, self.config.max_payload_bytes)
 
     def budget(self, timeout: float | None) -> tuple[float | None, float]:
         """The call's timeout and absolute deadline (inf without one)."""
-        if timeout is None:
-            timeout = self.config.timeout
-        elif timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
-        return timeout, trio.current_time() + timeout if timeout is not None else math.inf
+        return admission.budget(timeout, self.config.timeout, trio.current_time())
 
     async def execute(
         self,
@@ -315,7 +293,7 @@ class Engine:
         except WorkerGone:
             raise SessionLost(call.handle.session_id, "its worker is gone") from None
         self.counters.requests += 1
-        self._apply(actions)
+        self.apply(actions)
 
     async def _wait(
         self,
@@ -359,7 +337,7 @@ class Engine:
 
     def _abandon_call(self, call: Call) -> None:
         self.health.gave_up(call.id)
-        self._apply(self.core.abandon(call.id))
+        self.apply(self.core.abandon(call.id))
 
     def _grant_credit(self, call: Call, n: int) -> None:
         channel = self._channel_of(call.worker)
@@ -375,7 +353,7 @@ class Engine:
                 f"a cancelled call to {call.tool!r} ran on past cancel_grace={grace:g}s", "stuck"
             )
 
-    def _apply(self, actions: list[Action]) -> None:
+    def apply(self, actions: list[Action]) -> None:
         """Carry out the dispatcher's actions (never blocks)."""
         for action in actions:
             if type(action) is Send:
@@ -428,68 +406,8 @@ class Engine:
 
     # --- frames from workers ---------------------------------------------------------------
     def on_frames(self, worker: Worker, raw: object) -> None:
-        """A batch from ``worker``, in the Trio thread. Checked whole, then applied.
-
-        A batch that breaks the protocol is not applied at all: the worker is killed and
-        replaced, and every call on it ends with WorkerCrashed(cause="protocol").
-        """
-        if worker.gone.is_set() or worker.broken:
-            return  # late: it has been replaced, or nothing it says counts any more
-        try:
-            frames = check_batch(raw, worker.id, self.core.calls)
-        except w.ProtocolViolation as exc:
-            log.error("worker %s broke the frame protocol: %s; replacing it", worker.id, exc)
-            worker.kill(f"it broke the frame protocol: {exc}", "protocol")
-            return
-        worker.last_heard = trio.current_time()
-        if worker.quiet:
-            self.worker_quiet(worker, False)
-        for frame in frames:
-            self._HANDLERS[type(frame)](self, worker, frame)
-        slots = self.core.workers.get(worker.id)
-        if slots is not None and slots.state is WorkerState.DRAINING and not slots.calls:
-            worker.request_stop()  # a recycled worker's last call is done
-        self._check_settled()
-
-    def _on_pong(self, worker: Worker, frame: w.Pong) -> None:
-        worker.last_rss = frame.rss
-
-    def _on_unmapped_args(self, worker: Worker, frame: w.UnmappedArgs) -> None:
-        self.payloads.returned(frame.names, worker.id)
-
-    def _on_chunk(self, worker: Worker, frame: w.Chunk) -> None:
-        call = self.core.calls[frame.id]
-        if call.state is CallState.SENT:
-            call.handle.chunk(frame.chunk)
-        else:
-            self.payloads.drop(frame.chunk)  # the consumer left: never decoded
-
-    def _on_progress(self, worker: Worker, frame: w.Progress) -> None:
-        self.core.calls[frame.id].handle.progress(frame)
-
-    def _on_final(self, worker: Worker, frame: w.Result | w.End | w.Error) -> None:
-        call = self.core.calls[frame.id]
-        abandoned = call.state is CallState.ABANDONED
-        run_time = frame.run_time if type(frame) is w.Result else None
-        actions = self.core.complete(frame.id, worker.id, run_time)
-        self.health.answered(call.id)
-        if not abandoned:
-            if type(frame) is w.Error:
-                self.counters.errors += 1
-            call.handle.deliver(frame)
-        elif type(frame) is w.Result:
-            self.payloads.drop(frame.result)
-        self._apply(actions)
-
-    _HANDLERS: dict[type[Any], Callable[[Engine, Worker, Any], None]] = {
-        w.Pong: _on_pong,
-        w.UnmappedArgs: _on_unmapped_args,
-        w.Chunk: _on_chunk,
-        w.Progress: _on_progress,
-        w.Result: _on_final,
-        w.End: _on_final,
-        w.Error: _on_final,
-    }
+        """A batch from ``worker`` (see ``_inbound.py``)."""
+        self.inbound.on_frames(worker, raw)
 
     # --- what the supervisors report (PoolHooks) -------------------------------------------
     def next_worker_id(self) -> str:
@@ -502,7 +420,7 @@ class Engine:
         if self.closing:  # a replacement that became ready during shutdown
             worker.request_stop()
             return
-        self._apply(self.core.add_worker(worker.id, self.config.worker_capacity))
+        self.apply(self.core.add_worker(worker.id, self.config.worker_capacity))
         self._workers_changed.set()
         self._workers_changed = trio.Event()
 
@@ -524,17 +442,17 @@ class Engine:
             for call in slots.calls.values():
                 call.handle.crash = crash
         self.sessions.worker_died(worker.id, f"worker {worker.id} (pid {worker.pid}) exited")
-        self._apply(self.core.remove_worker(worker.id, undelivered))
+        self.apply(self.core.remove_worker(worker.id, undelivered))
         if crash is not None and crash.cause != "stuck":  # killed on purpose: no storm
             self._crashed(f"{crash.cause}: {headline}")
-        self._check_settled()
+        self.check_settled()
 
     def note_start_failure(self, reason: str) -> None:
         self._crashed(f"a replacement failed to start: {reason.splitlines()[0]}")
 
     def _crashed(self, cause: str) -> None:
         if self.health.crashed(cause):
-            self._apply(self.core.shed_queue(FailReason.UNHEALTHY))
+            self.apply(self.core.shed_queue(FailReason.UNHEALTHY))
 
     def worker_quiet(self, worker: Worker, quiet: bool) -> None:
         """Heartbeats: ``worker`` went silent (no new calls) or answers again."""
@@ -543,7 +461,7 @@ class Engine:
             log.info("worker %s is not answering heartbeats; it gets no new calls", worker.id)
             self.core.suspend_worker(worker.id)
         else:
-            self._apply(self.core.resume_worker(worker.id))
+            self.apply(self.core.resume_worker(worker.id))
 
     def note_restart(self) -> None:
         self.counters.restarts += 1

@@ -13,10 +13,21 @@ shape (``_shared/_frames.py``):
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from .._core._dispatcher import Call
+import trio
+
+from .._core._dispatcher import Action, Call, CallState, Dispatcher
+from .._core._worker_state import WorkerState
 from .._shared import _frames as w
+from .._supervision._worker import Worker
+from ._counters import Counters
+from ._health import Health
+from ._payloads import Payloads
+
+log = logging.getLogger("snakepit_trio")
 
 _FINAL: tuple[type[Any], ...] = (w.Result, w.End, w.Error)
 _OF_A_CALL: tuple[type[Any], ...] = (*_FINAL, w.Chunk, w.Progress)
@@ -48,3 +59,87 @@ def check_batch(raw: object, worker_id: str, calls: dict[int, Call]) -> list[w.W
         if kind in _FINAL:
             finished.add(call_id)
     return frames
+
+
+class InboundHost(Protocol):
+    """What applying a batch needs of the engine."""
+
+    core: Dispatcher
+    payloads: Payloads
+    health: Health
+    counters: Counters
+
+    def apply(self, actions: list[Action]) -> None: ...
+    def worker_quiet(self, worker: Worker, quiet: bool) -> None: ...
+    def check_settled(self) -> None: ...
+
+
+class Inbound:
+    """Applies checked batches: each frame kind has its handler."""
+
+    def __init__(self, engine: InboundHost) -> None:
+        self._engine = engine
+
+    def on_frames(self, worker: Worker, raw: object) -> None:
+        """A batch from ``worker``, in the Trio thread. Checked whole, then applied.
+
+        A batch that breaks the protocol is not applied at all: the worker is killed and
+        replaced, and every call on it ends with WorkerCrashed(cause="protocol").
+        """
+        if worker.gone.is_set() or worker.broken:
+            return  # late: it has been replaced, or nothing it says counts any more
+        try:
+            frames = check_batch(raw, worker.id, self._engine.core.calls)
+        except w.ProtocolViolation as exc:
+            log.error("worker %s broke the frame protocol: %s; replacing it", worker.id, exc)
+            worker.kill(f"it broke the frame protocol: {exc}", "protocol")
+            return
+        worker.last_heard = trio.current_time()
+        if worker.quiet:
+            self._engine.worker_quiet(worker, False)
+        for frame in frames:
+            self._HANDLERS[type(frame)](self, worker, frame)
+        slots = self._engine.core.workers.get(worker.id)
+        if slots is not None and slots.state is WorkerState.DRAINING and not slots.calls:
+            worker.request_stop()  # a recycled worker's last call is done
+        self._engine.check_settled()
+
+    def _on_pong(self, worker: Worker, frame: w.Pong) -> None:
+        worker.last_rss = frame.rss
+
+    def _on_unmapped_args(self, worker: Worker, frame: w.UnmappedArgs) -> None:
+        self._engine.payloads.returned(frame.names, worker.id)
+
+    def _on_chunk(self, worker: Worker, frame: w.Chunk) -> None:
+        call = self._engine.core.calls[frame.id]
+        if call.state is CallState.SENT:
+            call.handle.chunk(frame.chunk)
+        else:
+            self._engine.payloads.drop(frame.chunk)  # the consumer left: never decoded
+
+    def _on_progress(self, worker: Worker, frame: w.Progress) -> None:
+        self._engine.core.calls[frame.id].handle.progress(frame)
+
+    def _on_final(self, worker: Worker, frame: w.Result | w.End | w.Error) -> None:
+        call = self._engine.core.calls[frame.id]
+        abandoned = call.state is CallState.ABANDONED
+        run_time = frame.run_time if type(frame) is w.Result else None
+        actions = self._engine.core.complete(frame.id, worker.id, run_time)
+        self._engine.health.answered(call.id)
+        if not abandoned:
+            if type(frame) is w.Error:
+                self._engine.counters.errors += 1
+            call.handle.deliver(frame)
+        elif type(frame) is w.Result:
+            self._engine.payloads.drop(frame.result)
+        self._engine.apply(actions)
+
+    _HANDLERS: dict[type[Any], Callable[[Inbound, Worker, Any], None]] = {
+        w.Pong: _on_pong,
+        w.UnmappedArgs: _on_unmapped_args,
+        w.Chunk: _on_chunk,
+        w.Progress: _on_progress,
+        w.Result: _on_final,
+        w.End: _on_final,
+        w.Error: _on_final,
+    }
