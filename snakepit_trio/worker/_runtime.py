@@ -169,6 +169,8 @@ class Runtime:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.clock: Callable[[], float] = self._loop.time if inline else time.monotonic
+        # What run times (reported for prefetch decisions) are measured with.
+        self.timer: Callable[[], float] = self._loop.time if inline else time.perf_counter
         self.threads: ToolThreads | InlineTools
         if inline:
             self.threads = InlineTools(self._loop, self._outcome_frame, self._threads_done)
@@ -294,13 +296,13 @@ class Runtime:
     async def _run(self, call: RunningCall, args: dict[str, Any]) -> None:
         value: Any = None
         error: BaseException | None = None
-        started = time.perf_counter()
+        started = self.timer()
         call.started = True
         try:
             if call.cancel_requested:  # cancelled before it began
                 raise asyncio.CancelledError
             async with self._slots:
-                started = time.perf_counter()
+                started = self.timer()
                 if call.info.streaming:
                     await self._run_stream(call, args, call.sink)
                 else:
@@ -309,7 +311,7 @@ class Runtime:
             error = exc
         args.clear()  # its views of shared memory go before its final frame does
         if not (call.info.streaming and error is None):
-            frame = self._outcome_frame(call, value, error, time.perf_counter() - started)
+            frame = self._outcome_frame(call, value, error, self.timer() - started)
             value = None
             self.flush_unmapped()  # so the host may reuse them as soon as it has the result
             call.sink(frame)
