@@ -1,14 +1,19 @@
-"""snakepit_trio: a Trio pool of long-lived, isolated worker processes spoken to over gRPC.
+"""snakepit_trio: a Trio pool of long-lived, isolated worker processes.
 
-Map of the package (everything public is re-exported here):
+Public names (all re-exported here):
 - open_pool ................. _lifecycle.py (start, drain, stop)
-- Pool ...................... _pool.py (the Trio shell), _supervisor.py (one per worker)
+- Pool, Session, Stream ..... _pool.py, _session.py, _streaming.py: facades over the engine
 - PoolConfig, PoolOptions, RestartPolicy .. _config.py
-- Session, SessionInfo ....... _session.py (affinity); the store is _core/_sessions.py
-- PoolStats, WorkerInfo ...... _stats.py;  ToolSpec, ParamSpec .. _tools.py
+- PoolStats, WorkerInfo, SessionInfo .. _stats.py;  ToolSpec, ParamSpec .. _tools.py
 - Progress .................. _progress.py (events from ToolContext.progress)
 - errors ..................... _errors.py (all derive from SnakepitError)
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
+- snakepit_trio.testing ...... open_fake_pool, faults: the pool in memory, for tests
+
+Rooms below the handles (docs/architecture.md tells the whole story; import contracts in
+pyproject.toml keep it true): _engine/ carries out the decisions of _core/ (pure); _supervision/
+starts, watches and stops workers; _transport/ carries frames; _shared/ is what host and worker
+both import.
 
 Imports are lazy (PEP 562) so that ``python -m snakepit_trio.worker`` does not pull in trio.
 ``_EXPORTS`` is the one list of public names; the ``TYPE_CHECKING`` block repeats it for type
