@@ -194,7 +194,8 @@ class WorkerCrashed(SnakepitError):
         cause: ``"exit"`` (it exited by itself), ``"signal"`` (killed by a signal the pool
             did not send), ``"oom"`` (SIGKILL with evidence of the kernel's OOM killer),
             ``"unresponsive"`` (the pool killed it: no heartbeat answer),
-            ``"stuck"`` (the pool killed it: a cancelled call did not stop, kill_on_cancel)
+            ``"stuck"`` (the pool killed it: a cancelled call did not stop, kill_on_cancel),
+            ``"protocol"`` (the pool killed it: it sent frames the protocol does not allow)
             or ``"disconnected"`` (its connection broke; the pool killed it).
         last_rss: its resident memory in bytes at the last heartbeat, or ``None``.
     """

@@ -122,8 +122,17 @@ class Pool(metaclass=NoPublicConstructor):
             never retried: a worker crash mid-stream delivers the chunks already received,
             then raises ``WorkerCrashed``.
         """
-        return _open_stream(
-            self._engine, tool, args, timeout, idle_timeout, window, on_progress, kill_on_cancel
+        return Stream._opening(
+            self._engine.open_stream(
+                tool,
+                args,
+                timeout=timeout,
+                idle_timeout=idle_timeout,
+                window=window,
+                on_progress=on_progress,
+                kill_on_cancel=kill_on_cancel,
+                session=None,
+            )
         )
 
     async def execute_stream(
@@ -413,28 +422,3 @@ class Pool(metaclass=NoPublicConstructor):
             f"workers={s.workers}/{cfg.size} busy={s.busy} queued={s.queued} "
             f"in_flight={s.in_flight} requests={s.requests}>"
         )
-
-
-@asynccontextmanager
-async def _open_stream(
-    engine: Engine,
-    tool: str,
-    args: dict[str, Any] | None,
-    timeout: float | None,
-    idle_timeout: float | None,
-    window: int,
-    on_progress: ProgressCallback | None,
-    kill_on_cancel: bool | None,
-    session: Any = None,
-) -> AsyncIterator[Stream]:
-    async with engine.open_stream(
-        tool,
-        args,
-        timeout=timeout,
-        idle_timeout=idle_timeout,
-        window=window,
-        on_progress=on_progress,
-        kill_on_cancel=kill_on_cancel,
-        session=session,
-    ) as handle:
-        yield Stream._create(handle)

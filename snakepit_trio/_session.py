@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
 import attrs
@@ -152,30 +152,18 @@ class Session(metaclass=NoPublicConstructor):
             SessionLost: a strict session's worker died, or the session was closed.
             The errors of ``Pool.stream``.
         """
-        return self._stream(tool, args, timeout, idle_timeout, window, on_progress, kill_on_cancel)
-
-    @asynccontextmanager
-    async def _stream(
-        self,
-        tool: str,
-        args: dict[str, Any] | None,
-        timeout: float | None,
-        idle_timeout: float | None,
-        window: int,
-        on_progress: ProgressCallback | None,
-        kill_on_cancel: bool | None,
-    ) -> AsyncIterator[Stream]:
-        async with self._engine.open_stream(
-            tool,
-            args,
-            timeout=timeout,
-            idle_timeout=idle_timeout,
-            window=window,
-            on_progress=on_progress,
-            kill_on_cancel=kill_on_cancel,
-            session=self._record,
-        ) as handle:
-            yield Stream._create(handle)
+        return Stream._opening(
+            self._engine.open_stream(
+                tool,
+                args,
+                timeout=timeout,
+                idle_timeout=idle_timeout,
+                window=window,
+                on_progress=on_progress,
+                kill_on_cancel=kill_on_cancel,
+                session=self._record,
+            )
+        )
 
     # --- typed variables (kept on the host with the session) -------------------------
     def register_variable(

@@ -9,7 +9,8 @@ before the end abandons the call: the worker gets a CANCEL and closes the genera
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from ._engine._calls import StreamHandle
@@ -29,6 +30,15 @@ class Stream(metaclass=NoPublicConstructor):
 
     def __init__(self, handle: StreamHandle) -> None:
         self._handle = handle
+
+    @staticmethod
+    @asynccontextmanager
+    async def _opening(
+        opened: AbstractAsyncContextManager[StreamHandle],
+    ) -> AsyncIterator[Stream]:
+        # The engine's stream call, seen through the public handle.
+        async with opened as handle:
+            yield Stream._create(handle)
 
     def __repr__(self) -> str:
         h = self._handle

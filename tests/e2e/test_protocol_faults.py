@@ -30,28 +30,42 @@ CASES: dict[str, tuple[list[Any], bool]] = {
 }
 
 
+async def held_then_rogue(
+    pool: sp.Pool, frames: Any, own: bool = False
+) -> dict[str, BaseException | Any]:
+    """A call held on the worker, then the rogue batch; how each call ended.
+
+    The promise tested: every caller on the worker ends within 1 s of the bad batch.
+    """
+    outcomes: dict[str, BaseException | Any] = {}
+    ended = {"held": trio.Event(), "rogue": trio.Event()}
+
+    async def call(name: str, tool: str, args: dict[str, Any]) -> None:
+        try:
+            outcomes[name] = await pool.execute(tool, args)
+        except sp.SnakepitError as exc:
+            outcomes[name] = exc
+        ended[name].set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call, "held", "hold", {})
+        await wait_for(lambda: pool.stats().in_flight == 1)
+        if callable(frames):  # frames that name the held call
+            [held_id] = await pool.execute("held_ids")
+            frames = frames(held_id)
+        nursery.start_soon(call, "rogue", "send", {"frames": frames, "own": own})
+        with trio.fail_after(1):
+            for event in ended.values():
+                await event.wait()
+    return outcomes
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 async def test_a_bad_batch_replaces_the_worker_and_ends_its_calls(case: str) -> None:
     frames, own = CASES[case]
     async with sp.open_pool(ROGUE, size=1, worker_capacity=4, registry=False) as pool:
         [before] = pool.workers()
-        outcomes: dict[str, BaseException | Any] = {}
-        ended = {"held": trio.Event(), "rogue": trio.Event()}
-
-        async def call(name: str, tool: str, args: dict[str, Any]) -> None:
-            try:
-                outcomes[name] = await pool.execute(tool, args)
-            except sp.SnakepitError as exc:
-                outcomes[name] = exc
-            ended[name].set()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(call, "held", "hold", {})
-            await wait_for(lambda: pool.stats().in_flight == 1)
-            nursery.start_soon(call, "rogue", "send", {"frames": frames, "own": own})
-            with trio.fail_after(1):  # the promise: every caller ends within 1 s
-                for event in ended.values():
-                    await event.wait()
+        outcomes = await held_then_rogue(pool, frames, own)
         for name in ("held", "rogue"):
             error = outcomes[name]
             assert isinstance(error, sp.WorkerCrashed), (name, error)
@@ -67,24 +81,8 @@ async def test_no_batch_is_half_applied() -> None:
     # A valid RESULT for a running call, then junk, in one batch: the call must not get that
     # result; it ends with the worker, like every other call there.
     async with sp.open_pool(ROGUE, size=1, worker_capacity=4, registry=False) as pool:
-        outcomes: dict[str, BaseException | Any] = {}
-        ended = {"held": trio.Event(), "rogue": trio.Event()}
-
-        async def call(name: str, tool: str, args: dict[str, Any]) -> None:
-            try:
-                outcomes[name] = await pool.execute(tool, args)
-            except sp.SnakepitError as exc:
-                outcomes[name] = exc
-            ended[name].set()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(call, "held", "hold", {})
-            await wait_for(lambda: pool.stats().in_flight == 1)
-            [held_id] = await pool.execute("held_ids")
-            good = [RESULT, held_id, b"\xa5early", None]  # msgpack "early"
-            nursery.start_soon(call, "rogue", "send", {"frames": [good, [RESULT]]})
-            with trio.fail_after(1):
-                for event in ended.values():
-                    await event.wait()
+        outcomes = await held_then_rogue(
+            pool, lambda held: [[RESULT, held, b"\xa5early", None], [RESULT]]
+        )
         assert isinstance(outcomes["held"], sp.WorkerCrashed), outcomes["held"]
         assert outcomes["held"].cause == "protocol"
