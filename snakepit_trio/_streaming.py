@@ -15,6 +15,7 @@ from typing import Any
 
 from ._engine._calls import StreamHandle
 from ._public import NoPublicConstructor
+from ._shared._codec import decode
 
 __all__ = ["Stream"]
 
@@ -67,7 +68,8 @@ class Stream(metaclass=NoPublicConstructor):
                 the call failed (after every chunk that arrived before the failure).
         """
         handle = self._handle
-        return handle.decode(await handle.next_payload())
+        payload = handle.take() if handle.buffer else await handle.next_payload()
+        return decode(payload, what=handle.what, unmapped=handle.unmapped)
 
     def close(self) -> None:
         """Stop the stream early (leaving ``async with`` does this).

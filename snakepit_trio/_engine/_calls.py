@@ -163,21 +163,35 @@ class StreamHandle:
     _task: Any = None
     _consumed: int = 0
 
+    what: str = ""  # how a chunk is named in a SerializationError
+
     def __attrs_post_init__(self) -> None:
         self._credit = self.window
+        self.what = f"chunk of {self.tool!r}"
 
     @property
     def finished(self) -> bool:
         return self.final is not None or self.error is not None
 
     def accepts(self, frame: w.CallFrame) -> str | None:
-        if type(frame) is w.Result:
-            return f"RESULT for streaming call {frame.id} (a stream ends with END)"
         if type(frame) is w.Chunk:
             if self._credit <= 0:
                 return f"CHUNK beyond the credit granted to streaming call {frame.id}"
             self._credit -= 1  # counted here: a batch may hold several chunks
+        elif type(frame) is w.Result:
+            return f"RESULT for streaming call {frame.id} (a stream ends with END)"
         return None
+
+    def take(self) -> bytes:
+        """The first buffered chunk's payload (the buffer is not empty); grants credit back
+        each time half a window has been consumed."""
+        payload = self.buffer.popleft()
+        self._consumed += 1
+        if self._consumed * 2 >= self.window and not self.finished and self.call is not None:
+            self._credit += self._consumed
+            self.grant(self.call, self._consumed)
+            self._consumed = 0
+        return payload
 
     async def next_payload(self) -> bytes:
         """The next chunk's payload; raises the call's error, or StopAsyncIteration."""
@@ -189,16 +203,10 @@ class StreamHandle:
                     raise error_from_frame(self.tool, self.final, self.available())
                 raise StopAsyncIteration
             await self._wait()
-        payload = self.buffer.popleft()
-        self._consumed += 1
-        if self._consumed * 2 >= self.window and not self.finished and self.call is not None:
-            self._credit += self._consumed
-            self.grant(self.call, self._consumed)
-            self._consumed = 0
-        return payload
+        return self.take()
 
     def decode(self, payload: bytes) -> Any:
-        return decode(payload, what=f"chunk of {self.tool!r}", unmapped=self.unmapped)
+        return decode(payload, what=self.what, unmapped=self.unmapped)
 
     async def _wait(self) -> None:
         assert self.call is not None

@@ -29,27 +29,43 @@ from ._payloads import Payloads
 
 log = logging.getLogger("snakepit_trio")
 
-_FINAL: tuple[type[Any], ...] = (w.Result, w.End, w.Error)
-_OF_A_CALL: tuple[type[Any], ...] = (*_FINAL, w.Chunk, w.Progress)
+_FINAL: frozenset[type[Any]] = frozenset({w.Result, w.End, w.Error})
+_OF_A_CALL: frozenset[type[Any]] = _FINAL | {w.Chunk, w.Progress}
 
 
-def check_batch(raw: object, worker_id: str, calls: dict[int, Call]) -> list[w.WorkerFrame]:
+def check_batch(
+    raw: object, worker_id: str, calls: dict[int, Call]
+) -> list[tuple[w.WorkerFrame, Call | None]]:
     """Parse ``raw`` (one decoded batch from ``worker_id``) and check it against the calls.
+
+    Returns:
+        Each frame with the call it belongs to (None for frames of no call).
 
     Raises:
         ProtocolViolation: a frame does not parse or does not fit; nothing may be applied.
     """
-    frames: list[w.WorkerFrame] = w.parse_batch(raw, w.parse_from_worker)
-    finished: set[int] = set()
-    for frame in frames:
+    if type(raw) is not list:
+        raise w.ProtocolViolation(f"a batch must be an array of frames, got {type(raw).__name__}")
+    parsers, of_a_call, get = w.FROM_WORKER, _OF_A_CALL, calls.get
+    checked: list[tuple[w.WorkerFrame, Call | None]] = []
+    append = checked.append
+    finished: set[int] | None = None  # calls whose final frame came earlier in this batch
+    for item in raw:  # one pass, names bound locally: this runs for every chunk of every stream
+        parse = None
+        if type(item) is list and item and type(item[0]) is int:
+            parse = parsers.get(item[0])
+        if parse is None:
+            raise w.refused(item, from_worker=True)
+        frame: w.WorkerFrame = parse(item)
         kind = type(frame)
-        if kind is w.Welcome:
-            raise w.ProtocolViolation("WELCOME after the handshake")
-        if kind not in _OF_A_CALL:
+        if kind not in of_a_call:
+            if kind is w.Welcome:
+                raise w.ProtocolViolation("WELCOME after the handshake")
+            append((frame, None))
             continue
         call_id: int = frame.id  # type: ignore[union-attr]
-        call = calls.get(call_id)
-        if call is None or call.worker != worker_id or call_id in finished:
+        call = get(call_id)
+        if call is None or call.worker != worker_id or (finished and call_id in finished):
             raise w.ProtocolViolation(
                 f"{kind.__name__.upper()} for call {call_id}, which this worker is not running"
             )
@@ -57,8 +73,11 @@ def check_batch(raw: object, worker_id: str, calls: dict[int, Call]) -> list[w.W
         if problem is not None:
             raise w.ProtocolViolation(problem)
         if kind in _FINAL:
+            if finished is None:
+                finished = set()
             finished.add(call_id)
-    return frames
+        append((frame, call))
+    return checked
 
 
 class InboundHost(Protocol):
@@ -97,31 +116,30 @@ class Inbound:
         worker.last_heard = trio.current_time()
         if worker.quiet:
             self._engine.worker_quiet(worker, False)
-        for frame in frames:
-            self._HANDLERS[type(frame)](self, worker, frame)
+        handlers = self._HANDLERS
+        for frame, call in frames:
+            handlers[type(frame)](self, worker, frame, call)
         slots = self._engine.core.workers.get(worker.id)
         if slots is not None and slots.state is WorkerState.DRAINING and not slots.calls:
             worker.request_stop()  # a recycled worker's last call is done
         self._engine.check_settled()
 
-    def _on_pong(self, worker: Worker, frame: w.Pong) -> None:
+    def _on_pong(self, worker: Worker, frame: w.Pong, call: None) -> None:
         worker.last_rss = frame.rss
 
-    def _on_unmapped_args(self, worker: Worker, frame: w.UnmappedArgs) -> None:
+    def _on_unmapped_args(self, worker: Worker, frame: w.UnmappedArgs, call: None) -> None:
         self._engine.payloads.returned(frame.names, worker.id)
 
-    def _on_chunk(self, worker: Worker, frame: w.Chunk) -> None:
-        call = self._engine.core.calls[frame.id]
+    def _on_chunk(self, worker: Worker, frame: w.Chunk, call: Call) -> None:
         if call.state is CallState.SENT:
             call.handle.chunk(frame.chunk)
         else:
             self._engine.payloads.drop(frame.chunk)  # the consumer left: never decoded
 
-    def _on_progress(self, worker: Worker, frame: w.Progress) -> None:
-        self._engine.core.calls[frame.id].handle.progress(frame)
+    def _on_progress(self, worker: Worker, frame: w.Progress, call: Call) -> None:
+        call.handle.progress(frame)
 
-    def _on_final(self, worker: Worker, frame: w.Result | w.End | w.Error) -> None:
-        call = self._engine.core.calls[frame.id]
+    def _on_final(self, worker: Worker, frame: w.Result | w.End | w.Error, call: Call) -> None:
         abandoned = call.state is CallState.ABANDONED
         run_time = frame.run_time if type(frame) is w.Result else None
         actions = self._engine.core.complete(frame.id, worker.id, run_time)
@@ -134,7 +152,7 @@ class Inbound:
             self._engine.payloads.drop(frame.result)
         self._engine.apply(actions)
 
-    _HANDLERS: dict[type[Any], Callable[[Inbound, Worker, Any], None]] = {
+    _HANDLERS: dict[type[Any], Callable[[Inbound, Worker, Any, Any], None]] = {
         w.Pong: _on_pong,
         w.UnmappedArgs: _on_unmapped_args,
         w.Chunk: _on_chunk,

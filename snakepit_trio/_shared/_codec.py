@@ -204,6 +204,7 @@ def _from_segment(code: int, data: bytes, unmapped: Unmapped | None) -> Any:
     return np.frombuffer(mapping, dtype=np.dtype(dtype)).reshape(shape)
 
 
+@functools.lru_cache(maxsize=16)  # one per receiver, not one per decoded payload
 def _hook_for(unmapped: Unmapped | None) -> Callable[[int, bytes], Any]:
     def hook(code: int, ext: bytes) -> Any:
         if code in (SHM_NDARRAY_EXT, SHM_BYTES_EXT):
