@@ -418,18 +418,24 @@ def refused(frame: object, *, from_worker: bool) -> ProtocolViolation:
     return ProtocolViolation(f"{_short(frame[0])} is not a {side} frame kind")
 
 
+def _parse(
+    frame: object, parsers: dict[int, Callable[[list[Any]], Any]], *, from_worker: bool
+) -> Any:
+    if type(frame) is list and frame and type(frame[0]) is int:
+        parse = parsers.get(frame[0])
+        if parse is not None:
+            return parse(frame)
+    raise refused(frame, from_worker=from_worker)
+
+
 def parse_from_worker(frame: object) -> WorkerFrame:
     """Check a frame a worker sent and return it typed.
 
     Raises:
         ProtocolViolation: it is not a worker-to-host frame with the fields ``TABLE`` lists.
     """
-    if type(frame) is list and frame and type(frame[0]) is int:
-        parse = FROM_WORKER.get(frame[0])
-        if parse is not None:
-            parsed: WorkerFrame = parse(frame)
-            return parsed
-    raise refused(frame, from_worker=True)
+    parsed: WorkerFrame = _parse(frame, FROM_WORKER, from_worker=True)
+    return parsed
 
 
 def parse_from_host(frame: object) -> HostFrame:
@@ -438,12 +444,8 @@ def parse_from_host(frame: object) -> HostFrame:
     Raises:
         ProtocolViolation: it is not a host-to-worker frame with the fields ``TABLE`` lists.
     """
-    if type(frame) is list and frame and type(frame[0]) is int:
-        parse = FROM_HOST.get(frame[0])
-        if parse is not None:
-            parsed: HostFrame = parse(frame)
-            return parsed
-    raise refused(frame, from_worker=False)
+    parsed: HostFrame = _parse(frame, FROM_HOST, from_worker=False)
+    return parsed
 
 
 def parse_batch(frames: object, parse: Callable[[object], Any]) -> list[Any]:
