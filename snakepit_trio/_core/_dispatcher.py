@@ -19,11 +19,12 @@ How this works:
   (queued) or CRASHED (running); it is never moved. A call with ``prefer`` goes to that
   worker when it has a free slot, else it is an ordinary call. Between the pool queue and a
   worker's own queue, the older call (by submission order) goes first.
-- ``remove_worker`` is a worker's death. Calls never delivered to it go back to the front of
-  the queue (they never ran). Delivered calls fail with CRASHED, except idempotent calls,
-  which are re-queued up to ``max_retries`` times (a retry budget: a call that crashes
-  every worker it touches must not take the whole pool down). Abandoned calls on it are
-  simply forgotten.
+- ``remove_worker`` is a worker's death. Calls never delivered to it go back to the queue
+  (they never ran), in submission order: ahead of every call submitted after them, so
+  usually at the front. Delivered calls fail with CRASHED, except idempotent calls, which
+  are re-queued the same way up to ``max_retries`` times (a retry budget: a call that
+  crashes every worker it touches must not take the whole pool down). Abandoned calls on
+  it are simply forgotten.
 - ``suspend_worker`` stops new calls to a worker that went quiet (heartbeats), until
   ``resume_worker``; its running calls stay where they are.
 - ``close`` refuses new submissions; queued and running calls may still finish (drain).
@@ -31,7 +32,11 @@ How this works:
 
 Invariants (tested with hypothesis): a call is finished exactly once (completed, failed or
 abandoned); it is on at most one worker at a time; a non-idempotent call is sent at most once;
-no worker holds more calls than its capacity.
+no call is sent to a worker past its limit (capacity + its current prefetch; a worker may keep
+more than a limit that shrank, and then gets nothing until it is below it again); no call is
+sent to a draining or suspended worker; every queue is in submission order and a call is
+never sent while an older one that worker could run still waits; no call waits while a worker
+that may run it has a free slot.
 """
 
 from __future__ import annotations
@@ -227,9 +232,15 @@ class Dispatcher:
             else:
                 self._finish(call)
                 actions.append(Fail(call, FailReason.CRASHED, worker))
-        for call in reversed(requeue):
-            call.state = CallState.QUEUED
-            self.queue.appendleft(call)
+        if requeue:
+            # Back in submission order: ahead of every call submitted after them, behind
+            # older ones a previous death already put back. The queue stays sorted, which
+            # _pump relies on when it compares only the heads of the queues.
+            for call in requeue:
+                call.state = CallState.QUEUED
+            waiting = sorted([*requeue, *self.queue], key=lambda c: c.seq)
+            self.queue.clear()
+            self.queue.extend(waiting)
         actions.extend(self._pump())
         return actions
 

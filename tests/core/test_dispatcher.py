@@ -19,6 +19,7 @@ from snakepit_trio._core._dispatcher import (
     SendCancel,
     WorkerGone,
 )
+from snakepit_trio._core._worker_state import WorkerState
 
 
 def sends(actions: list) -> list[tuple[object, int]]:  # type: ignore[type-arg]
@@ -199,146 +200,415 @@ def test_abandon_a_pinned_queued_call() -> None:
     assert d.complete(1, "a") == []
 
 
+def test_requeued_calls_keep_submission_order_across_deaths() -> None:
+    d = Dispatcher(max_retries=1)
+    d.add_worker("a", 1)
+    d.add_worker("b", 1)
+    d.submit(Call(1, "t", idempotent=True))  # on a
+    d.submit(Call(2, "t"))  # on b
+    assert d.remove_worker("a") == []  # 1 crashed; its retry waits in the pool queue
+    assert d.remove_worker("b", undelivered={2}) == []  # 2 never reached b: it waits too
+    assert [c.id for c in d.queue] == [1, 2]  # not [2, 1]: 1 is older
+    assert sends(d.add_worker("c", 1)) == [("c", 1)]
+
+
+def test_a_requeued_older_call_still_goes_before_a_younger_pinned_call() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 1)
+    d.add_worker("w", 1)
+    d.add_worker("b", 1)
+    assert sends(d.submit(Call(1, "t"))) == [("a", 1)]
+    assert sends(d.submit(Call(2, "t"))) == [("w", 2)]
+    assert d.submit(Call(3, "t", pin="w")) == []  # waits in w's own queue
+    assert sends(d.submit(Call(4, "t"))) == [("b", 4)]
+    d.remove_worker("a", undelivered={1})
+    d.remove_worker("b", undelivered={4})
+    # w frees: the oldest waiting call is 1 (pool queue), older than the pinned 3.
+    assert sends(d.complete(2, "w")) == [("w", 1)]
+
+
+def test_a_worker_keeps_its_calls_when_its_prefetch_shrinks() -> None:
+    d = Dispatcher(prefetch=2, prefetch_budget=0.5)
+    d.add_worker("a", 1)
+    d.submit(Call(1, "t"))
+    d.complete(1, "a", run_time=0.1)
+    ws = d.workers["a"]
+    assert ws.limit == 3
+    for cid in (2, 3, 4):
+        d.submit(Call(cid, "t", pin="a"))
+    assert d.submit(Call(5, "t", pin="a")) == []
+    assert d.complete(2, "a", run_time=5.0) == []  # long calls: no prefetch any more
+    assert ws.limit == 1 and len(ws.calls) == 2 and ws.free == -1  # 3 and 4 stay
+    assert d.complete(3, "a", run_time=5.0) == []  # still at its limit: 5 waits
+    assert sends(d.complete(4, "a", run_time=5.0)) == [("a", 5)]
+
+
+def test_a_draining_worker_gets_nothing_new_and_finishes_what_it_runs() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 2)
+    d.submit(Call(1, "t"))
+    d.drain_worker("a")
+    assert d.submit(Call(2, "t")) == [] and d.submit(Call(3, "t", pin="a")) == []
+    assert d.complete(1, "a") == []  # done normally; 2 and 3 still wait
+    assert 1 not in d.calls and d.queued == 2
+    assert sends(d.add_worker("b", 1)) == [("b", 2)]  # 3 may only run on a
+
+
 class DispatcherMachine(RuleBasedStateMachine):
-    """Random interleavings of submits, completions, cancels, deaths and restarts."""
+    """Random interleavings of submits, completions, cancels, drains, deaths and restarts.
+
+    The machine keeps its own model of where each call is (waiting in the pool queue, waiting
+    in a worker's own queue, or holding a slot on a worker) from the actions the dispatcher
+    returns, and checks the dispatcher against it after every step.
+    """
 
     @initialize(
-        prefetch=st.integers(0, 2),
-        max_queue=st.none() | st.integers(0, 4),
+        prefetch=st.integers(0, 3),
+        max_queue=st.none() | st.integers(0, 6),
         max_retries=st.integers(0, 2),
+        capacities=st.lists(st.integers(1, 3), min_size=1, max_size=3),
     )
-    def setup(self, prefetch: int, max_queue: int | None, max_retries: int) -> None:
+    def setup(
+        self, prefetch: int, max_queue: int | None, max_retries: int, capacities: list[int]
+    ) -> None:
         self.d = Dispatcher(
             max_queue=max_queue, prefetch=prefetch, prefetch_budget=0.5, max_retries=max_retries
         )
         self.next_id = 1
         self.next_worker = 0
         self.finished: dict[int, str] = {}  # call id -> how it ended
-        self.sent_count: dict[int, int] = {}
+        self.sent_count: dict[int, int] = {}  # Sends that reached the worker
         self.idempotent: set[int] = set()
-        self.abandoned: set[int] = set()
-        self.capacity: dict[str, int] = {}
         self.known_workers: list[str] = []  # live and dead: pins to dead ones are refused
         self.pins: dict[int, str] = {}
+        self.seq: dict[int, int] = {}  # call id -> submission order
+        # The model: every live call is in exactly one of these.
+        self.pool_waiting: set[int] = set()
+        self.pinned_waiting: dict[str, set[int]] = {}  # worker -> its own queue
+        self.running: dict[int, str] = {}  # call id -> the worker holding its slot
+        self.cancelled: set[int] = set()  # running, but the caller is gone (SendCancel sent)
+        self.draining: set[str] = set()
+        self.suspended: set[str] = set()
+        for capacity in capacities:
+            self.add_worker(capacity)
+
+    # --- the model follows the actions ---------------------------------------------------
+    def _waiting(self) -> set[int]:
+        return self.pool_waiting.union(*self.pinned_waiting.values())
 
     def _apply(self, actions: list) -> None:  # type: ignore[type-arg]
         for a in actions:
             if isinstance(a, Send):
-                assert not self.d.workers[a.worker].suspended, "a call went to a quiet worker"
-                self.sent_count[a.call.id] = self.sent_count.get(a.call.id, 0) + 1
-                pin = self.pins.get(a.call.id)
-                assert pin is None or a.worker == pin, "a pinned call ran elsewhere"
+                self._sent(a.worker, a.call)
+            elif isinstance(a, SendCancel):
+                assert self.running.get(a.call.id) == a.worker, "a cancel for a call not there"
+                assert a.call.id not in self.cancelled, "a call cancelled twice"
+                self.cancelled.add(a.call.id)
             elif isinstance(a, Fail):
                 assert a.call.id not in self.finished, "a call finished twice"
                 self.finished[a.call.id] = a.reason.value
+                self.pool_waiting.discard(a.call.id)
+                for waiting in self.pinned_waiting.values():
+                    waiting.discard(a.call.id)
+                self.running.pop(a.call.id, None)
 
+    def _sent(self, wid: str, call: Call) -> None:
+        cid = call.id
+        ws = self.d.workers.get(wid)
+        assert ws is not None, "a call went to a dead worker"
+        assert wid not in self.suspended, "a call went to a quiet worker"
+        assert wid not in self.draining, "a call went to a draining worker"
+        pin = self.pins.get(cid)
+        assert pin is None or wid == pin, "a pinned call ran elsewhere"
+        mine = self.pinned_waiting[wid]
+        assert cid in (mine if pin is not None else self.pool_waiting), "sent from nowhere"
+        # FIFO: the pool queue serves its calls in submission order, a worker's own queue
+        # too, and between the two the older call goes first. So when a call is sent to a
+        # worker, no older call still waits that this worker could have run instead.
+        older = [x for x in self.pool_waiting | mine if self.seq[x] < self.seq[cid]]
+        assert not older, f"call {cid} went to {wid} before the older {older}"
+        (mine if pin is not None else self.pool_waiting).remove(cid)
+        self.running[cid] = wid
+        self.sent_count[cid] = self.sent_count.get(cid, 0) + 1
+        # The limit in force now (capacity + this worker's current prefetch) caps every Send.
+        held = sum(1 for w in self.running.values() if w == wid)
+        assert held <= ws.limit, f"{wid} was sent a call past its limit"
+
+    # --- rules ---------------------------------------------------------------------------
+    # A small pool, so that queues form; draining workers are on their way out.
+    @precondition(lambda self: len(self.d.workers) - len(self.draining) < 3)
     @rule(capacity=st.integers(1, 3))
     def add_worker(self, capacity: int) -> None:
         wid = f"w{self.next_worker}"
         self.next_worker += 1
-        self.capacity[wid] = capacity
         self.known_workers.append(wid)
+        self.pinned_waiting[wid] = set()
         self._apply(self.d.add_worker(wid, capacity))
 
-    @rule(idempotent=st.booleans(), affinity=st.sampled_from(["none", "pin", "prefer"]),
-          data=st.data())  # fmt: skip
-    def submit(self, idempotent: bool, affinity: str, data: st.DataObject) -> None:
+    @rule(data=st.data(), n=st.integers(1, 3))
+    def submit(self, data: st.DataObject, n: int) -> None:
+        """A few calls at once, so that workers fill and queues form."""
+        for _ in range(n):
+            idempotent = data.draw(st.booleans())
+            affinity = data.draw(st.sampled_from(["none", "pin", "prefer"]))
+            self._submit_one(idempotent, affinity, data)
+
+    def _submit_one(self, idempotent: bool, affinity: str, data: st.DataObject) -> None:
         cid = self.next_id
         self.next_id += 1
         call = Call(cid, "t", idempotent)
+        target = None
         if affinity != "none" and self.known_workers:
             target = data.draw(st.sampled_from(self.known_workers))
             if affinity == "pin":
                 call.pin = target
-                self.pins[cid] = target
             else:
                 call.prefer = target
+        preferred = self.d.workers.get(target) if affinity == "prefer" else None
+        # prefer: the bound worker when it has an idle slot and no older call waits.
+        expect_preferred = (
+            preferred is not None
+            and preferred.accepting
+            and len(preferred.calls) < preferred.capacity
+            and not self.pool_waiting
+            and not self.d.closed
+        )
+        waiting_before = len(self._waiting())
         try:
-            self._apply(self.d.submit(call))
-        except (QueueFull, DispatcherClosed, WorkerGone):
+            actions = self.d.submit(call)
+        except DispatcherClosed:
+            assert self.d.closed
             self.finished[cid] = "refused"
             return
+        except WorkerGone:
+            assert call.pin is not None and call.pin not in self.d.workers
+            self.finished[cid] = "refused"
+            return
+        except QueueFull:
+            assert self.d.max_queue is not None and waiting_before >= self.d.max_queue
+            self.finished[cid] = "refused"
+            return
+        assert not self.d.closed and (call.pin is None or call.pin in self.d.workers)
+        assert all(seq < call.seq for seq in self.seq.values()), "submission order"
+        self.seq[cid] = call.seq
         if idempotent:
             self.idempotent.add(cid)
+        if call.pin is not None:
+            self.pins[cid] = call.pin
+            self.pinned_waiting[call.pin].add(cid)
+        else:
+            self.pool_waiting.add(cid)
+        self._apply(actions)
+        assert len(actions) <= 1
+        if not actions:  # it waits: max_queue counts every waiting call, pinned or not
+            assert self.d.max_queue is None or waiting_before < self.d.max_queue
+        if expect_preferred:
+            assert sends(actions) == [(target, cid)], "a prefer call skipped its idle worker"
 
-    @precondition(lambda self: any(c.worker is not None for c in self.d.calls.values()))
-    @rule(data=st.data(), short=st.booleans())
-    def complete(self, data: st.DataObject, short: bool) -> None:
-        running = sorted(cid for cid, c in self.d.calls.items() if c.worker is not None)
-        cid = data.draw(st.sampled_from(running))
-        call = self.d.calls[cid]
-        abandoned = call.state is CallState.ABANDONED
-        self._apply(self.d.complete(cid, call.worker, 0.1 if short else 1.0))
-        assert cid not in self.finished
-        self.finished[cid] = "abandoned" if abandoned else "completed"
+    @precondition(lambda self: bool(self.running))
+    @rule(data=st.data(), run_time=st.sampled_from([None, 0.01, 0.1, 0.3, 1.0, 5.0]))
+    def complete(self, data: st.DataObject, run_time: float | None) -> None:
+        cid = data.draw(st.sampled_from(sorted(self.running)))
+        wid = self.running[cid]
+        actions = self.d.complete(cid, wid, run_time)
+        # A call's final frame settles it normally, draining worker or not.
+        assert not any(isinstance(a, Fail | SendCancel) for a in actions)
+        assert cid not in self.d.calls and cid not in self.d.workers[wid].calls
+        del self.running[cid]
+        self.finished[cid] = "abandoned" if cid in self.cancelled else "completed"
+        self._apply(actions)
+
+    @precondition(lambda self: self.next_id > 1)
+    @rule(data=st.data())
+    def late_frame(self, data: st.DataObject) -> None:
+        """A final frame for a call that is not on that worker (any more): ignored."""
+        cid = data.draw(st.integers(1, self.next_id - 1))
+        wid = data.draw(st.sampled_from([*self.known_workers, "w-unknown"]))
+        if self.running.get(cid) != wid:  # else it is a real completion
+            assert self.d.complete(cid, wid, 0.1) == []
 
     @precondition(lambda self: bool(self.d.calls))
     @rule(data=st.data())
     def abandon(self, data: st.DataObject) -> None:
         cid = data.draw(st.sampled_from(sorted(self.d.calls)))
-        was_queued = self.d.calls[cid].state is CallState.QUEUED
-        self._apply(self.d.abandon(cid))
-        if was_queued:
+        actions = self.d.abandon(cid)
+        if cid in self._waiting():
+            assert actions == []
+            self.pool_waiting.discard(cid)
+            for waiting in self.pinned_waiting.values():
+                waiting.discard(cid)
             self.finished[cid] = "abandoned"
+        elif cid in self.cancelled:
+            assert actions == []
+        else:
+            assert [(type(a), a.worker, a.call.id) for a in actions] == [
+                (SendCancel, self.running[cid], cid)
+            ]
+        self._apply(actions)
 
     @precondition(lambda self: bool(self.d.workers))
-    @rule(data=st.data(), lose_some=st.booleans())
-    def kill_worker(self, data: st.DataObject, lose_some: bool) -> None:
-        wid = data.draw(st.sampled_from(sorted(self.d.workers)))
-        on_it = sorted(self.d.workers[wid].calls)
-        undelivered = set(on_it[:1]) if lose_some else set()
+    @rule(data=st.data())
+    def kill_worker(self, data: st.DataObject) -> None:
+        # Mostly a worker with work: that is where a death has consequences.
+        busy = sorted({*self.running.values(), *(w for w, q in self.pinned_waiting.items() if q)})
+        candidates = busy if busy and data.draw(st.booleans()) else sorted(self.d.workers)
+        wid = data.draw(st.sampled_from(candidates))
+        on_it = sorted(cid for cid, w in self.running.items() if w == wid)
+        undelivered = data.draw(st.sets(st.sampled_from(on_it)) if on_it else st.just(set()))
+        # What the dispatcher must do with each call it had for this worker.
+        expected: dict[int, FailReason] = {}
+        requeued: set[int] = set()
+        for cid in self.pinned_waiting[wid]:
+            expected[cid] = FailReason.SESSION_LOST  # queued for it, never delivered
         for cid in on_it:
-            if self.d.calls[cid].state is CallState.ABANDONED:
-                self.finished[cid] = "abandoned"
-        for cid in undelivered:  # it never ran there: it must not count as a run
-            self.sent_count[cid] -= 1
-        self._apply(self.d.remove_worker(wid, undelivered))
+            if cid in undelivered:  # it never ran there: it must not count as a run
+                self.sent_count[cid] -= 1
+            if cid in self.cancelled:
+                self.finished[cid] = "abandoned"  # nobody waits for it: simply forgotten
+            elif self.pins.get(cid) == wid:  # it can run nowhere else
+                lost = cid in undelivered
+                expected[cid] = FailReason.SESSION_LOST if lost else FailReason.CRASHED
+            elif cid in undelivered or (
+                cid in self.idempotent and self.sent_count[cid] <= self.d.max_retries
+            ):
+                requeued.add(cid)
+            else:
+                expected[cid] = FailReason.CRASHED
+            del self.running[cid]
+        actions = self.d.remove_worker(wid, undelivered)
+        fails = [a for a in actions if isinstance(a, Fail)]
+        assert {a.call.id: a.reason for a in fails} == expected
+        assert len(fails) == len(expected) and all(a.worker == wid for a in fails)
+        self.pool_waiting |= requeued  # back in the pool queue before anything is sent
+        self.draining.discard(wid)
+        self.suspended.discard(wid)
+        self._apply(actions)
+        assert not self.pinned_waiting[wid]
+
+    @precondition(lambda self: bool(self.known_workers))
+    @rule(data=st.data())
+    def drain_worker(self, data: st.DataObject) -> None:
+        """Recycling: the worker gets no new call; what it runs finishes."""
+        wid = data.draw(st.sampled_from(self.known_workers))  # a dead one is a no-op
+        self.d.drain_worker(wid)
+        if wid in self.d.workers:
+            self.draining.add(wid)
 
     @precondition(lambda self: bool(self.d.workers))
     @rule(data=st.data(), quiet=st.booleans())
     def heartbeat(self, data: st.DataObject, quiet: bool) -> None:
-        wid = data.draw(st.sampled_from(sorted(self.d.workers)))
+        """A worker goes quiet, or a quiet one answers again."""
+        candidates = sorted(self.d.workers if quiet or not self.suspended else self.suspended)
+        wid = data.draw(st.sampled_from(candidates))
         if quiet:
             self.d.suspend_worker(wid)
+            self.suspended.add(wid)
         else:
+            self.suspended.discard(wid)
             self._apply(self.d.resume_worker(wid))
 
-    @rule()
-    def shed(self) -> None:
-        self._apply(self.d.shed_queue(FailReason.UNHEALTHY))
+    @rule(roll=st.integers(0, 9))
+    def shed(self, roll: int) -> None:
+        """The crash breaker opened (rarely: it empties the pool queue)."""
+        if roll != 9:
+            return
+        shed = set(self.pool_waiting)
+        actions = self.d.shed_queue(FailReason.UNHEALTHY)
+        assert all(isinstance(a, Fail) and a.reason is FailReason.UNHEALTHY for a in actions)
+        assert [a.call.id for a in actions] == sorted(shed, key=self.seq.__getitem__)
+        self._apply(actions)
 
-    @rule()
-    def close(self) -> None:
+    @rule(roll=st.integers(0, 9))
+    def close(self, roll: int) -> None:
+        """The pool closes (rarely: every later submit is refused)."""
+        if roll != 9:
+            return
         self.d.close()
-        self._apply(self.d.fail_queued())
+        waiting = self._waiting()
+        actions = self.d.fail_queued()
+        assert all(isinstance(a, Fail) and a.reason is FailReason.CLOSED for a in actions)
+        assert sorted(a.call.id for a in actions) == sorted(waiting)
+        self._apply(actions)
 
+    # --- invariants ----------------------------------------------------------------------
     @invariant()
-    def capacity_never_exceeded(self) -> None:
-        for ws in self.d.workers.values():
-            assert len(ws.calls) <= ws.capacity + self.d.prefetch
+    def dispatcher_matches_the_model(self) -> None:
+        d = self.d
+        queue = [c.id for c in d.queue]
+        assert set(queue) == self.pool_waiting and len(queue) == len(self.pool_waiting)
+        for ws in d.workers.values():
+            mine = [c.id for c in ws.pinned]
+            assert set(mine) == self.pinned_waiting[ws.id] and len(mine) == len(set(mine))
+            assert set(ws.calls) == {cid for cid, w in self.running.items() if w == ws.id}
             assert all(c.worker == ws.id for c in ws.calls.values())
+            assert (ws.state is WorkerState.DRAINING) is (ws.id in self.draining)
+            assert ws.suspended is (ws.id in self.suspended)
+        assert not any(self.pinned_waiting[w] for w in self.known_workers if w not in d.workers)
+        assert set(d.calls) == self._waiting() | set(self.running)
+        for cid, call in d.calls.items():
+            if cid in self.running:
+                assert call.worker == self.running[cid]
+                cancelled = cid in self.cancelled
+                assert call.state is (CallState.ABANDONED if cancelled else CallState.SENT)
+            else:
+                assert call.state is CallState.QUEUED and call.worker is None
+        assert d.queued == len(self._waiting()) and d.in_flight == len(self.running)
 
     @invariant()
-    def no_call_lost_or_duplicated(self) -> None:
+    def queues_are_fifo(self) -> None:
+        """Each queue is in submission order, so serving its head serves the oldest call."""
+        for waiting in (self.d.queue, *(ws.pinned for ws in self.d.workers.values())):
+            seqs = [c.seq for c in waiting]
+            assert seqs == sorted(seqs), f"queue out of submission order: {seqs}"
+
+    @invariant()
+    def no_call_waits_beside_a_free_slot(self) -> None:
+        """Work conservation: a call waits only while no worker that may run it has room.
+
+        A pool call may run on any worker, a pinned one only on its own. "Room" is what
+        ``_pick_worker`` and ``submit`` use: ``free``, a slot under ``limit`` (capacity plus
+        the worker's current prefetch) on a worker that accepts calls (not draining, not
+        suspended). ``free`` may be negative (see ``slots_within_limits``).
+        """
+        for ws in self.d.workers.values():
+            if self.d.queue:
+                assert ws.free <= 0, f"{ws.id} has room while the pool queue waits"
+            if ws.pinned:
+                assert ws.free <= 0, f"{ws.id} has room while its own queue waits"
+
+    @invariant()
+    def slots_within_limits(self) -> None:
+        """``_sent`` checks each Send against the worker's limit in force then. A worker may
+        hold more than its *current* limit: when its calls turn out long, its prefetch
+        shrinks, and calls already sent to it cannot be taken back. Then ``free`` is negative
+        and it is sent nothing until its calls drop below the new limit. So the bound that
+        always holds is capacity plus the pool's largest prefetch.
+
+        The worker's state follows its calls against its capacity, not its limit (prefetched
+        calls wait in the worker): BUSY at capacity, READY below, DRAINING once drained.
+        """
+        for ws in self.d.workers.values():
+            n = len(ws.calls)
+            assert 0 <= ws.prefetch <= self.d.prefetch
+            assert n <= ws.capacity + self.d.prefetch
+            assert ws.free == (ws.limit - n if ws.accepting else 0)
+            if ws.state is not WorkerState.DRAINING:
+                assert ws.state is (WorkerState.BUSY if n >= ws.capacity else WorkerState.READY)
+
+    @invariant()
+    def finished_exactly_once(self) -> None:
         live = set(self.d.calls)
         assert not (live & set(self.finished)), "a call is both live and finished"
         for cid in range(1, self.next_id):
             assert (cid in live) != (cid in self.finished), f"call {cid} lost"
-        placed = [cid for ws in self.d.workers.values() for cid in ws.calls]
-        assert len(placed) == len(set(placed)), "a call is on two workers"
-        queued = {c.id for c in self.d.queue}
-        for ws in self.d.workers.values():
-            assert all(c.pin == ws.id for c in ws.pinned)
-            assert not ws.pinned or ws.free == 0, "a pinned call waits beside a free slot"
-            queued |= {c.id for c in ws.pinned}
-        assert queued.isdisjoint(placed)
-        assert queued | set(placed) == live
 
     @invariant()
     def runs_at_most_once_unless_idempotent(self) -> None:
         for cid, n in self.sent_count.items():
             runs = 1 + self.d.max_retries if cid in self.idempotent else 1
             assert n <= runs, f"call {cid} ran {n} times"
+        for cid in self.pins:
+            assert self.sent_count.get(cid, 0) <= 1, f"pinned call {cid} ran twice"
 
 
 TestDispatcherMachine = DispatcherMachine.TestCase

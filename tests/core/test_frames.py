@@ -177,6 +177,8 @@ def test_a_batch_must_be_an_array_and_is_parsed_whole() -> None:
     with pytest.raises(w.ProtocolViolation, match="RESULT needs"):
         w.parse_batch([w.end(1), [w.RESULT]], w.parse_from_worker)
     assert w.parse_batch([w.end(1), w.pong(1, 5)], w.parse_from_worker) == [w.End(1), w.Pong(1, 5)]
+
+
 def test_split_batches_caps_frames_and_bytes_and_keeps_order() -> None:
     frames = [[w.RESULT, i, b"x" * 10] for i in range(w.MAX_BATCH_FRAMES * 2 + 3)]
     batches = w.split_batches(frames, lambda f: len(f[2]))
