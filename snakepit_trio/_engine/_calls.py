@@ -37,7 +37,7 @@ from .._errors import (
 )
 from .._progress import Progress, ProgressCallback
 from .._shared import _frames as w
-from .._shared._codec import Outbound, Unmapped, decode, segment_names
+from .._shared._codec import Outbound, Unmapped, segment_names
 
 log = logging.getLogger("snakepit_trio")
 
@@ -204,9 +204,6 @@ class StreamHandle:
                 raise StopAsyncIteration
             await self._wait()
         return self.take()
-
-    def decode(self, payload: bytes) -> Any:
-        return decode(payload, what=self.what, unmapped=self.unmapped)
 
     async def _wait(self) -> None:
         assert self.call is not None
