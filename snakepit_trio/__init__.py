@@ -4,7 +4,7 @@ Public names (all re-exported here):
 - open_pool ................. _lifecycle.py (start, drain, stop)
 - Pool, Session, Stream ..... _pool.py, _session.py, _streaming.py: facades over the engine
 - PoolConfig, PoolOptions, RestartPolicy .. _config.py
-- PoolStats, WorkerInfo, SessionInfo .. _stats.py;  ToolSpec, ParamSpec .. _tools.py
+- PoolStats, WorkerInfo, CallInfo, SessionInfo .. _stats.py;  ToolSpec, ParamSpec .. _tools.py
 - Progress .................. _progress.py (events from ToolContext.progress)
 - errors ..................... _errors.py (all derive from SnakepitError)
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._progress import Progress as Progress
     from ._session import Session as Session
     from ._session import Variable as Variable
+    from ._stats import CallInfo as CallInfo
     from ._stats import PoolStats as PoolStats
     from ._stats import SessionInfo as SessionInfo
     from ._stats import WorkerInfo as WorkerInfo
@@ -78,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "Progress": "._progress",
     # snapshots
     "PoolStats": "._stats",
+    "CallInfo": "._stats",
     "SessionInfo": "._stats",
     "WorkerInfo": "._stats",
     "ToolSpec": "._tools",

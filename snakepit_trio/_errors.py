@@ -198,6 +198,7 @@ class WorkerCrashed(SnakepitError):
             ``"protocol"`` (the pool killed it: it sent frames the protocol does not allow)
             or ``"disconnected"`` (its connection broke; the pool killed it).
         last_rss: its resident memory in bytes at the last heartbeat, or ``None``.
+        running: the tools of the calls the worker held when it died (sorted, each once).
     """
 
     def __init__(
@@ -211,6 +212,7 @@ class WorkerCrashed(SnakepitError):
         detail: str = "",
         cause: str = "",
         last_rss: int | None = None,
+        running: tuple[str, ...] = (),
     ) -> None:
         if signal is not None:
             import signal as _signal
@@ -222,6 +224,8 @@ class WorkerCrashed(SnakepitError):
         else:
             how = f"exited with code {exit_code}"
         message = f"worker {worker_id} (pid {pid}) {how}"
+        if running:
+            message += " while running " + ", ".join(repr(t) for t in running)
         if detail:
             message += f" ({detail})"
         if stderr_tail:
@@ -234,6 +238,7 @@ class WorkerCrashed(SnakepitError):
         self.stderr_tail = stderr_tail
         self.cause = cause or ("signal" if signal is not None else "exit")
         self.last_rss = last_rss
+        self.running = running
 
 
 class SessionLost(SnakepitError):

@@ -127,6 +127,7 @@ async def run_engine(
             await engine.start_workers()
             nursery.start_soon(engine.sessions.reap)
             nursery.start_soon(engine.recycler.maintain)
+            nursery.start_soon(engine.watchdog.run)
             nursery.start_soon(_stop_on_terminate, engine)
             signals.track(engine)
             if cfg.handle_sigterm and signals.can_watch():

@@ -15,13 +15,14 @@ from typing import Any
 import trio
 
 from ._config import PoolConfig
+from ._core._dispatcher import CallState
 from ._core._worker_state import WorkerState
 from ._engine._engine import Engine
 from ._errors import PoolClosed
 from ._progress import ProgressCallback
 from ._public import NoPublicConstructor
 from ._session import Session
-from ._stats import PoolStats, SessionInfo, WorkerInfo
+from ._stats import CallInfo, PoolStats, SessionInfo, WorkerInfo
 from ._streaming import Stream, feed
 from ._tools import ToolSpec
 
@@ -388,6 +389,20 @@ class Pool(metaclass=NoPublicConstructor):
         out = []
         for wk in engine.workers.values():
             slots = engine.core.workers.get(wk.id)
+            calls = (
+                ()
+                if slots is None
+                else tuple(
+                    CallInfo(
+                        id=c.id,
+                        tool=c.tool,
+                        elapsed=max(0.0, trio_now - c.handle.sent_at),
+                        cancelled=c.state is CallState.ABANDONED,
+                        session_id=c.handle.session_id,
+                    )
+                    for c in sorted(slots.calls.values(), key=lambda c: c.handle.sent_at)
+                )
+            )
             out.append(
                 WorkerInfo(
                     id=wk.id,
@@ -398,6 +413,8 @@ class Pool(metaclass=NoPublicConstructor):
                     uptime=now - wk.started_at,
                     rss=engine.launcher.rss(wk),
                     silent=max(0.0, trio_now - wk.last_heard),
+                    calls=calls,
+                    accepting=slots is not None and slots.accepting,
                 )
             )
         return out

@@ -8,7 +8,7 @@ import attrs
 
 from ._core._sessions import SessionRecord
 
-__all__ = ["PoolStats", "SessionInfo", "WorkerInfo"]
+__all__ = ["CallInfo", "PoolStats", "SessionInfo", "WorkerInfo"]
 
 
 @attrs.frozen
@@ -64,6 +64,10 @@ class WorkerInfo:
         rss: resident memory in bytes, or None if it could not be read.
         silent: seconds since the worker last sent anything (a result, a chunk or a
             heartbeat answer); above ``heartbeat_timeout`` it is replaced.
+        calls: the calls sent to it and not yet answered, oldest first (some may still
+            wait there for a slot).
+        accepting: whether it takes new calls (False while draining, at ``max_requests``,
+            silent on heartbeats, or held by a cancelled call that still runs).
     """
 
     id: str
@@ -74,6 +78,28 @@ class WorkerInfo:
     uptime: float
     rss: int | None
     silent: float = 0.0
+    calls: tuple[CallInfo, ...] = ()
+    accepting: bool = True
+
+
+@attrs.frozen
+class CallInfo:
+    """One call on a worker (in ``WorkerInfo.calls``).
+
+    Attributes:
+        id: the call's id within the pool.
+        tool: the tool it runs.
+        elapsed: seconds since it was sent to the worker.
+        cancelled: its caller gave up (timeout or cancellation) and it has not ended yet;
+            while it runs its worker gets no new calls.
+        session_id: the session it belongs to, or None.
+    """
+
+    id: int
+    tool: str
+    elapsed: float
+    cancelled: bool
+    session_id: str | None = None
 
 
 @attrs.frozen

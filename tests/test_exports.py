@@ -32,6 +32,10 @@ PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing)
 # Every public name and member -> what it is and its signature (``surface()`` below).
 # Printed by ``python -m tests.test_exports``.
 EXPECTED: dict[str, str] = {
+    "CallInfo": (
+        "class (id: 'int', tool: 'str', elapsed: 'float', cancelled: 'bool', "
+        "session_id: 'str | None' = None) -> None"
+    ),
     "InvalidArguments": (
         "class(SnakepitError) (tool: 'str', param: 'str | None', reason: 'str') -> 'None'"
     ),
@@ -203,11 +207,12 @@ EXPECTED: dict[str, str] = {
     "WorkerCrashed": (
         "class(SnakepitError) (worker_id: 'str', pid: 'int', exit_code: 'int | None', "
         "signal: 'int | None', stderr_tail: 'str', *, detail: 'str' = '', cause: 'str' = '', "
-        "last_rss: 'int | None' = None) -> 'None'"
+        "last_rss: 'int | None' = None, running: 'tuple[str, ...]' = ()) -> 'None'"
     ),
     "WorkerInfo": (
         "class (id: 'str', pid: 'int', state: 'str', requests: 'int', in_flight: 'int', "
-        "uptime: 'float', rss: 'int | None', silent: 'float' = 0.0) -> None"
+        "uptime: 'float', rss: 'int | None', silent: 'float' = 0.0, "
+        "calls: 'tuple[CallInfo, ...]' = (), accepting: 'bool' = True) -> None"
     ),
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"

@@ -13,7 +13,19 @@ How this works:
   for that call arrives (``complete``), even when the caller has already gone: a cancelled
   call may still be running, and the worker must never be over-committed.
 - ``abandon`` is the caller giving up (timeout or cancel): a queued call just leaves the
-  queue; a sent call gets a SendCancel and keeps its slot until ``complete``.
+  queue; a sent call gets a SendCancel and keeps its slot until ``complete``. While a
+  cancelled call still runs there (its code may ignore the cancel), its worker is *held*:
+  it gets no new calls at all, so nothing piles up behind a call nobody waits for.
+- A call sent to a worker may still wait there (prefetched, or behind a held slot).
+  ``revoke_waiting`` takes such calls back: a Revoke asks the worker to return each call it
+  has not started; ``revoked`` is its answer for one call, which then rejoins the queue in
+  submission order as if it had never been sent (a call that had started just finishes).
+  The shell revokes when a worker with waiting calls makes no progress (a long call turned
+  up among short ones, or a cancelled call is stuck); until its next completion such a
+  worker gets no prefetched calls (``stalled``).
+- ``max_requests`` (per worker, given to ``add_worker``) is a hard limit: a worker is sent
+  at most that many calls, except calls pinned to it (its strict sessions can run nowhere
+  else); then it takes no new pool calls (``exhausted``) and the shell replaces it.
 - Session affinity: a call with ``pin`` runs only on that worker; it waits in the worker's
   own queue while the worker is full, and if the worker dies it fails with SESSION_LOST
   (queued) or CRASHED (running); it is never moved. A call with ``prefer`` goes to that
@@ -91,6 +103,7 @@ class Call:
     pin: Any = None  # run only on this worker (strict session affinity)
     prefer: Any = None  # run on this worker when it has a free slot
     seq: int = 0  # submission order, set by submit()
+    revoking: bool = False  # a Revoke for it is out; the worker has not answered yet
 
 
 @attrs.frozen
@@ -112,7 +125,15 @@ class Fail:
     worker: Any = None
 
 
-Action = Send | SendCancel | Fail
+@attrs.frozen
+class Revoke:
+    """Ask ``worker`` to give ``call`` back if it has not started it (see ``revoked``)."""
+
+    worker: Any
+    call: Call
+
+
+Action = Send | SendCancel | Fail | Revoke
 
 
 @attrs.define(eq=False)
@@ -125,18 +146,36 @@ class WorkerSlots:
     pinned: deque[Call] = attrs.Factory(deque)  # calls that may run only here, waiting
     avg_run_time: float | None = None  # moving average of reported run times, seconds
     suspended: bool = False  # silent on heartbeats: no new calls until it answers again
+    held: int = 0  # cancelled calls still running here: no new calls until they end
+    remaining: int | None = None  # unpinned calls it may still be sent (max_requests)
+    stalled: bool = False  # its waiting calls were revoked: no prefetch until it completes one
+    completions: int = 0  # final frames so far: the shell samples it to notice a stall
 
     @property
     def limit(self) -> int:
-        return self.capacity + self.prefetch
+        return self.capacity + (0 if self.stalled else self.prefetch)
 
     @property
     def free(self) -> int:
+        """Room for a call from the pool queue."""
         return self.limit - len(self.calls) if self.accepting else 0
 
     @property
+    def pin_free(self) -> int:
+        """Room for one of its pinned calls (max_requests does not stop those)."""
+        return self.limit - len(self.calls) if self.open else 0
+
+    @property
+    def open(self) -> bool:
+        return self.state is not WorkerState.DRAINING and not self.suspended and not self.held
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+    @property
     def accepting(self) -> bool:
-        return self.state is not WorkerState.DRAINING and not self.suspended
+        return self.open and not self.exhausted
 
     def _update(self) -> None:
         full = len(self.calls) >= self.capacity
@@ -176,13 +215,47 @@ class Dispatcher:
         return len(self.workers[worker].calls)
 
     # --- events --------------------------------------------------------------------------
-    def add_worker(self, worker: Any, capacity: int) -> list[Action]:
+    def add_worker(
+        self, worker: Any, capacity: int, max_requests: int | None = None
+    ) -> list[Action]:
         if worker in self.workers:
             raise ValueError(f"worker {worker!r} is already known")
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
-        self.workers[worker] = WorkerSlots(worker, capacity)
+        if max_requests is not None and max_requests < 1:
+            raise ValueError("max_requests must be at least 1")
+        self.workers[worker] = WorkerSlots(worker, capacity, remaining=max_requests)
         return self._pump()
+
+    def retire_worker(self, worker: Any) -> list[Action]:
+        """No new calls to ``worker`` from now on (it is over a limit); calls waiting there
+        are taken back (Revoke); its running calls finish."""
+        ws = self.workers.get(worker)
+        if ws is None:
+            return []
+        if ws.state is not WorkerState.DRAINING:
+            ws.state = transition(ws.state, WorkerEvent.DRAIN)
+        return self.revoke_waiting(worker)
+
+    def revoke_waiting(self, worker: Any) -> list[Action]:
+        """Take back every call sent to ``worker`` that may not have started.
+
+        The host cannot tell which of its calls a worker has started, so each unpinned call
+        it holds gets a Revoke; the worker answers only for those it had not started
+        (``revoked``). Pinned calls stay: they can run nowhere else. Until its next
+        completion the worker gets no prefetched calls, or the revoked ones would go
+        straight back behind whatever holds it up.
+        """
+        ws = self.workers.get(worker)
+        if ws is None:
+            return []
+        ws.stalled = True
+        actions: list[Action] = []
+        for call in ws.calls.values():
+            if call.state is CallState.SENT and call.pin is None and not call.revoking:
+                call.revoking = True
+                actions.append(Revoke(worker, call))
+        return actions
 
     def drain_worker(self, worker: Any) -> None:
         """Send ``worker`` no new calls (it is being recycled); its running calls finish."""
@@ -233,16 +306,35 @@ class Dispatcher:
                 self._finish(call)
                 actions.append(Fail(call, FailReason.CRASHED, worker))
         if requeue:
-            # Back in submission order: ahead of every call submitted after them, behind
-            # older ones a previous death already put back. The queue stays sorted, which
-            # _pump relies on when it compares only the heads of the queues.
-            for call in requeue:
-                call.state = CallState.QUEUED
-            waiting = sorted([*requeue, *self.queue], key=lambda c: c.seq)
-            self.queue.clear()
-            self.queue.extend(waiting)
+            self._requeue(requeue)
         actions.extend(self._pump())
         return actions
+
+    def revoked(self, call_id: int, worker: Any) -> list[Action]:
+        """``worker`` gave ``call_id`` back without starting it (its answer to a Revoke, or
+        to the cancel of a call it had not started): it never ran there."""
+        call = self.calls.get(call_id)
+        if call is None or call.worker is None or call.worker != worker:
+            return []  # late: settled already
+        ws = self.workers[worker]
+        del ws.calls[call_id]
+        ws._update()
+        call.worker = None
+        call.revoking = False
+        call.attempts -= 1
+        if ws.remaining is not None:
+            ws.remaining += 1  # it never ran there
+        if call.state is CallState.ABANDONED:  # nobody waits for it any more
+            ws.held -= 1
+            self._finish(call)
+        elif call.pin is not None:
+            call.state = CallState.QUEUED
+            waiting = sorted([call, *ws.pinned], key=lambda c: c.seq)
+            ws.pinned.clear()
+            ws.pinned.extend(waiting)
+        else:
+            self._requeue([call])
+        return self._pump()
 
     def submit(self, call: Call) -> list[Action]:
         if self.closed:
@@ -255,7 +347,7 @@ class Dispatcher:
             ws = self.workers.get(call.pin)
             if ws is None:
                 raise WorkerGone
-            if not ws.pinned and ws.free > 0:
+            if not ws.pinned and ws.pin_free > 0:
                 self.calls[call.id] = call
                 return [self._send(call, ws.id)]
             self._check_room()
@@ -268,7 +360,7 @@ class Dispatcher:
             preferred is not None
             and not self.queue
             and len(preferred.calls) < preferred.capacity
-            and preferred.accepting
+            and preferred.free > 0
         ):
             self.calls[call.id] = call
             return [self._send(call, preferred.id)]
@@ -298,6 +390,10 @@ class Dispatcher:
             return []  # a late frame for a call already settled (e.g. after a crash)
         ws = self.workers[call.worker]
         del ws.calls[call_id]
+        ws.completions += 1
+        ws.stalled = False
+        if call.state is CallState.ABANDONED:
+            ws.held -= 1
         if run_time is not None and self.prefetch:
             avg = run_time if ws.avg_run_time is None else 0.8 * ws.avg_run_time + 0.2 * run_time
             ws.avg_run_time = avg
@@ -319,6 +415,7 @@ class Dispatcher:
             return []
         if call.state is CallState.SENT:
             call.state = CallState.ABANDONED
+            self.workers[call.worker].held += 1
             return [SendCancel(call.worker, call)]
         return []
 
@@ -347,6 +444,17 @@ class Dispatcher:
         return actions
 
     # --- internals -----------------------------------------------------------------------
+    def _requeue(self, calls: list[Call]) -> None:
+        # Back in submission order: ahead of every call submitted after them, behind older
+        # ones already put back. The queue stays sorted, which _pump relies on when it
+        # compares only the heads of the queues.
+        for call in calls:
+            call.state = CallState.QUEUED
+            call.revoking = False
+        waiting = sorted([*calls, *self.queue], key=lambda c: c.seq)
+        self.queue.clear()
+        self.queue.extend(waiting)
+
     def _finish(self, call: Call) -> None:
         call.state = CallState.DONE
         self.calls.pop(call.id, None)
@@ -367,6 +475,8 @@ class Dispatcher:
         ws = self.workers[worker]
         ws.calls[call.id] = call
         ws._update()
+        if ws.remaining is not None:
+            ws.remaining -= 1
         call.state = CallState.SENT
         call.worker = worker
         call.attempts += 1
@@ -379,7 +489,11 @@ class Dispatcher:
             best: deque[Call] | None = None
             target = None
             for ws in self.workers.values():
-                if ws.pinned and ws.free > 0 and (best is None or ws.pinned[0].seq < best[0].seq):
+                if (
+                    ws.pinned
+                    and ws.pin_free > 0
+                    and (best is None or ws.pinned[0].seq < best[0].seq)
+                ):
                     best, target = ws.pinned, ws.id
             if self.queue and (best is None or self.queue[0].seq < best[0].seq):
                 worker = self._pick_worker()

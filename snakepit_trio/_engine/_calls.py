@@ -14,6 +14,7 @@ is a protocol violation, and the worker that sent it is replaced.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -79,8 +80,11 @@ class CallHandle(Protocol):
     crash: WorkerCrashed | None
     kill_on_cancel: bool
     segments: Outbound | None
+    sent_at: float  # when it was last sent to a worker (Trio's clock)
+    cancelled_at: float  # when its caller gave up after it was sent (Trio's clock)
 
     def accepts(self, frame: w.CallFrame) -> str | None: ...
+    def requeued(self) -> None: ...
     def chunk(self, payload: bytes) -> None: ...
     def progress(self, frame: w.Progress) -> None: ...
     def deliver(self, frame: w.Result | w.End | w.Error) -> None: ...
@@ -98,11 +102,20 @@ class UnaryHandle:
     window: int = 0
     session_id: str | None = None
     task: Any = None
-    scope: trio.CancelScope | None = None  # set while a queue_timeout shortens the deadline
+    queue_deadline: float = math.inf  # while it waits for a worker (queue_timeout)
+    scope: trio.CancelScope | None = None  # its wait's deadline, when queue_timeout is set
     crash: WorkerCrashed | None = None  # set when its worker dies mid-call
     abandoned_in: CallState | None = None  # the call's state when its caller gave up
     kill_on_cancel: bool = False
     segments: Outbound | None = None  # its arguments' shared memory, if any
+    sent_at: float = 0.0
+    cancelled_at: float = 0.0
+
+    def requeued(self) -> None:
+        """It is waiting for a worker again (its worker gave it back unstarted): its
+        queue_timeout applies again, counted from when it was submitted."""
+        if self.scope is not None:
+            self.scope.deadline = min(self.call_deadline, self.queue_deadline)
 
     def accepts(self, frame: w.CallFrame) -> str | None:
         if type(frame) is w.Chunk or type(frame) is w.End:
@@ -155,6 +168,8 @@ class StreamHandle:
     unmapped: Unmapped | None = None  # told of chunk segments no longer mapped here
     scope: trio.CancelScope | None = None  # never set: a stream's deadlines are per wait
     crash: WorkerCrashed | None = None  # set when its worker dies mid-stream
+    sent_at: float = 0.0
+    cancelled_at: float = 0.0
     buffer: deque[bytes] = attrs.Factory(deque)
     final: w.End | w.Error | None = None
     error: SnakepitError | None = None
@@ -181,6 +196,11 @@ class StreamHandle:
         elif type(frame) is w.Result:
             return f"RESULT for streaming call {frame.id} (a stream ends with END)"
         return None
+
+    def requeued(self) -> None:
+        """It is waiting for a worker again: the consumer's wait takes its queue_timeout
+        into account again."""
+        self._wake()
 
     def take(self) -> bytes:
         """The first buffered chunk's payload (the buffer is not empty); grants credit back

@@ -37,6 +37,7 @@ from .._core._dispatcher import (
     Fail,
     FailReason,
     QueueFull,
+    Revoke,
     Send,
     SendCancel,
     WorkerGone,
@@ -68,6 +69,7 @@ from ._inbound import Inbound
 from ._payloads import Payloads
 from ._recycling import Recycler
 from ._sessions import SessionHost
+from ._watchdog import Watchdog
 
 log = logging.getLogger("snakepit_trio")
 log.addHandler(logging.NullHandler())  # quiet by default: no "last resort" printing
@@ -100,6 +102,7 @@ class Engine:
             send_end=self._send_session_end,
         )
         self.recycler = Recycler(self)
+        self.watchdog = Watchdog(self)  # its run() is a pool task
         self.inbound = Inbound(self)
         self.settled = trio.Event()  # closing, and no call is queued or in flight
         self.terminate = trio.Event()  # SIGTERM: drain and stop now
@@ -305,16 +308,21 @@ class Engine:
     ) -> w.Result | w.Error:
         deadline = call_deadline
         queue_timeout = self.config.queue_timeout
-        if call.state is CallState.QUEUED and queue_timeout is not None:
-            deadline = min(deadline, now + queue_timeout)
+        if queue_timeout is not None:
+            waiter.queue_deadline = now + queue_timeout
+            if call.state is CallState.QUEUED:
+                deadline = min(deadline, waiter.queue_deadline)
         waiter.task = trio.lowlevel.current_task()
         abort = self._abort_fn(call, waiter)
-        if deadline == math.inf:  # no deadline: a cancel scope per call is measurable overhead
+        if deadline == math.inf and queue_timeout is None:
+            # No deadline, now or later: a cancel scope per call is measurable overhead.
             result: w.Result | w.Error = await trio.lowlevel.wait_task_rescheduled(abort)
             return result
         with trio.CancelScope(deadline=deadline) as scope:
-            if deadline != call_deadline:
-                waiter.scope = scope  # Send lifts the queue_timeout part of the deadline
+            if queue_timeout is not None:
+                # Send lifts the queue_timeout part of the deadline; a call given back
+                # unstarted gets it again (UnaryHandle.requeued).
+                waiter.scope = scope
             result = await trio.lowlevel.wait_task_rescheduled(abort)
         if not scope.cancelled_caught:
             return result
@@ -337,6 +345,9 @@ class Engine:
 
     def _abandon_call(self, call: Call) -> None:
         self.health.gave_up(call.id)
+        if call.state is CallState.SENT:
+            call.handle.cancelled_at = trio.current_time()
+            self.watchdog.cancelled()
         self.apply(self.core.abandon(call.id))
 
     def _grant_credit(self, call: Call, n: int) -> None:
@@ -344,26 +355,19 @@ class Engine:
         if channel is not None:
             channel.send(w.credit(call.id, n))
 
-    async def _kill_if_stuck(self, call: Call, worker: Worker) -> None:
-        """kill_on_cancel: replace ``worker`` if ``call`` still runs after cancel_grace."""
-        grace = self.config.cancel_grace
-        await trio.sleep(grace)
-        if call.state is CallState.ABANDONED and call.worker == worker.id:
-            worker.kill(
-                f"a cancelled call to {call.tool!r} ran on past cancel_grace={grace:g}s", "stuck"
-            )
-
     def apply(self, actions: list[Action]) -> None:
         """Carry out the dispatcher's actions (never blocks)."""
         for action in actions:
             if type(action) is Send:
                 self._send(action)
             elif type(action) is SendCancel:
-                target = self.workers.get(action.worker)
-                if target is not None and target.channel is not None:
-                    target.channel.send(w.cancel(action.call.id))
-                    if action.call.handle.kill_on_cancel:
-                        self.nursery.start_soon(self._kill_if_stuck, action.call, target)
+                channel = self._channel_of(action.worker)
+                if channel is not None:
+                    channel.send(w.cancel(action.call.id))
+            elif type(action) is Revoke:
+                channel = self._channel_of(action.worker)
+                if channel is not None:
+                    channel.send(w.revoke(action.call.id))
             else:
                 assert type(action) is Fail
                 self._fail(action)
@@ -372,15 +376,14 @@ class Engine:
         call, handle = action.call, action.call.handle
         worker = self.workers[action.worker]
         worker.requests += 1
-        limit = self.config.max_requests
-        if limit is not None and worker.requests >= limit:
-            self.recycler.recycle(worker, f"served max_requests={limit}")
+        if self.config.max_requests is not None:
+            self.recycler.sent(worker)  # the dispatcher enforces the limit itself
+        handle.sent_at = trio.current_time()
         remaining = None
         if handle.call_deadline != math.inf:
             remaining = handle.call_deadline - trio.current_time()
         if handle.scope is not None:
             handle.scope.deadline = handle.call_deadline  # queue_timeout no longer applies
-            handle.scope = None
         assert worker.channel is not None
         if self.payloads.pending:  # first: the worker may put this call's result there
             self.payloads.flush()
@@ -420,9 +423,11 @@ class Engine:
         if self.closing:  # a replacement that became ready during shutdown
             worker.request_stop()
             return
-        self.apply(self.core.add_worker(worker.id, self.config.worker_capacity))
-        self._workers_changed.set()
-        self._workers_changed = trio.Event()
+        self.recycler.check_fresh(worker)
+        self.apply(
+            self.core.add_worker(worker.id, self.config.worker_capacity, self.config.max_requests)
+        )
+        self.workers_changed()
 
     def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None:
         self.workers.pop(worker.id, None)
@@ -430,19 +435,23 @@ class Engine:
         worker.gone.set()
         crash: WorkerCrashed | None = None
         headline = ""
+        slots = self.core.workers.get(worker.id)
+        on_it = [] if slots is None else list(slots.calls.values())
         if not info.expected:
             self.counters.crashes += 1
-            crash = self.health.describe_crash(worker, info)
+            running = tuple(sorted({c.tool for c in on_it}))
+            crash = self.health.describe_crash(worker, info, running)
             headline = crash.args[0].split("\n")[0]  # without the stderr tail
             log.warning("%s", headline)
         else:
             log.debug("worker %s (pid %d) stopped", worker.id, worker.pid)
-        slots = self.core.workers.get(worker.id)
-        if slots is not None:
-            for call in slots.calls.values():
-                call.handle.crash = crash
+        for call in on_it:
+            call.handle.crash = crash
         self.sessions.worker_died(worker.id, f"worker {worker.id} (pid {worker.pid}) exited")
         self.apply(self.core.remove_worker(worker.id, undelivered))
+        for call in on_it:
+            if call.state is CallState.QUEUED:  # it never ran there, and waits again
+                call.handle.requeued()
         if crash is not None and crash.cause != "stuck":  # killed on purpose: no storm
             self._crashed(f"{crash.cause}: {headline}")
         self.check_settled()
@@ -462,6 +471,7 @@ class Engine:
             self.core.suspend_worker(worker.id)
         else:
             self.apply(self.core.resume_worker(worker.id))
+            self.workers_changed()
 
     def note_restart(self) -> None:
         self.counters.restarts += 1
@@ -477,12 +487,22 @@ class Engine:
             channel.send(w.session_end(record.id))
 
     async def _least_loaded_worker(self) -> str:
-        while not self.core.workers:  # every worker is restarting: wait for one
+        """The worker a new session binds to: among workers that take calls, the one with
+        the fewest sessions, then the fewest calls (sessions are the lasting load: binding
+        by calls in flight piles sessions opened together onto one worker)."""
+        while True:
             if self.closing:
                 raise PoolClosed(f"pool {self.config.name!r} is closed")
+            open_ = [ws for ws in self.core.workers.values() if ws.accepting]
+            if open_:
+                break
+            # Every worker is restarting, recycling or held: wait for one.
             await self._workers_changed.wait()
-        worker: str = min(
-            self.core.workers,
-            key=lambda w: (self.core.load(w), self.sessions.store.bound_to(w)),
-        )
+        bound = self.sessions.store.bound_to
+        worker: str = min(open_, key=lambda ws: (bound(ws.id), len(ws.calls))).id
         return worker
+
+    def workers_changed(self) -> None:
+        """A worker may take new sessions again (it was added, or one became free)."""
+        self._workers_changed.set()
+        self._workers_changed = trio.Event()

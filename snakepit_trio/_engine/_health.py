@@ -63,7 +63,9 @@ class Health:
             len(b.crashes), self._config.crash_window, b.last_cause, b.retry_in(trio.current_time())
         )
 
-    def describe_crash(self, worker: Worker, info: ExitInfo) -> WorkerCrashed:
+    def describe_crash(
+        self, worker: Worker, info: ExitInfo, running: tuple[str, ...] = ()
+    ) -> WorkerCrashed:
         now_oom = oom_kill_count()
         verdict = classify(
             exit_code=info.exit_code,
@@ -84,4 +86,5 @@ class Health:
             detail=verdict.detail,
             cause=verdict.cause,
             last_rss=worker.last_rss,
+            running=running,
         )

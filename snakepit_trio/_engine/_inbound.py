@@ -7,6 +7,8 @@ shape (``_shared/_frames.py``):
 - A call's frames (RESULT, CHUNK, END, ERROR, PROGRESS) must name a call this worker is
   running: the dispatcher holds a call on its worker until that worker's final frame, so
   a frame for any other id, or after the call's final frame, is out of order.
+- ERROR "cancelled" with ``{"started": False}`` (the call was given back unstarted) only
+  for a call the host revoked or cancelled.
 - The call's handle decides what fits it: no chunks for unary calls, no RESULT for streams,
   no chunk beyond the credit the host granted.
 """
@@ -20,17 +22,26 @@ from typing import Any, Protocol
 import trio
 
 from .._core._dispatcher import Action, Call, CallState, Dispatcher
-from .._core._worker_state import WorkerState
 from .._shared import _frames as w
 from .._supervision._worker import Worker
 from ._counters import Counters
 from ._health import Health
 from ._payloads import Payloads
+from ._recycling import Recycler
 
 log = logging.getLogger("snakepit_trio")
 
 _FINAL: frozenset[type[Any]] = frozenset({w.Result, w.End, w.Error})
 _OF_A_CALL: frozenset[type[Any]] = _FINAL | {w.Chunk, w.Progress}
+
+
+def not_started(frame: w.Error) -> bool:
+    """Whether an ERROR says its call was given back before it began (see REVOKE)."""
+    return (
+        frame.kind == w.KIND_CANCELLED
+        and frame.detail is not None
+        and frame.detail.get("started") is False
+    )
 
 
 def check_batch(
@@ -72,6 +83,15 @@ def check_batch(
         problem = call.handle.accepts(frame)
         if problem is not None:
             raise w.ProtocolViolation(problem)
+        if (
+            kind is w.Error
+            and not_started(frame)  # type: ignore[arg-type]
+            and not call.revoking
+            and call.state is not CallState.ABANDONED
+        ):
+            raise w.ProtocolViolation(
+                f"ERROR 'not started' for call {call_id}, which was neither revoked nor cancelled"
+            )
         if kind in _FINAL:
             if finished is None:
                 finished = set()
@@ -88,8 +108,12 @@ class InboundHost(Protocol):
     health: Health
     counters: Counters
 
+    @property
+    def recycler(self) -> Recycler: ...
+
     def apply(self, actions: list[Action]) -> None: ...
     def worker_quiet(self, worker: Worker, quiet: bool) -> None: ...
+    def workers_changed(self) -> None: ...
     def check_settled(self) -> None: ...
 
 
@@ -120,8 +144,8 @@ class Inbound:
         for frame, call in frames:
             handlers[type(frame)](self, worker, frame, call)
         slots = self._engine.core.workers.get(worker.id)
-        if slots is not None and slots.state is WorkerState.DRAINING and not slots.calls:
-            worker.request_stop()  # a recycled worker's last call is done
+        if slots is not None and not slots.calls and not slots.accepting:
+            self._engine.recycler.retire_if_done(worker)  # a recycled worker's last call
         self._engine.check_settled()
 
     def _on_pong(self, worker: Worker, frame: w.Pong, call: None) -> None:
@@ -140,17 +164,30 @@ class Inbound:
         call.handle.progress(frame)
 
     def _on_final(self, worker: Worker, frame: w.Result | w.End | w.Error, call: Call) -> None:
+        engine = self._engine
         abandoned = call.state is CallState.ABANDONED
+        if type(frame) is w.Error and not_started(frame):
+            # Revoked or cancelled before it began: it never ran there.
+            engine.health.answered(call.id)
+            engine.apply(engine.core.revoked(frame.id, worker.id))
+            if abandoned:
+                engine.workers_changed()
+            elif call.state is CallState.QUEUED:
+                call.handle.requeued()
+            return
         run_time = frame.run_time if type(frame) is w.Result else None
-        actions = self._engine.core.complete(frame.id, worker.id, run_time)
-        self._engine.health.answered(call.id)
+        actions = engine.core.complete(frame.id, worker.id, run_time)
+        engine.health.answered(call.id)
         if not abandoned:
             if type(frame) is w.Error:
-                self._engine.counters.errors += 1
+                engine.counters.errors += 1
             call.handle.deliver(frame)
-        elif type(frame) is w.Result:
-            self._engine.payloads.drop(frame.result)
-        self._engine.apply(actions)
+        else:
+            if type(frame) is w.Result:
+                engine.payloads.drop(frame.result)
+            engine.workers_changed()  # a held worker may take sessions again
+        engine.apply(actions)
+        engine.recycler.after_call(worker)
 
     _HANDLERS: dict[type[Any], Callable[[Inbound, Worker, Any, Any], None]] = {
         w.Pong: _on_pong,

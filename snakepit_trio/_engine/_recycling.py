@@ -1,15 +1,26 @@
 """Recycling: replace workers past max_requests, max_age or max_memory_mb, losing no call.
 
-Rules: the replacement starts at once; the old worker gets no new calls and is stopped when
-its last call is done; at least ``size - 1`` workers keep taking calls (when another recycle
-is under way, a due worker serves on until that replacement is ready); a worker holding
-strict sessions waits until they close; a fresh worker already over the memory limit is
-warned about once instead of being replaced forever.
+Rules:
+- ``max_requests`` is a hard limit, like ``ProcessPoolExecutor(max_tasks_per_child=)``: the
+  dispatcher sends a worker no more unpinned calls than that. The replacement starts ahead
+  of time, when the worker has about as many calls left as it is sent while a worker starts
+  (from its rate and the last start's duration), so the swap is usually instant. A worker
+  at its limit still runs the calls of its strict sessions, and stops once they are closed
+  and its last call is done.
+- ``max_memory_mb`` is checked after calls (at most once a millisecond per worker) and by
+  the maintenance tick: a worker over it gets no new calls at once, calls waiting there
+  move, and its replacement starts. A fresh worker already over the limit is warned about
+  once and never recycled for memory; so are all workers once three in a row crossed the
+  limit within their first two calls (the limit is below what one call needs).
+- ``max_age`` is soft: the worker serves on until a replacement is ready when another
+  recycle is under way, so at least ``size - 1`` workers keep taking calls.
+- A worker holding strict sessions is not recycled for age or memory until they close.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,7 +31,7 @@ from .._supervision._worker import Worker
 
 if TYPE_CHECKING:
     from .._config import PoolConfig
-    from .._core._dispatcher import Dispatcher
+    from .._core._dispatcher import Action, Dispatcher
     from .._supervision._launcher import Launcher
     from ._counters import Counters
     from ._sessions import SessionHost
@@ -28,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("snakepit_trio")
 
 MAINTENANCE_INTERVAL = 0.25  # seconds between recycling checks (age and memory)
+MEMORY_CHECK_INTERVAL = 0.001  # seconds: at most this often per worker after its calls
+PREMATURE_CALLS = 2  # over max_memory_mb within this many calls: the limit is too low
+PREMATURE_IN_A_ROW = 3  # ...this many workers in a row: stop recycling for memory
 
 
 class RecyclingHost(Protocol):
@@ -52,11 +66,84 @@ class RecyclingHost(Protocol):
 
     def start_replacement(self, slot: int) -> None: ...
     async def wait_replacement(self, slot: int) -> bool: ...
+    def apply(self, actions: list[Action]) -> None: ...
 
 
 class Recycler:
     def __init__(self, engine: RecyclingHost) -> None:
         self._engine = engine
+        self._start_seconds = 0.5  # how long a worker takes to start (the last one measured)
+        self._premature = 0  # memory recycles in a row within PREMATURE_CALLS calls
+        self._memory_off = False  # max_memory_mb proved below one call's needs: warned
+
+    # --- max_requests ----------------------------------------------------------------------
+    def sent(self, worker: Worker) -> None:
+        """A call was sent to ``worker`` (max_requests is set): start its replacement once
+        it nears the limit."""
+        limit = self._engine.config.max_requests
+        assert limit is not None
+        if worker.recycling or worker.requests < limit - self._lead(worker):
+            return
+        engine = self._engine
+        if engine.closing:
+            return
+        worker.recycling = True
+        engine.counters.recycles += 1
+        log.info(
+            "recycling worker %s (pid %d): it nears max_requests=%d", worker.id, worker.pid, limit
+        )
+        engine.start_replacement(worker.slot)
+
+    def _lead(self, worker: Worker) -> int:
+        """Calls ``worker`` will probably be sent while a replacement starts (at least 1)."""
+        age = max(time.monotonic() - worker.started_at, 1e-3)
+        return max(1, math.ceil(2 * self._start_seconds * worker.requests / age))
+
+    def retire_if_done(self, worker: Worker) -> None:
+        """``worker`` takes no new calls and runs none: stop it, unless strict sessions still
+        need it (then the maintenance tick looks again)."""
+        engine = self._engine
+        slots = engine.core.workers.get(worker.id)
+        if slots is None or slots.calls or worker.stop_requested:
+            return
+        if slots.state is not WorkerState.DRAINING:  # at max_requests: its sessions run on
+            if not slots.exhausted or slots.pinned:
+                return
+            if engine.sessions.store.bound_to(worker.id, strict_only=True):
+                return
+        worker.request_stop()
+
+    # --- a worker's start and its calls ------------------------------------------------------
+    def check_fresh(self, worker: Worker) -> None:
+        """``worker`` just became ready: note how long that took, and exempt it from
+        max_memory_mb if it is over the limit before serving anything."""
+        self._start_seconds = max(worker.started_at - worker.spawned_at, 0.001)
+        limit_mb = self._engine.config.max_memory_mb
+        if limit_mb is None:
+            return
+        rss = self._engine.launcher.rss(worker)
+        worker.rss_checked_at = time.monotonic()
+        if self._memory_off or rss is None or rss / 2**20 <= limit_mb:
+            return
+        worker.memory_exempt = True
+        log.warning(
+            "worker %s uses %.0f MB before serving any call, over max_memory_mb=%g; "
+            "it will not be recycled for memory (raise the limit)",
+            worker.id,
+            rss / 2**20,
+            limit_mb,
+        )
+
+    def after_call(self, worker: Worker) -> None:
+        """A call on ``worker`` ended: check max_memory_mb (at most once a millisecond)."""
+        limit_mb = self._engine.config.max_memory_mb
+        if limit_mb is None or worker.memory_exempt or self._memory_off or worker.recycling:
+            return
+        now = time.monotonic()
+        if now - worker.rss_checked_at < MEMORY_CHECK_INTERVAL:
+            return
+        worker.rss_checked_at = now
+        self._check_memory(worker, limit_mb)
 
     def recycle(self, worker: Worker, reason: str) -> None:
         """Replace ``worker``; it stops once its running calls have finished.
@@ -108,32 +195,63 @@ class Recycler:
             now = time.monotonic()
             for worker in list(engine.workers.values()):
                 slots = engine.core.workers.get(worker.id)
-                if worker.recycling or slots is None or slots.state is WorkerState.DRAINING:
+                if slots is None:
                     continue
-                if cfg.max_requests is not None and worker.requests >= cfg.max_requests:
-                    self.recycle(worker, f"served max_requests={cfg.max_requests}")
-                elif cfg.max_age is not None and now - worker.started_at >= cfg.max_age:
+                if slots.exhausted or slots.state is WorkerState.DRAINING:
+                    self.retire_if_done(worker)  # e.g. its last strict session closed
+                if worker.recycling or slots.state is WorkerState.DRAINING:
+                    continue
+                if cfg.max_age is not None and now - worker.started_at >= cfg.max_age:
                     self.recycle(worker, f"older than max_age={cfg.max_age:g}s")
-                elif cfg.max_memory_mb is not None and not worker.memory_exempt:
+                elif cfg.max_memory_mb is not None and not (
+                    worker.memory_exempt or self._memory_off
+                ):
+                    worker.rss_checked_at = now
                     self._check_memory(worker, cfg.max_memory_mb)
 
     def _check_memory(self, worker: Worker, limit_mb: float) -> None:
-        rss = self._engine.launcher.rss(worker)
+        engine = self._engine
+        rss = engine.launcher.rss(worker)
         if rss is None:
             log.warning("cannot read the memory of worker %s; max_memory_mb skips it", worker.id)
+            worker.memory_exempt = True
             return
         rss_mb = rss / 2**20
         if rss_mb <= limit_mb:
+            self._premature = 0
             return
-        if worker.requests == 0:
-            # A fresh worker already over the limit would be replaced forever: warn instead.
-            worker.memory_exempt = True
-            log.warning(
-                "worker %s uses %.0f MB before serving any call, over max_memory_mb=%g; "
-                "it will not be recycled for memory (raise the limit)",
-                worker.id,
-                rss_mb,
-                limit_mb,
-            )
+        if engine.sessions.store.bound_to(worker.id, strict_only=True):
+            return  # its strict sessions would be lost: looked at again after each call
+        if worker.requests <= PREMATURE_CALLS:
+            self._premature += 1
+            if self._premature >= PREMATURE_IN_A_ROW:
+                self._memory_off = True
+                log.warning(
+                    "max_memory_mb=%g is below what a worker needs to serve a call (worker %s "
+                    "reached %.0f MB after %d calls, and %d workers in a row did the same); "
+                    "workers are no longer recycled for memory (raise the limit)",
+                    limit_mb,
+                    worker.id,
+                    rss_mb,
+                    worker.requests,
+                    self._premature,
+                )
+                return
+        else:
+            self._premature = 0
+        # Over the limit: no new calls at once (each one could grow it further), calls
+        # waiting there move, and the replacement starts now.
+        if worker.recycling or engine.closing or worker.id not in engine.core.workers:
             return
-        self.recycle(worker, f"RSS {rss_mb:.0f} MB over max_memory_mb={limit_mb:g}")
+        worker.recycling = True
+        engine.counters.recycles += 1
+        log.info(
+            "recycling worker %s (pid %d): RSS %.0f MB over max_memory_mb=%g",
+            worker.id,
+            worker.pid,
+            rss_mb,
+            limit_mb,
+        )
+        engine.apply(engine.core.retire_worker(worker.id))
+        engine.start_replacement(worker.slot)
+        self.retire_if_done(worker)

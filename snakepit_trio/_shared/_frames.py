@@ -30,6 +30,7 @@ SESSION_END: Final = 3
 PING: Final = 4
 HELLO: Final = 5
 UNMAPPED_RESULTS: Final = 6
+REVOKE: Final = 7
 # Worker -> host.
 RESULT: Final = 10
 CHUNK: Final = 11
@@ -102,6 +103,7 @@ TABLE: Final[dict[int, FrameSpec]] = {
     PING: _spec("PING", True, "seq:uint"),
     HELLO: _spec("HELLO", True, "protocol:str"),
     UNMAPPED_RESULTS: _spec("UNMAPPED_RESULTS", True, "names:[str]"),
+    REVOKE: _spec("REVOKE", True, "id:uint"),
     RESULT: _spec("RESULT", False, "id:uint", "result:bin", "run_time:number?", required=2),
     CHUNK: _spec("CHUNK", False, "id:uint", "chunk:bin"),
     END: _spec("END", False, "id:uint"),
@@ -158,6 +160,10 @@ class UnmappedResults(NamedTuple):
     names: list[str]
 
 
+class Revoke(NamedTuple):
+    id: int
+
+
 class Result(NamedTuple):
     id: int
     result: bytes
@@ -202,7 +208,7 @@ class UnmappedArgs(NamedTuple):
     names: list[str]
 
 
-HostFrame = Call | Cancel | Credit | SessionEnd | Ping | Hello | UnmappedResults
+HostFrame = Call | Cancel | Credit | SessionEnd | Ping | Hello | UnmappedResults | Revoke
 WorkerFrame = Result | Chunk | End | Error | Progress | Pong | Welcome | UnmappedArgs
 # Frames that belong to one call, by the call's id.
 CallFrame = Result | Chunk | End | Error | Progress
@@ -215,6 +221,7 @@ TYPES: Final[dict[int, type[tuple[Any, ...]]]] = {
     PING: Ping,
     HELLO: Hello,
     UNMAPPED_RESULTS: UnmappedResults,
+    REVOKE: Revoke,
     RESULT: Result,
     CHUNK: Chunk,
     END: End,
@@ -260,6 +267,10 @@ def hello(protocol: str = PROTOCOL) -> list[Any]:
 
 def unmapped_results(names: list[str]) -> list[Any]:
     return [UNMAPPED_RESULTS, names]
+
+
+def revoke(id: int) -> list[Any]:
+    return [REVOKE, id]
 
 
 def result(id: int, payload: bytes, run_time: float | None) -> list[Any]:

@@ -30,8 +30,8 @@ def _exit_info(worker: Worker, expected: bool) -> ExitInfo:
     code = worker.process.returncode
     served = time.monotonic() - worker.started_at
     if code is not None and code < 0:
-        return ExitInfo(None, -code, expected, served)
-    return ExitInfo(code, None, expected, served)
+        return ExitInfo(None, -code, expected, served, worker.recycling)
+    return ExitInfo(code, None, expected, served, worker.recycling)
 
 
 async def run_incarnation(
@@ -138,7 +138,7 @@ async def supervise(
             pool.note_start_failure(exc.reason)
             info = ExitInfo(None, None, False)
         first = False
-        if info.expected or pool.closing:
-            return
+        if info.expected or info.replaced or pool.closing:
+            return  # replaced: its replacement was started when it began to be recycled
         # Time spent starting does not count as time up: a slow import is not stability.
         await trio.sleep(backoff.next_delay(info.served))

@@ -32,7 +32,9 @@ class Worker:
     slot: int
     process: WorkerProcess
     channel: Channel | None = None
-    started_at: float = attrs.Factory(time.monotonic)
+    started_at: float = attrs.Factory(time.monotonic)  # reset when it is ready
+    spawned_at: float = attrs.Factory(time.monotonic)
+    rss_checked_at: float = 0.0  # when max_memory_mb was last checked (time.monotonic)
     requests: int = 0
     stderr_tail: deque[str] = attrs.Factory(lambda: deque(maxlen=TAIL_LINES))
     stop_requested: bool = False
@@ -79,6 +81,7 @@ class ExitInfo:
     signal: int | None
     expected: bool  # we stopped it (shutdown), so it is not a crash
     served: float = 0.0  # seconds from READY to exit (0: it never became ready)
+    replaced: bool = False  # it was being recycled: a replacement is already on its way
 
 
 class PoolHooks(Protocol):

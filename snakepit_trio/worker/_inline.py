@@ -23,10 +23,12 @@ class InlineTools:
         loop: asyncio.AbstractEventLoop,
         finish: Finish,
         on_done: Callable[[list[Done]], None],
+        begin: Callable[[Any], bool],
     ) -> None:
         self._loop = loop
         self._finish = finish
         self._on_done = on_done
+        self._begin = begin
 
     def submit(self, call: Any, args: dict[str, Any]) -> None:
         self._loop.call_soon(self._run, call, args)
@@ -35,7 +37,8 @@ class InlineTools:
         pass  # nothing runs between callbacks
 
     def _run(self, call: Any, args: dict[str, Any]) -> None:
-        self._on_done([run_job((call, args), self._finish)])
+        if self._begin(call):  # else it was given back before it began
+            self._on_done([run_job((call, args), self._finish)])
 
 
 class InlinePump:

@@ -65,6 +65,7 @@ class RunningCall:
         "cancel_requested",
         "credit",
         "ctx",
+        "given_back",
         "id",
         "info",
         "on_done",
@@ -94,6 +95,7 @@ class RunningCall:
         self.pump: GeneratorPump | InlinePump | None = None  # sync generators only
         self.cancel_requested = False
         self.started = False  # its task has begun to run
+        self.given_back = False  # returned unstarted (Runtime.give_back)
 
     @property
     def credit_event(self) -> asyncio.Event:
@@ -172,11 +174,17 @@ class Runtime:
         # What run times (reported for prefetch decisions) are measured with.
         self.timer: Callable[[], float] = self._loop.time if inline else time.perf_counter
         self.threads: ToolThreads | InlineTools
+        # Calls accepted and not begun, by id. Whoever pops a call first owns its start: the
+        # code that begins it (a tool thread, or the call's task once it has a slot), or
+        # ``give_back`` on the loop. dict.pop is atomic under the GIL, so no lock is needed.
+        self._waiting: dict[int, RunningCall] = {}
         if inline:
-            self.threads = InlineTools(self._loop, self._outcome_frame, self._threads_done)
+            self.threads = InlineTools(
+                self._loop, self._outcome_frame, self._threads_done, self._begin
+            )
         else:
             self.threads = ToolThreads(
-                self._loop, capacity, self._outcome_frame, self._threads_done
+                self._loop, capacity, self._outcome_frame, self._threads_done, self._begin
             )
 
     def end_session(self, session_id: str) -> None:
@@ -275,6 +283,7 @@ class Runtime:
         self.in_flight += 1
         self.requests += 1
         self._idle.clear()
+        self._waiting[call_id] = call
         if info.is_async or info.streaming:
             call.task = self._loop.create_task(self._run(call, args))
         else:
@@ -293,6 +302,34 @@ class Runtime:
 
         return emit
 
+    def _begin(self, call: RunningCall) -> bool:
+        """The call is about to begin: False if it was given back first (see give_back)."""
+        return self._waiting.pop(call.id, None) is not None
+
+    def give_back(self, call: RunningCall) -> bool:
+        """Return a call that has not begun (REVOKE, or CANCEL before it began): answer
+        ERROR "cancelled" with ``{"started": False}`` now, and it never begins.
+
+        Returns:
+            True if it had not begun; False if it had (nothing is done then).
+        """
+        if self._waiting.pop(call.id, None) is None:
+            return False
+        call.given_back = True
+        call.sink(
+            w.error(
+                call.id,
+                "CancelledError",
+                "call given back before it started",
+                w.KIND_CANCELLED,
+                detail={"started": False},
+            )
+        )
+        self._call_finished(call)
+        if call.task is not None:
+            call.task.cancel()  # waiting for a slot, or not yet stepped: it never runs
+        return True
+
     async def _run(self, call: RunningCall, args: dict[str, Any]) -> None:
         value: Any = None
         error: BaseException | None = None
@@ -302,12 +339,16 @@ class Runtime:
             if call.cancel_requested:  # cancelled before it began
                 raise asyncio.CancelledError
             async with self._slots:
+                if not self._begin(call):
+                    return  # given back while it waited: its answer went out then
                 started = self.timer()
                 if call.info.streaming:
                     await self._run_stream(call, args, call.sink)
                 else:
                     value = await call.info.fn(**args)
         except BaseException as exc:  # reported to the host (re-raised below if fatal)
+            if call.given_back:
+                return  # cancelled while it waited for a slot: answered by give_back
             error = exc
         args.clear()  # its views of shared memory go before its final frame does
         if not (call.info.streaming and error is None):

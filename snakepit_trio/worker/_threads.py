@@ -27,10 +27,12 @@ class ToolThreads:
         capacity: int,
         finish: Callable[[Any, Any, BaseException | None, float], list[Any]],
         on_done: Callable[[list[Done]], None],
+        begin: Callable[[Any], bool],
     ) -> None:
         self._loop = loop
         self._finish = finish
         self._on_done = on_done
+        self._begin = begin  # False: the call was given back before it began
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._done: list[Done] = []
@@ -52,6 +54,9 @@ class ToolThreads:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
+            if not self._begin(job[0]):
+                del job  # given back before it began: answered on the loop already
+                continue
             call, frame = run_job(job, self._finish)
             # The arguments (and the result) are gone now: views of shared memory among them
             # are reported unmapped before this result reaches the host.

@@ -15,6 +15,7 @@ from snakepit_trio._core._dispatcher import (
     Fail,
     FailReason,
     QueueFull,
+    Revoke,
     Send,
     SendCancel,
     WorkerGone,
@@ -254,6 +255,57 @@ def test_a_draining_worker_gets_nothing_new_and_finishes_what_it_runs() -> None:
     assert sends(d.add_worker("b", 1)) == [("b", 2)]  # 3 may only run on a
 
 
+def test_a_worker_running_a_cancelled_call_gets_no_new_calls() -> None:
+    d = Dispatcher()
+    d.add_worker("a", 2)
+    d.add_worker("b", 1)
+    d.submit(Call(1, "t"))  # on a
+    assert isinstance(d.abandon(1)[0], SendCancel)
+    # a still has a free slot, but the cancelled call may be stuck: new calls go to b.
+    assert sends(d.submit(Call(2, "t"))) == [("b", 2)]
+    assert d.submit(Call(3, "t")) == []
+    assert sends(d.complete(1, "a")) == [("a", 3)]  # the cancelled call ended: a is back
+
+
+def test_revoked_calls_rejoin_the_queue_in_order_and_may_run_elsewhere() -> None:
+    d = Dispatcher(prefetch=4)
+    d.add_worker("a", 1)
+    d.complete(d.submit(Call(1, "t"))[0].call.id, "a", 0.0001)  # short calls: prefetch
+    for cid in (2, 3, 4):
+        assert sends(d.submit(Call(cid, "t"))) == [("a", cid)]
+    revokes = d.revoke_waiting("a")
+    assert [(type(a), a.call.id) for a in revokes] == [(Revoke, 2), (Revoke, 3), (Revoke, 4)]
+    assert d.revoke_waiting("a") == []  # each call is revoked once
+    assert d.revoked(4, "a") == [] and d.revoked(3, "a") == []  # a is stalled: no prefetch
+    assert [c.id for c in d.queue] == [3, 4] and d.calls[3].attempts == 0
+    assert sends(d.add_worker("b", 1)) == [("b", 3)]
+    assert sends(d.complete(2, "a", 0.0001)) == [("a", 4)]  # 2 had started: it just ends
+    assert d.revoked(2, "a") == []  # late: ignored
+
+
+def test_a_revoked_call_whose_caller_left_just_ends() -> None:
+    d = Dispatcher(prefetch=2)
+    d.add_worker("a", 1)
+    d.complete(d.submit(Call(1, "t"))[0].call.id, "a", 0.0001)
+    d.submit(Call(2, "t"))
+    d.submit(Call(3, "t"))
+    d.revoke_waiting("a")
+    d.abandon(3)
+    assert d.workers["a"].held == 1
+    assert d.revoked(3, "a") == [] and 3 not in d.calls and d.workers["a"].held == 0
+
+
+def test_max_requests_is_a_hard_limit_except_for_pinned_calls() -> None:
+    d = Dispatcher(prefetch=4)
+    d.add_worker("a", 1, max_requests=2)
+    d.complete(d.submit(Call(1, "t"))[0].call.id, "a", 0.0001)
+    assert sends(d.submit(Call(2, "t"))) == [("a", 2)]
+    assert d.workers["a"].exhausted
+    assert d.submit(Call(3, "t")) == []  # prefetch room, but the limit is reached
+    assert sends(d.submit(Call(4, "t", pin="a"))) == [("a", 4)]  # its session runs on
+    assert sends(d.add_worker("b", 1, max_requests=2)) == [("b", 3)]
+
+
 class DispatcherMachine(RuleBasedStateMachine):
     """Random interleavings of submits, completions, cancels, drains, deaths and restarts.
 
@@ -267,9 +319,15 @@ class DispatcherMachine(RuleBasedStateMachine):
         max_queue=st.none() | st.integers(0, 6),
         max_retries=st.integers(0, 2),
         capacities=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+        max_requests=st.none() | st.integers(1, 4),
     )
     def setup(
-        self, prefetch: int, max_queue: int | None, max_retries: int, capacities: list[int]
+        self,
+        prefetch: int,
+        max_queue: int | None,
+        max_retries: int,
+        capacities: list[int],
+        max_requests: int | None,
     ) -> None:
         self.d = Dispatcher(
             max_queue=max_queue, prefetch=prefetch, prefetch_budget=0.5, max_retries=max_retries
@@ -289,6 +347,9 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.cancelled: set[int] = set()  # running, but the caller is gone (SendCancel sent)
         self.draining: set[str] = set()
         self.suspended: set[str] = set()
+        self.max_requests = max_requests
+        self.sends_to: dict[str, int] = {}  # Sends each worker was given, pinned or not
+        self.revoking: set[int] = set()  # a Revoke is out, the worker has not answered
         for capacity in capacities:
             self.add_worker(capacity)
 
@@ -300,6 +361,12 @@ class DispatcherMachine(RuleBasedStateMachine):
         for a in actions:
             if isinstance(a, Send):
                 self._sent(a.worker, a.call)
+            elif isinstance(a, Revoke):
+                cid = a.call.id
+                assert self.running.get(cid) == a.worker, "a revoke for a call not there"
+                assert cid not in self.cancelled and cid not in self.revoking
+                assert cid not in self.pins, "a pinned call was revoked"
+                self.revoking.add(cid)
             elif isinstance(a, SendCancel):
                 assert self.running.get(a.call.id) == a.worker, "a cancel for a call not there"
                 assert a.call.id not in self.cancelled, "a call cancelled twice"
@@ -318,17 +385,26 @@ class DispatcherMachine(RuleBasedStateMachine):
         assert ws is not None, "a call went to a dead worker"
         assert wid not in self.suspended, "a call went to a quiet worker"
         assert wid not in self.draining, "a call went to a draining worker"
+        held = [x for x in self.cancelled if self.running.get(x) == wid]
+        assert not held, f"a call went to {wid}, held by the cancelled {held}"
         pin = self.pins.get(cid)
+        sent_before = self.sends_to.get(wid, 0)
+        if pin is None and self.max_requests is not None:
+            assert sent_before < self.max_requests, f"{wid} was sent past max_requests"
         assert pin is None or wid == pin, "a pinned call ran elsewhere"
         mine = self.pinned_waiting[wid]
         assert cid in (mine if pin is not None else self.pool_waiting), "sent from nowhere"
         # FIFO: the pool queue serves its calls in submission order, a worker's own queue
         # too, and between the two the older call goes first. So when a call is sent to a
         # worker, no older call still waits that this worker could have run instead.
-        older = [x for x in self.pool_waiting | mine if self.seq[x] < self.seq[cid]]
+        # A worker at max_requests may run only its pinned calls.
+        may_take_pool = self.max_requests is None or sent_before < self.max_requests
+        could_run = (self.pool_waiting if may_take_pool else set()) | mine
+        older = [x for x in could_run if self.seq[x] < self.seq[cid]]
         assert not older, f"call {cid} went to {wid} before the older {older}"
         (mine if pin is not None else self.pool_waiting).remove(cid)
         self.running[cid] = wid
+        self.sends_to[wid] = sent_before + 1
         self.sent_count[cid] = self.sent_count.get(cid, 0) + 1
         # The limit in force now (capacity + this worker's current prefetch) caps every Send.
         held = sum(1 for w in self.running.values() if w == wid)
@@ -343,7 +419,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.next_worker += 1
         self.known_workers.append(wid)
         self.pinned_waiting[wid] = set()
-        self._apply(self.d.add_worker(wid, capacity))
+        self._apply(self.d.add_worker(wid, capacity, self.max_requests))
 
     @rule(data=st.data(), n=st.integers(1, 3))
     def submit(self, data: st.DataObject, n: int) -> None:
@@ -368,7 +444,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         # prefer: the bound worker when it has an idle slot and no older call waits.
         expect_preferred = (
             preferred is not None
-            and preferred.accepting
+            and preferred.free > 0
             and len(preferred.calls) < preferred.capacity
             and not self.pool_waiting
             and not self.d.closed
@@ -415,8 +491,57 @@ class DispatcherMachine(RuleBasedStateMachine):
         assert not any(isinstance(a, Fail | SendCancel) for a in actions)
         assert cid not in self.d.calls and cid not in self.d.workers[wid].calls
         del self.running[cid]
+        self.revoking.discard(cid)
         self.finished[cid] = "abandoned" if cid in self.cancelled else "completed"
         self._apply(actions)
+
+    @precondition(lambda self: bool(self.running))
+    @rule(data=st.data())
+    def revoke_waiting(self, data: st.DataObject) -> None:
+        """The shell saw a worker make no progress: take back what may wait there."""
+        wid = data.draw(st.sampled_from(sorted(set(self.running.values()))))
+        actions = self.d.revoke_waiting(wid)
+        expected = {
+            cid
+            for cid, w in self.running.items()
+            if w == wid
+            and cid not in self.cancelled
+            and cid not in self.pins
+            and cid not in self.revoking
+        }
+        assert all(isinstance(a, Revoke) and a.worker == wid for a in actions)
+        assert {a.call.id for a in actions} == expected
+        self._apply(actions)
+
+    def _unstarted(self) -> list[int]:
+        return sorted(c for c in self.revoking | self.cancelled if c in self.running)
+
+    @precondition(lambda self: bool(self._unstarted()))
+    @rule(data=st.data())
+    def not_started(self, data: st.DataObject) -> None:
+        """The worker gives a call back that it had not started (revoked or cancelled)."""
+        cid = data.draw(st.sampled_from(self._unstarted()))
+        wid = self.running.pop(cid)
+        self.revoking.discard(cid)
+        self.sent_count[cid] -= 1  # it never ran
+        self.sends_to[wid] -= 1  # nor counts against the worker's limit in the model
+        if cid in self.cancelled:
+            self.finished[cid] = "abandoned"
+        elif cid in self.pins:
+            self.pinned_waiting[wid].add(cid)
+        else:
+            self.pool_waiting.add(cid)
+        actions = self.d.revoked(cid, wid)
+        assert not any(isinstance(a, Fail | SendCancel) for a in actions)
+        self._apply(actions)
+
+    @precondition(lambda self: bool(self.d.workers))
+    @rule(data=st.data())
+    def retire_worker(self, data: st.DataObject) -> None:
+        """Over a limit: no new calls, waiting ones taken back."""
+        wid = data.draw(st.sampled_from(sorted(self.d.workers)))
+        self.draining.add(wid)
+        self._apply(self.d.retire_worker(wid))
 
     @precondition(lambda self: self.next_id > 1)
     @rule(data=st.data())
@@ -461,6 +586,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         for cid in self.pinned_waiting[wid]:
             expected[cid] = FailReason.SESSION_LOST  # queued for it, never delivered
         for cid in on_it:
+            self.revoking.discard(cid)
             if cid in undelivered:  # it never ran there: it must not count as a run
                 self.sent_count[cid] -= 1
             if cid in self.cancelled:
@@ -574,7 +700,7 @@ class DispatcherMachine(RuleBasedStateMachine):
             if self.d.queue:
                 assert ws.free <= 0, f"{ws.id} has room while the pool queue waits"
             if ws.pinned:
-                assert ws.free <= 0, f"{ws.id} has room while its own queue waits"
+                assert ws.pin_free <= 0, f"{ws.id} has room while its own queue waits"
 
     @invariant()
     def slots_within_limits(self) -> None:
@@ -592,6 +718,11 @@ class DispatcherMachine(RuleBasedStateMachine):
             assert 0 <= ws.prefetch <= self.d.prefetch
             assert n <= ws.capacity + self.d.prefetch
             assert ws.free == (ws.limit - n if ws.accepting else 0)
+            cancelled_here = sum(1 for c in self.cancelled if self.running.get(c) == ws.id)
+            assert ws.held == cancelled_here
+            sent = self.sends_to.get(ws.id, 0)
+            if self.max_requests is not None:
+                assert ws.remaining == self.max_requests - sent
             if ws.state is not WorkerState.DRAINING:
                 assert ws.state is (WorkerState.BUSY if n >= ws.capacity else WorkerState.READY)
 

@@ -71,7 +71,12 @@ async def test_strict_sessions_hold_off_recycling_until_they_close() -> None:
     with trio.fail_after(30):
         async with sp.open_pool(ECHO, size=1, max_requests=3) as pool:
             async with pool.session() as session:
-                for _ in range(6):  # past max_requests, but the session's state must live
-                    await session.execute("add", {"a": 1})
-                assert pool.stats().recycles == 0
-            await wait_for(lambda: pool.stats().recycles == 1 and pool.stats().workers == 1)
+                # Past max_requests, but the session's state must live: its calls stay on
+                # its worker, while other calls go to the replacement started meanwhile.
+                pids = {await session.execute("pid") for _ in range(6)}
+                assert len(pids) == 1 and session.worker_id is not None and not session.lost
+                others = {await pool.execute("pid") for _ in range(2)}
+                assert not others & pids
+            [old] = pids  # once its session is closed, it stops
+            await wait_for(lambda: old not in {w.pid for w in pool.workers()})
+            assert pool.stats().crashes == 0 and pool.stats().errors == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -12,11 +13,16 @@ from snakepit_trio.worker import Adapter, ToolContext, tool
 EVENTS: list[tuple[str, Any]] = []
 # Called with the loop's (virtual) time whenever a worker's adapter starts.
 ON_START: list[Callable[[float], None]] = []
+SERIALS = itertools.count(1)  # each adapter instance (one per worker incarnation) takes one
+START_DELAY = [0.0]  # seconds (virtual) each adapter's initialize() takes
 
 
 class Tools(Adapter):
     async def initialize(self) -> None:
         self.calls = 0
+        self.incarnation = next(SERIALS)
+        if START_DELAY[0]:
+            await asyncio.sleep(START_DELAY[0])
         now = asyncio.get_running_loop().time()
         for hook in ON_START:
             hook(now)
@@ -29,6 +35,11 @@ class Tools(Adapter):
     def echo(self, value: Any = None) -> Any:
         self.calls += 1
         return value
+
+    @tool
+    def serial(self) -> int:
+        """Which worker incarnation ran the call (unique, unlike id())."""
+        return self.incarnation
 
     @tool
     async def sleep(self, seconds: float) -> str:
