@@ -6,11 +6,21 @@ import argparse
 import sys
 import time
 
-from ._supervision._registry import Registry, default_state_dir, host_alive
+from ._supervision._registry import (
+    Registry,
+    UnsafeStateDir,
+    UntrustedRegistry,
+    default_state_dir,
+    host_alive,
+)
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    registry = Registry(args.state_dir)
+    try:
+        registry = Registry(args.state_dir)
+    except (UnsafeStateDir, UntrustedRegistry) as exc:
+        print(f"snakepit-trio cleanup: {exc}", file=sys.stderr)
+        return 2
     found = registry.sweep(dry_run=args.dry_run)
     verb = "would kill" if args.dry_run else "killed"
     for left in found:

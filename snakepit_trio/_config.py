@@ -36,6 +36,11 @@ def _count_or_none(instance: Any, attribute: Any, value: int | None) -> None:
         raise ValueError(f"{attribute.name} must be a whole number >= 1 or None, got {value!r}")
 
 
+def _worker_output(instance: Any, attribute: Any, value: object) -> None:
+    if value not in ("log", "inherit"):
+        raise ValueError(f"worker_output must be 'log' or 'inherit', got {value!r}")
+
+
 def _default_size() -> int:
     return max(os.cpu_count() or 1, 1)
 
@@ -116,6 +121,13 @@ class PoolConfig:
         pythonpath: extra import paths, searched before the inherited ones.
         inherit_path: give workers the host's ``sys.path``, so whatever the host can import,
             the workers can too.
+        worker_output: where workers' stdout and stderr go. ``"log"`` (default): the host
+            reads them and logs each line to the ``snakepit_trio.worker`` logger (stderr at
+            WARNING, stdout at INFO, with ``worker_id`` and ``stream`` on each record;
+            lines longer than 4096 characters are cut), and keeps the last stderr lines
+            for ``WorkerCrashed`` and ``WorkerStartError``. ``"inherit"``: both go straight
+            to the host's stderr (file descriptor 2), as the worker wrote them (a terminal
+            stays a terminal); the host reads nothing, so errors carry no stderr tail.
     """
 
     adapter: str = attrs.field(validator=[v.instance_of(str), _adapter_spec])
@@ -173,6 +185,7 @@ class PoolConfig:
     cwd: str | None = None
     pythonpath: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     inherit_path: bool = True
+    worker_output: str = attrs.field(default="log", validator=_worker_output)
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= self.heartbeat_interval:
@@ -263,6 +276,7 @@ class PoolOptions(TypedDict, total=False):
     cwd: str | None
     pythonpath: Sequence[str]  # the field converts it to a tuple
     inherit_path: bool
+    worker_output: str
 
 
 _NULLABLE = {

@@ -67,6 +67,8 @@ async def open_pool(
             stderr), or did not become ready within ``startup_timeout``.
         TypeError: an unknown option, no adapter, or a value of the wrong type.
         ValueError: a value out of its range (the message names the option).
+        PermissionError: ``state_dir`` is not this user's, or other users may write to it
+            (the message names it and the fix; ``registry=False`` runs without it).
 
     On exit, in-flight calls may finish for ``drain_timeout`` seconds, then every worker's
     process group gets SIGTERM and, after ``shutdown_grace``, SIGKILL. If the block is

@@ -24,6 +24,22 @@ def test_the_pools_own_kills_keep_their_reason() -> None:
     assert (v.cause, v.detail) == ("unresponsive", "no answer to heartbeats")
 
 
+def test_a_broken_connection_does_not_hide_the_workers_own_exit() -> None:
+    # The pool kills with signals: an exit code means the worker ended by itself, and its
+    # connection broke because of that.
+    exited = classify(
+        exit_code=5, signal=None, killed_by_pool=("disconnected", "the worker closed the lane"),
+        last_rss=None, oom_kills_rose=False,
+    )  # fmt: skip
+    assert exited.cause == "exit"
+    killed = classify(
+        exit_code=None, signal=signal.SIGKILL,
+        killed_by_pool=("disconnected", "the worker closed the lane"), last_rss=None,
+        oom_kills_rose=False,
+    )  # fmt: skip
+    assert (killed.cause, killed.detail) == ("disconnected", "the worker closed the lane")
+
+
 def test_sigkill_with_oom_evidence_is_likely_oom() -> None:
     v = classify(
         exit_code=None, signal=signal.SIGKILL, killed_by_pool=None, last_rss=900 * MB,

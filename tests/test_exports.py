@@ -117,7 +117,7 @@ EXPECTED: dict[str, str] = {
         "heartbeat_timeout: 'float | None' = 2.0, handle_sigterm: 'bool' = True, "
         "registry: 'bool' = True, state_dir: 'str | None' = None, name: 'str' = 'pool', "
         "python: 'str' = NOTHING, env=NOTHING, cwd: 'str | None' = None, pythonpath=(), "
-        "inherit_path: 'bool' = True) -> None"
+        "inherit_path: 'bool' = True, worker_output: 'str' = 'log') -> None"
     ),
     "PoolConfig.build": (
         "classmethod (adapter: 'str | None', config: 'PoolConfig | None', "

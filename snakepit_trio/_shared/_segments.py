@@ -52,13 +52,13 @@ class SegmentCache:
             name = min(fits)[1] if fits else None
             if name is not None:
                 capacity = self._free.pop(name)
-        if name is not None:
-            if _shm.rewrite(name, data):
-                with self._lock:
-                    self._out[name] = _Loan(capacity)
-                    self.reused += 1
-                return name
-            _shm.unlink(name)  # gone from under us (swept): start afresh
+        # A free segment that is gone from under us (swept), or whose name now holds what
+        # another user made (not ours to remove), is forgotten: a new one is made instead.
+        if name is not None and _shm.rewrite(name, data):
+            with self._lock:
+                self._out[name] = _Loan(capacity)
+                self.reused += 1
+            return name
         name = _shm.create(self.prefix, data)
         with self._lock:
             self._out[name] = _Loan(size)

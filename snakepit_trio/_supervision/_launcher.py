@@ -25,16 +25,14 @@ from .._transport._base import OnFrames, OnLost
 from .._transport._describe import WorkerDescription
 from .._transport._errors import TransportError
 from . import _spawn
+from ._output import pump
 from ._records import WorkerRecords
 from ._template import ForkedWorker, Templates
 from ._worker import Worker
 
 log = logging.getLogger("snakepit_trio")
-worker_log = logging.getLogger("snakepit_trio.worker")
 
-MAX_LINE = 4096  # longest stdout/stderr line kept, in bytes
 OUTPUT_GRACE = 0.5  # seconds to wait for a dead worker's last output lines
-READ_SIZE = 65536
 
 
 class Launcher(Protocol):
@@ -75,7 +73,7 @@ class _Incarnation:
     stdout_done: trio.Event = attrs.Factory(trio.Event)
     stderr_done: trio.Event = attrs.Factory(trio.Event)
     recorded: trio.Event = attrs.Factory(trio.Event)
-    ready_fd: int = -1
+    ready_fd: int = -1  # ours until connect() hands it to _read_ready, which closes it
 
 
 class ProcessLauncher:
@@ -112,13 +110,19 @@ class ProcessLauncher:
         inc = self._live[worker.id]
         proc = worker.process
         nursery.start_soon(self._record, worker, inc)
-        assert proc.stdout is not None and proc.stderr is not None
-        nursery.start_soon(_pump, proc.stdout, worker, "stdout", inc.stdout_done)
-        nursery.start_soon(_pump, proc.stderr, worker, "stderr", inc.stderr_done)
+        for stream, name, done in (
+            (proc.stdout, "stdout", inc.stdout_done),
+            (proc.stderr, "stderr", inc.stderr_done),
+        ):
+            if stream is None:  # worker_output="inherit": it writes to our stderr itself
+                done.set()
+            else:
+                nursery.start_soon(pump, stream, worker, name, done)
         config = self._config
         timeout = config.startup_timeout
+        ready_fd, inc.ready_fd = inc.ready_fd, -1
         with trio.move_on_after(timeout):
-            if not await _read_ready(inc.ready_fd):
+            if not await _read_ready(ready_fd):
                 await proc.wait()
                 return f"exited with code {proc.returncode} before it was ready"
             await inc.recorded.wait()  # in the registry before we ever connect to it
@@ -170,7 +174,12 @@ class ProcessLauncher:
         inc = self._live.pop(worker.id, None)
         with trio.CancelScope(shield=True):
             undelivered = set() if worker.channel is None else await worker.channel.aclose()
+            # Now, not when the garbage collector gets to them: a pool that replaces
+            # crashed workers must not pile up descriptors.
+            await _spawn.close_pipes(worker.process)
         if inc is not None:
+            if inc.ready_fd >= 0:  # it never got as far as connect()
+                os.close(inc.ready_fd)
             for path in (inc.socket_path, _spawn.lane_path(inc.socket_path)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
@@ -190,37 +199,6 @@ class ProcessLauncher:
         if isinstance(proc, ForkedWorker) and proc.orphaned:
             return ("signal", "its template process died, and it with it")
         return None
-
-
-async def _pump(
-    stream: trio.abc.ReceiveStream, worker: Worker, name: str, done: trio.Event
-) -> None:
-    """Read a worker's stdout/stderr continuously (a full pipe must never block it)."""
-    buffer = b""
-    keep = name == "stderr"
-    try:
-        while True:
-            try:
-                data = await stream.receive_some(READ_SIZE)
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                break
-            if not data:
-                break
-            buffer += data
-            *lines, buffer = buffer.split(b"\n")
-            for raw in lines:
-                _emit(worker, name, raw, keep)
-        if buffer:
-            _emit(worker, name, buffer, keep)
-    finally:
-        done.set()
-
-
-def _emit(worker: Worker, name: str, raw: bytes, keep: bool) -> None:
-    line = raw[:MAX_LINE].decode("utf-8", "replace").rstrip("\r")
-    if keep:
-        worker.stderr_tail.append(line)
-    worker_log.info("[%s %s] %s", worker.id, name, line, extra={"worker_id": worker.id})
 
 
 async def _read_ready(fd: int) -> bool:

@@ -4,8 +4,10 @@
 records it in the registry before the host connects to it, and after it is reaped kills
 anything still carrying its tag (children that escaped its process group with setsid())
 and forgets it. Opening sweeps leftovers of dead hosts. The registry is best effort: if
-its file cannot be used (read-only home, ``registry=False``), the pool runs without it and
-says so once in the log; tagging and the sweep after each worker still work.
+its file cannot be used (read-only home, a file another user could have written,
+``registry=False``), the pool runs without it and says so once in the log; tagging and the
+sweep after each worker still work. A state directory other users may write to is refused
+(``UnsafeStateDir`` from ``open_pool``): that is a setting to fix, not a passing fault.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import trio
 from .._config import PoolConfig
 from .._shared import _shm
 from .._shared._tagging import POOL_TOKEN, WORKER_ID, kill_tagged
-from ._registry import Entry, Registry, started_at
+from ._registry import Entry, Registry, UnsafeStateDir, started_at
 
 log = logging.getLogger("snakepit_trio")
 
@@ -35,7 +37,11 @@ class WorkerRecords:
 
     @classmethod
     async def open(cls, config: PoolConfig) -> WorkerRecords:
-        """Open the registry and kill leftovers of dead hosts (in a thread: it blocks)."""
+        """Open the registry and kill leftovers of dead hosts (in a thread: it blocks).
+
+        Raises:
+            UnsafeStateDir: ``config.state_dir`` is not private to this user.
+        """
         if not config.registry:
             return cls(None)
 
@@ -54,6 +60,8 @@ class WorkerRecords:
 
         try:
             return cls(await trio.to_thread.run_sync(open_and_sweep))
+        except UnsafeStateDir:
+            raise
         except (OSError, sqlite3.Error) as exc:
             log.warning("worker registry unavailable, running without it: %r", exc)
             return cls(None)

@@ -7,19 +7,31 @@ workers normally kill themselves (stdin EOF, parent-death signal), but a stopped
 worker cannot. ``sweep`` finds rows whose host is dead and kills what is left of them:
 
 - the worker, only if its pid still names the process started then (pid reuse is checked
-  with the start time, so an unrelated process that got the pid is never touched);
+  with the start time) and that process carries the row's pool token in its environment,
+  so an unrelated process that got the pid, or that a forged row names, is never touched;
 - any process carrying the pool's token and the worker's id in its environment (its
   children, including those that called setsid()).
 
-Rows of live hosts are never touched, so pools in other processes are safe. Every
-function here is blocking (sqlite, /proc): the pool calls them in a worker thread.
+Rows of live hosts are never touched, so pools in other processes are safe.
+
+Trust: rows make the host kill processes, so they are read only from a file no other user
+can have written. The state directory must belong to this user and be writable by nobody
+else (else ``UnsafeStateDir``, a PermissionError naming the directory and the fix); the
+file must be a regular file of this user that nobody else may write (else
+``UntrustedRegistry``: the pool runs without a registry and logs why). A new file is made
+with mode 0600.
+
+Every function here is blocking (sqlite, /proc): the pool calls them in a worker thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +40,9 @@ import platformdirs
 import psutil
 
 from .._shared import _shm
-from .._shared._tagging import kill_all, tagged
+from .._shared._tagging import POOL_TOKEN, kill_all, tagged
+
+log = logging.getLogger("snakepit_trio")
 
 STATE_DIR_ENV = "SNAKEPIT_TRIO_STATE_DIR"
 FILENAME = "workers.sqlite3"
@@ -53,6 +67,68 @@ def default_state_dir() -> Path:
     if configured:
         return Path(configured)
     return Path(platformdirs.user_state_dir("snakepit-trio", appauthor=False))
+
+
+class UnsafeStateDir(PermissionError):
+    """The state directory may hold files another user wrote: it is not used."""
+
+
+class UntrustedRegistry(PermissionError):
+    """The registry file may hold rows another user wrote: they are not acted on."""
+
+
+def _check_state_dir(directory: Path) -> None:
+    st = os.stat(directory)
+    if st.st_uid != os.geteuid():
+        why = f"owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+        fix = f"use a directory of your own, or chown it to yourself and `chmod 700 {directory}`"
+    elif st.st_mode & 0o022:
+        why = f"writable by other users (mode {stat.S_IMODE(st.st_mode):#o})"
+        fix = f"`chmod 700 {directory}`"
+    else:
+        return
+    raise UnsafeStateDir(
+        f"state_dir {str(directory)!r} is {why}: another user could plant worker records "
+        f"there that make the pool kill your processes. Fix: {fix}; or pass another "
+        f"state_dir (or set ${STATE_DIR_ENV}), or registry=False to run without a registry"
+    )
+
+
+def _open_registry_file(path: Path) -> None:
+    """Make the file (mode 0600) if it is missing; refuse one this user cannot trust."""
+    why: str | None
+    try:
+        # O_NONBLOCK: a FIFO planted under its name must not hang the open.
+        flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        why = "a symbolic link"
+    else:
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        why = _distrust(st)
+    if why is None:
+        return
+    raise UntrustedRegistry(
+        f"worker registry {str(path)!r} is {why}, so its rows are not trusted and nothing "
+        f"in it is acted on; remove it (or `chmod 600` it, if it is yours and nobody "
+        f"else wrote to it)"
+    )
+
+
+def _distrust(st: os.stat_result) -> str | None:
+    """Why a registry file could hold rows another user wrote (None: it cannot)."""
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_uid != os.geteuid():
+        return f"owned by uid {st.st_uid}, not by this user"
+    if st.st_mode & 0o022:
+        return f"writable by other users (mode {stat.S_IMODE(st.st_mode):#o})"
+    return None
 
 
 @attrs.frozen
@@ -92,13 +168,46 @@ def host_alive(entry: Entry) -> bool:
     return _same_process(entry.host_pid, entry.host_started)
 
 
+def _recorded_worker(entry: Entry) -> psutil.Process | None:
+    """The live process ``entry`` records, if its pid still names it: started then, and
+    carrying the row's pool token (so not a process the row merely points at)."""
+    if not _same_process(entry.worker_pid, entry.worker_started):
+        return None
+    try:
+        proc = psutil.Process(entry.worker_pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:  # dead, not yet reaped
+            return None
+        carries = proc.environ().get(POOL_TOKEN) == entry.token
+    except (psutil.Error, OSError):
+        carries = False  # gone, or not ours to read: not ours to kill either
+    if not carries:
+        log.warning(
+            "worker registry: pid %d, recorded for worker %s of dead host pid %d, is not "
+            "that worker (it does not carry the pool's tag); left alone",
+            entry.worker_pid,
+            entry.worker_id,
+            entry.host_pid,
+        )
+        return None
+    return proc
+
+
 class Registry:
     """One sqlite file; a short-lived connection per operation (any thread may call)."""
 
     def __init__(self, state_dir: Path | str | None = None) -> None:
+        """Open (or make) the registry in ``state_dir`` (default: ``default_state_dir()``).
+
+        Raises:
+            UnsafeStateDir: the directory is not this user's, or others may write to it.
+            UntrustedRegistry: the file is not this user's, or others may write to it.
+            OSError, sqlite3.Error: the directory or file cannot be made or used.
+        """
         directory = Path(state_dir) if state_dir is not None else default_state_dir()
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _check_state_dir(directory)
         self.path = directory / FILENAME
+        _open_registry_file(self.path)
         with self._connect() as db:
             db.execute(_SCHEMA)
 
@@ -141,13 +250,12 @@ class Registry:
             if host_alive(entry):
                 continue  # a live pool: never touched
             procs = {p.pid: p for p in tagged(entry.token, entry.worker_id)}
-            if entry.worker_pid not in procs and _same_process(
-                entry.worker_pid, entry.worker_started
-            ):
-                with contextlib.suppress(psutil.Error, OSError):
-                    proc = psutil.Process(entry.worker_pid)
-                    if proc.status() != psutil.STATUS_ZOMBIE:  # dead, not yet reaped
-                        procs[entry.worker_pid] = proc
+            if entry.worker_pid not in procs:
+                # A forked worker whose environment could not be retagged shows its
+                # template's id there, but the pool's token all the same.
+                worker = _recorded_worker(entry)
+                if worker is not None:
+                    procs[worker.pid] = worker
             if not dry_run:
                 kill_all(procs.values())
                 _shm.sweep(_shm.prefix(entry.token))  # its shared-memory payloads

@@ -81,13 +81,18 @@ def lane_path(socket_path: str) -> str:
     return socket_path.removesuffix(".sock") + ".lane"
 
 
+HOST_STDERR = 2  # where workers write with worker_output="inherit": the host's fd 2
+
+
 async def spawn(
     config: PoolConfig, socket_path: str, tags: dict[str, str], template: Templates | None
 ) -> tuple[WorkerProcess, int]:
     """Start a worker in its own session (so its children share its process group).
 
     Forked from ``template`` when there is one (it falls back to a fresh interpreter if the
-    template cannot fork). Returns the process and the read end of its ready pipe.
+    template cannot fork). Its stdout and stderr are pipes to the host, or with
+    ``worker_output="inherit"`` the host's stderr itself. Returns the process and the read
+    end of its ready pipe.
     """
     if template is not None:
         try:
@@ -99,12 +104,13 @@ async def spawn(
     ready_r, ready_w = os.pipe()
     argv = [config.python, "-m", "snakepit_trio.worker"]
     argv += [*worker_args(config, socket_path, os.getpid()), "--ready-fd", str(ready_w)]
+    output = subprocess.PIPE if config.worker_output == "log" else HOST_STDERR
     try:
         proc = await trio.lowlevel.open_process(
             argv,
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=output,
+            stderr=output,
             start_new_session=True,
             pass_fds=(ready_w,),
             env=worker_env(config, tags),
@@ -116,6 +122,17 @@ async def spawn(
     finally:
         os.close(ready_w)
     return proc, ready_r
+
+
+async def close_pipes(proc: WorkerProcess) -> None:
+    """Close the host's ends of a reaped worker's pipes (a forked worker closes its stdin
+    itself, when it ends)."""
+    streams: list[trio.abc.AsyncResource | None] = [proc.stdout, proc.stderr]
+    if isinstance(proc, trio.Process):
+        streams.append(proc.stdin)
+    for stream in streams:
+        if stream is not None:
+            await stream.aclose()
 
 
 def signal_group(pgid: int, sig: int) -> None:

@@ -55,11 +55,14 @@ class ForkedWorker:
     template's report (it reaps its children) says how.
     """
 
-    def __init__(self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int) -> None:
+    def __init__(
+        self, pid: int, pidfd: int, stdin: int, stdout: int | None, stderr: int | None
+    ) -> None:
         self.pid = pid
         self.returncode: int | None = None
-        self.stdout = trio.lowlevel.FdStream(stdout)
-        self.stderr = trio.lowlevel.FdStream(stderr)
+        # None: it writes to the host's stderr itself (worker_output="inherit").
+        self.stdout = None if stdout is None else trio.lowlevel.FdStream(stdout)
+        self.stderr = None if stderr is None else trio.lowlevel.FdStream(stderr)
         self._stdin = stdin  # held open: the worker dies when it reads EOF (host gone)
         self._pidfd = pidfd
         self._status: int | None = None
@@ -115,15 +118,25 @@ class Template:
         self.alive = True
         self._reading = trio.CancelScope(shield=True)
 
-    async def fork(self, args: list[str], worker_id: str) -> tuple[ForkedWorker, int]:
-        """A worker running ``python -m snakepit_trio.worker *args``, and its ready fd."""
+    async def fork(
+        self, args: list[str], worker_id: str, *, inherit_output: bool = False
+    ) -> tuple[ForkedWorker, int]:
+        """A worker running ``python -m snakepit_trio.worker *args``, and its ready fd.
+
+        With ``inherit_output`` its stdout and stderr are the host's stderr, not pipes.
+        """
         if not self.alive:
             raise TemplateUnavailable("the template process has exited")
         self._number += 1
         number = self._number
-        pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, ready
-        theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
-        ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
+        if inherit_output:  # the same file as ours, sent twice (the worker dup2s each)
+            pipes = [os.pipe(), os.pipe()]  # stdin, ready
+            theirs = [pipes[0][0], os.dup(2), os.dup(2), pipes[1][1]]
+            ours = [pipes[0][1], pipes[1][0]]
+        else:
+            pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, ready
+            theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+            ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
         send, receive = trio.open_memory_channel[tuple[dict[str, Any], int]](1)
         self._replies[number] = send
         reply: dict[str, Any] | None = None
@@ -157,10 +170,13 @@ class Template:
                 os.close(fd)
             raise TemplateUnavailable(str(reply.get("error", "the template process is gone")))
         pid = int(reply["pid"])
-        child = ForkedWorker(pid, pidfd, ours[0], ours[1], ours[2])
+        if inherit_output:
+            child = ForkedWorker(pid, pidfd, ours[0], None, None)
+        else:
+            child = ForkedWorker(pid, pidfd, ours[0], ours[1], ours[2])
         self._children[pid] = child
         self._watchers.start_soon(child.watch)
-        return child, ours[3]
+        return child, ours[-1]
 
     async def read_replies(self) -> None:
         """Route each message of the template; when it ends, free everyone waiting on it.
@@ -269,7 +285,8 @@ class Templates:
     ) -> tuple[ForkedWorker, int]:
         """A worker forked from the live template; ``args_for(template pid)`` its args."""
         template = await self._live()
-        return await template.fork(args_for(template.pid), worker_id)
+        inherit = self._config.worker_output == "inherit"
+        return await template.fork(args_for(template.pid), worker_id, inherit_output=inherit)
 
     async def _live(self) -> Template:
         while True:

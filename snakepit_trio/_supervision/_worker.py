@@ -58,7 +58,14 @@ class Worker:
         return self.killed_by is not None and self.killed_by[0] == "protocol"
 
     def lost(self, reason: str) -> None:
-        """Its connection broke: kill it (its process may live on) and replace it."""
+        """Its connection broke: kill it (its process may live on) and replace it.
+
+        Once its process is known to have ended, that end is how it died: a child of it
+        that held the connection open may be what dies now (its group is killed after it).
+        """
+        if self.process.returncode is not None:
+            self.wake.set()
+            return
         self.kill(reason, "disconnected")
 
     def kill(self, reason: str, cause: str) -> None:
