@@ -1,7 +1,16 @@
 """Runs tool calls inside the worker: one RunningCall per call, frames out through a sink.
 
 Rules:
-- Every accepted CALL ends with exactly one RESULT, END or ERROR frame, whatever happens.
+- Every accepted CALL ends with exactly one RESULT, END or ERROR frame, whatever happens:
+  building the final frame never raises (a value that cannot be encoded, for any reason,
+  is a SerializationError; an exception that cannot be formatted is still reported; if
+  even that fails, a constant ERROR frame is sent), so no call hangs and no slot is lost.
+- Whatever a tool raises ends that call only, SystemExit and KeyboardInterrupt included
+  (sync and async tools, generators of both kinds): it is reported as a RemoteError of
+  that type and the worker serves on. A worker exits only when the host stops it (SIGTERM)
+  or goes away (stdin EOF, parent death).
+- A stream ends with END only when every chunk it yielded was sent; a chunk that cannot
+  be encoded ends it with an ERROR.
 - A call keeps its slot until its code has really stopped: a cancelled sync tool keeps
   running in its thread (it can only see ``ctx.cancelled``), and its final frame is sent
   when it returns, so the host never over-commits the worker.
@@ -17,7 +26,6 @@ import logging
 import os
 import threading
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -32,6 +40,7 @@ from ._adapter import ToolInfo
 from ._context import ToolContext
 from ._genpump import GeneratorPump
 from ._inline import InlinePump, InlineTools
+from ._outcomes import describe, error_frame, unreportable_frame
 from ._threads import Done, ToolThreads
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -192,11 +201,25 @@ class Runtime:
             log.exception("on_session_end(%r) failed", session_id)
 
     def encode(self, value: Any, *, what: str) -> bytes:
-        """A result or chunk; large buffers go to shared memory (see _segments.py)."""
-        if self.segments is None:
-            return encode(value, what=what, limit=self.max_payload)
-        shm = Outbound(self.segments, self._shm_threshold)
-        payload = encode(value, what=what, limit=self.max_payload, shm=shm)
+        """A result or chunk; large buffers go to shared memory (see _segments.py).
+
+        Raises:
+            SerializationError: it cannot be encoded, whatever the reason (a MemoryError, or
+                code of the value's own that raised, included).
+            PayloadTooLarge: its encoding is over the payload limit.
+        """
+        shm = None
+        try:
+            if self.segments is None:
+                return encode(value, what=what, limit=self.max_payload)
+            shm = Outbound(self.segments, self._shm_threshold)
+            payload = encode(value, what=what, limit=self.max_payload, shm=shm)
+        except (SerializationError, PayloadTooLarge):
+            raise
+        except BaseException as exc:  # the call's failure, not the worker's (see module doc)
+            if shm is not None:
+                shm.release()
+            raise SerializationError(f"cannot encode {what}: {describe(exc)}") from exc
         shm.sent(HOST)  # its frame leaves now: the host may map them until it says not
         shm.release()
         return payload
@@ -307,7 +330,7 @@ class Runtime:
                     await self._run_stream(call, args, call.sink)
                 else:
                     value = await call.info.fn(**args)
-        except BaseException as exc:  # reported to the host (re-raised below if fatal)
+        except BaseException as exc:  # this call's error, whatever it is (see the module doc)
             error = exc
         args.clear()  # its views of shared memory go before its final frame does
         if not (call.info.streaming and error is None):
@@ -316,35 +339,24 @@ class Runtime:
             self.flush_unmapped()  # so the host may reuse them as soon as it has the result
             call.sink(frame)
         self._call_finished(call)
-        if error is not None and not isinstance(error, Exception | asyncio.CancelledError):
-            raise error
 
     def _outcome_frame(
         self, call: RunningCall, value: Any, error: BaseException | None, run_time: float
     ) -> Frame:
-        """The final frame of a call. Called on the loop or in a tool thread."""
-        if error is None and call.cancel_requested:
-            error = asyncio.CancelledError()
-        if error is None:
-            try:
-                payload = self.encode(value, what=f"result of {call.info.name!r}")
-            except (SerializationError, PayloadTooLarge) as exc:
-                error = exc
-            else:
-                return w.result(call.id, payload, run_time)
-        if isinstance(error, asyncio.CancelledError):
-            return w.error(call.id, "CancelledError", "call cancelled", w.KIND_CANCELLED)
-        if isinstance(error, SerializationError):
-            return w.error(call.id, "SerializationError", str(error), w.KIND_SERIALIZATION)
-        if isinstance(error, PayloadTooLarge):
-            return w.error(
-                call.id,
-                "PayloadTooLarge",
-                str(error),
-                w.KIND_PAYLOAD_TOO_LARGE,
-                detail={"size": error.size, "limit": error.limit},
-            )
-        return remote_error_frame(call.id, error)
+        """The final frame of a call; never raises. Called on the loop or in a tool thread."""
+        try:
+            if error is None and call.cancel_requested:
+                error = asyncio.CancelledError()
+            if error is None:
+                try:
+                    payload = self.encode(value, what=f"result of {call.info.name!r}")
+                except (SerializationError, PayloadTooLarge) as exc:
+                    error = exc
+                else:
+                    return w.result(call.id, payload, run_time)
+            return error_frame(call.id, error)
+        except BaseException as exc:  # a thread that died here would lose the call and its slot
+            return unreportable_frame(call.id, exc)
 
     def _threads_done(self, done: list[Done]) -> None:
         self.flush_unmapped()  # before the results: the tool threads dropped their arguments
@@ -380,8 +392,11 @@ class Runtime:
                 sink(w.chunk(call.id, self.encode(item, what=what)))
             sink(w.end(call.id))
         finally:
-            # Close the generator so its `finally` blocks run, also on cancel or error.
-            await asyncio.shield(gen.aclose())
+            # Close the generator so its `finally` blocks run, also on cancel or error. What
+            # they raise ends the call (not the loop, as SystemExit would from a bare task).
+            closing = await asyncio.shield(_aclose(gen))
+            if closing is not None:
+                raise closing
 
     async def _pump_stream(self, call: RunningCall, gen: Any, sink: Sink) -> None:
         what = f"chunk of {call.info.name!r}"
@@ -393,7 +408,7 @@ class Runtime:
                     return
                 try:
                     sink(w.chunk(call.id, self.encode(item, what=what)))
-                except (SerializationError, PayloadTooLarge) as exc:
+                except BaseException as exc:  # the stream's error: it must not end with END
                     failed.append(exc)
                     pump.cancel()
 
@@ -422,14 +437,10 @@ class Runtime:
         sink(w.end(call.id))
 
 
-def remote_error_frame(call_id: int, exc: BaseException) -> Frame:
-    cls = type(exc)
-    name = (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
+async def _aclose(gen: Any) -> BaseException | None:
+    """Close an async generator; what its ``finally`` raised, or None."""
     try:
-        message = str(exc)
-    except Exception:  # a broken __str__ must not lose the error
-        message = f"<unprintable {name}>"
-    tb = "".join(traceback.format_exception(exc))
-    return w.error(call_id, name, message, w.KIND_REMOTE, tb)
+        await gen.aclose()
+    except BaseException as exc:  # returned: raised from this task it would stop the loop
+        return exc
+    return None

@@ -4,6 +4,8 @@ Lifecycle: import adapter -> initialize() -> serve on the unix socket -> write R
 ready fd (only now can the host connect) -> run until SIGTERM (drain, cleanup(), exit 0) or
 until the host dies (stdin EOF or PR_SET_PDEATHSIG: the process group is killed at once).
 SIGINT is ignored: the host owns cancellation, so Ctrl-C in a terminal reaches the host only.
+A tool's SystemExit or KeyboardInterrupt fails its call only (see _runtime.py): nothing a
+tool raises ends the process.
 """
 
 from __future__ import annotations

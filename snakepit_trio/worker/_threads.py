@@ -5,6 +5,9 @@ per call. Here ``capacity`` threads take calls from one FIFO queue back to back 
 calls start the moment the previous one returns), each result is turned into its frame in the
 thread, and finished calls cross back to the loop together: one ``call_soon_threadsafe`` per
 batch, issued only when the done list was empty.
+
+A thread never dies of a call: the final frame is built by a function that never raises
+(``Runtime._outcome_frame``).
 """
 
 from __future__ import annotations
