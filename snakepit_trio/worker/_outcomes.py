@@ -20,6 +20,17 @@ log = logging.getLogger("snakepit_trio.worker")
 Frame = list[Any]
 
 
+def not_started_frame(call_id: int) -> Frame:
+    """The answer to a CANCEL that withdrew a call before it started (see _claim.py)."""
+    return w.error(
+        call_id,
+        "CancelledError",
+        "call cancelled before it started",
+        w.KIND_CANCELLED,
+        detail={"started": False},
+    )
+
+
 def error_frame(call_id: int, error: BaseException) -> Frame:
     """The ERROR frame of a call that ended with ``error``."""
     if isinstance(error, asyncio.CancelledError):

@@ -14,6 +14,8 @@ Rules:
 - A call keeps its slot until its code has really stopped: a cancelled sync tool keeps
   running in its thread (it can only see ``ctx.cancelled``), and its final frame is sent
   when it returns, so the host never over-commits the worker.
+- A CANCEL for a call still waiting for a slot is answered at once, and the call never
+  starts (see _claim.py).
 - Async tools are cancelled with ``Task.cancel()``; generators are closed (their ``finally``
   runs) when cancelled or when the stream ends early.
 """
@@ -37,10 +39,11 @@ from .._shared._codec import Outbound, decode, encode
 from .._shared._segments import SegmentCache
 from .._shared._tagging import POOL_TOKEN, WORKER_ID
 from ._adapter import ToolInfo
+from ._claim import QUEUED, RUNNING, WITHDRAWN
 from ._context import ToolContext
 from ._genpump import GeneratorPump
 from ._inline import InlinePump, InlineTools
-from ._outcomes import describe, error_frame, unreportable_frame
+from ._outcomes import describe, error_frame, not_started_frame, unreportable_frame
 from ._threads import Done, ToolThreads
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -78,8 +81,9 @@ class RunningCall:
         "info",
         "on_done",
         "pump",
+        "runtime",
         "sink",
-        "started",
+        "state",
         "task",
     )
 
@@ -91,6 +95,7 @@ class RunningCall:
         credit: int,
         sink: Sink,
         on_done: Callable[[int], None] | None,
+        runtime: Runtime,
     ) -> None:
         self.id = call_id
         self.info = info
@@ -98,11 +103,12 @@ class RunningCall:
         self.credit = credit
         self.sink = sink
         self.on_done = on_done
+        self.runtime = runtime
         self._credit_event: asyncio.Event | None = None
         self.task: asyncio.Task[None] | None = None
         self.pump: GeneratorPump | InlinePump | None = None  # sync generators only
         self.cancel_requested = False
-        self.started = False  # its task has begun to run
+        self.state = QUEUED  # see _claim.py
 
     @property
     def credit_event(self) -> asyncio.Event:
@@ -111,19 +117,21 @@ class RunningCall:
         return self._credit_event
 
     def cancel(self) -> None:
+        """The host cancelled it (on the loop): withdraw it if it has not started, else
+        tell its code."""
         if self.cancel_requested:
             return
         self.cancel_requested = True
+        if self.runtime.withdraw(self):
+            return
         self.ctx._cancel()
         if self._credit_event is not None:
             self._credit_event.set()  # a stream waiting for credit notices the cancel
         if self.pump is not None:
             self.pump.cancel()
-        # Sync code in a thread cannot be interrupted (it sees ctx.cancelled instead), but
-        # every call can be cancelled while it waits for a slot, and async code at any await.
-        # Not a task that has not begun: cancelled before its first step, a coroutine never
-        # runs at all, so it would never send its final frame. It sees cancel_requested.
-        if self.task is not None and self.started:
+        # Sync code in a thread cannot be interrupted (it sees ctx.cancelled instead); async
+        # code is cancelled at its next await. A task that got here holds its slot.
+        if self.task is not None:
             self.task.cancel()
 
     def add_credit(self, n: int) -> None:
@@ -170,6 +178,8 @@ class Runtime:
         # Async and streaming calls beyond capacity (prefetched by the host) wait here, in
         # arrival order; sync unary calls wait in the tool threads' own queue.
         self._slots = asyncio.Semaphore(capacity)
+        # Held to claim a sync call for a tool thread or for its CANCEL (see _claim.py).
+        self._claims = threading.Lock()
         self.in_flight = 0
         self.requests = 0
         self.started = time.monotonic()
@@ -182,10 +192,12 @@ class Runtime:
         self.timer: Callable[[], float] = self._loop.time if inline else time.perf_counter
         self.threads: ToolThreads | InlineTools
         if inline:
-            self.threads = InlineTools(self._loop, self._outcome_frame, self._threads_done)
+            self.threads = InlineTools(
+                self._loop, self._outcome_frame, self._threads_done, self._claims
+            )
         else:
             self.threads = ToolThreads(
-                self._loop, capacity, self._outcome_frame, self._threads_done
+                self._loop, capacity, self._outcome_frame, self._threads_done, self._claims
             )
 
     def end_session(self, session_id: str) -> None:
@@ -250,6 +262,22 @@ class Runtime:
         for sink, names in by_sink.items():
             sink(w.unmapped_args(names))
 
+    def withdraw(self, call: RunningCall) -> bool:
+        """On a CANCEL: answer for ``call`` and never start it, if it still waits for a slot.
+
+        Returns:
+            True if it was withdrawn (its ERROR frame is sent), False if it had started.
+        """
+        with self._claims:
+            if call.state != QUEUED:
+                return False
+            call.state = WITHDRAWN
+        if call.task is not None:
+            call.task.cancel()  # it waits on the slots, or has not begun: it ends silently
+        call.sink(not_started_frame(call.id))
+        self._call_finished(call)
+        return True
+
     async def drain(self) -> None:
         """Wait until no call is running."""
         await self._idle.wait()
@@ -294,7 +322,7 @@ class Runtime:
         if info.context_param is not None:
             args[info.context_param] = ctx
         credit = max(window, 1) if info.streaming else 0
-        call = RunningCall(call_id, info, ctx, credit, sink, on_done)
+        call = RunningCall(call_id, info, ctx, credit, sink, on_done, self)
         self.in_flight += 1
         self.requests += 1
         self._idle.clear()
@@ -317,21 +345,25 @@ class Runtime:
         return emit
 
     async def _run(self, call: RunningCall, args: dict[str, Any]) -> None:
+        try:
+            await self._slots.acquire()
+        except asyncio.CancelledError:
+            if call.state != WITHDRAWN:
+                raise  # the loop is closing
+            args.clear()
+            return  # withdrawn while it waited: answered by withdraw()
+        call.state = RUNNING  # on the loop, as withdraw() runs: no race
         value: Any = None
         error: BaseException | None = None
         started = self.timer()
-        call.started = True
         try:
-            if call.cancel_requested:  # cancelled before it began
-                raise asyncio.CancelledError
-            async with self._slots:
-                started = self.timer()
-                if call.info.streaming:
-                    await self._run_stream(call, args, call.sink)
-                else:
-                    value = await call.info.fn(**args)
+            if call.info.streaming:
+                await self._run_stream(call, args, call.sink)
+            else:
+                value = await call.info.fn(**args)
         except BaseException as exc:  # this call's error, whatever it is (see the module doc)
             error = exc
+        self._slots.release()
         args.clear()  # its views of shared memory go before its final frame does
         if not (call.info.streaming and error is None):
             frame = self._outcome_frame(call, value, error, self.timer() - started)

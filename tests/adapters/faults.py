@@ -1,7 +1,7 @@
 """Tools that fail on the worker's result path, or break the process, in every way we know of.
 
 Imported inside real worker processes (tests/e2e/test_worker_faults.py,
-test_worker_process.py) and in memory
+test_worker_process.py, test_withdrawn_calls.py) and in memory
 (tests/pool/test_inline_faults.py). Every kind of tool (sync, async, sync generator, async
 generator) has a twin, so one rule can be checked for all four.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -78,6 +79,18 @@ def _raise(what: str) -> None:
     if what == "surrogate":
         raise ValueError("a message no UTF-8 can hold: \ud800")
     raise ValueError(f"unknown exception {what!r}")
+
+
+def _wait_for_release(path: str) -> None:
+    """Connect to the test's socket (which tells it the call runs), block until released."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(path)
+        sock.recv(1)
+
+
+def _mark(path: str) -> None:
+    with open(path, "x"):
+        pass
 
 
 class Faults(Adapter):
@@ -162,3 +175,38 @@ class Faults(Adapter):
     @tool
     def segfault(self) -> None:
         ctypes.string_at(0)
+
+    # --- calls held until the test releases them ------------------------------------
+    @tool
+    def hold(self, path: str) -> str:
+        _wait_for_release(path)
+        return "released"
+
+    @tool
+    async def ahold(self, path: str) -> str:
+        reader, writer = await asyncio.open_unix_connection(path)
+        try:
+            await reader.read(1)
+        finally:
+            writer.close()
+        return "released"
+
+    @tool
+    def mark(self, path: str) -> str:
+        _mark(path)
+        return "marked"
+
+    @tool
+    async def amark(self, path: str) -> str:
+        _mark(path)
+        return "marked"
+
+    @tool
+    def gen_mark(self, path: str) -> Iterator[str]:
+        _mark(path)
+        yield "marked"
+
+    @tool
+    async def agen_mark(self, path: str) -> AsyncIterator[str]:
+        _mark(path)
+        yield "marked"
