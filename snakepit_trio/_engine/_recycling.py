@@ -218,7 +218,6 @@ class Recycler:
             return
         rss_mb = rss / 2**20
         if rss_mb <= limit_mb:
-            self._premature = 0
             return
         if engine.sessions.store.bound_to(worker.id, strict_only=True):
             return  # its strict sessions would be lost: looked at again after each call

@@ -166,8 +166,16 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
             big = True
         if big:
             assert shm is not None
-            lifted = _lift(value, shm.threshold)
-            data = msgpack.packb(lifted, use_bin_type=True, default=lambda o: _to_segment(shm, o))
+            try:
+                lifted = _lift(value, shm.threshold)
+            except RecursionError:
+                # Nested deeper than _lift can walk (msgpack itself takes 1,024 levels): the
+                # value travels inline, as it would below the threshold.
+                data = msgpack.packb(value, use_bin_type=True, default=_default)
+            else:
+                data = msgpack.packb(
+                    lifted, use_bin_type=True, default=lambda o: _to_segment(shm, o)
+                )
     except (TypeError, ValueError, OverflowError) as exc:
         if shm is not None:
             shm.release()

@@ -1,6 +1,13 @@
 """The worker side of snakepit_trio: write an Adapter, mark its tools, and the host serves it.
 
 This package never imports trio: workers are plain asyncio (uvloop when installed).
+
+Whatever a tool raises fails that call only: the caller gets a ``RemoteError`` naming the
+exception's type, and the worker serves on. That holds for ``SystemExit`` and
+``KeyboardInterrupt`` too (``sys.exit()`` in a tool does not stop the worker), in sync and
+async tools and in generators of both kinds. A worker exits only when the host stops it or
+goes away; a tool that must end its process for good calls ``os._exit()``, which the host
+reports as ``WorkerCrashed``.
 """
 
 from .._shared._metadata import fixup_module_metadata

@@ -84,12 +84,12 @@ class Connection:
                 self.calls[frame.id] = call
         elif type(frame) is w.Cancel:
             running = self.calls.get(frame.id)
-            if running is not None and not self.runtime.give_back(running):
-                running.cancel()
+            if running is not None:
+                running.cancel()  # withdrawn at once if it has not started
         elif type(frame) is w.Revoke:
             running = self.calls.get(frame.id)
             if running is not None:
-                self.runtime.give_back(running)  # a call that began just goes on
+                self.runtime.withdraw(running)  # a call that began just goes on
         elif type(frame) is w.Credit:
             running = self.calls.get(frame.id)
             if running is not None:

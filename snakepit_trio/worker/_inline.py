@@ -10,6 +10,7 @@ classes have the interface of ``ToolThreads`` and ``GeneratorPump``.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +24,12 @@ class InlineTools:
         loop: asyncio.AbstractEventLoop,
         finish: Finish,
         on_done: Callable[[list[Done]], None],
-        begin: Callable[[Any], bool],
+        claims: threading.Lock,
     ) -> None:
         self._loop = loop
         self._finish = finish
         self._on_done = on_done
-        self._begin = begin
+        self._claims = claims  # uncontended here: one thread; kept so run_job is shared
 
     def submit(self, call: Any, args: dict[str, Any]) -> None:
         self._loop.call_soon(self._run, call, args)
@@ -37,8 +38,9 @@ class InlineTools:
         pass  # nothing runs between callbacks
 
     def _run(self, call: Any, args: dict[str, Any]) -> None:
-        if self._begin(call):  # else it was given back before it began
-            self._on_done([run_job((call, args), self._finish)])
+        done = run_job((call, args), self._finish, self._claims)
+        if done is not None:  # else a CANCEL withdrew it before this callback ran
+            self._on_done([done])
 
 
 class InlinePump:

@@ -1,10 +1,21 @@
 """Runs tool calls inside the worker: one RunningCall per call, frames out through a sink.
 
 Rules:
-- Every accepted CALL ends with exactly one RESULT, END or ERROR frame, whatever happens.
+- Every accepted CALL ends with exactly one RESULT, END or ERROR frame, whatever happens:
+  building the final frame never raises (a value that cannot be encoded, for any reason,
+  is a SerializationError; an exception that cannot be formatted is still reported; if
+  even that fails, a constant ERROR frame is sent), so no call hangs and no slot is lost.
+- Whatever a tool raises ends that call only, SystemExit and KeyboardInterrupt included
+  (sync and async tools, generators of both kinds): it is reported as a RemoteError of
+  that type and the worker serves on. A worker exits only when the host stops it (SIGTERM)
+  or goes away (stdin EOF, parent death).
+- A stream ends with END only when every chunk it yielded was sent; a chunk that cannot
+  be encoded ends it with an ERROR.
 - A call keeps its slot until its code has really stopped: a cancelled sync tool keeps
   running in its thread (it can only see ``ctx.cancelled``), and its final frame is sent
   when it returns, so the host never over-commits the worker.
+- A CANCEL for a call still waiting for a slot is answered at once, and the call never
+  starts (see _claim.py).
 - Async tools are cancelled with ``Task.cancel()``; generators are closed (their ``finally``
   runs) when cancelled or when the stream ends early.
 """
@@ -17,7 +28,6 @@ import logging
 import os
 import threading
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,9 +39,11 @@ from .._shared._codec import Outbound, decode, encode
 from .._shared._segments import SegmentCache
 from .._shared._tagging import POOL_TOKEN, WORKER_ID
 from ._adapter import ToolInfo
+from ._claim import QUEUED, RUNNING, WITHDRAWN
 from ._context import ToolContext
 from ._genpump import GeneratorPump
 from ._inline import InlinePump, InlineTools
+from ._outcomes import describe, error_frame, not_started_frame, unreportable_frame
 from ._threads import Done, ToolThreads
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -65,13 +77,13 @@ class RunningCall:
         "cancel_requested",
         "credit",
         "ctx",
-        "given_back",
         "id",
         "info",
         "on_done",
         "pump",
+        "runtime",
         "sink",
-        "started",
+        "state",
         "task",
     )
 
@@ -83,6 +95,7 @@ class RunningCall:
         credit: int,
         sink: Sink,
         on_done: Callable[[int], None] | None,
+        runtime: Runtime,
     ) -> None:
         self.id = call_id
         self.info = info
@@ -90,12 +103,12 @@ class RunningCall:
         self.credit = credit
         self.sink = sink
         self.on_done = on_done
+        self.runtime = runtime
         self._credit_event: asyncio.Event | None = None
         self.task: asyncio.Task[None] | None = None
         self.pump: GeneratorPump | InlinePump | None = None  # sync generators only
         self.cancel_requested = False
-        self.started = False  # its task has begun to run
-        self.given_back = False  # returned unstarted (Runtime.give_back)
+        self.state = QUEUED  # see _claim.py
 
     @property
     def credit_event(self) -> asyncio.Event:
@@ -104,19 +117,21 @@ class RunningCall:
         return self._credit_event
 
     def cancel(self) -> None:
+        """The host cancelled it (on the loop): withdraw it if it has not started, else
+        tell its code."""
         if self.cancel_requested:
             return
         self.cancel_requested = True
+        if self.runtime.withdraw(self):
+            return
         self.ctx._cancel()
         if self._credit_event is not None:
             self._credit_event.set()  # a stream waiting for credit notices the cancel
         if self.pump is not None:
             self.pump.cancel()
-        # Sync code in a thread cannot be interrupted (it sees ctx.cancelled instead), but
-        # every call can be cancelled while it waits for a slot, and async code at any await.
-        # Not a task that has not begun: cancelled before its first step, a coroutine never
-        # runs at all, so it would never send its final frame. It sees cancel_requested.
-        if self.task is not None and self.started:
+        # Sync code in a thread cannot be interrupted (it sees ctx.cancelled instead); async
+        # code is cancelled at its next await. A task that got here holds its slot.
+        if self.task is not None:
             self.task.cancel()
 
     def add_credit(self, n: int) -> None:
@@ -163,6 +178,8 @@ class Runtime:
         # Async and streaming calls beyond capacity (prefetched by the host) wait here, in
         # arrival order; sync unary calls wait in the tool threads' own queue.
         self._slots = asyncio.Semaphore(capacity)
+        # Held to claim a sync call for a tool thread or for its CANCEL (see _claim.py).
+        self._claims = threading.Lock()
         self.in_flight = 0
         self.requests = 0
         self.started = time.monotonic()
@@ -174,17 +191,13 @@ class Runtime:
         # What run times (reported for prefetch decisions) are measured with.
         self.timer: Callable[[], float] = self._loop.time if inline else time.perf_counter
         self.threads: ToolThreads | InlineTools
-        # Calls accepted and not begun, by id. Whoever pops a call first owns its start: the
-        # code that begins it (a tool thread, or the call's task once it has a slot), or
-        # ``give_back`` on the loop. dict.pop is atomic under the GIL, so no lock is needed.
-        self._waiting: dict[int, RunningCall] = {}
         if inline:
             self.threads = InlineTools(
-                self._loop, self._outcome_frame, self._threads_done, self._begin
+                self._loop, self._outcome_frame, self._threads_done, self._claims
             )
         else:
             self.threads = ToolThreads(
-                self._loop, capacity, self._outcome_frame, self._threads_done, self._begin
+                self._loop, capacity, self._outcome_frame, self._threads_done, self._claims
             )
 
     def end_session(self, session_id: str) -> None:
@@ -200,11 +213,25 @@ class Runtime:
             log.exception("on_session_end(%r) failed", session_id)
 
     def encode(self, value: Any, *, what: str) -> bytes:
-        """A result or chunk; large buffers go to shared memory (see _segments.py)."""
-        if self.segments is None:
-            return encode(value, what=what, limit=self.max_payload)
-        shm = Outbound(self.segments, self._shm_threshold)
-        payload = encode(value, what=what, limit=self.max_payload, shm=shm)
+        """A result or chunk; large buffers go to shared memory (see _segments.py).
+
+        Raises:
+            SerializationError: it cannot be encoded, whatever the reason (a MemoryError, or
+                code of the value's own that raised, included).
+            PayloadTooLarge: its encoding is over the payload limit.
+        """
+        shm = None
+        try:
+            if self.segments is None:
+                return encode(value, what=what, limit=self.max_payload)
+            shm = Outbound(self.segments, self._shm_threshold)
+            payload = encode(value, what=what, limit=self.max_payload, shm=shm)
+        except (SerializationError, PayloadTooLarge):
+            raise
+        except BaseException as exc:  # the call's failure, not the worker's (see module doc)
+            if shm is not None:
+                shm.release()
+            raise SerializationError(f"cannot encode {what}: {describe(exc)}") from exc
         shm.sent(HOST)  # its frame leaves now: the host may map them until it says not
         shm.release()
         return payload
@@ -234,6 +261,22 @@ class Runtime:
             by_sink.setdefault(sink, []).append(name)
         for sink, names in by_sink.items():
             sink(w.unmapped_args(names))
+
+    def withdraw(self, call: RunningCall) -> bool:
+        """On a CANCEL: answer for ``call`` and never start it, if it still waits for a slot.
+
+        Returns:
+            True if it was withdrawn (its ERROR frame is sent), False if it had started.
+        """
+        with self._claims:
+            if call.state != QUEUED:
+                return False
+            call.state = WITHDRAWN
+        if call.task is not None:
+            call.task.cancel()  # it waits on the slots, or has not begun: it ends silently
+        call.sink(not_started_frame(call.id))
+        self._call_finished(call)
+        return True
 
     async def drain(self) -> None:
         """Wait until no call is running."""
@@ -279,11 +322,10 @@ class Runtime:
         if info.context_param is not None:
             args[info.context_param] = ctx
         credit = max(window, 1) if info.streaming else 0
-        call = RunningCall(call_id, info, ctx, credit, sink, on_done)
+        call = RunningCall(call_id, info, ctx, credit, sink, on_done, self)
         self.in_flight += 1
         self.requests += 1
         self._idle.clear()
-        self._waiting[call_id] = call
         if info.is_async or info.streaming:
             call.task = self._loop.create_task(self._run(call, args))
         else:
@@ -302,54 +344,26 @@ class Runtime:
 
         return emit
 
-    def _begin(self, call: RunningCall) -> bool:
-        """The call is about to begin: False if it was given back first (see give_back)."""
-        return self._waiting.pop(call.id, None) is not None
-
-    def give_back(self, call: RunningCall) -> bool:
-        """Return a call that has not begun (REVOKE, or CANCEL before it began): answer
-        ERROR "cancelled" with ``{"started": False}`` now, and it never begins.
-
-        Returns:
-            True if it had not begun; False if it had (nothing is done then).
-        """
-        if self._waiting.pop(call.id, None) is None:
-            return False
-        call.given_back = True
-        call.sink(
-            w.error(
-                call.id,
-                "CancelledError",
-                "call given back before it started",
-                w.KIND_CANCELLED,
-                detail={"started": False},
-            )
-        )
-        self._call_finished(call)
-        if call.task is not None:
-            call.task.cancel()  # waiting for a slot, or not yet stepped: it never runs
-        return True
-
     async def _run(self, call: RunningCall, args: dict[str, Any]) -> None:
+        try:
+            await self._slots.acquire()
+        except asyncio.CancelledError:
+            if call.state != WITHDRAWN:
+                raise  # the loop is closing
+            args.clear()
+            return  # withdrawn while it waited: answered by withdraw()
+        call.state = RUNNING  # on the loop, as withdraw() runs: no race
         value: Any = None
         error: BaseException | None = None
         started = self.timer()
-        call.started = True
         try:
-            if call.cancel_requested:  # cancelled before it began
-                raise asyncio.CancelledError
-            async with self._slots:
-                if not self._begin(call):
-                    return  # given back while it waited: its answer went out then
-                started = self.timer()
-                if call.info.streaming:
-                    await self._run_stream(call, args, call.sink)
-                else:
-                    value = await call.info.fn(**args)
-        except BaseException as exc:  # reported to the host (re-raised below if fatal)
-            if call.given_back:
-                return  # cancelled while it waited for a slot: answered by give_back
+            if call.info.streaming:
+                await self._run_stream(call, args, call.sink)
+            else:
+                value = await call.info.fn(**args)
+        except BaseException as exc:  # this call's error, whatever it is (see the module doc)
             error = exc
+        self._slots.release()
         args.clear()  # its views of shared memory go before its final frame does
         if not (call.info.streaming and error is None):
             frame = self._outcome_frame(call, value, error, self.timer() - started)
@@ -357,35 +371,24 @@ class Runtime:
             self.flush_unmapped()  # so the host may reuse them as soon as it has the result
             call.sink(frame)
         self._call_finished(call)
-        if error is not None and not isinstance(error, Exception | asyncio.CancelledError):
-            raise error
 
     def _outcome_frame(
         self, call: RunningCall, value: Any, error: BaseException | None, run_time: float
     ) -> Frame:
-        """The final frame of a call. Called on the loop or in a tool thread."""
-        if error is None and call.cancel_requested:
-            error = asyncio.CancelledError()
-        if error is None:
-            try:
-                payload = self.encode(value, what=f"result of {call.info.name!r}")
-            except (SerializationError, PayloadTooLarge) as exc:
-                error = exc
-            else:
-                return w.result(call.id, payload, run_time)
-        if isinstance(error, asyncio.CancelledError):
-            return w.error(call.id, "CancelledError", "call cancelled", w.KIND_CANCELLED)
-        if isinstance(error, SerializationError):
-            return w.error(call.id, "SerializationError", str(error), w.KIND_SERIALIZATION)
-        if isinstance(error, PayloadTooLarge):
-            return w.error(
-                call.id,
-                "PayloadTooLarge",
-                str(error),
-                w.KIND_PAYLOAD_TOO_LARGE,
-                detail={"size": error.size, "limit": error.limit},
-            )
-        return remote_error_frame(call.id, error)
+        """The final frame of a call; never raises. Called on the loop or in a tool thread."""
+        try:
+            if error is None and call.cancel_requested:
+                error = asyncio.CancelledError()
+            if error is None:
+                try:
+                    payload = self.encode(value, what=f"result of {call.info.name!r}")
+                except (SerializationError, PayloadTooLarge) as exc:
+                    error = exc
+                else:
+                    return w.result(call.id, payload, run_time)
+            return error_frame(call.id, error)
+        except BaseException as exc:  # a thread that died here would lose the call and its slot
+            return unreportable_frame(call.id, exc)
 
     def _threads_done(self, done: list[Done]) -> None:
         self.flush_unmapped()  # before the results: the tool threads dropped their arguments
@@ -421,8 +424,11 @@ class Runtime:
                 sink(w.chunk(call.id, self.encode(item, what=what)))
             sink(w.end(call.id))
         finally:
-            # Close the generator so its `finally` blocks run, also on cancel or error.
-            await asyncio.shield(gen.aclose())
+            # Close the generator so its `finally` blocks run, also on cancel or error. What
+            # they raise ends the call (not the loop, as SystemExit would from a bare task).
+            closing = await asyncio.shield(_aclose(gen))
+            if closing is not None:
+                raise closing
 
     async def _pump_stream(self, call: RunningCall, gen: Any, sink: Sink) -> None:
         what = f"chunk of {call.info.name!r}"
@@ -434,7 +440,7 @@ class Runtime:
                     return
                 try:
                     sink(w.chunk(call.id, self.encode(item, what=what)))
-                except (SerializationError, PayloadTooLarge) as exc:
+                except BaseException as exc:  # the stream's error: it must not end with END
                     failed.append(exc)
                     pump.cancel()
 
@@ -463,14 +469,10 @@ class Runtime:
         sink(w.end(call.id))
 
 
-def remote_error_frame(call_id: int, exc: BaseException) -> Frame:
-    cls = type(exc)
-    name = (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
+async def _aclose(gen: Any) -> BaseException | None:
+    """Close an async generator; what its ``finally`` raised, or None."""
     try:
-        message = str(exc)
-    except Exception:  # a broken __str__ must not lose the error
-        message = f"<unprintable {name}>"
-    tb = "".join(traceback.format_exception(exc))
-    return w.error(call_id, name, message, w.KIND_REMOTE, tb)
+        await gen.aclose()
+    except BaseException as exc:  # returned: raised from this task it would stop the loop
+        return exc
+    return None

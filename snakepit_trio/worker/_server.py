@@ -4,12 +4,15 @@ Lifecycle: import adapter -> initialize() -> serve on the unix socket -> write R
 ready fd (only now can the host connect) -> run until SIGTERM (drain, cleanup(), exit 0) or
 until the host dies (stdin EOF or PR_SET_PDEATHSIG: the process group is killed at once).
 SIGINT is ignored: the host owns cancellation, so Ctrl-C in a terminal reaches the host only.
+A tool's SystemExit or KeyboardInterrupt fails its call only (see _runtime.py): nothing a
+tool raises ends the process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import functools
 import logging
 import os
@@ -172,6 +175,11 @@ def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once f
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A tool that crashes the interpreter (a segfault in C code, an abort) leaves the Python
+    # stack of the crashing thread on stderr, whose last lines the host attaches to
+    # WorkerCrashed. Only that thread's: the idle tool threads' stacks would push it out of
+    # the host's tail (40 lines) at a capacity of 4 or more.
+    faulthandler.enable(file=sys.stderr, all_threads=False)
     _die_with_parent(args.host_pid)
     logging.basicConfig(
         level=os.environ.get("SNAKEPIT_WORKER_LOG_LEVEL", "WARNING"),

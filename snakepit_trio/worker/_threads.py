@@ -5,6 +5,10 @@ per call. Here ``capacity`` threads take calls from one FIFO queue back to back 
 calls start the moment the previous one returns), each result is turned into its frame in the
 thread, and finished calls cross back to the loop together: one ``call_soon_threadsafe`` per
 batch, issued only when the done list was empty.
+
+A thread never dies of a call: the final frame is built by a function that never raises
+(``Runtime._outcome_frame``), and a call a CANCEL withdrew while it waited is skipped
+(see _claim.py).
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ._claim import QUEUED, RUNNING
+
 Job = tuple[Any, dict[str, Any]]  # (RunningCall, keyword arguments)
 Done = tuple[Any, list[Any]]  # (RunningCall, its final frame)
+# Builds a call's final frame from (call, value, error, run time); never raises.
+Finish = Callable[[Any, Any, BaseException | None, float], list[Any]]
 
 
 class ToolThreads:
@@ -25,14 +33,14 @@ class ToolThreads:
         self,
         loop: asyncio.AbstractEventLoop,
         capacity: int,
-        finish: Callable[[Any, Any, BaseException | None, float], list[Any]],
+        finish: Finish,
         on_done: Callable[[list[Done]], None],
-        begin: Callable[[Any], bool],
+        claims: threading.Lock,
     ) -> None:
         self._loop = loop
         self._finish = finish
         self._on_done = on_done
-        self._begin = begin  # False: the call was given back before it began
+        self._claims = claims
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._done: list[Done] = []
@@ -54,15 +62,14 @@ class ToolThreads:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            if not self._begin(job[0]):
-                del job  # given back before it began: answered on the loop already
-                continue
-            call, frame = run_job(job, self._finish)
+            done = run_job(job, self._finish, self._claims)
             # The arguments (and the result) are gone now: views of shared memory among them
             # are reported unmapped before this result reaches the host.
             del job
+            if done is None:
+                continue  # withdrawn: the loop has answered for it
             with self._lock:
-                self._done.append((call, frame))
+                self._done.append(done)
                 first = len(self._done) == 1
             if first:
                 try:
@@ -76,16 +83,23 @@ class ToolThreads:
         self._on_done(done)
 
 
-Finish = Callable[[Any, Any, BaseException | None, float], list[Any]]
+def run_job(job: Job, finish: Finish, claims: threading.Lock) -> Done | None:
+    """Run one sync tool call to its final frame (its errors become the frame).
 
-
-def run_job(job: Job, finish: Finish) -> Done:
-    """Run one sync tool call to its final frame (its errors become the frame)."""
+    Returns None, running nothing, when a CANCEL withdrew the call first (the loop answered).
+    """
     call, args = job
+    with claims:
+        claimed = call.state == QUEUED
+        if claimed:
+            call.state = RUNNING
+    if not claimed:
+        args.clear()
+        return None
     value: Any = None
     error: BaseException | None = None
     started = time.perf_counter()
-    if call.cancel_requested:  # cancelled while it waited in the queue
+    if call.cancel_requested:  # cancelled between its claim and now
         error = asyncio.CancelledError()
     else:
         try:

@@ -130,8 +130,12 @@ def _child(argv: list[str], worker_id: str, fds: list[int], keep_out: list[int])
         for fd in (stdin, stdout, stderr):
             if fd > 2:
                 os.close(fd)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+        for sig in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
+        # As in any Python process: a write to a closed pipe or socket raises
+        # BrokenPipeError instead of killing the worker (a tool's own pipe, or a host that
+        # hung up before its answer was written).
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         from .._shared._tagging import retag
         from . import _server
 

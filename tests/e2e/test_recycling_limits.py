@@ -59,10 +59,12 @@ async def test_a_limit_below_one_calls_needs_warns_instead_of_recycling_forever(
             assert worker.rss is not None
             fresh_mb = worker.rss / 2**20
         # Under the limit when it starts, over it after any call.
-        async with sp.open_pool(LEAKY, size=1, max_memory_mb=fresh_mb + 20) as pool:
+        async with sp.open_pool(LEAKY, size=1, max_memory_mb=fresh_mb + 30) as pool:
             for _ in range(20):
-                await pool.execute("leak", {"megabytes": 50})
+                await pool.execute("leak", {"megabytes": 60})
             stats = pool.stats()
-    warnings = [r for r in caplog.records if "below what a worker needs" in r.getMessage()]
-    assert len(warnings) == 1
+    # One warning: the limit is below what a call needs (or, if a worker's RSS at start
+    # already varies past it, that it is over the limit before serving any call).
+    warnings = [r for r in caplog.records if "max_memory_mb" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert stats.recycles <= 3 and stats.errors == 0
