@@ -354,7 +354,12 @@ class Pool(metaclass=NoPublicConstructor):
         """
         engine = self._engine
         core = engine.core
-        live = [ws for ws in core.workers.values() if ws.state is not WorkerState.DRAINING]
+        # On their way out (draining, or at max_requests) they are not counted.
+        live = [
+            ws
+            for ws in core.workers.values()
+            if ws.state is not WorkerState.DRAINING and not ws.exhausted
+        ]
         busy = sum(1 for ws in live if ws.state is WorkerState.BUSY)
         c = engine.counters
         return PoolStats(

@@ -16,7 +16,8 @@ class PoolStats:
     """A snapshot of the pool's counters.
 
     Attributes:
-        workers: live workers (ready or busy).
+        workers: live workers (ready or busy), not counting those on their way out
+            (draining, or at ``max_requests``).
         available: workers with at least one free slot.
         busy: workers with every slot taken.
         queued: calls waiting for a worker.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 
 import pytest
@@ -14,27 +15,24 @@ ECHO = "tests.adapters.basic:Echo"
 
 
 async def test_max_requests_recycles_without_failing_a_call() -> None:
-    min_live = 2
-    pids: set[int] = set()
+    served: collections.Counter[int] = collections.Counter()
     with trio.fail_after(120):
         async with sp.open_pool(ECHO, size=2, max_requests=100) as pool:
 
             async def caller(n: int) -> None:
-                nonlocal min_live
                 for _ in range(n):
-                    pids.add(await pool.execute("pid"))
-                    min_live = min(min_live, pool.stats().workers)
+                    served[await pool.execute("pid")] += 1
 
             async with trio.open_nursery() as nursery:
                 for _ in range(50):
                     nursery.start_soon(caller, 200)  # 10,000 calls, 50 in flight
             stats = pool.stats()
     assert stats.errors == 0 and stats.crashes == 0 and stats.requests == 10_000
-    # Recycles never overlap (see below), so how many happen depends on how fast
-    # replacements start; every one of them brought a new process.
-    assert stats.recycles >= 2
-    assert len(pids) >= stats.recycles
-    assert min_live >= 1  # capacity never dropped below size - 1
+    # A hard limit: no worker served more than max_requests, so at least 100 workers
+    # served. (At this rate a worker serves its 100 calls faster than one starts, so calls
+    # wait for replacements now and then; none fails.)
+    assert max(served.values()) <= 100
+    assert len(served) >= 100 and stats.recycles >= 100
 
 
 async def test_max_age_recycles_idle_workers() -> None:
