@@ -167,8 +167,8 @@ class Inbound:
         engine = self._engine
         abandoned = call.state is CallState.ABANDONED
         if type(frame) is w.Error and not_started(frame):
-            # Revoked or cancelled before it began: it never ran there.
-            engine.health.answered(call.id)
+            # Revoked or cancelled before it began: it never ran there (and, for the crash
+            # breaker, a probe given back has not answered yet).
             engine.apply(engine.core.revoked(frame.id, worker.id))
             if abandoned:
                 engine.workers_changed()
