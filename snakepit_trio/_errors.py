@@ -256,7 +256,8 @@ class InvalidVariable(SnakepitError, ValueError):
 
     Attributes:
         name: the variable.
-        constraint: the rule broken: "type", "min", "max", "choices", "max_length" or "name".
+        constraint: the rule broken: "type", "min", "max", "choices", "max_length", "name"
+            or, for a declaration, "description".
     """
 
     def __init__(self, name: str, constraint: str, message: str) -> None:
