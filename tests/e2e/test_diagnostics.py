@@ -1,8 +1,9 @@
-"""End-to-end (real workers): when the pool cannot start, the error's first line says why,
-and the next lines what to change."""
+"""End-to-end (real workers): when the pool cannot start, or is used outside Trio, the
+error's first line says why, and the next lines what to change."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pathlib
@@ -134,3 +135,16 @@ def test_an_adapter_in_main_is_explained(tmp_path: pathlib.Path) -> None:
     )
     assert "Move the adapter class into a module of its own" in lines[1]
     assert "'adapters:Model'" in lines[1]
+
+
+def test_open_pool_under_asyncio_says_it_needs_trio() -> None:
+    async def main() -> None:
+        async with sp.open_pool("tests.adapters.basic:Echo", size=1, registry=False):
+            raise AssertionError("open_pool must not yield")  # pragma: no cover
+
+    with pytest.raises(RuntimeError) as info:
+        asyncio.run(main())
+    message = str(info.value)
+    assert message.startswith("snakepit_trio needs Trio: call open_pool from code run by trio.run")
+    assert "(this is asyncio)" in message
+    assert "asyncio.to_thread(trio.run, main)" in message
