@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import attrs
-from attrs import validators as v
 
+from ._core import _checks as checks
 from ._core._backoff import RestartPolicy
 from ._shared._codec import DEFAULT_MAX_PAYLOAD
 
@@ -20,25 +20,111 @@ __all__ = ["PoolConfig", "PoolOptions", "RestartPolicy"]
 STOP_MARGIN = 5.0
 
 
-def _adapter_spec(instance: Any, attribute: Any, value: str) -> None:
+def _adapter_spec(instance: Any, attribute: Any, value: Any) -> None:
+    if isinstance(value, type):  # the class itself, as open_fake_pool accepts
+        where = f"{value.__module__}:{value.__qualname__}"
+        move = " from a module of its own" if where.startswith("__main__:") else ""
+        raise TypeError(
+            f"adapter must be a str 'package.module:ClassName' naming the class for the "
+            f"workers to import, not the class itself; pass {where!r}{move}"
+        )
+    checks.text("adapter", value)
     module, sep, name = value.partition(":")
     if not (sep and module and name):
         raise ValueError(f"adapter must look like 'package.module:ClassName', got {value!r}")
 
 
-def _positive_or_none(instance: Any, attribute: Any, value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
+# Validators by kind of value; each names the field in its error (see _core/_checks.py).
+def _seconds(*, zero: bool = False, none: str | None = None) -> Any:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        checks.number(attribute.name, value, zero=zero, none=none)
+
+    return check
 
 
-def _count_or_none(instance: Any, attribute: Any, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or value < 1):
-        raise ValueError(f"{attribute.name} must be a whole number >= 1 or None, got {value!r}")
+def _whole(*, minimum: int = 1, none: str | None = None, unit: str = "") -> Any:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        checks.whole(attribute.name, value, minimum=minimum, none=none, unit=unit)
+
+    return check
+
+
+def _flag(instance: Any, attribute: Any, value: Any) -> None:
+    checks.flag(attribute.name, value)
+
+
+def _choice(choices: tuple[str, ...], variable: str) -> Any:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        from_env = value is not None and os.environ.get(variable) == value
+        checks.choice(attribute.name, value, choices, source=f"${variable}" if from_env else "")
+
+    return check
+
+
+def _megabytes(instance: Any, attribute: Any, value: Any) -> None:
+    checks.number(attribute.name, value, none="no limit", unit="megabytes")
+
+
+def _restart(instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, RestartPolicy):
+        raise TypeError(
+            f"restart must be a RestartPolicy(initial=..., factor=..., max_delay=..., "
+            f"reset_after=...); got {checks.shown(value)} ({checks.a_type(value)})"
+        )
+
+
+def _name(instance: Any, attribute: Any, value: Any) -> None:
+    checks.text(attribute.name, value, empty=False)
+
+
+# Converters (named functions, as the attrs plugin of mypy wants). Paths may also be given as
+# os.PathLike (a pathlib.Path); the configuration keeps them as str.
+def _path(value: str) -> str:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _path_or_none(value: str | None) -> str | None:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _paths(value: Sequence[str]) -> tuple[str, ...]:
+    wrong = f"pythonpath must be a list of directories; got {checks.shown(value)}"
+    if isinstance(value, str | bytes | os.PathLike):
+        raise TypeError(f"{wrong} ({checks.a_type(value)}); pass [{checks.shown(value)}]")
+    try:
+        paths = tuple(_path(p) for p in value)
+    except TypeError:
+        raise TypeError(f"{wrong} ({checks.a_type(value)})") from None
+    for p in paths:
+        if not isinstance(p, str):
+            raise TypeError(
+                f"pythonpath must hold directories as str; got {checks.shown(p)} "
+                f"({checks.a_type(p)}) in it"
+            )
+    return paths
+
+
+def _env(value: Mapping[str, str]) -> dict[str, str]:
+    checks.mapping("env", value)
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise TypeError(
+                "env must map str names to str values (as os.environ does); got "
+                f"{checks.shown(key)}: {checks.shown(item)} ({checks.a_type(key)}: "
+                f"{checks.a_type(item)})"
+            )
+    return dict(value)
+
+
+def _path_value(*, none: str | None = None) -> Any:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        checks.text(attribute.name, value, none=none, empty=False)
+
+    return check
 
 
 def _worker_output(instance: Any, attribute: Any, value: object) -> None:
-    if value not in ("log", "inherit"):
-        raise ValueError(f"worker_output must be 'log' or 'inherit', got {value!r}")
+    checks.choice(attribute.name, value, ("log", "inherit"))
 
 
 def _default_size() -> int:
@@ -130,61 +216,71 @@ class PoolConfig:
             stays a terminal); the host reads nothing, so errors carry no stderr tail.
     """
 
-    adapter: str = attrs.field(validator=[v.instance_of(str), _adapter_spec])
-    size: int = attrs.field(factory=_default_size, validator=[v.instance_of(int), v.ge(1)])
-    worker_capacity: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
+    adapter: str = attrs.field(validator=_adapter_spec)
+    size: int = attrs.field(factory=_default_size, validator=_whole(unit="workers"))
+    worker_capacity: int = attrs.field(default=1, validator=_whole(unit="calls"))
     max_queue: int | None = attrs.field(
-        default=None, validator=v.optional([v.instance_of(int), v.ge(0)])
+        default=None, validator=_whole(minimum=0, none="no bound", unit="calls")
     )
-    queue_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
-    timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
-    startup_timeout: float = attrs.field(default=30.0, validator=v.gt(0))
-    startup_batch_size: int = attrs.field(default=8, validator=[v.instance_of(int), v.ge(1)])
-    drain_timeout: float = attrs.field(default=10.0, validator=v.ge(0))
-    shutdown_grace: float = attrs.field(default=5.0, validator=v.ge(0))
+    queue_timeout: float | None = attrs.field(default=None, validator=_seconds(none="no limit"))
+    timeout: float | None = attrs.field(default=None, validator=_seconds(none="no limit"))
+    startup_timeout: float = attrs.field(default=30.0, validator=_seconds())
+    startup_batch_size: int = attrs.field(default=8, validator=_whole(unit="workers"))
+    drain_timeout: float = attrs.field(default=10.0, validator=_seconds(zero=True))
+    shutdown_grace: float = attrs.field(default=5.0, validator=_seconds(zero=True))
     max_payload_bytes: int = attrs.field(
-        default=DEFAULT_MAX_PAYLOAD, validator=[v.instance_of(int), v.ge(1)]
+        default=DEFAULT_MAX_PAYLOAD, validator=_whole(unit="bytes")
     )
-    shm_threshold: int | None = attrs.field(default=1 << 20, validator=_count_or_none)
+    shm_threshold: int | None = attrs.field(
+        default=1 << 20, validator=_whole(none="always inline", unit="bytes")
+    )
     transport: str = attrs.field(
         factory=lambda: os.environ.get("SNAKEPIT_TRIO_TRANSPORT", "local"),
-        validator=v.in_(("local", "grpc")),
+        validator=_choice(("local", "grpc"), "SNAKEPIT_TRIO_TRANSPORT"),
     )
     start_method: str = attrs.field(
         factory=lambda: os.environ.get("SNAKEPIT_TRIO_START_METHOD", "auto"),
-        validator=v.in_(("auto", "zygote", "spawn")),
+        validator=_choice(("auto", "zygote", "spawn"), "SNAKEPIT_TRIO_START_METHOD"),
     )
-    prefetch: int = attrs.field(default=64, validator=[v.instance_of(int), v.ge(0)])
-    prefetch_budget: float = attrs.field(default=0.002, validator=v.ge(0))
+    prefetch: int = attrs.field(default=64, validator=_whole(minimum=0, unit="calls"))
+    prefetch_budget: float = attrs.field(default=0.002, validator=_seconds(zero=True))
     max_requests: int | None = attrs.field(
-        default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
+        default=None, validator=_whole(none="no limit", unit="calls")
     )
-    max_memory_mb: float | None = attrs.field(default=None, validator=_positive_or_none)
-    max_age: float | None = attrs.field(default=None, validator=_positive_or_none)
-    max_retries: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(0)])
-    kill_on_cancel: bool = attrs.field(default=False, validator=v.instance_of(bool))
-    cancel_grace: float = attrs.field(default=1.0, validator=v.ge(0))
+    max_memory_mb: float | None = attrs.field(default=None, validator=_megabytes)
+    max_age: float | None = attrs.field(default=None, validator=_seconds(none="no limit"))
+    max_retries: int = attrs.field(default=1, validator=_whole(minimum=0))
+    kill_on_cancel: bool = attrs.field(default=False, validator=_flag)
+    cancel_grace: float = attrs.field(default=1.0, validator=_seconds(zero=True))
     max_sessions: int | None = attrs.field(
-        default=None, validator=v.optional([v.instance_of(int), v.ge(1)])
+        default=None, validator=_whole(none="no bound", unit="sessions")
     )
-    session_ttl: float | None = attrs.field(default=None, validator=_positive_or_none)
-    restart: RestartPolicy = attrs.field(
-        factory=RestartPolicy, validator=v.instance_of(RestartPolicy)
+    session_ttl: float | None = attrs.field(default=None, validator=_seconds(none="never expire"))
+    restart: RestartPolicy = attrs.field(factory=RestartPolicy, validator=_restart)
+    crash_threshold: int | None = attrs.field(
+        default=5, validator=_whole(none="never unhealthy", unit="crashes")
     )
-    crash_threshold: int | None = attrs.field(default=5, validator=_count_or_none)
-    crash_window: float = attrs.field(default=10.0, validator=v.gt(0))
-    probe_after: float = attrs.field(default=5.0, validator=v.ge(0))
-    heartbeat_interval: float = attrs.field(default=0.5, validator=v.gt(0))
-    heartbeat_timeout: float | None = attrs.field(default=2.0, validator=_positive_or_none)
-    handle_sigterm: bool = attrs.field(default=True, validator=v.instance_of(bool))
-    registry: bool = attrs.field(default=True, validator=v.instance_of(bool))
-    state_dir: str | None = None
-    name: str = attrs.field(default="pool", validator=v.instance_of(str))
-    python: str = attrs.field(factory=lambda: sys.executable, validator=v.instance_of(str))
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
-    cwd: str | None = None
-    pythonpath: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    inherit_path: bool = True
+    crash_window: float = attrs.field(default=10.0, validator=_seconds())
+    probe_after: float = attrs.field(default=5.0, validator=_seconds(zero=True))
+    heartbeat_interval: float = attrs.field(default=0.5, validator=_seconds())
+    heartbeat_timeout: float | None = attrs.field(
+        default=2.0, validator=_seconds(none="no heartbeats")
+    )
+    handle_sigterm: bool = attrs.field(default=True, validator=_flag)
+    registry: bool = attrs.field(default=True, validator=_flag)
+    state_dir: str | None = attrs.field(
+        default=None, converter=_path_or_none, validator=_path_value(none="the default directory")
+    )
+    name: str = attrs.field(default="pool", validator=_name)
+    python: str = attrs.field(
+        factory=lambda: sys.executable, converter=_path, validator=_path_value()
+    )
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_env)
+    cwd: str | None = attrs.field(
+        default=None, converter=_path_or_none, validator=_path_value(none="the host's")
+    )
+    pythonpath: tuple[str, ...] = attrs.field(default=(), converter=_paths)
+    inherit_path: bool = attrs.field(default=True, validator=_flag)
     worker_output: str = attrs.field(default="log", validator=_worker_output)
 
     def __attrs_post_init__(self) -> None:
@@ -214,12 +310,18 @@ class PoolConfig:
                 value of the wrong type.
             ValueError: a value out of its range (the message names the field).
         """
-        known = {f.name for f in attrs.fields(cls)}
+        known = {f.name for f in attrs.fields(cls)} - {"adapter"}
         unknown = sorted(set(options) - known)
         if unknown:
+            named = ", ".join(f"{name!r}{checks.did_you_mean(name, known)}" for name in unknown)
             raise TypeError(
-                f"unknown pool option(s) {', '.join(map(repr, unknown))}; "
-                f"valid options: {', '.join(sorted(known - {'adapter'}))}"
+                f"unknown pool option {named}; valid options: {', '.join(sorted(known))}"
+            )
+        if config is not None and not isinstance(config, PoolConfig):
+            raise TypeError(
+                f"config must be a PoolConfig; got {checks.shown(config)} "
+                f"({checks.a_type(config)}); pass options as keywords: "
+                "open_pool(adapter, size=..., timeout=...)"
             )
         fields = {k: v for k, v in options.items() if v is not None or k in _NULLABLE}
         if config is not None:

@@ -261,7 +261,8 @@ class InvalidVariable(SnakepitError, ValueError):
 
     Attributes:
         name: the variable.
-        constraint: the rule broken: "type", "min", "max", "choices", "max_length" or "name".
+        constraint: the rule broken: "type", "min", "max", "choices", "max_length", "name"
+            or, for a declaration, "description".
     """
 
     def __init__(self, name: str, constraint: str, message: str) -> None:
@@ -285,13 +286,57 @@ class WorkerStartError(SnakepitError):
     """A worker could not start: the adapter failed to import or initialize, or timed out.
 
     Raised from ``open_pool``; the pool does not keep respawning a worker that cannot start.
+    The message's first line is the root cause as the worker reported it (``No module named
+    'x'``, or the type and message of the exception its module or ``initialize()`` raised),
+    then what to change, then how the worker ended and its stderr.
+
+    Attributes:
+        worker_id: the worker that failed.
+        reason: how it failed as the pool saw it ("exited with code 3 before it was
+            ready", "not ready within startup_timeout=30s", ...).
+        stderr_tail: the last lines the worker wrote to stderr.
     """
 
     def __init__(self, worker_id: str, reason: str, stderr_tail: str = "") -> None:
-        message = f"worker {worker_id} failed to start: {reason}"
+        reported = _reported_cause(stderr_tail)
+        if reported is None:
+            message = f"worker {worker_id} failed to start: {reason}"
+        else:
+            cause, advice = reported
+            message = "\n".join(
+                [f"worker {worker_id} failed to start: {cause}", *advice, f"({reason})"]
+            )
         if stderr_tail:
             message += "\n--- worker stderr (last lines) ---\n" + stderr_tail.rstrip()
         super().__init__(message)
         self.worker_id = worker_id
         self.reason = reason
         self.stderr_tail = stderr_tail
+
+
+# The worker's last words when its adapter cannot load or initialize (worker/_server.py).
+_START_FAILED = "snakepit worker: adapter failed to start: "
+
+
+def _reported_cause(stderr_tail: str) -> tuple[str, list[str]] | None:
+    """The worker's account of why it could not start: (root cause, advice lines), or None.
+
+    The worker prints the traceback, then ``_START_FAILED`` and the exception's message
+    (whose later lines, for a load error, say what to change). The traceback's own last
+    line names the exception's type, which the message alone does not.
+    """
+    lines = stderr_tail.rstrip().splitlines()
+    marks = [i for i, line in enumerate(lines) if line.startswith(_START_FAILED)]
+    if not marks:
+        return None
+    at = marks[-1]
+    cause, advice = lines[at][len(_START_FAILED) :], lines[at + 1 :]
+    first = at - 1 - len(advice)  # where the traceback printed the same message
+    if first >= 0:
+        kind, sep, said = lines[first].partition(": ")
+        named = kind.replace(".", "").replace("_", "").isalnum()
+        same = said == cause if sep else cause == ""
+        # A load error's message names its cause itself (No module named ...).
+        if named and same and not kind.endswith("AdapterLoadError"):
+            cause = f"{kind}: {cause}" if cause else kind
+    return cause, advice

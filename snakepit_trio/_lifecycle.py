@@ -34,6 +34,25 @@ def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled)
 
 
+def _require_trio() -> None:
+    """Refuse to start outside a Trio run, with a message saying so (not trio's own)."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        try:
+            import sniffio
+
+            running = f"this is {sniffio.current_async_library()}"
+        except Exception:  # no async library it knows of
+            running = "no Trio run is active"
+        raise RuntimeError(
+            f"snakepit_trio needs Trio: call open_pool from code run by trio.run(...) "
+            f"({running}). Under asyncio, run the part that uses the pool with trio.run in a "
+            "thread of its own (await asyncio.to_thread(trio.run, main)), or write it with "
+            'anyio and run it with anyio.run(main, backend="trio")'
+        ) from None
+
+
 async def _stop_on_terminate(engine: Engine) -> None:
     await engine.terminate.wait()
     with trio.CancelScope(shield=True):
@@ -69,11 +88,13 @@ async def open_pool(
         ValueError: a value out of its range (the message names the option).
         PermissionError: ``state_dir`` is not this user's, or other users may write to it
             (the message names it and the fix; ``registry=False`` runs without it).
+        RuntimeError: not called under Trio (from asyncio, say).
 
     On exit, in-flight calls may finish for ``drain_timeout`` seconds, then every worker's
     process group gets SIGTERM and, after ``shutdown_grace``, SIGKILL. If the block is
     cancelled, workers are stopped at once.
     """
+    _require_trio()
     cfg = PoolConfig.build(adapter, config, {"size": size, **options})
     records = await WorkerRecords.open(cfg)  # also kills leftovers of dead hosts
     socket_dir = tempfile.mkdtemp(prefix="snakepit-")  # mode 0700: only we can connect

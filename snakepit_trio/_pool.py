@@ -17,6 +17,7 @@ import trio
 from ._config import PoolConfig
 from ._core._dispatcher import CallState
 from ._core._worker_state import WorkerState
+from ._engine import _admission as admission
 from ._engine._engine import Engine
 from ._errors import PoolClosed
 from ._progress import ProgressCallback
@@ -160,7 +161,9 @@ class Pool(metaclass=NoPublicConstructor):
 
         Raises:
             The errors of ``stream``, and whatever ``callback`` raises (the stream stops).
+            TypeError: ``callback`` is not callable (before anything is sent).
         """
+        admission.check_callback(callback)
         async with self.stream(
             tool,
             args,
@@ -292,8 +295,16 @@ class Pool(metaclass=NoPublicConstructor):
             The tool's return value.
 
         Raises:
-            The errors of ``open_session`` and of ``Session.execute``.
+            The errors of ``open_session`` and of ``Session.execute`` (a bad argument
+            before the session is opened).
         """
+        admission.check_call(
+            tool,
+            timeout=timeout,
+            idempotent=idempotent,
+            on_progress=on_progress,
+            kill_on_cancel=kill_on_cancel,
+        )
         session = self.get_session(session_id) or await self.open_session(session_id)
         return await session.execute(
             tool,
@@ -328,8 +339,19 @@ class Pool(metaclass=NoPublicConstructor):
             None, once the stream has ended.
 
         Raises:
-            The errors of ``open_session`` and of ``Session.stream``.
+            The errors of ``open_session`` and of ``Session.stream`` (a bad argument
+            before the session is opened).
+            TypeError: ``callback`` is not callable (before anything is sent).
         """
+        admission.check_callback(callback)
+        admission.check_stream(
+            tool,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
+            window=window,
+            on_progress=on_progress,
+            kill_on_cancel=kill_on_cancel,
+        )
         session = self.get_session(session_id) or await self.open_session(session_id)
         async with session.stream(
             tool,

@@ -116,8 +116,9 @@ EXPECTED: dict[str, str] = {
         "probe_after: 'float' = 5.0, heartbeat_interval: 'float' = 0.5, "
         "heartbeat_timeout: 'float | None' = 2.0, handle_sigterm: 'bool' = True, "
         "registry: 'bool' = True, state_dir: 'str | None' = None, name: 'str' = 'pool', "
-        "python: 'str' = NOTHING, env=NOTHING, cwd: 'str | None' = None, pythonpath=(), "
-        "inherit_path: 'bool' = True, worker_output: 'str' = 'log') -> None"
+        "python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, cwd: 'str | None' = None, "
+        "pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
+        "worker_output: 'str' = 'log') -> None"
     ),
     "PoolConfig.build": (
         "classmethod (adapter: 'str | None', config: 'PoolConfig | None', "

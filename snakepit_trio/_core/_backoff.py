@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
+
+from . import _checks as checks
+
+
+def _seconds(instance: Any, attribute: Any, value: Any) -> None:
+    checks.number(f"RestartPolicy {attribute.name}", value, zero=True)
+
+
+def _factor(instance: Any, attribute: Any, value: Any) -> None:
+    checks.number(f"RestartPolicy {attribute.name}", value, minimum=1.0, zero=True, unit="")
 
 
 @attrs.frozen
@@ -17,10 +29,10 @@ class RestartPolicy:
             ``initial``.
     """
 
-    initial: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))
-    factor: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
-    max_delay: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
-    reset_after: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
+    initial: float = attrs.field(default=0.05, validator=_seconds)
+    factor: float = attrs.field(default=2.0, validator=_factor)
+    max_delay: float = attrs.field(default=10.0, validator=_seconds)
+    reset_after: float = attrs.field(default=10.0, validator=_seconds)
 
 
 @attrs.define

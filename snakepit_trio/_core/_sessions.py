@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from . import _checks as checks
 from ._variables import Variables
 
 AFFINITIES = ("strict", "prefer")
@@ -22,6 +23,18 @@ AFFINITIES = ("strict", "prefer")
 
 class QuotaExceeded(Exception):
     """create() beyond max_sessions."""
+
+
+def check_options(session_id: Any, *, affinity: Any, ttl: Any, metadata: Any) -> None:
+    """Check what opening a session takes (each error names the argument).
+
+    Raises:
+        TypeError, ValueError: an argument of the wrong type or out of range.
+    """
+    checks.text("session id", session_id, none="a fresh id", empty=False)
+    checks.choice("affinity", affinity, AFFINITIES)
+    checks.number("ttl", ttl, none="the pool's session_ttl")
+    checks.mapping("metadata", metadata, none="no metadata")
 
 
 @attrs.define(eq=False)
@@ -67,14 +80,9 @@ class SessionStore:
         ttl: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> SessionRecord:
-        if affinity not in AFFINITIES:
-            raise ValueError(f"affinity must be 'strict' or 'prefer', got {affinity!r}")
-        if ttl is not None and ttl <= 0:
-            raise ValueError(f"ttl must be > 0 seconds or None, got {ttl!r}")
+        check_options(session_id, affinity=affinity, ttl=ttl, metadata=metadata)
         if session_id is None:
             session_id = self._new_id()
-        elif not isinstance(session_id, str) or not session_id:
-            raise ValueError(f"a session id must be a non-empty str, got {session_id!r}")
         if session_id in self.sessions:
             raise ValueError(f"session {session_id!r} already exists")
         if self.max_sessions is not None and len(self.sessions) >= self.max_sessions:
@@ -85,16 +93,18 @@ class SessionStore:
             affinity=affinity,
             created_at=now,
             last_used=now,
-            ttl=self.default_ttl if ttl is None else ttl,
+            ttl=self.default_ttl if ttl is None else float(ttl),
             metadata=dict(metadata or {}),
         )
         self.sessions[session_id] = record
         return record
 
     def get(self, session_id: str) -> SessionRecord | None:
+        checks.text("session id", session_id)
         return self.sessions.get(session_id)
 
     def delete(self, session_id: str) -> SessionRecord | None:
+        checks.text("session id", session_id)
         return self.sessions.pop(session_id, None)
 
     def bound_to(self, worker: Any, *, strict_only: bool = False) -> int:

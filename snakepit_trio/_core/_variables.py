@@ -8,10 +8,12 @@ the constraint it broke and what would be accepted.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
+from . import _checks as checks
 from ._types import matches
 
 TYPES = ("int", "float", "bool", "str", "list", "dict", "bytes", "ndarray")
@@ -81,6 +83,24 @@ def make_spec(
         raise VariableError(str(name), "name", "a variable name must be a non-empty str")
     if type_ not in TYPES:
         raise VariableError(name, "type", f"unknown type {type_!r}; use one of {list(TYPES)}")
+    declared: list[tuple[str, Callable[[], object]]] = [
+        ("min", lambda: checks.number("min", min, minimum=None, unit="", none="no bound")),
+        ("max", lambda: checks.number("max", max, minimum=None, unit="", none="no bound")),
+        ("max_length", lambda: checks.whole("max_length", max_length, minimum=0, none="no limit")),
+        ("description", lambda: checks.text("description", description)),
+    ]
+    for constraint, check in declared:
+        try:
+            check()
+        except (TypeError, ValueError) as exc:
+            raise VariableError(name, constraint, f"variable {name!r}: {exc}") from None
+    if choices is not None and (isinstance(choices, str | bytes) or not _iterable(choices)):
+        raise VariableError(
+            name,
+            "choices",
+            f"variable {name!r}: choices must be a list of the allowed values; "
+            f"got {checks.shown(choices)} ({checks.a_type(choices)})",
+        )
     if (min is not None or max is not None) and type_ not in ("int", "float"):
         raise VariableError(name, "min/max", "min and max apply to int and float variables")
     if max_length is not None and type_ not in ("str", "list", "dict", "bytes"):
@@ -96,6 +116,14 @@ def make_spec(
         max_length,
         description,
     )
+
+
+def _iterable(value: Any) -> bool:
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
 
 
 @attrs.define

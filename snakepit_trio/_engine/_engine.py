@@ -198,6 +198,13 @@ class Engine:
         kill_on_cancel: bool | None,
         session: SessionRecord | None,
     ) -> Any:
+        admission.check_call(
+            tool,
+            timeout=timeout,
+            idempotent=idempotent,
+            on_progress=on_progress,
+            kill_on_cancel=kill_on_cancel,
+        )
         spec = self.spec(tool, streaming=False)
         segments = self.payloads.outbound()
         payload = self.encode_args(spec, args, segments)
@@ -238,11 +245,15 @@ class Engine:
         kill_on_cancel: bool | None,
         session: SessionRecord | None,
     ) -> AsyncIterator[StreamHandle]:
+        idle_timeout, window = admission.check_stream(
+            tool,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
+            window=window,
+            on_progress=on_progress,
+            kill_on_cancel=kill_on_cancel,
+        )
         spec = self.spec(tool, streaming=True)
-        if type(window) is not int or window < 1:
-            raise ValueError(f"window must be a whole number of chunks >= 1, got {window!r}")
-        if idle_timeout is not None and idle_timeout <= 0:
-            raise ValueError(f"idle_timeout must be > 0 seconds or None, got {idle_timeout!r}")
         segments = self.payloads.outbound()
         payload = self.encode_args(spec, args, segments)
         timeout, call_deadline = self.budget(timeout)

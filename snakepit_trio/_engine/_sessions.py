@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from .._core._dispatcher import Call
-from .._core._sessions import QuotaExceeded, SessionRecord, SessionStore
+from .._core._sessions import QuotaExceeded, SessionRecord, SessionStore, check_options
 from .._errors import SessionLost, SessionQuotaExceeded
 from .._stats import SessionInfo, session_info
 
@@ -52,6 +52,8 @@ class SessionHost:
         ttl: float | None,
         metadata: dict[str, Any] | None,
     ) -> SessionRecord:
+        # Checked before waiting for a worker (there may be none while they restart).
+        check_options(session_id, affinity=affinity, ttl=ttl, metadata=metadata)
         worker = await self._least_loaded()
         try:
             record = self.store.create(

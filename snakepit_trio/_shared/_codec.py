@@ -6,7 +6,13 @@ represent is refused with SerializationError naming its type. Shared by host and
 numpy arrays travel as a msgpack extension (code 1): a small msgpack header
 ``[dtype.str, shape]`` (length-prefixed), then the array's bytes in C order. They arrive as
 read-only arrays that view the received message (no copy on decode; ``.copy()`` one to
-modify it). Object arrays are refused. numpy is imported only when an array is seen.
+modify it). Object arrays and structured arrays are refused. numpy's bool, integer and
+floating scalars travel as plain bool, int and float. numpy is imported only when an array
+is seen.
+
+Every failure to encode is a SerializationError (or PayloadTooLarge) naming where in the
+value the problem is (``_unencodable.py``); no TypeError, RecursionError or BufferError of
+msgpack's, or of a container's own ``__iter__``, reaches the caller.
 """
 
 from __future__ import annotations
@@ -20,19 +26,13 @@ from typing import Any
 
 import msgpack
 
-from .._core._types import is_ndarray
+from .._core._types import is_ndarray, numpy_kind
 from .._errors import PayloadTooLarge, SerializationError
 from . import _shm
 from ._segments import SegmentCache
+from ._unencodable import CARRIED, MAX_DEPTH, array_problem, locate
 
 DEFAULT_MAX_PAYLOAD: int = 64 * 1024 * 1024
-
-
-def _describe_unencodable(exc: Exception) -> str:
-    text = str(exc)
-    if isinstance(exc, OverflowError):
-        return f"an integer is out of msgpack's 64-bit range ({text})"
-    return text
 
 
 NDARRAY_EXT = 1  # inline array: header length, [dtype, shape], bytes
@@ -41,17 +41,35 @@ SHM_BYTES_EXT = 3  # [segment name, size]
 _HEADER = struct.Struct("<I")
 
 
+def _bytes_of(array: Any) -> memoryview:
+    """The buffer of a C-contiguous array."""
+    if array.dtype.kind in "Mm":  # datetime64 and timedelta64 export no buffer of their own
+        import numpy as np
+
+        return memoryview(array.reshape(-1).view(np.uint8))
+    data: memoryview = array.data
+    return data
+
+
 def _default(obj: Any) -> Any:
     if is_ndarray(obj):
         import numpy as np
 
-        if obj.dtype.hasobject:
-            raise TypeError("numpy arrays of Python objects cannot travel (dtype=object)")
+        problem = array_problem(obj)
+        if problem is not None:
+            raise TypeError(problem)
         array = np.ascontiguousarray(obj)
         header = msgpack.packb([array.dtype.str, list(obj.shape)])  # 0-d stays 0-d
         return msgpack.ExtType(
-            NDARRAY_EXT, b"".join((_HEADER.pack(len(header)), header, array.data))
+            NDARRAY_EXT, b"".join((_HEADER.pack(len(header)), header, _bytes_of(array)))
         )
+    kind = numpy_kind(obj)
+    if kind == "b":
+        return bool(obj)
+    if kind in ("i", "u"):
+        return int(obj)
+    if kind == "f":
+        return float(obj)  # float32 and float16 widen exactly; longdouble rounds
     if isinstance(obj, int):  # msgpack hands us the ints it cannot hold
         raise OverflowError(f"{obj} does not fit in 64 bits")
     raise TypeError(f"can not serialize {type(obj).__name__!r} object")
@@ -101,17 +119,48 @@ class _Big(Exception):
     """The probe met an array at or above the threshold."""
 
 
-def _lift(value: Any, threshold: int) -> Any:
+def _lift_leaf(value: Any, threshold: int) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _Lifted(value) if memoryview(value).nbytes >= threshold else value
     if is_ndarray(value):
-        big = value.nbytes >= threshold and not value.dtype.hasobject
+        big = value.nbytes >= threshold and array_problem(value) is None
         return _Lifted(value) if big else value
-    if isinstance(value, dict):
-        return {k: _lift(v, threshold) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_lift(v, threshold) for v in value]
     return value
+
+
+def _lift(value: Any, threshold: int) -> Any:
+    """A copy of ``value``'s lists and dicts with its large buffers wrapped in _Lifted.
+
+    Iterative, so that deep nesting (up to msgpack's own limit) never meets Python's
+    recursion limit; deeper nesting, or a container that holds itself, raises ValueError.
+    """
+    top: list[Any] = []
+    # One entry per container being copied: its (key, item) pairs and where they go.
+    stack: list[tuple[Any, Any]] = [(iter([(None, value)]), top)]
+    while stack:
+        pairs, target = stack[-1]
+        for key, item in pairs:
+            children: Any = None
+            if isinstance(item, dict):
+                copy: Any = {}
+                children = iter(item.items())
+            elif isinstance(item, (list, tuple)):
+                copy = []
+                children = ((None, v) for v in item)
+            else:
+                copy = _lift_leaf(item, threshold)
+            if type(target) is list:
+                target.append(copy)
+            else:
+                target[key] = copy
+            if children is not None:
+                if len(stack) > MAX_DEPTH:
+                    raise ValueError("recursion limit exceeded")
+                stack.append((children, copy))
+                break
+        else:
+            stack.pop()
+    return top[0]
 
 
 def _to_segment(out: Outbound, obj: Any) -> Any:
@@ -123,7 +172,7 @@ def _to_segment(out: Outbound, obj: Any) -> Any:
 
         array = np.ascontiguousarray(value)
         meta = [value.dtype.str, list(value.shape)]
-        code, view = SHM_NDARRAY_EXT, array.data.cast("B")
+        code, view = SHM_NDARRAY_EXT, _bytes_of(array).cast("B")
     else:
         meta, code, view = [], SHM_BYTES_EXT, memoryview(value).cast("B")
     try:
@@ -154,7 +203,9 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
     releases them. Payloads below the threshold take the plain path unchanged.
 
     Raises:
-        SerializationError: the value holds something msgpack cannot encode.
+        SerializationError: the value holds something msgpack cannot encode (the message
+            says where and what to send instead), or iterating one of its containers
+            raised.
         PayloadTooLarge: the encoding (segments included) is longer than ``limit`` bytes.
     """
     try:
@@ -166,23 +217,16 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
             big = True
         if big:
             assert shm is not None
-            try:
-                lifted = _lift(value, shm.threshold)
-            except RecursionError:
-                # Nested deeper than _lift can walk (msgpack itself takes 1,024 levels): the
-                # value travels inline, as it would below the threshold.
-                data = msgpack.packb(value, use_bin_type=True, default=_default)
-            else:
-                data = msgpack.packb(
-                    lifted, use_bin_type=True, default=lambda o: _to_segment(shm, o)
-                )
-    except (TypeError, ValueError, OverflowError) as exc:
+            lifted = _lift(value, shm.threshold)
+            data = msgpack.packb(lifted, use_bin_type=True, default=lambda o: _to_segment(shm, o))
+    except MemoryError:
         if shm is not None:
             shm.release()
-        raise SerializationError(
-            f"cannot encode {what}: {_describe_unencodable(exc)}; "
-            "pass only None, bool, int, float, str, bytes, list, tuple, dict and numpy arrays"
-        ) from exc
+        raise
+    except Exception as exc:  # msgpack's, a container's own __iter__ or __len__: all of them
+        if shm is not None:
+            shm.release()
+        raise SerializationError(f"cannot encode {what}: {_unencodable(value, exc)}") from exc
     size = len(data) + (shm.size if shm is not None else 0)
     if size > limit:
         if shm is not None:
@@ -190,6 +234,19 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
         raise PayloadTooLarge(what, size, limit)
     return data
 
+
+def _unencodable(value: Any, exc: Exception) -> str:
+    """What is wrong with ``value``, for the message of a SerializationError."""
+    try:
+        where = locate(value)
+    except Exception:  # the value defeats even the walk: msgpack's own account will do
+        where = None
+    if where is None:  # msgpack refused something the walk accepts
+        where = f"{type(exc).__name__}: {exc} (payloads may hold {CARRIED})"
+    return where
+
+
+_SEGMENT_MARK = b"snakepit-"  # every segment name starts so (see _shm.py)
 
 Unmapped = Callable[[str], None]  # told each segment name no view of which is left here
 
@@ -225,11 +282,23 @@ def _hook_for(unmapped: Unmapped | None) -> Callable[[int, bytes], Any]:
 _plain_hook = _hook_for(None)
 
 
+def _hashable(key: Any) -> Any:
+    # msgpack sends a tuple as an array, which decodes to a list: make map keys tuples again.
+    if type(key) is list:
+        return tuple(_hashable(k) for k in key)
+    return key
+
+
+def _pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    return {_hashable(key): value for key, value in pairs}
+
+
 def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
     """Decode msgpack bytes produced by :func:`encode`.
 
     Shared-memory buffers are mapped; ``unmapped(name)`` is called (from whichever thread
     drops the last view) once nothing here maps a segment any more, so its maker can reuse it.
+    A dict key that was a tuple arrives as a tuple (a list value arrives as a list).
 
     Raises:
         SerializationError: the bytes are not a single valid msgpack value.
@@ -237,14 +306,26 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
 
     hook = _plain_hook if unmapped is None else _hook_for(unmapped)
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)
+        try:
+            return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)
+        except TypeError:  # a map key that decoded to a list: a tuple key, sent as an array
+            if segment_names(data):
+                # Decoding again would map its segments twice, and the views the first pass
+                # made would report them unmapped while the second pass's still use them.
+                raise
+            return msgpack.unpackb(
+                data, raw=False, strict_map_key=False, ext_hook=hook, object_pairs_hook=_pairs
+            )
     except Exception as exc:
-        raise SerializationError(f"cannot decode {what}: {exc}") from exc
+        hint = ""
+        if isinstance(exc, TypeError) and "unhashable" in str(exc):
+            hint = " (a tuple as a dict key cannot travel with shared-memory buffers)"
+        raise SerializationError(f"cannot decode {what}: {exc}{hint}") from exc
 
 
 def segment_names(data: bytes) -> list[str]:
     """The segments a payload names, without mapping them (a frame that is dropped)."""
-    if b"snakepit-" not in data:
+    if _SEGMENT_MARK not in data:
         return []
     names: list[str] = []
 
@@ -254,5 +335,7 @@ def segment_names(data: bytes) -> list[str]:
         return None
 
     with contextlib.suppress(Exception):
-        msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)
+        msgpack.unpackb(
+            data, raw=False, strict_map_key=False, ext_hook=hook, object_pairs_hook=_pairs
+        )
     return [name for name in names if isinstance(name, str)]

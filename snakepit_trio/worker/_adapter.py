@@ -7,8 +7,11 @@ dispatch; so a typo in an argument name fails at the call site, not in the worke
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
+import os
+import pkgutil
 import sys
 import types
 import typing
@@ -250,29 +253,103 @@ def collect_tools(adapter: object) -> dict[str, ToolInfo]:
 
 
 class AdapterLoadError(Exception):
-    pass
+    """The adapter named by ``"module:Class"`` cannot be loaded.
+
+    Its message's first line is the root cause (``No module named 'x'``, or the exception
+    the module raised); the lines after it say what to change. The worker prints it last on
+    stderr, and the host puts it first in ``WorkerStartError``.
+    """
 
 
 def load_adapter(spec: str) -> type[Adapter]:
-    """Resolve ``"pkg.module:Class"`` to the adapter class."""
+    """Resolve ``"pkg.module:Class"`` to the adapter class.
+
+    Raises:
+        AdapterLoadError: the module cannot be imported, or has no such Adapter subclass.
+    """
     module_name, sep, qualname = spec.partition(":")
     if not sep or not module_name or not qualname:
         raise AdapterLoadError(f"adapter {spec!r} must look like 'package.module:ClassName'")
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise AdapterLoadError(_not_found(module_name, exc)) from exc
     except Exception as exc:
         raise AdapterLoadError(
-            f"cannot import adapter module {module_name!r}: {type(exc).__name__}: {exc} "
-            f"(sys.path: {sys.path})"
+            f"{type(exc).__name__}: {exc} (raised while importing adapter module "
+            f"{module_name!r}; its traceback is in the worker's stderr)"
         ) from exc
     obj: Any = module
     for part in qualname.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise AdapterLoadError(
-                f"module {module_name!r} has no attribute {qualname!r}"
-            ) from None
+            raise AdapterLoadError(_no_class(module, module_name, qualname)) from None
     if not (isinstance(obj, type) and issubclass(obj, Adapter)):
-        raise AdapterLoadError(f"{spec!r} is not a subclass of snakepit_trio.worker.Adapter")
+        raise AdapterLoadError(
+            f"{spec!r} is not a subclass of snakepit_trio.worker.Adapter "
+            f"(it is {type(obj).__name__ if not isinstance(obj, type) else 'a class'} "
+            f"{getattr(obj, '__qualname__', obj)!r})"
+        )
     return obj
+
+
+def _not_found(module_name: str, exc: ModuleNotFoundError) -> str:
+    missing = exc.name or module_name
+    if not (module_name == missing or module_name.startswith(missing + ".")):
+        # The adapter module exists, but something it imports is not installed.
+        return (
+            f"No module named {missing!r} (adapter module {module_name!r} imports it)\n"
+            f"Install it for the workers' interpreter ({sys.executable}), or pass "
+            "open_pool(..., python=...) naming an interpreter that has it."
+        )
+    parent, _, leaf = missing.rpartition(".")
+    try:
+        search = sys.modules[parent].__path__ if parent else sys.path
+        names = [m.name for m in pkgutil.iter_modules(search)]
+    except (KeyError, AttributeError):
+        names = []
+    close = difflib.get_close_matches(leaf, names, n=1, cutoff=0.75)
+    guess = ""
+    if close:
+        guess = f" (did you mean {f'{parent}.{close[0]}' if parent else close[0]!r}?)"
+    searched = [p or os.getcwd() for p in sys.path if _is_project_path(p)]
+    return (
+        f"No module named {missing!r} (cannot import adapter module {module_name!r}){guess}\n"
+        "Workers import the adapter with the host's sys.path, plus open_pool(..., "
+        f"pythonpath=[...]) first; they searched {', '.join(searched) or 'no project path'} "
+        "(and the installed packages). Check the spelling, run the host from the directory "
+        "that holds the module (or its package), or pass pythonpath=['/that/directory'] "
+        "or cwd='/that/directory'."
+    )
+
+
+def _is_project_path(path: str) -> bool:
+    # Leaves out the interpreter's own directories, so the list shows where users' code is.
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return not any(path.startswith(p) for p in prefixes if p) and "site-packages" not in path
+
+
+def _no_class(module: types.ModuleType, module_name: str, qualname: str) -> str:
+    if module_name == "__main__":
+        return (
+            f"module '__main__' has no attribute {qualname!r}: in a worker, __main__ is the "
+            "worker program (python -m snakepit_trio.worker), not your script\n"
+            "A class defined in the script you ran cannot be found by the workers, because "
+            "they do not run your script. Move the adapter class into a module of its own "
+            f"(e.g. adapters.py next to your script) and pass 'adapters:{qualname}'. Your "
+            f"script itself also works as 'scriptname:{qualname}' if it starts trio.run(...) "
+            'only under if __name__ == "__main__":.'
+        )
+    adapters = sorted(
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, Adapter) and value is not Adapter
+    )
+    close = difflib.get_close_matches(qualname, adapters, n=1)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    where = getattr(module, "__file__", None) or module_name
+    return (
+        f"module {module_name!r} has no attribute {qualname!r}{guess}\n"
+        f"Adapter classes in {where}: {', '.join(adapters) or 'none'}."
+    )

@@ -174,6 +174,6 @@ async def test_inherited_output_goes_straight_to_the_hosts_stderr(
 
 
 def test_worker_output_takes_log_or_inherit() -> None:
-    with pytest.raises(ValueError, match=r"worker_output must be 'log' or 'inherit', got 'x'"):
+    with pytest.raises(ValueError, match=r"worker_output must be one of 'log', 'inherit'; got 'x'"):
         sp.PoolConfig(adapter=OUTPUT, worker_output="x")
     assert sp.PoolConfig(adapter=OUTPUT).worker_output == "log"

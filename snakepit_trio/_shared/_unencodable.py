@@ -1,0 +1,178 @@
+"""Why a payload cannot be encoded: where the offending part is, and what to send instead.
+
+Used only after msgpack has refused a payload, so nothing here is on the hot path. The walk
+mirrors what the codec carries (see ``_codec.py``): None, bool, int within 64 bits, float,
+str (UTF-8), bytes-like (a memoryview must be C-contiguous), list, tuple, dict, numpy arrays
+(not of Python objects, not structured) and numpy bool/int/float scalars. It is iterative
+and bounded, so a value nested too deep, or holding itself, is named instead of overflowing
+the stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .._core._checks import shown
+from .._core._types import is_ndarray, numpy_kind
+
+MAX_DEPTH = 1024  # msgpack refuses lists and maps nested deeper than this
+_PATH_SHOWN = 6  # path elements shown before "..." (a deep path stays readable)
+
+CARRIED = (
+    "None, bool, int (64-bit), float, str, bytes, a list, tuple or dict of those, or a numpy array"
+)
+KEYS = "dict keys may be str, int, float, bool, None, bytes, or tuples of those"
+
+
+def array_problem(array: Any) -> str | None:
+    """Why this numpy array cannot travel, or None when it can."""
+    if array.dtype.hasobject:
+        return "numpy arrays of Python objects cannot travel (dtype=object)"
+    if array.dtype.names is not None:
+        return (
+            "structured numpy arrays cannot travel (the wire carries a dtype string, which "
+            "has no fields); send each field as its own array: "
+            "{name: a[name] for name in a.dtype.names}"
+        )
+    return None
+
+
+def _hint(obj: Any) -> str:
+    """What to send instead of ``obj`` (a type msgpack does not carry)."""
+    import datetime
+    import decimal
+    import enum
+    import fractions
+    import pathlib
+    import uuid
+
+    kind = numpy_kind(obj)
+    if isinstance(obj, set | frozenset):
+        return "send a list: list(value)"
+    if isinstance(obj, datetime.timedelta):
+        return "send value.total_seconds()"
+    if isinstance(obj, datetime.date | datetime.time):
+        return "send value.isoformat() or a timestamp"
+    if isinstance(obj, decimal.Decimal):
+        return "send str(value), or float(value) if rounding is fine"
+    if isinstance(obj, fractions.Fraction):
+        return "send [value.numerator, value.denominator] or float(value)"
+    if isinstance(obj, complex) or kind == "c":
+        return "send [value.real, value.imag]"
+    if isinstance(obj, uuid.UUID | pathlib.PurePath):
+        return "send str(value)"
+    if isinstance(obj, enum.Enum):
+        return "send value.value or value.name"
+    if kind in ("M", "m"):
+        return "send str(value) or value.astype('int64')"
+    if hasattr(type(obj), "__dataclass_fields__"):
+        return "send dataclasses.asdict(value)"
+    if hasattr(type(obj), "__attrs_attrs__"):
+        return "send attrs.asdict(value)"
+    return f"convert it to {CARRIED} (nothing is pickled)"
+
+
+def _leaf_problem(obj: Any) -> str | None:
+    """Why a value that is not a list, tuple or dict cannot travel, or None."""
+    if obj is None or isinstance(obj, bool | float):
+        return None
+    if isinstance(obj, int):
+        if -(2**63) <= obj < 2**64:
+            return None
+        return f"the integer {obj} is out of msgpack's 64-bit range; send it as a str"
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"a str that is not valid UTF-8 ({exc.reason} at index {exc.start})"
+        return None
+    if isinstance(obj, bytes | bytearray):
+        return None
+    if isinstance(obj, memoryview):
+        if obj.c_contiguous:
+            return None
+        return "a memoryview that is not C-contiguous; send view.tobytes() or a numpy array"
+    if is_ndarray(obj):
+        return array_problem(obj)
+    if numpy_kind(obj) in ("b", "i", "u", "f"):
+        return None
+    return f"an object of type {type(obj).__name__!r}; {_hint(obj)}"
+
+
+def _key_problem(key: Any) -> str | None:
+    if isinstance(key, tuple):
+        return None  # its items are walked like any tuple's
+    if isinstance(key, bytes | str | int | float) or key is None or numpy_kind(key):
+        return _leaf_problem(key)
+    return f"a dict key of type {type(key).__name__!r}; {KEYS}"
+
+
+def _at(path: list[str], why: str) -> str:
+    """``why``, preceded by where it is (nothing for the value itself)."""
+    if not path:
+        return why
+    if len(path) > 2 * _PATH_SHOWN:
+        path = [*path[:_PATH_SHOWN], "...", *path[-_PATH_SHOWN:]]
+    return f"at {''.join(path)}: {why}"
+
+
+def _step(key: Any) -> str:
+    return f"[{key}]" if type(key) is int else f"[{shown(key)}]"
+
+
+def _children(obj: Any) -> Iterator[tuple[Any, Any, bool]]:
+    """(key or index, child, is_key) for each key and value of a list, tuple or dict."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield key, key, True
+            yield key, value, False
+    else:
+        yield from ((i, item, False) for i, item in enumerate(obj))
+
+
+def locate(value: Any) -> str | None:
+    """Where ``value`` holds something the codec cannot carry, and why; None if nowhere.
+
+    Returns:
+        e.g. ``"at ['when']: an object of type 'datetime'; send value.isoformat() or a
+        timestamp"``.
+    """
+    if not isinstance(value, list | tuple | dict):
+        why = _leaf_problem(value)
+        return why
+    # One entry per container being walked: its children, and the path to it.
+    stack: list[tuple[Iterator[tuple[Any, Any, bool]], list[str]]] = [(_children(value), [])]
+    on_path = [id(value)]  # the containers being walked, to name one that holds itself
+    try:
+        while stack:
+            children, where = stack[-1]
+            element = next(children, None)
+            if element is None:
+                stack.pop()
+                on_path.pop()
+                continue
+            key, child, is_key = element
+            if is_key and not isinstance(child, tuple):
+                why = _key_problem(child)
+                if why is not None:
+                    return _at(where, why)
+                continue
+            if isinstance(child, list | tuple | dict):
+                here = [*where, _step(key)]
+                if id(child) in on_path:
+                    return _at(here, f"a {type(child).__name__} that contains itself")
+                if len(stack) >= MAX_DEPTH:
+                    deep = f"lists and dicts nested more than {MAX_DEPTH:,} levels deep"
+                    return _at(here, deep)
+                stack.append((_children(child), here))
+                on_path.append(id(child))
+                continue
+            why = _leaf_problem(child)
+            if why is not None:
+                return _at([*where, _step(key)], why)
+    except Exception as exc:  # a container whose iteration itself fails
+        where = stack[-1][1] if stack else []
+        container = "the value" if not where else "it"
+        return _at(where, f"iterating {container} raised {type(exc).__name__}: {exc}")
+    return None
