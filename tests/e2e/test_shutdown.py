@@ -40,8 +40,9 @@ PRELUDE = textwrap.dedent(
     ADAPTER = "tests.adapters.closing:Closing"
     RELEASE = sys.argv[1]  # the running call ends when the test creates this file
 
-    def say(**what):
-        print(json.dumps(what), flush=True)
+    def say(**what):  # one write per line: a signal cannot split it
+        sys.stdout.write(json.dumps(what) + "\\n")
+        sys.stdout.flush()
 
     async def start_abandoned_call(pool):
         # A call the worker runs on after its caller gave up: it keeps a drain busy.
@@ -77,9 +78,10 @@ class Host:
         self._changed.set()
 
     async def wait_for(self, what: bytes, *, stderr: bool = False, count: int = 1) -> None:
-        """Wait until the host has printed (or logged) ``what`` at least ``count`` times."""
+        """Wait until the host has printed (or logged) ``what`` at least ``count`` times, in
+        lines it has finished."""
         seen = self.err if stderr else self.out
-        while seen.count(what) < count:
+        while seen[: seen.rfind(b"\n") + 1].count(what) < count:
             if not self._open:
                 raise AssertionError(f"the host ended without {what!r}:\n{self.stderr()}")
             await self._changed.wait()
