@@ -1,8 +1,9 @@
 """open_pool(): start the workers, hand out the pool, drain and stop everything on exit.
 
 Around the engine's nursery (``run_engine``): the registry, the socket directory, the template
-process, and the asyncio bridge thread when transport="grpc". Leaving the block drains
-(bounded), then stops every worker's process group.
+process, and the asyncio bridge thread when transport="grpc". Leaving the block closes the
+pool (``_engine/_shutdown.py``: queued calls fail, running ones drain, sessions end, workers
+stop), and whatever is raised comes out as one exception, never a group of ours.
 """
 
 from __future__ import annotations
@@ -53,11 +54,63 @@ def _require_trio() -> None:
         ) from None
 
 
+def _holds_interrupt(exc: BaseException | None) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(KeyboardInterrupt) is not None
+    return isinstance(exc, KeyboardInterrupt)
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _without_cancellation(exc: BaseException | None) -> BaseException | None:
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1]
+    return None if isinstance(exc, trio.Cancelled) else exc
+
+
+def _outcome(
+    body: BaseException | None,
+    interrupt: KeyboardInterrupt | None,
+    escaped: BaseException | None,
+) -> BaseException | None:
+    """The one exception to raise once our nursery is gone.
+
+    ``body``: what the user's block raised (their own, raised as it was). ``interrupt``: a
+    Ctrl-C that came while the pool closed. ``escaped``: what came out of our nursery (a
+    background failure, a cancellation, or a Ctrl-C that Trio delivered while the nursery
+    waited, which the nursery put in a group).
+
+    A KeyboardInterrupt comes out as itself, so ``except KeyboardInterrupt:`` around
+    ``trio.run`` works; whatever else failed is kept as its ``__context__``, never dropped.
+    """
+    if _holds_interrupt(body):
+        return body  # the user's own Ctrl-C (or their own group holding it)
+    if isinstance(escaped, KeyboardInterrupt):
+        interrupt, escaped = interrupt or escaped, None
+    elif isinstance(escaped, BaseExceptionGroup):
+        found, rest = escaped.split(KeyboardInterrupt)
+        if found is not None:
+            leaf = _first_leaf(found)
+            assert isinstance(leaf, KeyboardInterrupt)
+            interrupt, escaped = interrupt or leaf, rest
+    if interrupt is not None:
+        context = body if body is not None else _without_cancellation(escaped)
+        if context is not None:
+            interrupt.__context__ = context
+        return interrupt
+    return escaped if escaped is not None else body
+
+
 async def _stop_on_terminate(engine: Engine) -> None:
     await engine.terminate.wait()
     with trio.CancelScope(shield=True):
-        await engine.shut_down(drain=True)
-    engine.terminated.set()
+        interrupt = await engine.shut_down(drain=True)
+    if interrupt is not None:  # Trio gives Ctrl-C to the main task; _outcome unwraps it
+        raise interrupt
 
 
 @asynccontextmanager
@@ -90,34 +143,42 @@ async def open_pool(
             (the message names it and the fix; ``registry=False`` runs without it).
         RuntimeError: not called under Trio (from asyncio, say).
 
-    On exit, in-flight calls may finish for ``drain_timeout`` seconds, then every worker's
-    process group gets SIGTERM and, after ``shutdown_grace``, SIGKILL. If the block is
-    cancelled, workers are stopped at once.
+    On exit, calls still queued get ``PoolClosed`` at once; calls a worker already has may
+    finish for ``drain_timeout`` seconds (not when the block raised or was cancelled);
+    open sessions end (their adapter's ``on_session_end`` runs); then every worker's
+    process group gets SIGTERM and, after ``shutdown_grace``, SIGKILL. Ctrl-C while the
+    pool closes stops waiting for running calls; the workers are still stopped, then the
+    KeyboardInterrupt comes out of this block as itself.
     """
     _require_trio()
     cfg = PoolConfig.build(adapter, config, {"size": size, **options})
     records = await WorkerRecords.open(cfg)  # also kills leftovers of dead hosts
     socket_dir = tempfile.mkdtemp(prefix="snakepit-")  # mode 0700: only we can connect
     error: BaseException | None = None
+    escaped: BaseException | None = None
     try:
-        async with (
-            _open_bridge_if(cfg) as bridge,
-            open_template(cfg, records, worker_env(cfg, {})) as template,
-        ):
+        try:
+            async with (
+                _open_bridge_if(cfg) as bridge,
+                open_template(cfg, records, worker_env(cfg, {})) as template,
+            ):
 
-            def launcher(nursery: trio.Nursery) -> ProcessLauncher:
-                return ProcessLauncher(cfg, records, template, socket_dir, bridge, nursery)
+                def launcher(nursery: trio.Nursery) -> ProcessLauncher:
+                    return ProcessLauncher(cfg, records, template, socket_dir, bridge, nursery)
 
-            try:
-                async with run_engine(cfg, launcher, records.token) as engine:
-                    yield Pool._create(engine)
-            except BaseException as exc:
-                if _is_cancellation(exc):
-                    raise
-                error = exc  # raised below, outside the template's nursery: not in a group
-    finally:
-        shutil.rmtree(socket_dir, ignore_errors=True)
-        await records.close()
+                try:
+                    async with run_engine(cfg, launcher, records.token) as engine:
+                        yield Pool._create(engine)
+                except BaseException as exc:
+                    if _is_cancellation(exc):
+                        raise
+                    error = exc  # raised below, outside the template's nursery: not in a group
+        finally:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+            await records.close()
+    except BaseException as exc:
+        escaped = exc  # a cancellation, or a Ctrl-C that the template's nursery wrapped
+    error = _outcome(error, None, escaped)
     if error is not None:
         raise error
 
@@ -144,30 +205,45 @@ async def run_engine(
     and the SIGTERM watch. Shared by ``open_pool`` and ``snakepit_trio.testing``.
     """
     body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        engine = Engine(cfg, launcher(nursery), nursery, token)
-        try:
-            await engine.start_workers()
-            nursery.start_soon(engine.sessions.reap)
-            nursery.start_soon(engine.recycler.maintain)
-            nursery.start_soon(engine.watchdog.run)
-            nursery.start_soon(_stop_on_terminate, engine)
-            signals.track(engine)
-            if cfg.handle_sigterm and signals.can_watch():
-                await nursery.start(signals.watch)
-            yield engine
-        except BaseException as exc:
-            if _is_cancellation(exc):
-                raise  # our nursery's cancel scope, or an outer one, must see it
-            # Re-raised below, outside the nursery, so the caller sees their own
-            # exception (KeyboardInterrupt included) and not a group wrapping it.
-            body_error = exc
-        finally:
-            cancelled = body_error is None and trio.current_effective_deadline() == -math.inf
-            signals.untrack(engine)
-            with trio.CancelScope(shield=True):
-                await engine.shut_down(drain=body_error is None and not cancelled)
-            engine.terminated.set()
-            nursery.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error
+    interrupt: KeyboardInterrupt | None = None
+    escaped: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            engine = Engine(cfg, launcher(nursery), nursery, token)
+            try:
+                started: BaseException | None = None
+                try:
+                    await engine.start_workers()
+                except BaseExceptionGroup as group:  # Ctrl-C while starting: as itself
+                    started = _outcome(None, None, group)
+                if started is not None:
+                    raise started
+                nursery.start_soon(engine.sessions.reap)
+                nursery.start_soon(engine.recycler.maintain)
+                nursery.start_soon(engine.watchdog.run)
+                nursery.start_soon(_stop_on_terminate, engine)
+                signals.track(engine)
+                if cfg.handle_sigterm and signals.can_watch():
+                    await nursery.start(signals.watch)
+                yield engine
+            except BaseException as exc:
+                if _is_cancellation(exc):
+                    raise  # our nursery's cancel scope, or an outer one, must see it
+                # Re-raised below, outside the nursery, so the caller sees their own
+                # exception (KeyboardInterrupt included) and not a group wrapping it.
+                body_error = exc
+            finally:
+                cancelled = body_error is None and trio.current_effective_deadline() == -math.inf
+                with trio.CancelScope(shield=True):
+                    interrupt = await engine.shut_down(
+                        drain=body_error is None and not cancelled,
+                        interrupted=_holds_interrupt(body_error),
+                    )
+                # Only now: a SIGTERM while this pool drains must still find it (and wait).
+                signals.untrack(engine)
+                nursery.cancel_scope.cancel()
+    except BaseException as exc:
+        escaped = exc
+    error = _outcome(body_error, interrupt, escaped)
+    if error is not None:
+        raise error

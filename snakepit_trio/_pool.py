@@ -459,8 +459,13 @@ class Pool(metaclass=NoPublicConstructor):
 
     def __repr__(self) -> str:
         s = self.stats()
-        cfg = self._engine.config
-        state = "closing" if self._engine.closing else "open"
+        engine = self._engine
+        cfg = engine.config
+        state = "open"
+        if engine.terminated.is_set():
+            state = "closed"
+        elif engine.closing:
+            state = "closing"
         return (
             f"<Pool {cfg.name!r} {state} adapter={cfg.adapter!r} "
             f"workers={s.workers}/{cfg.size} busy={s.busy} queued={s.queued} "

@@ -27,7 +27,7 @@ from typing import Any
 
 import trio
 
-from .._config import STOP_MARGIN, PoolConfig
+from .._config import PoolConfig
 from .._core._dispatcher import (
     Action,
     Call,
@@ -69,6 +69,7 @@ from ._inbound import Inbound
 from ._payloads import Payloads
 from ._recycling import Recycler
 from ._sessions import SessionHost
+from ._shutdown import Closer
 from ._watchdog import Watchdog
 
 log = logging.getLogger("snakepit_trio")
@@ -104,9 +105,10 @@ class Engine:
         self.recycler = Recycler(self)
         self.watchdog = Watchdog(self)  # its run() is a pool task
         self.inbound = Inbound(self)
+        self.closer = Closer(self)
         self.settled = trio.Event()  # closing, and no call is queued or in flight
         self.terminate = trio.Event()  # SIGTERM: drain and stop now
-        self.terminated = trio.Event()  # every worker is stopped
+        self.terminated = trio.Event()  # closed: every worker is stopped
         self._workers_changed = trio.Event()
         self._ids = itertools.count(1)
         self._incarnations = itertools.count(0)
@@ -149,28 +151,26 @@ class Engine:
             raise  # anything else is a bug, never "the pool closed"
         return True
 
-    async def shut_down(self, drain: bool) -> None:
-        """Refuse new calls, let running ones finish (bounded), stop every worker."""
-        self.closing = True
-        self.core.close()
-        if drain:
-            self.check_settled()
-            with trio.move_on_after(self.config.drain_timeout):
-                await self.settled.wait()
-        # Bounded even if a supervisor misbehaves: every stop is SIGTERM -> grace -> SIGKILL.
-        # Repeated, because a replacement (recycling) may become ready while others stop; it
-        # is told to stop as soon as it registers (worker_ready).
-        with trio.move_on_after(self.config.shutdown_grace + STOP_MARGIN):
-            while self.workers:
-                async with trio.open_nursery() as stoppers:
-                    for worker in list(self.workers.values()):
-                        worker.request_stop()
-                        stoppers.start_soon(worker.gone.wait)
-        self.apply(self.core.fail_queued())
+    async def shut_down(
+        self, drain: bool, *, interrupted: bool = False
+    ) -> KeyboardInterrupt | None:
+        """Close the pool (see ``_shutdown.py``): queued calls get PoolClosed, running ones
+        may finish (``drain``), open sessions end, every worker stops.
+
+        Returns the KeyboardInterrupt that came while it ran, for the caller to raise once
+        the pool's nursery is gone; None if none came.
+        """
+        return await self.closer.close(drain, interrupted)
+
+    def hurry(self, why: str) -> None:
+        """Stop waiting for running calls (a second SIGTERM); workers are stopped now."""
+        self.closer.hurry(why)
 
     def check_settled(self) -> None:
-        if self.closing and self.core.queued == 0 and self.core.in_flight == 0:
-            self.settled.set()
+        if self.closing:
+            if self.core.queued == 0 and self.core.in_flight == 0:
+                self.settled.set()
+            self.closer.changed()
 
     # --- the call path -------------------------------------------------------------------
     def spec(self, tool: str, *, streaming: bool) -> ToolSpec:
@@ -483,6 +483,11 @@ class Engine:
         else:
             self.apply(self.core.resume_worker(worker.id))
             self.workers_changed()
+
+    def note_pong(self, worker: Worker, seq: int) -> None:
+        """A PONG: closing waits for the one that follows its SESSION_END frames."""
+        if self.closing:
+            self.closer.pong(worker, seq)
 
     def note_restart(self) -> None:
         self.counters.restarts += 1

@@ -115,6 +115,7 @@ class InboundHost(Protocol):
     def worker_quiet(self, worker: Worker, quiet: bool) -> None: ...
     def workers_changed(self) -> None: ...
     def check_settled(self) -> None: ...
+    def note_pong(self, worker: Worker, seq: int) -> None: ...
 
 
 class Inbound:
@@ -150,6 +151,7 @@ class Inbound:
 
     def _on_pong(self, worker: Worker, frame: w.Pong, call: None) -> None:
         worker.last_rss = frame.rss
+        self._engine.note_pong(worker, frame.seq)
 
     def _on_unmapped_args(self, worker: Worker, frame: w.UnmappedArgs, call: None) -> None:
         self._engine.payloads.returned(frame.names, worker.id)

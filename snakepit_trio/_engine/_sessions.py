@@ -77,6 +77,18 @@ class SessionHost:
         self._changed.set()
         return True
 
+    def end_all(self) -> list[SessionRecord]:
+        """The pool is closing: close every open session (their workers get SESSION_END).
+
+        Returns the sessions ended in a live binding (not lost, bound to a worker).
+        """
+        records = list(self.store.sessions.values())
+        for record in records:
+            self.store.delete(record.id)
+            self._end(record)
+        self._changed.set()
+        return [r for r in records if r.lost is None and r.worker is not None]
+
     def infos(self) -> list[SessionInfo]:
         now = trio.current_time()
         return [session_info(r, now) for r in self.store.sessions.values()]

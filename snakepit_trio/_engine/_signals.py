@@ -3,14 +3,17 @@
 How this works: a process whose SIGTERM handler is the default dies at once, and its workers
 notice the host's death and kill themselves: calls in flight are lost. So the first pool
 opened in the main thread while SIGTERM has its default handler watches for it (with
-``trio.open_signal_receiver``). On SIGTERM every open pool in the process refuses new calls
-(PoolClosed), lets its calls in flight finish (``drain_timeout``) and stops its workers;
-then the default handler is restored and SIGTERM re-raised, so the process still ends the
-way its supervisor (systemd, Kubernetes, a shell) expects, with status 143.
+``trio.open_signal_receiver``). On SIGTERM every open pool in the process closes as its block's
+end would (``_shutdown.py``): new and queued calls get PoolClosed at once, running calls may
+finish (``drain_timeout``), open sessions end, workers stop. A second SIGTERM meanwhile stops
+the waiting: the workers are stopped at once (SIGTERM, grace, SIGKILL). Then the default
+handler is restored and SIGTERM re-raised, so the process still ends the way its supervisor
+(systemd, Kubernetes, a shell) expects, with status 143.
 
 A program that handles SIGTERM itself (its own handler or signal receiver) is left alone:
-pools then never watch for it. Ctrl-C needs none of this: Trio raises KeyboardInterrupt,
-which unwinds ``open_pool`` normally, and workers never see SIGINT (they run in their own
+pools then never watch for it. Ctrl-C needs none of this: Trio raises KeyboardInterrupt in the
+main task, which unwinds ``open_pool`` (or, when it comes while a pool closes, hurries the
+closing; the pool then raises it), and workers never see SIGINT (they run in their own
 session, outside the terminal's foreground process group).
 """
 
@@ -20,11 +23,13 @@ import logging
 import signal
 import threading
 import weakref
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import trio
 
 from .._config import STOP_MARGIN
+from ._shutdown import SESSION_END_WAIT
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -57,16 +62,32 @@ async def watch(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
         async for _ in signals:
             break
         pools = list(_open_pools)
-        log.warning("SIGTERM: draining and stopping %d pool(s) before exiting", len(pools))
+        log.warning(
+            "SIGTERM: draining and stopping %d pool(s) before exiting (SIGTERM again: stop now)",
+            len(pools),
+        )
         limit = max(
-            (p.config.drain_timeout + p.config.shutdown_grace + STOP_MARGIN for p in pools),
+            (
+                p.config.drain_timeout + SESSION_END_WAIT + p.config.shutdown_grace + STOP_MARGIN
+                for p in pools
+            ),
             default=0,
         )
         # Shielded: a pool block that ends meanwhile must not cancel the exit.
         with trio.CancelScope(shield=True), trio.move_on_after(limit):
-            for pool in pools:
-                pool.terminate.set()
-            for pool in pools:
-                await pool.terminated.wait()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_hurry_on_repeat, signals, pools)
+                for pool in pools:
+                    pool.terminate.set()
+                for pool in pools:
+                    await pool.terminated.wait()
+                nursery.cancel_scope.cancel()
     # Leaving the receiver's block restored the previous (default) handler.
     signal.raise_signal(signal.SIGTERM)
+
+
+async def _hurry_on_repeat(signals: AsyncIterator[int], pools: list[Engine]) -> None:
+    """A second SIGTERM while the pools close: stop waiting for their running calls."""
+    async for _ in signals:
+        for pool in pools:
+            pool.hurry("a second SIGTERM")

@@ -67,11 +67,12 @@ async def test_exit_drains_in_flight_calls_then_stops_workers() -> None:
                 async def call() -> None:
                     results.append(await pool.execute("sleep", {"seconds": 0.4}))
 
-                for _ in range(3):
+                for _ in range(2):
                     outer.start_soon(call)
-                await wait_for(lambda: pool.stats().in_flight + pool.stats().queued == 3)
-            # Leaving the block waited for the three calls, then stopped the workers.
-            assert results == ["slept"] * 3
+                await wait_for(lambda: pool.stats().in_flight == 2)
+            # Leaving the block waited for the two running calls, then stopped the workers
+            # (calls still queued get PoolClosed: tests/e2e/test_close.py).
+            assert results == ["slept"] * 2
             assert not any(pid_alive(pid) for pid in pids)
             assert pool.stats().crashes == 0
 
