@@ -21,7 +21,9 @@ from typing import Any, Protocol
 
 import trio
 
+from .._config import PoolConfig
 from .._core._dispatcher import Action, Call, CallState, Dispatcher
+from .._errors import PoolClosed
 from .._shared import _frames as w
 from .._supervision._worker import Worker
 from ._counters import Counters
@@ -45,7 +47,7 @@ def not_started(frame: w.Error) -> bool:
 
 
 def check_batch(
-    raw: object, worker_id: str, calls: dict[int, Call]
+    raw: object, worker_id: str, calls: dict[int, Call], stopping: bool = False
 ) -> list[tuple[w.WorkerFrame, Call | None]]:
     """Parse ``raw`` (one decoded batch from ``worker_id``) and check it against the calls.
 
@@ -88,6 +90,7 @@ def check_batch(
             and not_started(frame)  # type: ignore[arg-type]
             and not call.revoking
             and call.state is not CallState.ABANDONED
+            and not stopping  # a worker told to stop withdraws what it has not begun
         ):
             raise w.ProtocolViolation(
                 f"ERROR 'not started' for call {call_id}, which was neither revoked nor cancelled"
@@ -103,6 +106,7 @@ def check_batch(
 class InboundHost(Protocol):
     """What applying a batch needs of the engine."""
 
+    config: PoolConfig
     core: Dispatcher
     payloads: Payloads
     health: Health
@@ -133,7 +137,7 @@ class Inbound:
         if worker.gone.is_set() or worker.broken:
             return  # late: it has been replaced, or nothing it says counts any more
         try:
-            frames = check_batch(raw, worker.id, self._engine.core.calls)
+            frames = check_batch(raw, worker.id, self._engine.core.calls, worker.stop_requested)
         except w.ProtocolViolation as exc:
             log.error("worker %s broke the frame protocol: %s; replacing it", worker.id, exc)
             worker.kill(f"it broke the frame protocol: {exc}", "protocol")
@@ -168,7 +172,7 @@ class Inbound:
     def _on_final(self, worker: Worker, frame: w.Result | w.End | w.Error, call: Call) -> None:
         engine = self._engine
         abandoned = call.state is CallState.ABANDONED
-        if type(frame) is w.Error and not_started(frame):
+        if type(frame) is w.Error and not_started(frame) and not worker.stop_requested:
             # Revoked or cancelled before it began: it never ran there (and, for the crash
             # breaker, a probe given back has not answered yet).
             engine.apply(engine.core.revoked(frame.id, worker.id))
@@ -176,6 +180,16 @@ class Inbound:
                 engine.workers_changed()
             elif call.state is CallState.QUEUED:
                 call.handle.requeued()
+            return
+        if worker.stop_requested and type(frame) is w.Error and frame.kind == w.KIND_CANCELLED:
+            # The worker cancels what it runs when it is told to stop: the pool wants no
+            # more results then (closing, past its drain).
+            engine.apply(engine.core.complete(frame.id, worker.id))
+            if not abandoned:
+                engine.counters.errors += 1
+                call.handle.fail(
+                    PoolClosed(f"pool {engine.config.name!r} closed before the call finished")
+                )
             return
         run_time = frame.run_time if type(frame) is w.Result else None
         actions = engine.core.complete(frame.id, worker.id, run_time)

@@ -181,6 +181,7 @@ class Runtime:
         # Held to claim a sync call for a tool thread or for its CANCEL (see _claim.py).
         self._claims = threading.Lock()
         self.in_flight = 0
+        self.calls: set[RunningCall] = set()  # accepted and not finished
         self.requests = 0
         self.started = time.monotonic()
         self._idle = asyncio.Event()
@@ -282,6 +283,13 @@ class Runtime:
         """Wait until no call is running."""
         await self._idle.wait()
 
+    def cancel_all(self) -> None:
+        """Cancel every call (the host is stopping this worker and wants none of them):
+        calls not begun are withdrawn, async code is cancelled, sync code sees
+        ``ctx.cancelled``."""
+        for call in list(self.calls):
+            call.cancel()
+
     def start_call(
         self,
         call_id: int,
@@ -323,6 +331,7 @@ class Runtime:
             args[info.context_param] = ctx
         credit = max(window, 1) if info.streaming else 0
         call = RunningCall(call_id, info, ctx, credit, sink, on_done, self)
+        self.calls.add(call)
         self.in_flight += 1
         self.requests += 1
         self._idle.clear()
@@ -397,6 +406,7 @@ class Runtime:
             self._call_finished(call)
 
     def _call_finished(self, call: RunningCall) -> None:
+        self.calls.discard(call)
         self.in_flight -= 1
         if self.in_flight == 0:
             self._idle.set()

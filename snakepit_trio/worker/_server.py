@@ -1,8 +1,9 @@
 """The worker process: load the adapter, serve it over grpclib, report READY, drain, exit.
 
 Lifecycle: import adapter -> initialize() -> serve on the unix socket -> write READY to the
-ready fd (only now can the host connect) -> run until SIGTERM (drain, cleanup(), exit 0) or
-until the host dies (stdin EOF or PR_SET_PDEATHSIG: the process group is killed at once).
+ready fd (only now can the host connect) -> run until SIGTERM (cancel running calls, wait for
+them, cleanup(), exit 0) or until the host dies (stdin EOF or PR_SET_PDEATHSIG: the process
+group is killed at once).
 SIGINT is ignored: the host owns cancellation, so Ctrl-C in a terminal reaches the host only.
 A tool's SystemExit or KeyboardInterrupt fails its call only (see _runtime.py): nothing a
 tool raises ends the process.
@@ -135,7 +136,11 @@ async def serve(args: argparse.Namespace) -> int:
         os.close(args.ready_fd)
 
     await stop.wait()
-    # Graceful stop: let running calls finish and their results leave, then clean up.
+    # Graceful stop: the host sends SIGTERM once it wants no more results (its drain is
+    # over, or its caller was cancelled), so running calls are cancelled, and their code
+    # gets to clean up (generators closed, async code cancelled, sync code sees
+    # ctx.cancelled) before the host's SIGKILL after shutdown_grace.
+    runtime.cancel_all()
     await runtime.drain()
     if lane is not None:
         await lane.close()
