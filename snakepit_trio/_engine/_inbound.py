@@ -28,6 +28,7 @@ from ._counters import Counters
 from ._health import Health
 from ._payloads import Payloads
 from ._recycling import Recycler
+from ._watchdog import Watchdog
 
 log = logging.getLogger("snakepit_trio")
 
@@ -110,6 +111,8 @@ class InboundHost(Protocol):
 
     @property
     def recycler(self) -> Recycler: ...
+    @property
+    def watchdog(self) -> Watchdog: ...
 
     def apply(self, actions: list[Action]) -> None: ...
     def worker_quiet(self, worker: Worker, quiet: bool) -> None: ...
@@ -170,6 +173,7 @@ class Inbound:
             # Revoked or cancelled before it began: it never ran there.
             engine.health.answered(call.id)
             engine.apply(engine.core.revoked(frame.id, worker.id))
+            engine.watchdog.given_back()
             if abandoned:
                 engine.workers_changed()
             elif call.state is CallState.QUEUED:
