@@ -422,13 +422,16 @@ class Runtime:
                     break
                 call.credit -= 1
                 sink(w.chunk(call.id, self.encode(item, what=what)))
-            sink(w.end(call.id))
         finally:
             # Close the generator so its `finally` blocks run, also on cancel or error. What
             # they raise ends the call (not the loop, as SystemExit would from a bare task).
-            closing = await asyncio.shield(_aclose(gen))
+            closing = await _close(gen)
             if closing is not None:
                 raise closing
+        # Only now: a CANCEL that comes while the generator is being closed must not add an
+        # ERROR after an END (a call ends with one final frame; the host kills a worker
+        # that sends two). The stream had ended: it ends with END.
+        sink(w.end(call.id))
 
     async def _pump_stream(self, call: RunningCall, gen: Any, sink: Sink) -> None:
         what = f"chunk of {call.info.name!r}"
@@ -467,6 +470,19 @@ class Runtime:
         if call.cancel_requested or not finished:
             raise asyncio.CancelledError
         sink(w.end(call.id))
+
+
+async def _close(gen: Any) -> BaseException | None:
+    """Close an async generator and wait until it has closed, even if this task is
+    cancelled meanwhile (the call keeps its slot until its code has stopped); what the
+    generator's ``finally`` raised, or None."""
+    closing = asyncio.ensure_future(_aclose(gen))
+    while True:
+        try:
+            return await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            if closing.done():
+                return closing.result()  # raises only if the loop itself cancelled it
 
 
 async def _aclose(gen: Any) -> BaseException | None:
