@@ -470,9 +470,15 @@ class Engine:
         if quiet:
             log.info("worker %s is not answering heartbeats; it gets no new calls", worker.id)
             self.core.suspend_worker(worker.id)
-        else:
+        elif worker.killed_by is None:  # a worker being killed stays suspended
             self.apply(self.core.resume_worker(worker.id))
             self.workers_changed()
+
+    def kill_worker(self, worker: Worker, reason: str, cause: str) -> None:
+        """Kill and replace ``worker`` (stuck, or it broke the protocol). It gets no new
+        call from now on: until its process is gone, one would only fail with it."""
+        self.core.suspend_worker(worker.id)
+        worker.kill(reason, cause)
 
     def note_restart(self) -> None:
         self.counters.restarts += 1

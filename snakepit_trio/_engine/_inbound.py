@@ -116,6 +116,7 @@ class InboundHost(Protocol):
 
     def apply(self, actions: list[Action]) -> None: ...
     def worker_quiet(self, worker: Worker, quiet: bool) -> None: ...
+    def kill_worker(self, worker: Worker, reason: str, cause: str) -> None: ...
     def workers_changed(self) -> None: ...
     def check_settled(self) -> None: ...
 
@@ -138,7 +139,7 @@ class Inbound:
             frames = check_batch(raw, worker.id, self._engine.core.calls)
         except w.ProtocolViolation as exc:
             log.error("worker %s broke the frame protocol: %s; replacing it", worker.id, exc)
-            worker.kill(f"it broke the frame protocol: {exc}", "protocol")
+            self._engine.kill_worker(worker, f"it broke the frame protocol: {exc}", "protocol")
             return
         worker.last_heard = trio.current_time()
         if worker.quiet:

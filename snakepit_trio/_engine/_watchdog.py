@@ -45,6 +45,7 @@ class WatchdogHost(Protocol):
     workers: dict[str, Worker]
 
     def apply(self, actions: list[Action]) -> None: ...
+    def kill_worker(self, worker: Worker, reason: str, cause: str) -> None: ...
 
 
 def may_wait(ws: WorkerSlots) -> bool:
@@ -175,4 +176,4 @@ class Watchdog:
             if waiting and now < kill_by:
                 continue
             del self._to_kill[worker_id]
-            worker.kill(reason, "stuck")
+            engine.kill_worker(worker, reason, "stuck")
