@@ -109,22 +109,27 @@ class Storm(Adapter):
     def crash(self, code: int = 1) -> None:
         os._exit(code)
 
-
-class Unruly(Adapter):
-    """A worker that abuses its own output."""
-
     @tool
-    def pid(self) -> int:
-        return os.getpid()
+    def fail(self, message: str = "boom") -> None:
+        raise ValueError(message)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class Unruly(Storm):
+    """A worker that abuses its own output (and has every tool of Storm besides)."""
 
     @tool
     def flood(self, kilobytes: int) -> int:
-        """Write ``kilobytes`` KiB of short lines to stdout and to stderr, interleaved."""
-        line = b"x" * 63 + b"\n"
-        block = line * 16  # 1 KiB
+        """Write ``kilobytes`` lines of 1 KiB to stdout and to stderr, interleaved."""
+        line = b"x" * 1023 + b"\n"
         for _ in range(kilobytes):
-            os.write(1, block)
-            os.write(2, block)
+            _write_all(1, line)
+            _write_all(2, line)
         return kilobytes
 
     @tool
