@@ -2,7 +2,9 @@
 
 What a tool raises is reported whatever it is: a ``__str__`` that raises, a traceback that
 cannot be formatted, text no UTF-8 can hold (msgpack would refuse it, failing the whole
-batch it travels in). If even that goes wrong, ``unreportable_frame`` is a constant one.
+batch it travels in), a message of megabytes (a frame over the host's message limit would
+cost the worker its connection, and every call on it: texts are cut, with a marker). If
+even that goes wrong, ``unreportable_frame`` is a constant one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ from .._shared import _frames as w
 log = logging.getLogger("snakepit_trio.worker")
 
 Frame = list[Any]
+
+# Longest texts an ERROR frame carries, in characters (at most 4 bytes each in UTF-8): at
+# most 644 KiB in all, so that a batch (about 1 MiB, plus the frame that crosses it: see
+# _frames.split_batches) stays within the 2 MiB every lane message may hold beyond the
+# payload limit, whatever ``max_payload_bytes`` is.
+MAX_MESSAGE = 1 << 15
+MAX_TRACEBACK = 1 << 17
+MAX_NAME = 1 << 10
 
 
 def not_started_frame(call_id: int) -> Frame:
@@ -36,7 +46,8 @@ def error_frame(call_id: int, error: BaseException) -> Frame:
     if isinstance(error, asyncio.CancelledError):
         return w.error(call_id, "CancelledError", "call cancelled", w.KIND_CANCELLED)
     if isinstance(error, SerializationError):
-        return w.error(call_id, "SerializationError", _wire(str(error)), w.KIND_SERIALIZATION)
+        message = _wire(cut(str(error), MAX_MESSAGE))
+        return w.error(call_id, "SerializationError", message, w.KIND_SERIALIZATION)
     if isinstance(error, PayloadTooLarge):
         return w.error(
             call_id,
@@ -58,7 +69,28 @@ def remote_error_frame(call_id: int, exc: BaseException) -> Frame:
         tb = "".join(traceback.format_exception(exc))
     except BaseException as problem:  # e.g. a __notes__ that raises: keep type and message
         tb = f"<the traceback could not be formatted: {describe(problem)}>"
-    return w.error(call_id, _wire(name), _wire(_message(exc, name)), w.KIND_REMOTE, _wire(tb))
+    return w.error(
+        call_id,
+        _wire(cut(name, MAX_NAME)),
+        _wire(cut(_message(exc, name), MAX_MESSAGE)),
+        w.KIND_REMOTE,
+        _wire(cut(tb, MAX_TRACEBACK, middle=True)),
+    )
+
+
+def cut(text: str, limit: int, *, middle: bool = False) -> str:
+    """``text``, or at most ``limit`` characters of it and a marker saying how much went.
+
+    ``middle``: keep its start and its end (a traceback's innermost frames and the
+    exception's line are at its end), else its start.
+    """
+    if len(text) <= limit:
+        return text
+    marker = f" [... {len(text) - limit} characters cut ...] "
+    if not middle:
+        return text[:limit] + marker
+    half = limit // 2
+    return text[:half] + marker + text[-half:]
 
 
 def describe(exc: BaseException) -> str:

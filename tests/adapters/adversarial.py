@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from snakepit_trio.worker import Adapter, ToolContext, tool
+from tests.adapters.faults import Faults
+from tests.adapters.faults import _raise as raise_
 
 SERIALS = itertools.count(1)  # in memory: one per adapter instance (worker incarnation)
 # Which calls began to run, by the token the test gave each: in memory, read here; in worker
@@ -112,6 +114,31 @@ class Storm(Adapter):
     @tool
     def fail(self, message: str = "boom") -> None:
         raise ValueError(message)
+
+    @tool
+    def progress_sized(self, size: int, ctx: ToolContext) -> str:
+        """Report progress with a message ``size`` characters long, then return."""
+        ctx.progress(1, 2, "x" * size)
+        return "reported"
+
+    @tool
+    def progress_odd(self, what: str, ctx: ToolContext) -> str:
+        """Report progress with values of the wrong types (what users pass by mistake)."""
+        if what == "text done":
+            ctx.progress("half")  # type: ignore[arg-type]
+        elif what == "object message":
+            ctx.progress(1, 2, object())  # type: ignore[arg-type]
+        elif what == "nan":
+            ctx.progress(float("nan"), float("inf"), "odd numbers")
+        elif what == "huge int":
+            ctx.progress(10**30, None, None)
+        return "reported"
+
+    @tool
+    def fail_sized(self, size: int) -> None:
+        """Raise an exception whose message is ``size`` characters long (as one that
+        quotes a large input does)."""
+        raise ValueError("x" * size)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -242,3 +269,47 @@ class Sessions(Adapter):
         self.ended += 1
         if len(self.events) < 100:  # thousands of sessions end here: keep the first few
             self.events.append((f"session end {session_id}", asyncio.get_running_loop().time()))
+
+
+class SessionEndRaises(Adapter):
+    """``on_session_end`` raises what the session's id names (after its last ``-``)."""
+
+    async def initialize(self) -> None:
+        self.ends = 0
+
+    @tool
+    def pid(self) -> int:
+        return os.getpid()
+
+    @tool
+    def ends_seen(self) -> int:
+        return self.ends
+
+    async def on_session_end(self, session_id: str) -> None:
+        self.ends += 1
+        what = session_id.rsplit("-", 1)[-1]
+        if what == "SystemExit":
+            raise SystemExit(3)
+        if what == "KeyboardInterrupt":
+            raise KeyboardInterrupt
+        raise ValueError(f"cannot end {session_id}")
+
+
+class Raiser(Faults):
+    """The raising tools of ``Faults``, and more moments to raise at: while a sync
+    generator is closed early, and when a sync tool sees its cancel."""
+
+    @tool
+    def gen_raises_on_close(self, what: str) -> Iterator[int]:
+        try:
+            yield 1
+            while True:
+                yield 2
+        finally:
+            raise_(what)
+
+    @tool
+    def raises_when_cancelled(self, what: str, ctx: ToolContext) -> None:
+        while not ctx.cancelled:
+            time.sleep(0.001)
+        raise_(what)

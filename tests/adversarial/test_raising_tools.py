@@ -1,0 +1,63 @@
+"""End-to-end (real workers): whatever a tool raises fails its call only (README rule).
+
+A seeded barrage, all at once on workers running two calls each: every kind of tool (sync,
+async, both kinds of generator, a generator closed early, a sync tool when it sees its
+cancel) raising SystemExit, KeyboardInterrupt, an exception whose ``str()`` raises, one
+whose traceback cannot be formatted, one whose type cannot be named, one whose message no
+UTF-8 holds, among ordinary calls. Then the ways a tool's failure can grow too large to
+send: a message of megabytes, many long failures at once, progress reports of the wrong
+types or of any length. And ``on_session_end`` raising SystemExit or KeyboardInterrupt.
+Each time: the caller gets RemoteError (or its own cancellation), the worker serves on,
+nothing is counted as a crash.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import snakepit_trio as sp
+from snakepit_trio.worker._outcomes import MAX_MESSAGE, MAX_TRACEBACK
+
+RAISER = "tests.adapters.adversarial:Raiser"
+STORM = "tests.adapters.adversarial:Storm"
+SESSION_END = "tests.adapters.adversarial:SessionEndRaises"
+
+REMOTE_TYPES = {
+    "SystemExit": "SystemExit",
+    "KeyboardInterrupt": "KeyboardInterrupt",
+    "Unprintable": "tests.adapters.faults.Unprintable",
+    "Unformattable": "tests.adapters.faults.Unformattable",
+    "Unnameable": "WorkerError",
+    "surrogate": "ValueError",
+}
+UNARY = ["raises", "araises"]
+STREAMS = ["gen_raises", "agen_raises"]
+CLOSED_EARLY = ["gen_raises_on_close", "agen_raises_on_close"]
+ON_CANCEL = ["raises_when_cancelled"]
+
+
+async def test_a_failure_too_large_to_send_is_cut_not_fatal() -> None:
+    with trio.fail_after(120):
+        async with sp.open_pool(STORM, size=1, worker_capacity=4, max_payload_bytes=10**6) as pool:
+            [worker] = pool.workers()
+            # Its message and traceback were 3 MB each: over what one lane message holds.
+            with pytest.raises(sp.RemoteError) as failed:
+                await pool.execute("fail_sized", {"size": 3 * 10**6})
+            message = failed.value.remote_message
+            assert message.startswith("x" * 1000) and "characters cut" in message
+            assert len(message) < MAX_MESSAGE + 100
+            traceback = failed.value.remote_traceback
+            assert traceback.startswith("Traceback") and "characters cut" in traceback
+            assert traceback.rstrip().endswith("x" * 1000)  # the exception's line, cut
+            assert len(traceback) < MAX_TRACEBACK + 100
+
+            async def long_failure() -> None:
+                with pytest.raises(sp.RemoteError):
+                    await pool.execute("fail_sized", {"size": 200_000})
+
+            async with trio.open_nursery() as nursery:  # a batch of long failures
+                for _ in range(40):
+                    nursery.start_soon(long_failure)
+            assert [w.pid for w in pool.workers()] == [worker.pid]
+            assert pool.stats().crashes == 0
