@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from numbers import Real
 from typing import Any
 
 from .._errors import PayloadTooLarge, SerializationError
@@ -28,6 +29,7 @@ Frame = list[Any]
 MAX_MESSAGE = 1 << 15
 MAX_TRACEBACK = 1 << 17
 MAX_NAME = 1 << 10
+MAX_PROGRESS = 1 << 12  # a progress message is a short note
 
 
 def not_started_frame(call_id: int) -> Frame:
@@ -91,6 +93,34 @@ def cut(text: str, limit: int, *, middle: bool = False) -> str:
         return text[:limit] + marker
     half = limit // 2
     return text[:half] + marker + text[-half:]
+
+
+def progress_values(
+    done: object, total: object, message: object
+) -> tuple[float, float | None, str | None]:
+    """What a PROGRESS frame carries for ``ToolContext.progress(done, total, message)``.
+
+    A value the host cannot read would break the protocol (the host replaces the worker)
+    or the connection (msgpack refuses it): numbers become floats, a message text of at
+    most MAX_PROGRESS characters.
+
+    Raises:
+        TypeError: ``done`` or ``total`` is not a real number (a string included), or too
+            large for a float; the tool's call fails with it, not its worker.
+    """
+    number = _real("done", done)
+    limit = None if total is None else _real("total", total)
+    text = None if message is None else _wire(cut(str(message), MAX_PROGRESS))
+    return number, limit, text
+
+
+def _real(name: str, value: object) -> float:
+    if not isinstance(value, Real):
+        raise TypeError(f"progress {name} must be a number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise TypeError(f"progress {name} is too large for a float: {value!r:.40}") from None
 
 
 def describe(exc: BaseException) -> str:

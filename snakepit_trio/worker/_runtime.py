@@ -43,7 +43,13 @@ from ._claim import QUEUED, RUNNING, WITHDRAWN
 from ._context import ToolContext
 from ._genpump import GeneratorPump
 from ._inline import InlinePump, InlineTools
-from ._outcomes import describe, error_frame, not_started_frame, unreportable_frame
+from ._outcomes import (
+    describe,
+    error_frame,
+    not_started_frame,
+    progress_values,
+    unreportable_frame,
+)
 from ._threads import Done, ToolThreads
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -336,7 +342,7 @@ class Runtime:
         self, call_id: int, sink: Sink
     ) -> Callable[[float, float | None, str | None], None]:
         def emit(done: float, total: float | None, message: str | None) -> None:
-            frame: Frame = w.progress(call_id, done, total, message)
+            frame: Frame = w.progress(call_id, *progress_values(done, total, message))
             if threading.get_ident() == self._loop_thread:
                 sink(frame)
             else:

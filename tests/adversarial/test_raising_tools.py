@@ -61,3 +61,37 @@ async def test_a_failure_too_large_to_send_is_cut_not_fatal() -> None:
                     nursery.start_soon(long_failure)
             assert [w.pid for w in pool.workers()] == [worker.pid]
             assert pool.stats().crashes == 0
+
+
+@pytest.mark.parametrize(
+    ("what", "outcome"),
+    [
+        ("text done", "TypeError"),
+        ("object message", "reported"),
+        ("nan", "reported"),
+        ("huge int", "reported"),
+        ("huge message", "reported"),
+    ],
+)
+async def test_progress_reports_of_any_value_never_cost_the_worker(what: str, outcome: str) -> None:
+    reports: list[sp.Progress] = []
+    with trio.fail_after(60):
+        async with sp.open_pool(STORM, size=1, max_payload_bytes=10**6) as pool:
+            [worker] = pool.workers()
+            try:
+                if what == "huge message":
+                    got = await pool.execute(
+                        "progress_sized", {"size": 5 * 10**6}, on_progress=reports.append
+                    )
+                else:
+                    got = await pool.execute(
+                        "progress_odd", {"what": what}, on_progress=reports.append
+                    )
+            except sp.RemoteError as exc:
+                got = exc.remote_type
+            assert got == outcome
+            assert await pool.execute("pid") == worker.pid
+            assert pool.stats().crashes == 0
+    if outcome == "reported":
+        [report] = reports
+        assert len(report.message or "") <= 4096 + 100
