@@ -7,7 +7,8 @@ Rules:
   even that fails, a constant ERROR frame is sent), so no call hangs and no slot is lost.
 - Whatever a tool raises ends that call only, SystemExit and KeyboardInterrupt included
   (sync and async tools, generators of both kinds): it is reported as a RemoteError of
-  that type and the worker serves on. A worker exits only when the host stops it (SIGTERM)
+  that type and the worker serves on. What ``on_session_end`` raises is logged, and the
+  worker serves on as well. A worker exits only when the host stops it (SIGTERM)
   or goes away (stdin EOF, parent death).
 - A stream ends with END only when every chunk it yielded was sent; a chunk that cannot
   be encoded ends it with an ERROR.
@@ -215,7 +216,11 @@ class Runtime:
         assert self._on_session_end is not None
         try:
             await self._on_session_end(session_id)
-        except Exception:
+        except asyncio.CancelledError:
+            raise  # the loop is closing
+        except BaseException:
+            # SystemExit and KeyboardInterrupt too: raised from a bare task, they would stop
+            # the loop, and the worker with every other session on it (see the module doc).
             log.exception("on_session_end(%r) failed", session_id)
 
     def encode(self, value: Any, *, what: str) -> bytes:

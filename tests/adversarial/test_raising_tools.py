@@ -95,3 +95,19 @@ async def test_progress_reports_of_any_value_never_cost_the_worker(what: str, ou
     if outcome == "reported":
         [report] = reports
         assert len(report.message or "") <= 4096 + 100
+
+
+@pytest.mark.parametrize("what", ["SystemExit", "KeyboardInterrupt", "ValueError"])
+async def test_on_session_end_that_raises_leaves_the_worker_serving(what: str) -> None:
+    with trio.fail_after(60):
+        async with sp.open_pool(SESSION_END, size=1) as pool:
+            [worker] = pool.workers()
+            async with pool.session(f"other-{what}") as other:  # lives on the same worker
+                for n in range(1, 4):
+                    async with pool.session(f"s{n}-{what}") as session:
+                        await session.execute("pid")
+                    # The count lives in the worker: no event to wait on, so ask again.
+                    while await pool.execute("ends_seen") < n:  # noqa: ASYNC110
+                        await trio.sleep(0.01)
+                assert await other.execute("pid") == worker.pid
+            assert pool.stats().crashes == 0
