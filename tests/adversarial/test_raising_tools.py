@@ -13,11 +13,15 @@ nothing is counted as a crash.
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 import trio
 
 import snakepit_trio as sp
 from snakepit_trio.worker._outcomes import MAX_MESSAGE, MAX_TRACEBACK
+from tests.adversarial.conftest import Seed, scaled
 
 RAISER = "tests.adapters.adversarial:Raiser"
 STORM = "tests.adapters.adversarial:Storm"
@@ -35,6 +39,52 @@ UNARY = ["raises", "araises"]
 STREAMS = ["gen_raises", "agen_raises"]
 CLOSED_EARLY = ["gen_raises_on_close", "agen_raises_on_close"]
 ON_CANCEL = ["raises_when_cancelled"]
+
+
+async def _one(pool: sp.Pool, rng: random.Random, problems: list[str]) -> None:
+    tool = rng.choice([*UNARY, *STREAMS, *CLOSED_EARLY, *ON_CANCEL, "echo", "aecho"])
+    what = rng.choice(sorted(REMOTE_TYPES))
+    label = f"{tool}({what})"
+    chunks: list[Any] = []
+    try:
+        if tool in ("echo", "aecho"):
+            if await pool.execute(tool, {"value": label}) != label:
+                problems.append(f"{label}: wrong result")
+            return
+        if tool in ON_CANCEL:
+            with pytest.raises(sp.RequestTimeout):
+                await pool.execute(tool, {"what": what}, timeout=rng.uniform(0.001, 0.05))
+            return
+        if tool in UNARY:
+            await pool.execute(tool, {"what": what})
+        else:
+            async with pool.stream(tool, {"what": what}) as stream:
+                async for chunk in stream:
+                    chunks.append(chunk)
+                    if tool in CLOSED_EARLY:
+                        break  # it raises as it is closed, after we left
+            if tool in CLOSED_EARLY and chunks == [1]:
+                return
+        problems.append(f"{label}: no error, chunks {chunks}")
+    except sp.RemoteError as exc:
+        if exc.remote_type != REMOTE_TYPES[what] or chunks != ([1] if tool in STREAMS else []):
+            problems.append(f"{label}: {exc.remote_type}, chunks {chunks}")
+    except Exception as exc:
+        problems.append(f"{label}: {exc!r}")
+
+
+async def test_a_barrage_of_raising_tools_fails_only_their_calls(seed: Seed) -> None:
+    problems: list[str] = []
+    with trio.fail_after(120):
+        async with sp.open_pool(RAISER, size=2, worker_capacity=2) as pool:
+            pids = sorted(w.pid for w in pool.workers())
+            async with trio.open_nursery() as nursery:
+                for _ in range(scaled(300)):
+                    nursery.start_soon(_one, pool, random.Random(seed.rng.random()), problems)
+            assert await pool.execute("echo", {"value": "after"}) == "after"
+            assert sorted(w.pid for w in pool.workers()) == pids, seed.replay
+            assert pool.stats().crashes == 0, seed.replay
+    assert not problems, f"{seed.replay}: {problems[:10]}"
 
 
 async def test_a_failure_too_large_to_send_is_cut_not_fatal() -> None:
