@@ -228,9 +228,11 @@ class BlocksInCleanup(Adapter):
 class IgnoresSigterm(Adapter):
     # The worker installs its own SIGTERM handler after initialize(); a tool replaces it.
     @tool
-    async def ignore_sigterm(self) -> int:
-        """Ignore SIGTERM from now on (async: runs in the main thread, where handlers live)."""
+    async def ignore_sigterm(self, hold: float = 0.0) -> int:
+        """Ignore SIGTERM from now on (async: runs in the main thread, where handlers live);
+        then hold the worker's one slot ``hold`` seconds, so that concurrent calls spread."""
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        await asyncio.sleep(hold)
         return os.getpid()
 
     @tool
