@@ -240,12 +240,17 @@ class IgnoresSigterm(Adapter):
         return os.getpid()
 
 
+# In memory: how many times each session's end ran, whichever worker it was on.
+SESSIONS_ENDED: collections.Counter[str] = collections.Counter()
+
+
 class Sessions(Adapter):
     """Counts ``on_session_end`` per worker; a slow tool to run while a ttl runs out."""
 
     async def initialize(self) -> None:
         self.ended = 0
-        self.events: list[tuple[str, float]] = []
+        self.events: list[tuple[str, float]] = []  # calls' starts and ends
+        self.ends_at: dict[str, float] = {}  # when on_session_end ran, by session
 
     @tool
     def pid(self) -> int:
@@ -260,17 +265,32 @@ class Sessions(Adapter):
         return "slept"
 
     @tool
-    def ended_here(self) -> int:
-        return self.ended
+    async def ticks(self, n: int, every: float, ctx: ToolContext) -> AsyncIterator[int]:
+        loop = asyncio.get_running_loop()
+        self.events.append((f"start {ctx.session_id}", loop.time()))
+        for i in range(n):
+            await asyncio.sleep(every)
+            yield i
+        self.events.append((f"end {ctx.session_id}", loop.time()))
+
+    @tool
+    def ended_here(self) -> tuple[int, int]:
+        """This worker's pid, and how many sessions ended here."""
+        return os.getpid(), self.ended
 
     @tool
     def events_seen(self) -> list[tuple[str, float]]:
         return list(self.events)
 
+    @tool
+    def session_ends(self) -> dict[str, float]:
+        return dict(self.ends_at)
+
     async def on_session_end(self, session_id: str) -> None:
         self.ended += 1
-        if len(self.events) < 100:  # thousands of sessions end here: keep the first few
-            self.events.append((f"session end {session_id}", asyncio.get_running_loop().time()))
+        SESSIONS_ENDED[session_id] += 1
+        if len(self.ends_at) < 1000:  # thousands of sessions end here: keep the first ones
+            self.ends_at[session_id] = asyncio.get_running_loop().time()
 
 
 class SessionEndRaises(Adapter):
