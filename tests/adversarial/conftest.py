@@ -26,9 +26,11 @@ import pytest
 SCALE = float(os.environ.get("SNAKEPIT_ADVERSARIAL_SCALE", "1"))
 
 
-def scaled(n: int) -> int:
-    """``n`` times the scale (at least 1): how many calls, loops or sessions a test makes."""
-    return max(1, round(n * SCALE))
+def scaled(n: int, cap: int | None = None) -> int:
+    """``n`` times the scale (at least 1, at most ``cap``): how many calls, loops or
+    sessions a test makes (``cap`` keeps a test that holds them all at once in memory)."""
+    value = max(1, round(n * SCALE))
+    return value if cap is None else min(value, cap)
 
 
 @attrs.frozen

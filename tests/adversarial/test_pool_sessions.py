@@ -87,7 +87,7 @@ class CountingScans(dict[str, Any]):
 async def test_thousands_of_sessions_each_end_once_and_no_event_scans_them_all(
     autojump_clock: Clock, seed: Seed
 ) -> None:
-    n = scaled(3000)
+    n = scaled(3000, cap=30_000)
     SESSIONS_ENDED.clear()
     async with open_fake_pool(Sessions, size=2, session_ttl=30) as pool:
         store = pool._engine.sessions.store
