@@ -54,6 +54,9 @@ async def _round(rng: random.Random, prefixes: list[str]) -> None:
         "start_method": rng.choice(["zygote", "zygote", "zygote", "spawn"]),
         "size": rng.randint(1, 3),
         "crash_threshold": None,
+        # A cancelled block may leave calls running in workers (see test_hanging_lifecycle:
+        # the cancels do not all leave), which then take the grace to stop.
+        "shutdown_grace": 0.5,
     }
     ending = rng.choice(["normal", "cancelled", "exception"])
     try:
