@@ -454,7 +454,7 @@ class Engine:
                 call.handle.requeued()
         if crash is not None and crash.cause != "stuck":  # killed on purpose: no storm
             self._crashed(f"{crash.cause}: {headline}")
-        self.recycler.gone(worker)
+        self.recycler.recheck()  # a replacement may have waited for it to go
         self.check_settled()
 
     def note_start_failure(self, reason: str) -> None:

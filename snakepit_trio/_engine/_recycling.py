@@ -7,10 +7,11 @@ Rules:
   (from its rate, measured over at least one start time, and the last start's duration), so
   the swap is usually instant. The swap: once the replacement serves, the old worker takes
   no new call (it may have been sent fewer than max_requests), finishes its running calls
-  and stops. A slot holds at most two workers, the one going and its replacement: a
-  replacement starts its own replacement only once its predecessor is gone, else a burst
-  would start a worker per call. A worker at its limit still runs the calls of its strict
-  sessions, and stops once they are closed and its last call is done.
+  and stops. A slot serves with one worker at a time, besides the one finishing its last
+  calls: a replacement starts its own replacement only once its predecessor has finished
+  them (or is gone), else a burst would start a worker per call. A worker at its limit
+  still runs the calls of its strict sessions, and stops once they are closed and its last
+  call is done; it is not in its successors' way meanwhile.
 - ``max_memory_mb`` is checked after calls (at most once a millisecond per worker) and by
   the maintenance tick: a worker over it gets no new calls at once, calls waiting there
   move, and its replacement starts. A fresh worker already over the limit is warned about
@@ -79,6 +80,7 @@ class Recycler:
         self._start_seconds = 0.5  # how long a worker takes to start (the last one measured)
         self._premature = 0  # memory recycles in a row within PREMATURE_CALLS calls
         self._memory_off = False  # max_memory_mb proved below one call's needs: warned
+        self._deferred: set[str] = set()  # workers whose replacement waits (see recheck)
 
     # --- max_requests ----------------------------------------------------------------------
     def sent(self, worker: Worker) -> None:
@@ -94,10 +96,11 @@ class Recycler:
         engine = self._engine
         if engine.closing:
             return
-        if self._slot_mate(worker) is not None:
+        if self._in_the_way(worker):
             # One replacement per slot at a time: this worker is itself a replacement whose
-            # predecessor still runs. Its own replacement starts when that one is gone
-            # (``gone``); until then, once at its limit, calls wait in the queue.
+            # predecessor still serves. Its own replacement starts once that one is done
+            # (``recheck``); until then, once at its limit, calls wait in the queue.
+            self._deferred.add(worker.id)
             return
         worker.recycling = True
         engine.counters.recycles += 1
@@ -112,6 +115,38 @@ class Recycler:
             if other is not worker and other.slot == worker.slot:
                 return other
         return None
+
+    def _in_the_way(self, worker: Worker) -> bool:
+        """Whether another worker of ``worker``'s slot still serves the pool: it takes new
+        calls, or runs some. One kept only for its strict sessions is not in the way: they
+        may stay open for hours, and the slot must not stall meanwhile."""
+        core = self._engine.core
+        for other in self._engine.workers.values():
+            if other is worker or other.slot != worker.slot:
+                continue
+            slots = core.workers.get(other.id)
+            if slots is None:
+                continue
+            if not (slots.exhausted or slots.state is WorkerState.DRAINING):
+                return True
+            if any(call.pin is None for call in slots.calls.values()):
+                return True
+        return False
+
+    def recheck(self) -> None:
+        """Start the replacements deferred while another worker of their slot served (see
+        ``_replace_for_requests``), where it no longer does."""
+        limit = self._engine.config.max_requests
+        if limit is None or not self._deferred:
+            return
+        for worker_id in list(self._deferred):
+            worker = self._engine.workers.get(worker_id)
+            if worker is None or worker.recycling:
+                self._deferred.discard(worker_id)
+            elif not self._in_the_way(worker):
+                self._deferred.discard(worker_id)
+                self._replace_for_requests(worker, limit)
+                self.retire_if_done(worker)
 
     async def _replace_then_retire(self, worker: Worker) -> None:
         """Start ``worker``'s replacement; once it serves, ``worker`` takes no new call (the
@@ -133,17 +168,6 @@ class Recycler:
         engine.apply(engine.core.retire_worker(worker.id))
         self.retire_if_done(worker)
 
-    def gone(self, worker: Worker) -> None:
-        """``worker`` exited: a replacement in its slot that waited for it to go may now
-        start its own replacement (see ``_replace_for_requests``)."""
-        limit = self._engine.config.max_requests
-        if limit is None:
-            return
-        for other in list(self._engine.workers.values()):
-            if other.slot == worker.slot and not other.recycling:
-                self.sent(other)
-                self.retire_if_done(other)
-
     def _lead(self, worker: Worker) -> int:
         """Calls ``worker`` will probably be sent while a replacement starts (at least 1)."""
         # Its rate over less than one start time is noise: one call a millisecond after it
@@ -162,7 +186,7 @@ class Recycler:
             if not slots.exhausted or slots.pinned:
                 return
             if not worker.recycling:
-                return  # its replacement has not started yet (see gone): it keeps its slot
+                return  # its replacement has not started yet (see recheck): it keeps its slot
             if engine.sessions.store.bound_to(worker.id, strict_only=True):
                 return
         worker.request_stop()
@@ -189,7 +213,10 @@ class Recycler:
         )
 
     def after_call(self, worker: Worker) -> None:
-        """A call on ``worker`` ended: check max_memory_mb (at most once a millisecond)."""
+        """A call on ``worker`` ended: a deferred replacement may start now; check
+        max_memory_mb (at most once a millisecond)."""
+        if self._deferred:
+            self.recheck()
         limit_mb = self._engine.config.max_memory_mb
         if limit_mb is None or worker.memory_exempt or self._memory_off or worker.recycling:
             return
@@ -246,6 +273,7 @@ class Recycler:
             return
         while True:
             await trio.sleep(MAINTENANCE_INTERVAL)
+            self.recheck()
             now = time.monotonic()
             for worker in list(engine.workers.values()):
                 slots = engine.core.workers.get(worker.id)

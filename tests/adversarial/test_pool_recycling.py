@@ -47,3 +47,18 @@ async def test_a_burst_never_grows_the_pool_past_one_replacement_per_worker(
     assert stats.recycles >= calls // max_requests - size, seed.replay
     # Each worker is sent at most max_requests calls: this many workers served them.
     assert peak[0] <= 2 * size, f"{seed.replay}: {peak[0]} workers alive at once"
+
+
+async def test_a_worker_kept_by_a_strict_session_does_not_stall_its_slot(
+    autojump_clock: Clock,
+) -> None:
+    """A worker at max_requests lingers while a strict session is bound to it; its
+    successors must still be replaced in turn, or every other call waits for the session."""
+    async with open_fake_pool(Storm, size=1, max_requests=3) as pool:
+        async with pool.session(affinity="strict") as session:
+            first = await session.execute("serial")
+            with trio.fail_after(60):
+                served = [await pool.execute("serial") for _ in range(30)]
+            assert await session.execute("serial") == first  # still on its worker
+        assert pool.stats().errors == 0
+    assert len(set(served)) >= 10  # at most 3 calls each
