@@ -25,19 +25,32 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def chaos(session: nox.Session) -> None:
-    """The chaos suite, longer: nox -s chaos [-- SECONDS] (default 120); prints its figures."""
+    """The chaos suite and the adversarial suite, longer and bigger; both print figures.
+
+    nox -s chaos [-- SECONDS [SCALE]]: the chaos suite runs SECONDS (default 120), the
+    adversarial suite (tests/adversarial) at SCALE times its CI size (default 20: hundreds
+    of pools opened and closed, tens of thousands of calls per storm). Either suite replays
+    a failure with the seed it printed: SNAKEPIT_CHAOS_SEED, SNAKEPIT_ADVERSARIAL_SEED.
+    """
     session.install("-e", ".[test]")
     seconds = session.posargs[0] if session.posargs else "120"
+    scale = session.posargs[1] if len(session.posargs) > 1 else "20"
     report = ROOT / "chaos-report.json"
+    long_run = ("-s", "-o", "faulthandler_timeout=0")  # a long run is not a hang
     session.run(
         "pytest",
         "tests/chaos",
-        "-s",
-        "-o",
-        "faulthandler_timeout=0",  # a long run is not a hang
+        *long_run,
         env={"SNAKEPIT_CHAOS_SECONDS": seconds, "SNAKEPIT_CHAOS_REPORT": str(report)},
     )
     session.log(f"report written to {report}")
+    session.run(
+        "pytest",
+        "tests/adversarial",
+        "--durations=0",
+        *long_run,
+        env={"SNAKEPIT_ADVERSARIAL_SCALE": scale},
+    )
 
 
 @nox.session(python=PYTHON)

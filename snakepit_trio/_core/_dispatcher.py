@@ -54,12 +54,12 @@ that may run it has a free slot.
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
+from ._call_queue import CallQueue
 from ._worker_state import WorkerEvent, WorkerState, transition
 
 
@@ -143,7 +143,7 @@ class WorkerSlots:
     prefetch: int = 0
     state: WorkerState = WorkerState.READY
     calls: dict[int, Call] = attrs.Factory(dict)
-    pinned: deque[Call] = attrs.Factory(deque)  # calls that may run only here, waiting
+    pinned: CallQueue = attrs.Factory(CallQueue)  # calls that may run only here, waiting
     avg_run_time: float | None = None  # moving average of reported run times, seconds
     suspended: bool = False  # silent on heartbeats: no new calls until it answers again
     held: int = 0  # cancelled calls still running here: no new calls until they end
@@ -196,7 +196,7 @@ class Dispatcher:
         self.max_retries = max_retries
         self.prefetch = prefetch
         self.prefetch_budget = prefetch_budget
-        self.queue: deque[Call] = deque()
+        self.queue = CallQueue()
         self.workers: dict[Any, WorkerSlots] = {}
         self.calls: dict[int, Call] = {}  # every unfinished call, by id
         self.closed = False
@@ -329,9 +329,7 @@ class Dispatcher:
             self._finish(call)
         elif call.pin is not None:
             call.state = CallState.QUEUED
-            waiting = sorted([call, *ws.pinned], key=lambda c: c.seq)
-            ws.pinned.clear()
-            ws.pinned.extend(waiting)
+            ws.pinned.append(call)  # at its place in submission order
         else:
             self._requeue([call])
         return self._pump()
@@ -446,14 +444,12 @@ class Dispatcher:
     # --- internals -----------------------------------------------------------------------
     def _requeue(self, calls: list[Call]) -> None:
         # Back in submission order: ahead of every call submitted after them, behind older
-        # ones already put back. The queue stays sorted, which _pump relies on when it
+        # ones already put back (the queue orders by seq), which _pump relies on when it
         # compares only the heads of the queues.
         for call in calls:
             call.state = CallState.QUEUED
             call.revoking = False
-        waiting = sorted([*calls, *self.queue], key=lambda c: c.seq)
-        self.queue.clear()
-        self.queue.extend(waiting)
+            self.queue.append(call)
 
     def _finish(self, call: Call) -> None:
         call.state = CallState.DONE
@@ -486,16 +482,16 @@ class Dispatcher:
         actions: list[Action] = []
         while True:
             # The oldest waiting call that some worker can take now.
-            best: deque[Call] | None = None
+            best: CallQueue | None = None
             target = None
             for ws in self.workers.values():
                 if (
                     ws.pinned
                     and ws.pin_free > 0
-                    and (best is None or ws.pinned[0].seq < best[0].seq)
+                    and (best is None or ws.pinned.first().seq < best.first().seq)
                 ):
                     best, target = ws.pinned, ws.id
-            if self.queue and (best is None or self.queue[0].seq < best[0].seq):
+            if self.queue and (best is None or self.queue.first().seq < best.first().seq):
                 worker = self._pick_worker()
                 if worker is not None:
                     best, target = self.queue, worker

@@ -5,11 +5,20 @@ to one worker when it is created. With strict affinity, the death of that worker
 session *lost*: its next call raises SessionLost instead of silently running on a worker that
 never saw its state. With prefer affinity, a lost binding is simply replaced on the next call.
 Idle sessions (no call running, none started for ``ttl`` seconds) expire.
+
+Every query the pool makes per call or per new session is O(1) or O(log n), however many
+sessions are open (thousands are usual: one per user): ``bound_to`` reads counters kept
+per worker, and expiry times wait in a heap (at most one entry per session: an entry that
+comes due early, because the session was used since, is put back at its new time; the
+entries of closed sessions are dropped once they outnumber the open ones).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +59,7 @@ class SessionRecord:
     calls: int = 0
     lost: str | None = None  # why the session was lost, once it is
     variables: Variables = attrs.Factory(Variables)
+    scheduled: bool = False  # it has an entry in the store's expiry heap
 
     def expires_at(self) -> float:
         if self.ttl is None or self.in_flight:
@@ -69,6 +79,12 @@ class SessionStore:
         self.default_ttl = default_ttl
         self.sessions: dict[str, SessionRecord] = {}
         self._new_id = new_id  # the id of a session created without one
+        # Sessions bound to each worker (not lost), all and strict ones: bound_to in O(1).
+        self._bound: Counter[Any] = Counter()
+        self._strict: Counter[Any] = Counter()
+        # (expiry, tie-breaker, record): when each idle session may expire, earliest first.
+        self._expiries: list[tuple[float, int, SessionRecord]] = []
+        self._order = itertools.count()
 
     def create(
         self,
@@ -97,6 +113,8 @@ class SessionStore:
             metadata=dict(metadata or {}),
         )
         self.sessions[session_id] = record
+        self._bind(record, +1)
+        self._schedule(record)
         return record
 
     def get(self, session_id: str) -> SessionRecord | None:
@@ -105,14 +123,25 @@ class SessionStore:
 
     def delete(self, session_id: str) -> SessionRecord | None:
         checks.text("session id", session_id)
-        return self.sessions.pop(session_id, None)
+        record = self.sessions.pop(session_id, None)
+        if record is not None:
+            self._bind(record, -1)
+            if len(self._expiries) > 2 * len(self.sessions) + 64:
+                self._compact()  # entries of closed sessions wait for their ttl otherwise
+        return record
 
     def bound_to(self, worker: Any, *, strict_only: bool = False) -> int:
-        return sum(
-            1
-            for r in self.sessions.values()
-            if r.worker == worker and r.lost is None and (r.affinity == "strict" or not strict_only)
-        )
+        """How many sessions (strict ones only, if asked) are bound to ``worker``, not lost."""
+        return (self._strict if strict_only else self._bound)[worker]
+
+    def rebind(self, record: SessionRecord, worker: Any) -> None:
+        """Bind ``record`` (a prefer-session whose worker died) to ``worker``."""
+        if self.sessions.get(record.id) is record:
+            self._bind(record, -1)
+            record.worker = worker
+            self._bind(record, +1)
+        else:
+            record.worker = worker
 
     def call_started(self, record: SessionRecord, now: float) -> None:
         record.in_flight += 1
@@ -122,6 +151,7 @@ class SessionStore:
     def call_ended(self, record: SessionRecord, now: float) -> None:
         record.in_flight -= 1
         record.last_used = now
+        self._schedule(record)
 
     def worker_died(self, worker: Any, reason: str) -> list[SessionRecord]:
         """Mark strict sessions on ``worker`` lost, unbind prefer ones; return the lost."""
@@ -129,6 +159,7 @@ class SessionStore:
         for record in self.sessions.values():
             if record.worker != worker or record.lost is not None:
                 continue
+            self._bind(record, -1)
             if record.affinity == "strict":
                 record.lost = reason
                 lost.append(record)
@@ -137,11 +168,57 @@ class SessionStore:
         return lost
 
     def next_expiry(self) -> float:
-        return min((r.expires_at() for r in self.sessions.values()), default=math.inf)
+        self._settle(-math.inf)  # makes the earliest entry exact, expires nothing
+        return self._expiries[0][0] if self._expiries else math.inf
 
     def expire(self, now: float) -> list[SessionRecord]:
         """Remove and return every session idle past its ttl."""
-        gone = [r for r in self.sessions.values() if r.expires_at() <= now]
-        for record in gone:
-            del self.sessions[record.id]
+        return self._settle(now)
+
+    # --- internals -----------------------------------------------------------------------
+    def _bind(self, record: SessionRecord, delta: int) -> None:
+        if record.worker is None or record.lost is not None:
+            return
+        counts = (self._bound, self._strict) if record.affinity == "strict" else (self._bound,)
+        for count in counts:
+            count[record.worker] += delta
+            if not count[record.worker]:
+                del count[record.worker]  # workers come and go: keep no key per dead one
+
+    def _schedule(self, record: SessionRecord) -> None:
+        """Give ``record`` a heap entry at its expiry, unless it has one (an entry never
+        comes later than its session's expiry: a session's last use only moves forward)."""
+        when = record.expires_at()
+        if not record.scheduled and when != math.inf:
+            record.scheduled = True
+            heapq.heappush(self._expiries, (when, next(self._order), record))
+
+    def _compact(self) -> None:
+        """Drop the heap entries of sessions that are gone (amortized: see ``delete``)."""
+        self._expiries = [e for e in self._expiries if self.sessions.get(e[2].id) is e[2]]
+        heapq.heapify(self._expiries)
+
+    def _settle(self, now: float) -> list[SessionRecord]:
+        """Expire the sessions due at ``now``; until the earliest entry is exact, put back
+        the entries of sessions used since (or drop those of sessions gone, or running a
+        call: their next call_ended schedules them again)."""
+        gone: list[SessionRecord] = []
+        heap = self._expiries
+        while heap:
+            when, _, record = heap[0]
+            current = record.expires_at()
+            live = self.sessions.get(record.id) is record
+            if live and current == when:
+                if when > now:
+                    break
+                heapq.heappop(heap)
+                record.scheduled = False
+                del self.sessions[record.id]
+                self._bind(record, -1)
+                gone.append(record)
+                continue
+            heapq.heappop(heap)
+            record.scheduled = False
+            if live:
+                self._schedule(record)
         return gone

@@ -465,6 +465,7 @@ class Engine:
                 call.handle.requeued()
         if crash is not None and crash.cause != "stuck":  # killed on purpose: no storm
             self._crashed(f"{crash.cause}: {headline}")
+        self.recycler.recheck()  # a replacement may have waited for it to go
         self.check_settled()
 
     def note_start_failure(self, reason: str) -> None:
@@ -480,7 +481,7 @@ class Engine:
         if quiet:
             log.info("worker %s is not answering heartbeats; it gets no new calls", worker.id)
             self.core.suspend_worker(worker.id)
-        else:
+        elif worker.killed_by is None:  # a worker being killed stays suspended
             self.apply(self.core.resume_worker(worker.id))
             self.workers_changed()
 
@@ -488,6 +489,12 @@ class Engine:
         """A PONG: closing waits for the one that follows its SESSION_END frames."""
         if self.closing:
             self.closer.pong(worker, seq)
+
+    def kill_worker(self, worker: Worker, reason: str, cause: str) -> None:
+        """Kill and replace ``worker`` (stuck, or it broke the protocol). It gets no new
+        call from now on: until its process is gone, one would only fail with it."""
+        self.core.suspend_worker(worker.id)
+        worker.kill(reason, cause)
 
     def note_restart(self) -> None:
         self.counters.restarts += 1

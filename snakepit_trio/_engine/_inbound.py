@@ -30,6 +30,7 @@ from ._counters import Counters
 from ._health import Health
 from ._payloads import Payloads
 from ._recycling import Recycler
+from ._watchdog import Watchdog
 
 log = logging.getLogger("snakepit_trio")
 
@@ -114,9 +115,12 @@ class InboundHost(Protocol):
 
     @property
     def recycler(self) -> Recycler: ...
+    @property
+    def watchdog(self) -> Watchdog: ...
 
     def apply(self, actions: list[Action]) -> None: ...
     def worker_quiet(self, worker: Worker, quiet: bool) -> None: ...
+    def kill_worker(self, worker: Worker, reason: str, cause: str) -> None: ...
     def workers_changed(self) -> None: ...
     def check_settled(self) -> None: ...
     def note_pong(self, worker: Worker, seq: int) -> None: ...
@@ -140,7 +144,7 @@ class Inbound:
             frames = check_batch(raw, worker.id, self._engine.core.calls, worker.stop_requested)
         except w.ProtocolViolation as exc:
             log.error("worker %s broke the frame protocol: %s; replacing it", worker.id, exc)
-            worker.kill(f"it broke the frame protocol: {exc}", "protocol")
+            self._engine.kill_worker(worker, f"it broke the frame protocol: {exc}", "protocol")
             return
         worker.last_heard = trio.current_time()
         if worker.quiet:
@@ -176,6 +180,7 @@ class Inbound:
             # Revoked or cancelled before it began: it never ran there (and, for the crash
             # breaker, a probe given back has not answered yet).
             engine.apply(engine.core.revoked(frame.id, worker.id))
+            engine.watchdog.given_back()
             if abandoned:
                 engine.workers_changed()
             elif call.state is CallState.QUEUED:

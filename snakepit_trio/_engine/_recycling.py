@@ -4,9 +4,14 @@ Rules:
 - ``max_requests`` is a hard limit, like ``ProcessPoolExecutor(max_tasks_per_child=)``: the
   dispatcher sends a worker no more unpinned calls than that. The replacement starts ahead
   of time, when the worker has about as many calls left as it is sent while a worker starts
-  (from its rate and the last start's duration), so the swap is usually instant. A worker
-  at its limit still runs the calls of its strict sessions, and stops once they are closed
-  and its last call is done.
+  (from its rate, measured over at least one start time, and the last start's duration), so
+  the swap is usually instant. The swap: once the replacement serves, the old worker takes
+  no new call (it may have been sent fewer than max_requests), finishes its running calls
+  and stops. A slot serves with one worker at a time, besides the one finishing its last
+  calls: a replacement starts its own replacement only once its predecessor has finished
+  them (or is gone), else a burst would start a worker per call. A worker at its limit
+  still runs the calls of its strict sessions, and stops once they are closed and its last
+  call is done; it is not in its successors' way meanwhile.
 - ``max_memory_mb`` is checked after calls (at most once a millisecond per worker) and by
   the maintenance tick: a worker over it gets no new calls at once, calls waiting there
   move, and its replacement starts. A fresh worker already over the limit is warned about
@@ -75,6 +80,7 @@ class Recycler:
         self._start_seconds = 0.5  # how long a worker takes to start (the last one measured)
         self._premature = 0  # memory recycles in a row within PREMATURE_CALLS calls
         self._memory_off = False  # max_memory_mb proved below one call's needs: warned
+        self._deferred: set[str] = set()  # workers whose replacement waits (see recheck)
 
     # --- max_requests ----------------------------------------------------------------------
     def sent(self, worker: Worker) -> None:
@@ -84,19 +90,89 @@ class Recycler:
         assert limit is not None
         if worker.recycling or worker.requests < limit - self._lead(worker):
             return
+        self._replace_for_requests(worker, limit)
+
+    def _replace_for_requests(self, worker: Worker, limit: int) -> None:
         engine = self._engine
         if engine.closing:
+            return
+        if self._in_the_way(worker):
+            # One replacement per slot at a time: this worker is itself a replacement whose
+            # predecessor still serves. Its own replacement starts once that one is done
+            # (``recheck``); until then, once at its limit, calls wait in the queue.
+            self._deferred.add(worker.id)
             return
         worker.recycling = True
         engine.counters.recycles += 1
         log.info(
             "recycling worker %s (pid %d): it nears max_requests=%d", worker.id, worker.pid, limit
         )
-        engine.start_replacement(worker.slot)
+        engine.nursery.start_soon(self._replace_then_retire, worker)
+
+    def _slot_mate(self, worker: Worker) -> Worker | None:
+        """Another live worker of ``worker``'s slot (the one it replaces, or its replacement)."""
+        for other in self._engine.workers.values():
+            if other is not worker and other.slot == worker.slot:
+                return other
+        return None
+
+    def _in_the_way(self, worker: Worker) -> bool:
+        """Whether another worker of ``worker``'s slot still serves the pool: it takes new
+        calls, or runs some. One kept only for its strict sessions is not in the way: they
+        may stay open for hours, and the slot must not stall meanwhile."""
+        core = self._engine.core
+        for other in self._engine.workers.values():
+            if other is worker or other.slot != worker.slot:
+                continue
+            slots = core.workers.get(other.id)
+            if slots is None:
+                continue
+            if not (slots.exhausted or slots.state is WorkerState.DRAINING):
+                return True
+            if any(call.pin is None for call in slots.calls.values()):
+                return True
+        return False
+
+    def recheck(self) -> None:
+        """Start the replacements deferred while another worker of their slot served (see
+        ``_replace_for_requests``), where it no longer does."""
+        limit = self._engine.config.max_requests
+        if limit is None or not self._deferred:
+            return
+        for worker_id in list(self._deferred):
+            worker = self._engine.workers.get(worker_id)
+            if worker is None or worker.recycling:
+                self._deferred.discard(worker_id)
+            elif not self._in_the_way(worker):
+                self._deferred.discard(worker_id)
+                self._replace_for_requests(worker, limit)
+                self.retire_if_done(worker)
+
+    async def _replace_then_retire(self, worker: Worker) -> None:
+        """Start ``worker``'s replacement; once it serves, ``worker`` takes no new call (the
+        swap), finishes the calls it runs and stops."""
+        engine = self._engine
+        if not await engine.wait_replacement(worker.slot):
+            return  # the pool closed before the replacement was ready
+        self._swap(worker)
+
+    def _swap(self, worker: Worker) -> None:
+        """``worker``'s replacement serves: ``worker`` takes no new call from now on, and
+        stops when its running calls are done; unless strict sessions still need it (then
+        the maintenance tick swaps it once they are closed)."""
+        engine = self._engine
+        if worker.id not in engine.core.workers:
+            return  # it died meanwhile
+        if engine.sessions.store.bound_to(worker.id, strict_only=True):
+            return
+        engine.apply(engine.core.retire_worker(worker.id))
+        self.retire_if_done(worker)
 
     def _lead(self, worker: Worker) -> int:
         """Calls ``worker`` will probably be sent while a replacement starts (at least 1)."""
-        age = max(time.monotonic() - worker.started_at, 1e-3)
+        # Its rate over less than one start time is noise: one call a millisecond after it
+        # became ready is not a thousand a second, and would start its replacement at once.
+        age = max(time.monotonic() - worker.started_at, self._start_seconds, 1e-3)
         return max(1, math.ceil(2 * self._start_seconds * worker.requests / age))
 
     def retire_if_done(self, worker: Worker) -> None:
@@ -109,6 +185,8 @@ class Recycler:
         if slots.state is not WorkerState.DRAINING:  # at max_requests: its sessions run on
             if not slots.exhausted or slots.pinned:
                 return
+            if not worker.recycling:
+                return  # its replacement has not started yet (see recheck): it keeps its slot
             if engine.sessions.store.bound_to(worker.id, strict_only=True):
                 return
         worker.request_stop()
@@ -135,7 +213,10 @@ class Recycler:
         )
 
     def after_call(self, worker: Worker) -> None:
-        """A call on ``worker`` ended: check max_memory_mb (at most once a millisecond)."""
+        """A call on ``worker`` ended: a deferred replacement may start now; check
+        max_memory_mb (at most once a millisecond)."""
+        if self._deferred:
+            self.recheck()
         limit_mb = self._engine.config.max_memory_mb
         if limit_mb is None or worker.memory_exempt or self._memory_off or worker.recycling:
             return
@@ -192,6 +273,7 @@ class Recycler:
             return
         while True:
             await trio.sleep(MAINTENANCE_INTERVAL)
+            self.recheck()
             now = time.monotonic()
             for worker in list(engine.workers.values()):
                 slots = engine.core.workers.get(worker.id)
@@ -199,6 +281,8 @@ class Recycler:
                     continue
                 if slots.exhausted or slots.state is WorkerState.DRAINING:
                     self.retire_if_done(worker)  # e.g. its last strict session closed
+                elif worker.recycling and self._slot_mate(worker) is not None:
+                    self._swap(worker)  # its replacement serves; its strict sessions closed
                 if worker.recycling or slots.state is WorkerState.DRAINING:
                     continue
                 if cfg.max_age is not None and now - worker.started_at >= cfg.max_age:

@@ -108,7 +108,7 @@ class SessionHost:
         if self.store.get(session.id) is not session:
             raise SessionLost(session.id, "the session was closed or expired")
         if session.worker is None or not self._is_live(session.worker):
-            session.worker = await self._least_loaded()  # prefer: rebind
+            self.store.rebind(session, await self._least_loaded())  # prefer: rebind
         if session.affinity == "strict":
             call.pin = session.worker
         else:

@@ -8,7 +8,9 @@ Two things no single frame reveals, checked every ``TICK`` seconds:
   another worker; the worker answers only for calls it has not started.
 - A cancelled call that still runs ``cancel_grace`` seconds after its cancel is reported
   once (it holds its worker: the pool sends that worker nothing until it ends), and with
-  ``kill_on_cancel`` its worker is killed and replaced.
+  ``kill_on_cancel`` its worker is killed and replaced. Calls that wait there and have not
+  started are taken back first (revoked), so that they run elsewhere instead of failing
+  with the killed worker: the kill waits for the worker's answers, at most ``KILL_WAIT``.
 
 Why one task and not a timer per call: a cancel storm would start thousands of sleeping
 tasks; one task that looks at the (small) set of calls in flight costs the same at any rate.
@@ -30,6 +32,9 @@ from .._supervision._worker import Worker
 log = logging.getLogger("snakepit_trio")
 
 TICK = 0.05  # seconds: a stall is noticed after one to two ticks without a completion
+# Seconds a stuck worker may take to give back the calls it has not started before it is
+# killed (a call it runs never answers a revoke, so the wait is bounded).
+KILL_WAIT = 0.25
 
 
 class WatchdogHost(Protocol):
@@ -40,6 +45,7 @@ class WatchdogHost(Protocol):
     workers: dict[str, Worker]
 
     def apply(self, actions: list[Action]) -> None: ...
+    def kill_worker(self, worker: Worker, reason: str, cause: str) -> None: ...
 
 
 def may_wait(ws: WorkerSlots) -> bool:
@@ -57,16 +63,26 @@ class Watchdog:
         self._poked = trio.Event()
         self._seen: dict[str, int] = {}  # worker -> completions when it last had waiting calls
         self._reported: set[int] = set()  # cancelled calls reported past cancel_grace
+        # Stuck workers to kill once their waiting calls are back: id -> the stuck call, why,
+        # and when to kill it at the latest.
+        self._to_kill: dict[str, tuple[Call, str, float]] = {}
 
     def cancelled(self) -> None:
         """A sent call was cancelled: its cancel_grace may end before the next tick."""
         self._poked.set()
 
+    def given_back(self) -> None:
+        """A worker gave back a call it had not started: a stuck worker waiting for that
+        may be killed now."""
+        if self._to_kill:
+            self._poked.set()
+
     async def run(self) -> None:
         """Run the checks above until cancelled (a task in the pool's nursery)."""
         next_tick = trio.current_time() + TICK
         while True:
-            wake = min(next_tick, self._next_grace_end())
+            kills = min((by for _, _, by in self._to_kill.values()), default=math.inf)
+            wake = min(next_tick, self._next_grace_end(), kills)
             with trio.move_on_at(wake):
                 await self._poked.wait()
             self._poked = trio.Event()
@@ -75,6 +91,7 @@ class Watchdog:
                 next_tick = now + TICK
                 self._stalls()
             self._overdue_cancels(now)
+            self._kill_stuck(now)
 
     def _stalls(self) -> None:
         core, seen = self._engine.core, self._seen
@@ -126,10 +143,12 @@ class Watchdog:
                     call.worker,
                     grace,
                 )
-                worker.kill(
-                    f"a cancelled call to {call.tool!r} ran on past cancel_grace={grace:g}s",
-                    "stuck",
-                )
+                if worker.id not in self._to_kill:
+                    reason = (
+                        f"a cancelled call to {call.tool!r} ran on past cancel_grace={grace:g}s"
+                    )
+                    engine.apply(engine.core.revoke_waiting(worker.id))
+                    self._to_kill[worker.id] = (call, reason, now + KILL_WAIT)
             else:
                 log.warning(
                     "a cancelled call to %r still runs on worker %s after cancel_grace=%gs; "
@@ -140,3 +159,21 @@ class Watchdog:
                     grace,
                 )
         self._reported &= live
+
+    def _kill_stuck(self, now: float) -> None:
+        """Kill each stuck worker once it has answered for the calls it had not started (or
+        ``KILL_WAIT`` is over)."""
+        engine = self._engine
+        for worker_id, (stuck, reason, kill_by) in list(self._to_kill.items()):
+            ws = engine.core.workers.get(worker_id)
+            worker = engine.workers.get(worker_id)
+            if ws is None or worker is None or ws.calls.get(stuck.id) is not stuck:
+                # Gone already, or the stuck call ended meanwhile: the worker serves on
+                # (it may already run new calls, which a kill would fail).
+                del self._to_kill[worker_id]
+                continue
+            waiting = any(c.revoking and c.state is CallState.SENT for c in ws.calls.values())
+            if waiting and now < kill_by:
+                continue
+            del self._to_kill[worker_id]
+            engine.kill_worker(worker, reason, "stuck")

@@ -493,7 +493,20 @@ def call_size(frame: list[Any]) -> int:
 
 
 def payload_size(frame: list[Any]) -> int:
-    """The payload size of a worker-to-host frame (for ``split_batches``)."""
-    if frame[0] in (RESULT, CHUNK) and len(frame) > 2 and type(frame[2]) is bytes:
+    """The payload size of a worker-to-host frame (for ``split_batches``): a result's or
+    chunk's bytes, an error's or a progress report's text (each may be long, and a batch
+    of them must stay within the host's message limit)."""
+    kind = frame[0]
+    if kind in (RESULT, CHUNK) and len(frame) > 2 and type(frame[2]) is bytes:
         return len(frame[2])
+    if kind == ERROR and len(frame) > 4:
+        return _text_size(frame[3]) + _text_size(frame[4])
+    if kind == PROGRESS and len(frame) > 4:
+        return _text_size(frame[4])
     return 0
+
+
+def _text_size(text: object) -> int:
+    if type(text) is not str:
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

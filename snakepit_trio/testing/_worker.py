@@ -14,6 +14,7 @@ one either.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import traceback
@@ -87,6 +88,7 @@ class FakeWorker:
         self._adapter: Adapter | None = None
         self._connection: Connection | None = None
         self._done = trio.Event()  # the worker is gone: its loop closes
+        self._sent = asyncio.Event()  # the writer has sent what the outbox held
 
     async def start(
         self, nursery: trio.Nursery, on_frames: OnFrames, on_lost: OnLost
@@ -114,9 +116,7 @@ class FakeWorker:
                     self._worker.stderr_tail.append(line)
                 self._worker.stderr_tail.append(f"snakepit worker: adapter failed to start: {exc}")
                 self.process.exit(EXIT_ADAPTER_ERROR)
-                task_status.started(
-                    f"exited with code {EXIT_ADAPTER_ERROR} before it was ready"
-                )
+                task_status.started(f"exited with code {EXIT_ADAPTER_ERROR} before it was ready")
                 return
             assert self.runtime is not None and self._connection is not None
             description = description_from_map(describe_map(self.runtime, self._adapter_name))
@@ -151,6 +151,7 @@ class FakeWorker:
             conn.wake.clear()
             for batch in conn.take_batches():
                 to_host.send_nowait(batch)
+            self._sent.set()
 
     async def _reader(
         self, from_worker: trio.MemoryReceiveChannel[bytes], on_frames: OnFrames
@@ -183,7 +184,10 @@ class FakeWorker:
         await self.runtime.drain()
         if self._connection is not None:
             while self._connection.outbox:  # what it owes the host leaves first
-                await self._connection.wake.wait()
+                # Not wake.wait(): wake is set while the outbox holds frames, so that
+                # returned at once, and this loop spun without ever letting the writer run.
+                self._sent.clear()
+                await self._sent.wait()
         await self._adapter.cleanup()
 
     def kill(self, code: int) -> None:

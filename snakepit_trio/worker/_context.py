@@ -60,12 +60,14 @@ class ToolContext:
         The caller's ``on_progress`` gets it as a ``Progress``.
 
         Args:
-            done: work done so far, in the tool's own unit.
+            done: work done so far, in the tool's own unit (any real number).
             total: the total, when the tool knows it.
-            message: a short human-readable note.
+            message: a short human-readable note (any value is sent as its ``str``; at
+                most 4096 characters of it arrive).
 
         Raises:
-            Nothing; after the call was cancelled, reports are dropped.
+            TypeError: ``done`` or ``total`` is not a real number. After the call was
+                cancelled, reports are dropped unchecked.
         """
         if self._progress is not None and not self.cancelled:
             self._progress(done, total, message)

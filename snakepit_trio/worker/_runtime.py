@@ -7,7 +7,8 @@ Rules:
   even that fails, a constant ERROR frame is sent), so no call hangs and no slot is lost.
 - Whatever a tool raises ends that call only, SystemExit and KeyboardInterrupt included
   (sync and async tools, generators of both kinds): it is reported as a RemoteError of
-  that type and the worker serves on. A worker exits only when the host stops it (SIGTERM)
+  that type and the worker serves on. What ``on_session_end`` raises is logged, and the
+  worker serves on as well. A worker exits only when the host stops it (SIGTERM)
   or goes away (stdin EOF, parent death).
 - A stream ends with END only when every chunk it yielded was sent; a chunk that cannot
   be encoded ends it with an ERROR.
@@ -43,7 +44,13 @@ from ._claim import QUEUED, RUNNING, WITHDRAWN
 from ._context import ToolContext
 from ._genpump import GeneratorPump
 from ._inline import InlinePump, InlineTools
-from ._outcomes import describe, error_frame, not_started_frame, unreportable_frame
+from ._outcomes import (
+    describe,
+    error_frame,
+    not_started_frame,
+    progress_values,
+    unreportable_frame,
+)
 from ._threads import Done, ToolThreads
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -210,7 +217,11 @@ class Runtime:
         assert self._on_session_end is not None
         try:
             await self._on_session_end(session_id)
-        except Exception:
+        except asyncio.CancelledError:
+            raise  # the loop is closing
+        except BaseException:
+            # SystemExit and KeyboardInterrupt too: raised from a bare task, they would stop
+            # the loop, and the worker with every other session on it (see the module doc).
             log.exception("on_session_end(%r) failed", session_id)
 
     def encode(self, value: Any, *, what: str) -> bytes:
@@ -345,7 +356,7 @@ class Runtime:
         self, call_id: int, sink: Sink
     ) -> Callable[[float, float | None, str | None], None]:
         def emit(done: float, total: float | None, message: str | None) -> None:
-            frame: Frame = w.progress(call_id, done, total, message)
+            frame: Frame = w.progress(call_id, *progress_values(done, total, message))
             if threading.get_ident() == self._loop_thread:
                 sink(frame)
             else:
@@ -432,13 +443,16 @@ class Runtime:
                     break
                 call.credit -= 1
                 sink(w.chunk(call.id, self.encode(item, what=what)))
-            sink(w.end(call.id))
         finally:
             # Close the generator so its `finally` blocks run, also on cancel or error. What
             # they raise ends the call (not the loop, as SystemExit would from a bare task).
-            closing = await asyncio.shield(_aclose(gen))
+            closing = await _close(gen)
             if closing is not None:
                 raise closing
+        # Only now: a CANCEL that comes while the generator is being closed must not add an
+        # ERROR after an END (a call ends with one final frame; the host kills a worker
+        # that sends two). The stream had ended: it ends with END.
+        sink(w.end(call.id))
 
     async def _pump_stream(self, call: RunningCall, gen: Any, sink: Sink) -> None:
         what = f"chunk of {call.info.name!r}"
@@ -477,6 +491,19 @@ class Runtime:
         if call.cancel_requested or not finished:
             raise asyncio.CancelledError
         sink(w.end(call.id))
+
+
+async def _close(gen: Any) -> BaseException | None:
+    """Close an async generator and wait until it has closed, even if this task is
+    cancelled meanwhile (the call keeps its slot until its code has stopped); what the
+    generator's ``finally`` raised, or None."""
+    closing = asyncio.ensure_future(_aclose(gen))
+    while True:
+        try:
+            return await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            if closing.done():
+                return closing.result()  # raises only if the loop itself cancelled it
 
 
 async def _aclose(gen: Any) -> BaseException | None:

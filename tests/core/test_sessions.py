@@ -43,7 +43,7 @@ def test_a_session_with_a_call_running_never_expires() -> None:
 
 
 class SessionStoreMachine(RuleBasedStateMachine):
-    """Creates, calls, deaths, deletes and expiry, at times that only move forward."""
+    """Creates, calls, deaths, rebinds, deletes and expiry, at times that only move forward."""
 
     @initialize(
         max_sessions=st.none() | st.integers(0, 4),
@@ -140,6 +140,17 @@ class SessionStoreMachine(RuleBasedStateMachine):
                 m["lost"] = f"{worker} died"  # stays bound to the dead worker, lost
             else:
                 m["worker"] = None  # rebound on its next call
+
+    @precondition(lambda self: any(m["affinity"] == "prefer" for m in self.model.values()))
+    @rule(data=st.data(), worker=st.sampled_from(WORKERS))
+    def rebind(self, data: st.DataObject, worker: str) -> None:
+        """A prefer-session's next call binds it again (after its worker died)."""
+        prefer = sorted(s for s, m in self.model.items() if m["affinity"] == "prefer")
+        sid = data.draw(st.sampled_from(prefer))
+        record = self.store.get(sid)
+        assert record is not None
+        self.store.rebind(record, worker)
+        self.model[sid]["worker"] = worker
 
     @rule(sid=st.sampled_from(["x1", "x2", "g1", "g2"]))
     def delete(self, sid: str) -> None:
