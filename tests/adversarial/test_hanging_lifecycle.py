@@ -91,7 +91,7 @@ async def test_a_worker_that_will_not_stop_is_killed_after_shutdown_grace(adapte
     ),
 )
 async def test_a_cancelled_block_cancels_every_running_call_and_stops_at_once() -> None:
-    grace = 4.0
+    grace = 3.0
     with trio.fail_after(60):
         with trio.CancelScope() as scope:
             async with (
