@@ -1,7 +1,7 @@
 """Pool layer (virtual clock): tens of thousands of calls waiting behind a blocked pool.
 
-- 20,000 calls queue behind workers held by long calls; when those end, every queued call
-  runs, with its own result.
+- 10,000 calls queue behind workers held by long calls; when those end, every queued call
+  runs, with its own result (20,000 with real workers: test_deep_queue.py).
 - A timeout storm over a deep queue (every waiting call's ``queue_timeout`` ends at the
   same instant) costs each call about what queueing it did: taking a call out of the
   middle of the queue cost a pass over it, so 20,000 timeouts held the host for seconds,
@@ -24,8 +24,8 @@ from tests.adversarial.conftest import Seed, scaled
 Clock = trio.testing.MockClock
 
 
-async def test_twenty_thousand_queued_calls_all_run(autojump_clock: Clock, seed: Seed) -> None:
-    n = scaled(20_000, cap=100_000)
+async def test_ten_thousand_queued_calls_all_run(autojump_clock: Clock, seed: Seed) -> None:
+    n = scaled(10_000, cap=100_000)
     done: list[int] = []
     async with open_fake_pool(Storm, size=2) as pool:
 

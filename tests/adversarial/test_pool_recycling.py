@@ -32,7 +32,7 @@ async def test_a_burst_never_grows_the_pool_past_one_replacement_per_worker(
     autojump_clock: Clock, seed: Seed, max_requests: int
 ) -> None:
     size = 2
-    calls = scaled(20) * max_requests
+    calls = scaled(10) * max_requests
     peak = [0]
     async with open_fake_pool(Storm, size=size, max_requests=max_requests) as pool:
         async with trio.open_nursery() as watch:
