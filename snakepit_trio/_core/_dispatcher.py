@@ -105,6 +105,11 @@ class Call:
     seq: int = 0  # submission order, set by submit()
     revoking: bool = False  # a Revoke for it is out; the worker has not answered yet
 
+    @property
+    def revocable(self) -> bool:
+        """Sent, its caller still waits, it may run elsewhere and no Revoke is out for it."""
+        return self.state is CallState.SENT and self.pin is None and not self.revoking
+
 
 @attrs.frozen
 class Send:
@@ -252,7 +257,7 @@ class Dispatcher:
         ws.stalled = True
         actions: list[Action] = []
         for call in ws.calls.values():
-            if call.state is CallState.SENT and call.pin is None and not call.revoking:
+            if call.revocable:
                 call.revoking = True
                 actions.append(Revoke(worker, call))
         return actions

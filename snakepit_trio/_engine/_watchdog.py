@@ -52,9 +52,7 @@ def may_wait(ws: WorkerSlots) -> bool:
     """Whether some call sent to this worker may not have started (and could move)."""
     if len(ws.calls) <= ws.capacity and not ws.held:
         return False
-    return any(
-        c.state is CallState.SENT and c.pin is None and not c.revoking for c in ws.calls.values()
-    )
+    return any(c.revocable for c in ws.calls.values())
 
 
 class Watchdog:
