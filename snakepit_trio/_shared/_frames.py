@@ -31,6 +31,8 @@ PING: Final = 4
 HELLO: Final = 5
 UNMAPPED_RESULTS: Final = 6
 REVOKE: Final = 7
+HOST_RESULT: Final = 8
+HOST_ERROR: Final = 9
 # Worker -> host.
 RESULT: Final = 10
 CHUNK: Final = 11
@@ -40,6 +42,19 @@ PROGRESS: Final = 14
 PONG: Final = 15
 WELCOME: Final = 16
 UNMAPPED_ARGS: Final = 17
+HOST_CALL: Final = 18
+HOST_CANCEL: Final = 19
+EVENT: Final = 20
+HOST_TOOLS: Final = 21
+
+# What each side can do beyond the frames every peer speaks, named in the handshake (the
+# host's in HELLO, the worker's in its description). Nothing is sent to a peer that did not
+# name it: a worker asks for host tools only from a host that serves them, and so on.
+CAP_HOST_TOOLS: Final = "host_tools"  # HOST_CALL, HOST_CANCEL, HOST_TOOLS and their answers
+CAP_EVENTS: Final = "events"  # EVENT
+CAP_CALL_META: Final = "call_meta"  # CALL's meta map
+HOST_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS)
+WORKER_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS, CAP_CALL_META)
 
 # ERROR kinds.
 KIND_REMOTE: Final = "remote"
@@ -49,6 +64,7 @@ KIND_INVALID_ARGUMENTS: Final = "invalid_arguments"
 KIND_SERIALIZATION: Final = "serialization"
 KIND_PAYLOAD_TOO_LARGE: Final = "payload_too_large"
 KIND_PROTOCOL: Final = "protocol"
+KIND_REENTRANCY: Final = "reentrancy"  # HOST_ERROR only: a nested call that cannot run
 ERROR_KINDS: Final = frozenset(
     {
         KIND_REMOTE,
@@ -58,6 +74,18 @@ ERROR_KINDS: Final = frozenset(
         KIND_SERIALIZATION,
         KIND_PAYLOAD_TOO_LARGE,
         KIND_PROTOCOL,
+    }
+)
+# HOST_ERROR kinds: a host tool raised, is unknown, got bad arguments, was cancelled (or its
+# call's deadline passed), could not encode its result, or made a nested call that cannot run.
+HOST_ERROR_KINDS: Final = frozenset(
+    {
+        KIND_REMOTE,
+        KIND_UNKNOWN_TOOL,
+        KIND_INVALID_ARGUMENTS,
+        KIND_CANCELLED,
+        KIND_SERIALIZATION,
+        KIND_REENTRANCY,
     }
 )
 
@@ -96,14 +124,18 @@ TABLE: Final[dict[int, FrameSpec]] = {
         "session_id:str?",
         "deadline:number?",
         "window:uint",
+        "meta:map?",
+        required=6,
     ),
     CANCEL: _spec("CANCEL", True, "id:uint"),
     CREDIT: _spec("CREDIT", True, "id:uint", "n:uint"),
     SESSION_END: _spec("SESSION_END", True, "session_id:str"),
     PING: _spec("PING", True, "seq:uint"),
-    HELLO: _spec("HELLO", True, "protocol:str"),
+    HELLO: _spec("HELLO", True, "protocol:str", "capabilities:[str]", required=1),
     UNMAPPED_RESULTS: _spec("UNMAPPED_RESULTS", True, "names:[str]"),
     REVOKE: _spec("REVOKE", True, "id:uint"),
+    HOST_RESULT: _spec("HOST_RESULT", True, "id:uint", "result:bin"),
+    HOST_ERROR: _spec("HOST_ERROR", True, "id:uint", "type:str", "message:str", "kind:str"),
     RESULT: _spec("RESULT", False, "id:uint", "result:bin", "run_time:number?", required=2),
     CHUNK: _spec("CHUNK", False, "id:uint", "chunk:bin"),
     END: _spec("END", False, "id:uint"),
@@ -122,6 +154,27 @@ TABLE: Final[dict[int, FrameSpec]] = {
     PONG: _spec("PONG", False, "seq:uint", "rss:uint?"),
     WELCOME: _spec("WELCOME", False, "describe:map"),
     UNMAPPED_ARGS: _spec("UNMAPPED_ARGS", False, "names:[str]"),
+    HOST_CALL: _spec(
+        "HOST_CALL",
+        False,
+        "id:uint",
+        "call_id:uint",
+        "tool:str",
+        "args:bin",
+        "meta:map?",
+        required=4,
+    ),
+    HOST_CANCEL: _spec("HOST_CANCEL", False, "id:uint"),
+    EVENT: _spec(
+        "EVENT",
+        False,
+        "call_id:uint?",
+        "name:str",
+        "measurements:map",
+        "metadata:map",
+        "time:number",
+    ),
+    HOST_TOOLS: _spec("HOST_TOOLS", False, "id:uint", "call_id:uint"),
 }
 
 
@@ -133,6 +186,7 @@ class Call(NamedTuple):
     session_id: str | None
     deadline: float | None  # seconds left when it was sent, or None
     window: int  # a streaming call's first credit, in chunks; 0 for a unary call
+    meta: dict[str, Any] | None = None  # sent only to workers that named CAP_CALL_META
 
 
 class Cancel(NamedTuple):
@@ -154,6 +208,7 @@ class Ping(NamedTuple):
 
 class Hello(NamedTuple):
     protocol: str
+    capabilities: list[str] | None = None
 
 
 class UnmappedResults(NamedTuple):
@@ -162,6 +217,18 @@ class UnmappedResults(NamedTuple):
 
 class Revoke(NamedTuple):
     id: int
+
+
+class HostResult(NamedTuple):
+    id: int  # the host call's id (HOST_CALL.id), not a call's
+    result: bytes
+
+
+class HostError(NamedTuple):
+    id: int
+    type: str
+    message: str
+    kind: str
 
 
 class Result(NamedTuple):
@@ -208,8 +275,57 @@ class UnmappedArgs(NamedTuple):
     names: list[str]
 
 
-HostFrame = Call | Cancel | Credit | SessionEnd | Ping | Hello | UnmappedResults | Revoke
-WorkerFrame = Result | Chunk | End | Error | Progress | Pong | Welcome | UnmappedArgs
+class HostCall(NamedTuple):
+    id: int  # chosen by the worker, unique among its open host calls
+    call_id: int  # the call whose tool asks: host tools resolve against its session
+    tool: str
+    args: bytes
+    meta: dict[str, Any] | None = None
+
+
+class HostCancel(NamedTuple):
+    id: int
+
+
+class Event(NamedTuple):
+    call_id: int | None  # the call it belongs to, or None (e.g. from ``initialize``)
+    name: str
+    measurements: dict[str, Any]
+    metadata: dict[str, Any]
+    time: float  # seconds since the worker started
+
+
+class HostTools(NamedTuple):
+    id: int  # answered like a host call: HOST_RESULT (a list of tool specs) or HOST_ERROR
+    call_id: int
+
+
+HostFrame = (
+    Call
+    | Cancel
+    | Credit
+    | SessionEnd
+    | Ping
+    | Hello
+    | UnmappedResults
+    | Revoke
+    | HostResult
+    | HostError
+)
+WorkerFrame = (
+    Result
+    | Chunk
+    | End
+    | Error
+    | Progress
+    | Pong
+    | Welcome
+    | UnmappedArgs
+    | HostCall
+    | HostCancel
+    | Event
+    | HostTools
+)
 # Frames that belong to one call, by the call's id.
 CallFrame = Result | Chunk | End | Error | Progress
 
@@ -222,6 +338,8 @@ TYPES: Final[dict[int, type[tuple[Any, ...]]]] = {
     HELLO: Hello,
     UNMAPPED_RESULTS: UnmappedResults,
     REVOKE: Revoke,
+    HOST_RESULT: HostResult,
+    HOST_ERROR: HostError,
     RESULT: Result,
     CHUNK: Chunk,
     END: End,
@@ -230,6 +348,10 @@ TYPES: Final[dict[int, type[tuple[Any, ...]]]] = {
     PONG: Pong,
     WELCOME: Welcome,
     UNMAPPED_ARGS: UnmappedArgs,
+    HOST_CALL: HostCall,
+    HOST_CANCEL: HostCancel,
+    EVENT: Event,
+    HOST_TOOLS: HostTools,
 }
 
 
@@ -241,8 +363,11 @@ def call(
     session_id: str | None,
     deadline: float | None,
     window: int,
+    meta: dict[str, Any] | None = None,
 ) -> list[Any]:
-    return [CALL, id, tool, args, session_id, deadline, window]
+    if meta is None:
+        return [CALL, id, tool, args, session_id, deadline, window]
+    return [CALL, id, tool, args, session_id, deadline, window, meta]
 
 
 def cancel(id: int) -> list[Any]:
@@ -261,8 +386,8 @@ def ping(seq: int) -> list[Any]:
     return [PING, seq]
 
 
-def hello(protocol: str = PROTOCOL) -> list[Any]:
-    return [HELLO, protocol]
+def hello(protocol: str = PROTOCOL, capabilities: tuple[str, ...] = HOST_CAPABILITIES) -> list[Any]:
+    return [HELLO, protocol, list(capabilities)]
 
 
 def unmapped_results(names: list[str]) -> list[Any]:
@@ -271,6 +396,14 @@ def unmapped_results(names: list[str]) -> list[Any]:
 
 def revoke(id: int) -> list[Any]:
     return [REVOKE, id]
+
+
+def host_result(id: int, payload: bytes) -> list[Any]:
+    return [HOST_RESULT, id, payload]
+
+
+def host_error(id: int, type_: str, message: str, kind: str) -> list[Any]:
+    return [HOST_ERROR, id, type_, message, kind]
 
 
 def result(id: int, payload: bytes, run_time: float | None) -> list[Any]:
@@ -315,6 +448,32 @@ def unmapped_args(names: list[str]) -> list[Any]:
     return [UNMAPPED_ARGS, names]
 
 
+def host_call(
+    id: int, call_id: int, tool: str, args: bytes, meta: dict[str, Any] | None = None
+) -> list[Any]:
+    if meta is None:
+        return [HOST_CALL, id, call_id, tool, args]
+    return [HOST_CALL, id, call_id, tool, args, meta]
+
+
+def host_cancel(id: int) -> list[Any]:
+    return [HOST_CANCEL, id]
+
+
+def event(
+    call_id: int | None,
+    name: str,
+    measurements: dict[str, Any],
+    metadata: dict[str, Any],
+    time: float,
+) -> list[Any]:
+    return [EVENT, call_id, name, measurements, metadata, time]
+
+
+def host_tools(id: int, call_id: int) -> list[Any]:
+    return [HOST_TOOLS, id, call_id]
+
+
 # --- parsers --------------------------------------------------------------------------------
 def _is_uint(v: object) -> bool:
     return type(v) is int and v >= 0
@@ -350,10 +509,17 @@ def _explain(kind: int, frame: list[Any]) -> ProtocolViolation:
         nullable = type_name.endswith("?")
         if not (_CHECKS[type_name.rstrip("?")](value) or (nullable and value is None)):
             return ProtocolViolation(f"{spec.name}.{name} must be {type_name}, got {_short(value)}")
-    if kind == ERROR:
-        return ProtocolViolation(f"ERROR.kind {frame[5]!r} is not one of {sorted(ERROR_KINDS)}")
+    if kind in _KINDS:
+        at, kinds = _KINDS[kind]
+        return ProtocolViolation(f"{spec.name}.kind {frame[at]!r} is not one of {sorted(kinds)}")
     raise AssertionError(f"{spec.name} {frame!r} was refused for no reason")  # pragma: no cover
 
+
+# Frames whose kind field must be one of a set: (its index in the frame, the set).
+_KINDS: Final[dict[int, tuple[int, frozenset[str]]]] = {
+    ERROR: (5, ERROR_KINDS),
+    HOST_ERROR: (4, HOST_ERROR_KINDS),
+}
 
 # One expression per field type, on ``v``; the parsers inline them (as attrs and dataclasses
 # generate their methods): a frame is checked with no call per field, which matters on the hot
@@ -385,8 +551,8 @@ def _make_parser(kind: int) -> Callable[[list[Any]], Any]:
         else:
             values.append(f"frame[{i}]")
         tests.append(check)
-    if kind == ERROR:  # its kind is one of a few
-        tests.append("frame[5] in error_kinds")
+    if kind in _KINDS:  # its kind is one of a few
+        tests.append(f"frame[{_KINDS[kind][0]}] in kinds")
     source = (
         "def parse(frame):\n"
         "    n = len(frame)\n"
@@ -399,7 +565,7 @@ def _make_parser(kind: int) -> Callable[[list[Any]], Any]:
         "make": TYPES[kind],
         "explain": _explain,
         "kind": kind,
-        "error_kinds": ERROR_KINDS,
+        "kinds": _KINDS.get(kind, (0, frozenset()))[1],
     }
     exec(compile(source, f"<parser of {spec.name}>", "exec"), namespace)
     parse: Callable[[list[Any]], Any] = namespace["parse"]
@@ -489,16 +655,23 @@ def split_batches(frames: list[Any], size_of: Callable[[Any], int]) -> list[list
 
 def call_size(frame: list[Any]) -> int:
     """The payload size of a host-to-worker frame (for ``split_batches``)."""
-    return len(frame[3]) if frame[0] == CALL else 0
+    kind = frame[0]
+    if kind == CALL:
+        return len(frame[3])
+    if kind == HOST_RESULT:
+        return len(frame[2])
+    return 0
 
 
 def payload_size(frame: list[Any]) -> int:
     """The payload size of a worker-to-host frame (for ``split_batches``): a result's or
-    chunk's bytes, an error's or a progress report's text (each may be long, and a batch
-    of them must stay within the host's message limit)."""
+    chunk's bytes, a host call's arguments, an error's or a progress report's text (each
+    may be long, and a batch of them must stay within the host's message limit)."""
     kind = frame[0]
     if kind in (RESULT, CHUNK) and len(frame) > 2 and type(frame[2]) is bytes:
         return len(frame[2])
+    if kind == HOST_CALL and len(frame) > 4 and type(frame[4]) is bytes:
+        return len(frame[4])
     if kind == ERROR and len(frame) > 4:
         return _text_size(frame[3]) + _text_size(frame[4])
     if kind == PROGRESS and len(frame) > 4:

@@ -3,7 +3,7 @@
 The worker sends one msgpack map (the lane's WELCOME frame; gRPC's Describe reply carries the
 same fields). Its shape, which proto/snakepit/v1/worker.proto documents beside the frames:
 
-    {"protocol": str, "adapter": str, "pid": uint, "capacity": uint,
+    {"protocol": str, "adapter": str, "pid": uint, "capacity": uint, "capabilities": [str],
      "tools": [{"name": str, "description": str, "streaming": bool, "accepts_extra": bool,
                 "params": [{"name": str, "type": str, "required": bool, "default": bin}]}]}
 
@@ -32,6 +32,9 @@ class WorkerDescription:
     capacity: int
     tools: tuple[ToolSpec, ...]
     protocol: str = PROTOCOL
+    # What it can do beyond the base frames (``_frames.WORKER_CAPABILITIES``); a worker
+    # that names none (an older or a minimal one) is sent nothing beyond them.
+    capabilities: frozenset[str] = frozenset()
 
 
 def _get(m: dict[str, Any], key: str, type_: type, where: str) -> Any:
@@ -89,10 +92,16 @@ def description_from_map(m: object) -> WorkerDescription:
     if protocol != PROTOCOL:
         raise ProtocolViolation(f"the worker speaks {protocol!r}; this host speaks {PROTOCOL!r}")
     tools = _get(m, "tools", list, "describe")
+    capabilities = m.get("capabilities", [])
+    if type(capabilities) is not list or not all(type(c) is str for c in capabilities):
+        raise ProtocolViolation(
+            f"describe.capabilities must be a list of str, got {type(capabilities).__name__}"
+        )
     return WorkerDescription(
         adapter=_get(m, "adapter", str, "describe"),
         pid=_get(m, "pid", int, "describe"),
         capacity=_get(m, "capacity", int, "describe"),
         tools=tuple(_tool(t, f"describe.tools[{i}]") for i, t in enumerate(tools)),
         protocol=protocol,
+        capabilities=frozenset(capabilities),
     )

@@ -38,6 +38,7 @@ def description_map(reply: pb.DescribeResponse) -> dict[str, Any]:
         "adapter": reply.adapter,
         "pid": reply.pid,
         "capacity": reply.capacity,
+        "capabilities": list(reply.capabilities),
         "tools": [
             {
                 "name": t.name,
@@ -128,6 +129,10 @@ class WorkerChannel:
                     self._channel.request(_CONNECT, Cardinality.STREAM_STREAM, pb.Batch, pb.Batch)
                 )
                 await self._stream.send_request()
+                # Connect's first frame says what this host serves (the worker answers nothing).
+                await self._stream.send_message(
+                    pb.Batch(frames=msgpack.packb([w.hello()], use_bin_type=True))
+                )
         except Exception as exc:
             self._channel.close()
             raise TransportError(f"cannot connect to {self._path}: {exc!r}") from exc

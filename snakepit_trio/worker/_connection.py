@@ -36,6 +36,9 @@ class Connection:
         self.outbox: list[Frame] = []
         self.wake = asyncio.Event()
         self.reading_done = False
+        # What the host serves, from its HELLO (the first frame on either carrier); until
+        # then nothing beyond the base frames is sent to it.
+        self.host_capabilities: frozenset[str] = frozenset()
 
     def emit(self, frame: Frame) -> None:
         self.outbox.append(frame)
@@ -100,7 +103,9 @@ class Connection:
             self.emit(w.pong(frame.seq, _rss()))
         elif type(frame) is w.UnmappedResults:
             self.runtime.returned(frame.names)
-        # HELLO is the lane's handshake (worker/_lane.py); anywhere else it means nothing.
+        elif type(frame) is w.Hello:
+            # The lane answers it with WELCOME (worker/_lane.py); Connect does not.
+            self.host_capabilities = frozenset(frame.capabilities or ())
 
     def cancel_all(self) -> None:
         for call in list(self.calls.values()):
@@ -136,6 +141,7 @@ def describe_map(runtime: Runtime, adapter_name: str) -> dict[str, Any]:
         "adapter": adapter_name,
         "pid": os.getpid(),
         "capacity": runtime.capacity,
+        "capabilities": list(w.WORKER_CAPABILITIES),
         "tools": [
             {
                 "name": info.name,

@@ -97,8 +97,7 @@ class LaneServer:
                     continue
                 if isinstance(frames, list) and frames and _is_hello(frames[0]):
                     conn.emit(w.welcome(self._describe))
-                    frames = frames[1:]
-                conn.handle(frames)
+                conn.handle(frames)  # HELLO included: it says what the host serves
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         finally:

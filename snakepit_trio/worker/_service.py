@@ -42,6 +42,7 @@ class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped 
             capacity=d["capacity"],
             tools=tools,
             protocol=d["protocol"],
+            capabilities=d["capabilities"],
         )
 
     async def health(self, message: pb.HealthRequest) -> pb.HealthResponse:

@@ -36,7 +36,7 @@ def documented_table() -> dict[int, tuple[str, bool, list[tuple[str, str]], int]
 
 def test_the_proto_documents_exactly_the_code_table() -> None:
     documented = documented_table()
-    assert len(documented) == len(w.TABLE) == 16
+    assert len(documented) == len(w.TABLE) == 22
     for kind, spec in w.TABLE.items():
         assert documented[kind] == (spec.name, spec.to_worker, list(spec.fields), spec.required)
         assert getattr(w, spec.name) == kind
@@ -60,6 +60,8 @@ def valid_frame(kind: int) -> list[Any]:
     frame: list[Any] = [kind, *(VALID[t.rstrip("?")] for _, t in fields)]
     if kind == w.ERROR:
         frame[5] = w.KIND_REMOTE
+    if kind == w.HOST_ERROR:
+        frame[4] = w.KIND_REENTRANCY
     return frame
 
 
@@ -82,7 +84,7 @@ def test_each_parser_takes_its_valid_frames_and_names_each_wrong_field(kind: int
         for other in OTHERS:
             bad = list(frame)
             bad[i] = other
-            if fits(type_, other) and not (kind == w.ERROR and name == "kind"):
+            if fits(type_, other) and not (kind in (w.ERROR, w.HOST_ERROR) and name == "kind"):
                 assert type(parse(bad)) is w.TYPES[kind]
             else:
                 with pytest.raises(w.ProtocolViolation, match=rf"{spec.name}\.{name} "):
@@ -112,7 +114,11 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.session_end("s"),
         w.ping(3),
         w.hello(),
+        w.hello(capabilities=()),
         w.unmapped_results(["a"]),
+        w.call(3, "t", b"", None, None, 0, {"borrow": True}),
+        w.host_result(1, b"\x90"),
+        w.host_error(1, "KeyError", "k", w.KIND_REMOTE),
     ]
     assert [type(w.parse_from_host(f)) for f in frames] == [
         w.Call,
@@ -122,7 +128,11 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.SessionEnd,
         w.Ping,
         w.Hello,
+        w.Hello,
         w.UnmappedResults,
+        w.Call,
+        w.HostResult,
+        w.HostError,
     ]
     frames = [
         w.result(1, b"x", 0.001),
@@ -135,6 +145,12 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.pong(1, None),
         w.welcome({}),
         w.unmapped_args([]),
+        w.host_call(1, 2, "lookup", b""),
+        w.host_call(1, 2, "lookup", b"", {"traceparent": "00-x"}),
+        w.host_cancel(1),
+        w.event(None, "loaded", {"seconds": 1.5}, {"model": "m"}, 0.25),
+        w.event(3, "step", {}, {}, 1),
+        w.host_tools(4, 2),
     ]
     assert [type(w.parse_from_worker(f)) for f in frames] == [
         w.Result,
@@ -147,12 +163,20 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.Pong,
         w.Welcome,
         w.UnmappedArgs,
+        w.HostCall,
+        w.HostCall,
+        w.HostCancel,
+        w.Event,
+        w.Event,
+        w.HostTools,
     ]
 
 
 def test_an_error_kind_outside_the_list_is_a_violation() -> None:
     with pytest.raises(w.ProtocolViolation, match=r"ERROR\.kind 'oops'"):
         w.parse_from_worker([w.ERROR, 1, "T", "m", "", "oops"])
+    with pytest.raises(w.ProtocolViolation, match=r"HOST_ERROR\.kind 'protocol'"):
+        w.parse_from_host([w.HOST_ERROR, 1, "T", "m", w.KIND_PROTOCOL])
 
 
 @given(

@@ -65,6 +65,11 @@ class DescribeResponse(betterproto2.Message):
 
     protocol: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
 
+    capabilities: "list[str]" = betterproto2.field(6, betterproto2.TYPE_STRING, repeated=True)
+    """
+    What the worker can do beyond the base frames (see "The worker's description").
+    """
+
 
 default_message_pool.register_message("snakepit.v1", "DescribeResponse", DescribeResponse)
 
