@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._config import PoolConfig as PoolConfig
     from ._config import PoolOptions as PoolOptions
     from ._config import RestartPolicy as RestartPolicy
+    from ._errors import HostToolError as HostToolError
+    from ._errors import HostToolsUnavailable as HostToolsUnavailable
     from ._errors import InvalidArguments as InvalidArguments
     from ._errors import InvalidVariable as InvalidVariable
     from ._errors import PayloadTooLarge as PayloadTooLarge
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._errors import PoolSaturated as PoolSaturated
     from ._errors import PoolUnhealthy as PoolUnhealthy
     from ._errors import QueueTimeout as QueueTimeout
+    from ._errors import ReentrancyError as ReentrancyError
     from ._errors import RemoteError as RemoteError
     from ._errors import RequestTimeout as RequestTimeout
     from ._errors import SerializationError as SerializationError
@@ -46,10 +49,12 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._errors import SessionQuotaExceeded as SessionQuotaExceeded
     from ._errors import SnakepitError as SnakepitError
     from ._errors import StreamIdleTimeout as StreamIdleTimeout
+    from ._errors import UnknownHostTool as UnknownHostTool
     from ._errors import UnknownTool as UnknownTool
     from ._errors import WorkerCrashed as WorkerCrashed
     from ._errors import WorkerStartError as WorkerStartError
     from ._lifecycle import open_pool as open_pool
+    from ._pool import HostToolContext as HostToolContext
     from ._pool import Pool as Pool
     from ._progress import Progress as Progress
     from ._session import Session as Session
@@ -77,6 +82,8 @@ _EXPORTS: dict[str, str] = {
     "Variable": "._session",
     "Stream": "._streaming",
     "Progress": "._progress",
+    # host tools (called by workers' tools)
+    "HostToolContext": "._pool",
     # snapshots
     "PoolStats": "._stats",
     "CallInfo": "._stats",
@@ -86,6 +93,8 @@ _EXPORTS: dict[str, str] = {
     "ParamSpec": "._tools",
     # errors
     "SnakepitError": "._errors",
+    "HostToolError": "._errors",
+    "HostToolsUnavailable": "._errors",
     "InvalidArguments": "._errors",
     "InvalidVariable": "._errors",
     "PayloadTooLarge": "._errors",
@@ -93,12 +102,14 @@ _EXPORTS: dict[str, str] = {
     "PoolSaturated": "._errors",
     "PoolUnhealthy": "._errors",
     "QueueTimeout": "._errors",
+    "ReentrancyError": "._errors",
     "RemoteError": "._errors",
     "RequestTimeout": "._errors",
     "SerializationError": "._errors",
     "SessionLost": "._errors",
     "SessionQuotaExceeded": "._errors",
     "StreamIdleTimeout": "._errors",
+    "UnknownHostTool": "._errors",
     "UnknownTool": "._errors",
     "WorkerCrashed": "._errors",
     "WorkerStartError": "._errors",

@@ -214,6 +214,11 @@ class PoolConfig:
             for ``WorkerCrashed`` and ``WorkerStartError``. ``"inherit"``: both go straight
             to the host's stderr (file descriptor 2), as the worker wrote them (a terminal
             stays a terminal); the host reads nothing, so errors carry no stderr tail.
+        max_host_tool_calls: host tools (``register_host_tool``) running at once; calls
+            beyond it wait their turn.
+        max_reentry_depth: how deep calls may nest through host tools (a worker tool calls
+            a host tool that calls the pool, ...); a deeper call raises ReentrancyError.
+            0: host tools may not call the pool at all.
     """
 
     adapter: str = attrs.field(validator=_adapter_spec)
@@ -282,6 +287,8 @@ class PoolConfig:
     pythonpath: tuple[str, ...] = attrs.field(default=(), converter=_paths)
     inherit_path: bool = attrs.field(default=True, validator=_flag)
     worker_output: str = attrs.field(default="log", validator=_worker_output)
+    max_host_tool_calls: int = attrs.field(default=64, validator=_whole(unit="calls"))
+    max_reentry_depth: int = attrs.field(default=4, validator=_whole(minimum=0, unit="levels"))
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= self.heartbeat_interval:
@@ -379,6 +386,8 @@ class PoolOptions(TypedDict, total=False):
     pythonpath: Sequence[str]  # the field converts it to a tuple
     inherit_path: bool
     worker_output: str
+    max_host_tool_calls: int
+    max_reentry_depth: int
 
 
 _NULLABLE = {

@@ -7,6 +7,8 @@ never reach callers; each class below says when it is raised and whether the req
 from __future__ import annotations
 
 __all__ = [
+    "HostToolError",
+    "HostToolsUnavailable",
     "InvalidArguments",
     "InvalidVariable",
     "PayloadTooLarge",
@@ -14,6 +16,7 @@ __all__ = [
     "PoolSaturated",
     "PoolUnhealthy",
     "QueueTimeout",
+    "ReentrancyError",
     "RemoteError",
     "RequestTimeout",
     "SerializationError",
@@ -21,6 +24,7 @@ __all__ = [
     "SessionQuotaExceeded",
     "SnakepitError",
     "StreamIdleTimeout",
+    "UnknownHostTool",
     "UnknownTool",
     "WorkerCrashed",
     "WorkerStartError",
@@ -340,3 +344,72 @@ def _reported_cause(stderr_tail: str) -> tuple[str, list[str]] | None:
         if named and same and not kind.endswith("AdapterLoadError"):
             cause = f"{kind}: {cause}" if cause else kind
     return cause, advice
+
+
+class HostToolError(SnakepitError):
+    """Raised in a worker's tool: a host tool it called did not return a value.
+
+    Attributes:
+        tool: the host tool's name.
+        kind: why: ``"remote"`` (the host tool raised; ``remote_type`` and
+            ``remote_message`` are its own), ``"unknown_tool"``, ``"invalid_arguments"``,
+            ``"cancelled"`` (the calling tool was cancelled, its deadline passed, or the host
+            went away), ``"serialization"`` (an argument or the result cannot be encoded),
+            ``"reentrancy"`` (the host tool made a nested call that could only wait for
+            itself) or ``"unavailable"`` (the host serves no host tools).
+        remote_type: the exception's type name on the host, for ``"remote"``; else ``""``.
+        remote_message: what the host said.
+    """
+
+    def __init__(self, tool: str, kind: str, message: str, remote_type: str = "") -> None:
+        what = f"{remote_type}: {message}" if remote_type else message
+        super().__init__(f"host tool {tool!r} failed ({kind}): {what}")
+        self.tool = tool
+        self.kind = kind
+        self.remote_type = remote_type
+        self.remote_message = message
+
+
+class UnknownHostTool(HostToolError):
+    """No host tool of that name is visible to the calling call (neither the pool's nor its
+    session's).
+
+    Attributes:
+        available: the names it may call.
+    """
+
+    def __init__(self, tool: str, message: str, available: list[str] | None = None) -> None:
+        super().__init__(tool, "unknown_tool", message)
+        self.available = sorted(available or [])
+
+
+class HostToolsUnavailable(HostToolError):
+    """The host this worker serves offers no host tools (it did not name them when it
+    connected); raised at once, without waiting."""
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(
+            tool,
+            "unavailable",
+            "the host did not offer host tools when it connected (an older host, or a "
+            "client that calls tools directly); nothing was sent",
+        )
+
+
+class ReentrancyError(SnakepitError):
+    """A nested call (made by a host tool, inside a worker tool's call) cannot run without
+    waiting for itself; raised at once instead of a deadlock.
+
+    Raised when the nesting is deeper than ``max_reentry_depth``, or when the call would
+    have to queue while every slot that could run it is held by a call waiting in a host
+    tool (its own ancestors among them).
+
+    Attributes:
+        chain: the tools of the calls it is nested in, outermost first.
+    """
+
+    def __init__(self, tool: str, chain: tuple[str, ...], reason: str) -> None:
+        path = " -> ".join((*chain, tool))
+        super().__init__(f"nested call {path} cannot run: {reason}")
+        self.tool = tool
+        self.chain = chain

@@ -10,15 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar, overload
 
+import attrs
 import trio
 
+from . import _host_tools as host_tools
 from ._config import PoolConfig
 from ._core._dispatcher import CallState
 from ._core._worker_state import WorkerState
 from ._engine import _admission as admission
 from ._engine._engine import Engine
+from ._engine._host_calls import HostCallInfo
 from ._errors import PoolClosed
 from ._progress import ProgressCallback
 from ._public import NoPublicConstructor
@@ -27,7 +30,48 @@ from ._stats import CallInfo, PoolStats, SessionInfo, WorkerInfo
 from ._streaming import Stream, feed
 from ._tools import ToolSpec
 
-__all__ = ["Pool"]
+__all__ = ["HostToolContext", "Pool"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Here, not in a module of its own: it names Pool, and modules may not import each other.
+@attrs.frozen
+class HostToolContext:
+    """Passed to a host tool that declares a ``HostToolContext`` parameter (or one named
+    ``ctx``).
+
+    Attributes:
+        pool: the pool; ``ctx.pool.execute(...)`` inside a host tool is a nested call (see
+            the README's "Host tools" for how nested calls are placed).
+        session: the calling call's session, or None; ``ctx.session.execute(...)`` is a
+            nested call in that session.
+        session_id: that session's id, or None.
+        worker_id: the worker whose tool called.
+        call_id: the calling call's id (unique within the pool).
+        tool: the calling worker tool's name.
+        deadline: the calling call's deadline on ``trio.current_time()``'s clock, or None;
+            the host tool is cancelled when it passes.
+    """
+
+    pool: Pool
+    session: Session | None
+    session_id: str | None
+    worker_id: str
+    call_id: int
+    tool: str
+    deadline: float | None
+
+    def time_remaining(self) -> float | None:
+        """Seconds left until the calling call's deadline.
+
+        Returns:
+            Seconds (negative once passed), or None without a deadline.
+
+        Raises:
+            RuntimeError: called outside Trio.
+        """
+        return None if self.deadline is None else self.deadline - trio.current_time()
 
 
 class Pool(metaclass=NoPublicConstructor):
@@ -37,6 +81,19 @@ class Pool(metaclass=NoPublicConstructor):
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        engine.host_calls.make_context = self._host_tool_context
+
+    def _host_tool_context(self, info: HostCallInfo) -> HostToolContext:
+        record = info.session
+        return HostToolContext(
+            pool=self,
+            session=None if record is None else Session._create(self._engine, record),
+            session_id=None if record is None else record.id,
+            worker_id=info.worker_id,
+            call_id=info.call.id,
+            tool=info.call.tool,
+            deadline=info.deadline,
+        )
 
     @property
     def config(self) -> PoolConfig:
@@ -363,6 +420,108 @@ class Pool(metaclass=NoPublicConstructor):
             kill_on_cancel=kill_on_cancel,
         ) as chunks:
             await feed(chunks, callback)
+
+    # --- host tools (functions of this process that workers' tools may call) --------------
+    def register_host_tool(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> ToolSpec:
+        """Let every call's worker tool call ``fn`` (``ctx.call_host_tool(name, ...)``).
+
+        Async functions run in the pool's nursery, sync ones in a thread
+        (``trio.to_thread``); at most ``max_host_tool_calls`` run at once. Parameters and
+        their types come from the signature, as for worker tools, and calls are checked
+        against them; a parameter annotated ``HostToolContext`` (or named ``ctx``) gets the
+        calling call's context. A host tool runs under its call's deadline and is
+        cancelled with it. What it raises reaches the worker's tool as ``HostToolError``.
+        Registering a name again replaces the tool.
+
+        Args:
+            fn: the function (sync or async; not a generator).
+            name: the name workers call it by (default: its ``__name__``).
+            description: shown in ``host_tools()`` (default: its docstring's first line).
+
+        Returns:
+            The tool's spec.
+
+        Raises:
+            TypeError: ``fn`` is not callable, is a generator, or has positional-only or
+                ``*args`` parameters.
+            ValueError: the name is empty or starts with ``"snakepit."`` (reserved).
+        """
+        return host_tools.register(self._engine, fn, name, description, None)
+
+    @overload
+    def host_tool(self, fn: F, /) -> F: ...
+    @overload
+    def host_tool(
+        self, /, *, name: str | None = None, description: str | None = None
+    ) -> Callable[[F], F]: ...
+
+    def host_tool(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> F | Callable[[F], F]:
+        """``register_host_tool`` as a decorator: ``@pool.host_tool`` or
+        ``@pool.host_tool(name=...)``.
+
+        Args:
+            fn: the function, when used bare.
+            name, description: as for ``register_host_tool``.
+
+        Returns:
+            ``fn`` itself, registered; or a decorator that registers its function.
+
+        Raises:
+            The errors of ``register_host_tool``.
+        """
+        return host_tools.decorate(self._engine, None, fn, name, description)
+
+    def unregister_host_tool(self, name: str) -> bool:
+        """Remove a host tool of the pool (sessions' own are unaffected).
+
+        Args:
+            name: its name.
+
+        Returns:
+            True if it was registered.
+
+        Raises:
+            Nothing.
+        """
+        return self._engine.host_calls.registry.unregister(name, None)
+
+    def host_tools(self, session: Session | str | None = None) -> list[ToolSpec]:
+        """The host tools a call may use: the pool's, and a session's own over them.
+
+        Args:
+            session: a session (or its id) whose calls' view to list; None for calls
+                without a session.
+
+        Returns:
+            Their specs, by name.
+
+        Raises:
+            TypeError: ``session`` is neither a Session, a str nor None.
+        """
+        if isinstance(session, Session):
+            session_id: str | None = session.id
+        elif session is None or isinstance(session, str):
+            session_id = session
+        else:
+            raise TypeError(
+                f"session must be a Session, a session id (str) or None; got "
+                f"{type(session).__name__}"
+            )
+        tools = self._engine.host_calls.registry.visible(session_id)
+        return [tools[n].spec for n in sorted(tools)]
 
     # --- what the pool holds -------------------------------------------------------------
     def stats(self) -> PoolStats:

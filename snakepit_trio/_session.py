@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import attrs
 
+from . import _host_tools as host_tools
 from ._core._sessions import SessionRecord
 from ._core._variables import VariableError, make_spec
 from ._engine._engine import Engine
@@ -15,8 +16,11 @@ from ._errors import InvalidVariable
 from ._progress import ProgressCallback
 from ._public import NoPublicConstructor
 from ._streaming import Stream
+from ._tools import ToolSpec
 
 __all__ = ["Session", "Variable"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @attrs.frozen
@@ -270,6 +274,71 @@ class Session(metaclass=NoPublicConstructor):
             )
             for spec in variables.specs.values()
         ]
+
+    # --- host tools only this session's calls see ----------------------------------------
+    def register_host_tool(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> ToolSpec:
+        """``Pool.register_host_tool`` for this session's calls only: it shadows a pool
+        host tool of the same name for them, and is gone when the session closes.
+
+        Args:
+            fn, name, description: as for ``Pool.register_host_tool``.
+
+        Returns:
+            The tool's spec.
+
+        Raises:
+            The errors of ``Pool.register_host_tool``.
+        """
+        return host_tools.register(self._engine, fn, name, description, self.id)
+
+    @overload
+    def host_tool(self, fn: F, /) -> F: ...
+    @overload
+    def host_tool(
+        self, /, *, name: str | None = None, description: str | None = None
+    ) -> Callable[[F], F]: ...
+
+    def host_tool(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> F | Callable[[F], F]:
+        """``register_host_tool`` as a decorator: ``@session.host_tool``.
+
+        Args:
+            fn: the function, when used bare.
+            name, description: as for ``Pool.register_host_tool``.
+
+        Returns:
+            ``fn`` itself, registered; or a decorator that registers its function.
+
+        Raises:
+            The errors of ``Pool.register_host_tool``.
+        """
+        return host_tools.decorate(self._engine, self.id, fn, name, description)
+
+    def unregister_host_tool(self, name: str) -> bool:
+        """Remove one of this session's host tools (the pool's are unaffected).
+
+        Args:
+            name: its name.
+
+        Returns:
+            True if it was registered.
+
+        Raises:
+            Nothing.
+        """
+        return self._engine.host_calls.registry.unregister(name, self.id)
 
     def close(self) -> None:
         """End the session: the adapter's ``on_session_end`` runs in its worker.

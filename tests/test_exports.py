@@ -36,6 +36,16 @@ EXPECTED: dict[str, str] = {
         "class (id: 'int', tool: 'str', elapsed: 'float', cancelled: 'bool', "
         "session_id: 'str | None' = None) -> None"
     ),
+    "HostToolContext": (
+        "class (pool: 'Pool', session: 'Session | None', session_id: 'str | None', "
+        "worker_id: 'str', call_id: 'int', tool: 'str', deadline: 'float | None') -> None"
+    ),
+    "HostToolContext.time_remaining": "(self) -> 'float | None'",
+    "HostToolError": (
+        "class(SnakepitError) (tool: 'str', kind: 'str', message: 'str', "
+        "remote_type: 'str' = '') -> 'None'"
+    ),
+    "HostToolsUnavailable": "class(HostToolError) (tool: 'str') -> 'None'",
     "InvalidArguments": (
         "class(SnakepitError) (tool: 'str', param: 'str | None', reason: 'str') -> 'None'"
     ),
@@ -80,10 +90,19 @@ EXPECTED: dict[str, str] = {
         "kill_on_cancel: 'bool | None' = None) -> 'None'"
     ),
     "Pool.get_session": "(self, id: 'str') -> 'Session | None'",
+    "Pool.host_tool": (
+        "(self, fn: 'F | None' = None, /, *, name: 'str | None' = None, "
+        "description: 'str | None' = None) -> 'F | Callable[[F], F]'"
+    ),
+    "Pool.host_tools": "(self, session: 'Session | str | None' = None) -> 'list[ToolSpec]'",
     "Pool.list_sessions": "(self) -> 'list[SessionInfo]'",
     "Pool.open_session": (
         "async (self, id: 'str | None' = None, *, affinity: 'str' = 'strict', "
         "ttl: 'float | None' = None, metadata: 'dict[str, Any] | None' = None) -> 'Session'"
+    ),
+    "Pool.register_host_tool": (
+        "(self, fn: 'Callable[..., Any]', *, name: 'str | None' = None, "
+        "description: 'str | None' = None) -> 'ToolSpec'"
     ),
     "Pool.session": (
         "asynccontextmanager (self, id: 'str | None' = None, *, affinity: 'str' = 'strict', "
@@ -98,6 +117,7 @@ EXPECTED: dict[str, str] = {
         "kill_on_cancel: 'bool | None' = None) -> 'AbstractAsyncContextManager[Stream]'"
     ),
     "Pool.tools": "(self) -> 'list[ToolSpec]'",
+    "Pool.unregister_host_tool": "(self, name: 'str') -> 'bool'",
     "Pool.workers": "(self) -> 'list[WorkerInfo]'",
     "PoolClosed": "class(SnakepitError) (*args)",
     "PoolConfig": (
@@ -118,7 +138,8 @@ EXPECTED: dict[str, str] = {
         "registry: 'bool' = True, state_dir: 'str | None' = None, name: 'str' = 'pool', "
         "python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, cwd: 'str | None' = None, "
         "pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
-        "worker_output: 'str' = 'log') -> None"
+        "worker_output: 'str' = 'log', max_host_tool_calls: 'int' = 64, "
+        "max_reentry_depth: 'int' = 4) -> None"
     ),
     "PoolConfig.build": (
         "classmethod (adapter: 'str | None', config: 'PoolConfig | None', "
@@ -141,6 +162,9 @@ EXPECTED: dict[str, str] = {
     ),
     "Progress.fraction": "property -> float | None",
     "QueueTimeout": "class(SnakepitError, TimeoutError) (waited: 'float') -> 'None'",
+    "ReentrancyError": (
+        "class(SnakepitError) (tool: 'str', chain: 'tuple[str, ...]', reason: 'str') -> 'None'"
+    ),
     "RemoteError": (
         "class(SnakepitError) (tool: 'str', remote_type: 'str', message: 'str', "
         "traceback: 'str') -> 'None'"
@@ -165,10 +189,18 @@ EXPECTED: dict[str, str] = {
         "kill_on_cancel: 'bool | None' = None) -> 'Any'"
     ),
     "Session.get_variable": "(self, name: 'str') -> 'Any'",
+    "Session.host_tool": (
+        "(self, fn: 'F | None' = None, /, *, name: 'str | None' = None, "
+        "description: 'str | None' = None) -> 'F | Callable[[F], F]'"
+    ),
     "Session.id": "property -> str",
     "Session.list_variables": "(self) -> 'list[Variable]'",
     "Session.lost": "property -> bool",
     "Session.metadata": "property -> dict[str, Any]",
+    "Session.register_host_tool": (
+        "(self, fn: 'Callable[..., Any]', *, name: 'str | None' = None, "
+        "description: 'str | None' = None) -> 'ToolSpec'"
+    ),
     "Session.register_variable": (
         "(self, name: 'str', type: 'str', value: 'Any', *, min: 'float | None' = None, "
         "max: 'float | None' = None, choices: 'Any' = None, max_length: 'int | None' = None, "
@@ -181,6 +213,7 @@ EXPECTED: dict[str, str] = {
         "on_progress: 'ProgressCallback | None' = None, "
         "kill_on_cancel: 'bool | None' = None) -> 'AbstractAsyncContextManager[Stream]'"
     ),
+    "Session.unregister_host_tool": "(self, name: 'str') -> 'bool'",
     "Session.worker_id": "property -> str | None",
     "SessionInfo": (
         "class (id: 'str', worker_id: 'str | None', affinity: 'str', calls: 'int', "
@@ -198,6 +231,10 @@ EXPECTED: dict[str, str] = {
     "ToolSpec": (
         "class (name: 'str', description: 'str', streaming: 'bool', "
         "params: 'tuple[ParamSpec, ...]', accepts_extra: 'bool' = False) -> None"
+    ),
+    "UnknownHostTool": (
+        "class(HostToolError) (tool: 'str', message: 'str', "
+        "available: 'list[str] | None' = None) -> 'None'"
     ),
     "UnknownTool": "class(SnakepitError) (tool: 'str', available: 'list[str]') -> 'None'",
     "Variable": (
@@ -245,15 +282,27 @@ EXPECTED: dict[str, str] = {
     "worker.ToolContext": (
         "class (request_id: 'int', session_id: 'str | None', deadline: 'float | None', "
         "progress: 'Callable[[float, float | None, str | None], None] | None' = None, "
-        "clock: 'Callable[[], float]' = <built-in function monotonic>) -> 'None'"
+        "clock: 'Callable[[], float]' = <built-in function monotonic>, "
+        "host: 'HostCalls | None' = None) -> 'None'"
+    ),
+    "worker.ToolContext.acall_host_tool": (
+        "async (self, name: 'str', args: 'dict[str, Any] | None' = None) -> 'Any'"
+    ),
+    "worker.ToolContext.ahost": "property -> HostTools",
+    "worker.ToolContext.ahost_tools": "async (self) -> 'dict[str, dict[str, Any]]'",
+    "worker.ToolContext.call_host_tool": (
+        "(self, name: 'str', args: 'dict[str, Any] | None' = None) -> 'Any'"
     ),
     "worker.ToolContext.cancelled": "property -> bool",
     "worker.ToolContext.deadline": "attribute",
+    "worker.ToolContext.host": "property -> HostTools",
+    "worker.ToolContext.host_tools": "(self) -> 'dict[str, dict[str, Any]]'",
     "worker.ToolContext.progress": (
         "(self, done: 'float', total: 'float | None' = None, "
         "message: 'str | None' = None) -> 'None'"
     ),
     "worker.ToolContext.request_id": "attribute",
+    "worker.ToolContext.session": "property -> SessionVariables",
     "worker.ToolContext.session_id": "attribute",
     "worker.ToolContext.time_remaining": "(self) -> 'float | None'",
     "worker.tool": (

@@ -144,6 +144,8 @@ OPTIONS: dict[str, str] = {
     "pythonpath": "pythonpath",
     "inherit_path": "bool",
     "worker_output": "worker_output",
+    "max_host_tool_calls": "count>=1",
+    "max_reentry_depth": "count>=0",
 }
 
 

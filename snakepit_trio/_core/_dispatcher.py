@@ -104,6 +104,7 @@ class Call:
     prefer: Any = None  # run on this worker when it has a free slot
     seq: int = 0  # submission order, set by submit()
     revoking: bool = False  # a Revoke for it is out; the worker has not answered yet
+    borrowed: bool = False  # sent beyond its worker's capacity, in a parked ancestor's slot
 
     @property
     def revocable(self) -> bool:
@@ -377,6 +378,35 @@ class Dispatcher:
         self.calls[call.id] = call
         self.queue.append(call)
         return []
+
+    def borrow(self, call: Call, worker: Any) -> list[Action]:
+        """Send ``call`` to ``worker`` at once, beyond its capacity and past any queue: a
+        nested call in the slot of an ancestor that waits for it there (see _reentry.py).
+        It runs only there (a pinned call: if the worker dies, it fails with it).
+
+        Raises:
+            DispatcherClosed: the pool is closing.
+            WorkerGone: ``worker`` is not a live worker.
+        """
+        if self.closed:
+            raise DispatcherClosed
+        if call.id in self.calls:
+            raise ValueError(f"call id {call.id} is already in use")
+        ws = self.workers.get(worker)
+        if ws is None:
+            raise WorkerGone
+        self._seq += 1
+        call.seq = self._seq
+        call.pin = worker
+        call.prefer = None
+        call.borrowed = True
+        self.calls[call.id] = call
+        ws.calls[call.id] = call
+        ws._update()
+        call.state = CallState.SENT
+        call.worker = worker
+        call.attempts += 1
+        return [Send(worker, call)]
 
     def _check_room(self) -> None:
         if self.max_queue is not None and self.queued >= self.max_queue:

@@ -79,6 +79,7 @@ class CallHandle(Protocol):
     scope: trio.CancelScope | None
     crash: WorkerCrashed | None
     kill_on_cancel: bool
+    nesting: Any
     segments: Outbound | None
     sent_at: float  # when it was last sent to a worker (Trio's clock)
     cancelled_at: float  # when its caller gave up after it was sent (Trio's clock)
@@ -105,6 +106,7 @@ class UnaryHandle:
     queue_deadline: float = math.inf  # while it waits for a worker (queue_timeout)
     scope: trio.CancelScope | None = None  # its wait's deadline, when queue_timeout is set
     crash: WorkerCrashed | None = None  # set when its worker dies mid-call
+    nesting: Any = None  # made inside a host tool: its ancestor calls (_host_calls.Nesting)
     abandoned_in: CallState | None = None  # the call's state when its caller gave up
     kill_on_cancel: bool = False
     segments: Outbound | None = None  # its arguments' shared memory, if any
@@ -168,6 +170,7 @@ class StreamHandle:
     unmapped: Unmapped | None = None  # told of chunk segments no longer mapped here
     scope: trio.CancelScope | None = None  # never set: a stream's deadlines are per wait
     crash: WorkerCrashed | None = None  # set when its worker dies mid-stream
+    nesting: Any = None  # made inside a host tool: its ancestor calls (_host_calls.Nesting)
     sent_at: float = 0.0
     cancelled_at: float = 0.0
     buffer: deque[bytes] = attrs.Factory(deque)

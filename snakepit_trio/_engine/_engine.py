@@ -65,15 +65,19 @@ from . import _admission as admission
 from ._calls import StreamHandle, UnaryHandle, error_from_frame
 from ._counters import Counters
 from ._health import Health
+from ._host_calls import HostCalls
 from ._inbound import Inbound
 from ._payloads import Payloads
 from ._recycling import Recycler
+from ._reentry import place as place_nested
 from ._sessions import SessionHost
 from ._shutdown import Closer
 from ._watchdog import Watchdog
 
 log = logging.getLogger("snakepit_trio")
 log.addHandler(logging.NullHandler())  # quiet by default: no "last resort" printing
+
+_BORROW = {"borrow": True}  # CALL meta of a nested call sent in its ancestor's slot
 
 
 class Engine:
@@ -92,15 +96,18 @@ class Engine:
         )
         self.workers: dict[str, Worker] = {}  # ready and not yet exited
         self.tools: dict[str, ToolSpec] = {}
+        self.worker_caps: dict[str, frozenset[str]] = {}  # what each live worker can do
         self.counters = Counters()
         self.health = Health(config)
         self.payloads = Payloads(token, config.shm_threshold, self._channel_of)
+        self.host_calls = HostCalls(self)
         self.sessions = SessionHost(
             max_sessions=config.max_sessions,
             default_ttl=config.session_ttl,
             least_loaded=self._least_loaded_worker,
             is_live=self.core.workers.__contains__,
             send_end=self._send_session_end,
+            on_end=self.host_calls.registry.session_closed,
         )
         self.recycler = Recycler(self)
         self.watchdog = Watchdog(self)  # its run() is a pool task
@@ -219,10 +226,10 @@ class Engine:
         try:
             if session is not None:
                 async with self.sessions.use(session, call):
-                    self.submit(call)
+                    self.submit(call, place_nested(self, call, session))
                     frame = await self._wait(call, waiter, timeout, call_deadline, now)
             else:
-                self.submit(call)
+                self.submit(call, place_nested(self, call, None))
                 frame = await self._wait(call, waiter, timeout, call_deadline, now)
         finally:
             if segments is not None:
@@ -283,7 +290,7 @@ class Engine:
         handle.call = Call(next(self._ids), tool, False, handle=handle)
         try:
             async with self.sessions.use(session, handle.call):
-                self.submit(handle.call)
+                self.submit(handle.call, place_nested(self, handle.call, session))
                 try:
                     yield handle
                 finally:
@@ -292,12 +299,17 @@ class Engine:
             if segments is not None:
                 segments.release()
 
-    def submit(self, call: Call) -> None:
+    def submit(self, call: Call, borrow: str | None = None) -> None:
+        """Submit ``call`` (or, nested in a host tool, send it to ``borrow`` at once: see
+        ``_reentry.py``)."""
         if not self.health.admit(call.id):
             self.counters.errors += 1
             raise self.health.unhealthy()
         try:
-            actions = self.core.submit(call)
+            if borrow is not None:
+                actions = self.core.borrow(call, borrow)
+            else:
+                actions = self.core.submit(call)
         except QueueFull:
             self.counters.saturated += 1
             self.counters.errors += 1
@@ -356,6 +368,7 @@ class Engine:
 
     def _abandon_call(self, call: Call) -> None:
         self.health.gave_up(call.id)
+        self.host_calls.call_abandoned(call.id)
         if call.state is CallState.SENT:
             call.handle.cancelled_at = trio.current_time()
             self.watchdog.cancelled()
@@ -401,7 +414,15 @@ class Engine:
         if handle.segments is not None:
             handle.segments.sent(worker.id)
         worker.channel.send(
-            w.call(call.id, call.tool, handle.payload, handle.session_id, remaining, handle.window)
+            w.call(
+                call.id,
+                call.tool,
+                handle.payload,
+                handle.session_id,
+                remaining,
+                handle.window,
+                _BORROW if call.borrowed else None,
+            )
         )
 
     def _fail(self, action: Fail) -> None:
@@ -431,6 +452,7 @@ class Engine:
         if not self.tools:
             self.tools = {t.name: t for t in description.tools}
         self.workers[worker.id] = worker
+        self.worker_caps[worker.id] = description.capabilities
         if self.closing:  # a replacement that became ready during shutdown
             worker.request_stop()
             return
@@ -442,7 +464,9 @@ class Engine:
 
     def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None:
         self.workers.pop(worker.id, None)
+        self.worker_caps.pop(worker.id, None)
         self.payloads.gone(worker.id)
+        self.host_calls.worker_gone(worker.id)
         worker.gone.set()
         crash: WorkerCrashed | None = None
         headline = ""
@@ -500,6 +524,17 @@ class Engine:
         self.counters.restarts += 1
 
     # --- helpers ---------------------------------------------------------------------------
+    def channel_send(self, worker_id: str, frame: list[Any]) -> bool:
+        """Send ``frame`` to a live worker; False if it is gone."""
+        channel = self._channel_of(worker_id)
+        if channel is None:
+            return False
+        channel.send(frame)
+        return True
+
+    def session_record(self, session_id: str) -> SessionRecord | None:
+        return self.sessions.store.get(session_id)
+
     def _channel_of(self, worker_id: str | None) -> Channel | None:
         worker = self.workers.get(worker_id) if worker_id is not None else None
         return None if worker is None else worker.channel

@@ -28,6 +28,7 @@ from .._shared import _frames as w
 from .._supervision._worker import Worker
 from ._counters import Counters
 from ._health import Health
+from ._host_calls import HostCalls
 from ._payloads import Payloads
 from ._recycling import Recycler
 from ._watchdog import Watchdog
@@ -75,6 +76,18 @@ def check_batch(
         if kind not in of_a_call:
             if kind is w.Welcome:
                 raise w.ProtocolViolation("WELCOME after the handshake")
+            if kind is w.HostCall or kind is w.HostTools:
+                # Host tools resolve against the calling call's session: it must be one
+                # this worker is running, or a worker could reach another session's tools.
+                asking: int = frame.call_id  # type: ignore[union-attr, assignment]
+                call = get(asking)
+                if call is None or call.worker != worker_id or (finished and asking in finished):
+                    raise w.ProtocolViolation(
+                        f"{kind.__name__.upper()} for call {asking}, which this worker is not "
+                        "running"
+                    )
+                append((frame, call))
+                continue
             append((frame, None))
             continue
         call_id: int = frame.id  # type: ignore[union-attr]
@@ -109,6 +122,7 @@ class InboundHost(Protocol):
 
     config: PoolConfig
     core: Dispatcher
+    host_calls: HostCalls
     payloads: Payloads
     health: Health
     counters: Counters
@@ -173,8 +187,21 @@ class Inbound:
     def _on_progress(self, worker: Worker, frame: w.Progress, call: Call) -> None:
         call.handle.progress(frame)
 
+    def _on_host_call(self, worker: Worker, frame: w.HostCall, call: Call) -> None:
+        self._engine.host_calls.on_host_call(worker, frame, call)
+
+    def _on_host_tools(self, worker: Worker, frame: w.HostTools, call: Call) -> None:
+        self._engine.host_calls.on_host_tools(worker, frame, call)
+
+    def _on_host_cancel(self, worker: Worker, frame: w.HostCancel, call: None) -> None:
+        self._engine.host_calls.on_host_cancel(worker, frame)
+
+    def _on_event(self, worker: Worker, frame: w.Event, call: None) -> None:
+        pass  # accepted and dropped: no telemetry handler listens
+
     def _on_final(self, worker: Worker, frame: w.Result | w.End | w.Error, call: Call) -> None:
         engine = self._engine
+        engine.host_calls.call_ended(call.id)
         abandoned = call.state is CallState.ABANDONED
         if type(frame) is w.Error and not_started(frame) and not worker.stop_requested:
             # Revoked or cancelled before it began: it never ran there (and, for the crash
@@ -218,4 +245,8 @@ class Inbound:
         w.Result: _on_final,
         w.End: _on_final,
         w.Error: _on_final,
+        w.HostCall: _on_host_call,
+        w.HostTools: _on_host_tools,
+        w.HostCancel: _on_host_cancel,
+        w.Event: _on_event,
     }

@@ -32,6 +32,7 @@ class SessionHost:
         least_loaded: Callable[[], Awaitable[str]],
         is_live: Callable[[Any], bool],
         send_end: Callable[[SessionRecord], None],
+        on_end: Callable[[str], None] = lambda session_id: None,
     ) -> None:
         counter = itertools.count(1)
         self.store = SessionStore(
@@ -42,6 +43,7 @@ class SessionHost:
         self._least_loaded = least_loaded
         self._is_live = is_live
         self._send_end = send_end
+        self._on_end = on_end  # what the host keeps per session (its host tools) goes
         self._changed = trio.Event()
 
     async def create(
@@ -132,5 +134,6 @@ class SessionHost:
                 self._end(record)
 
     def _end(self, record: SessionRecord) -> None:
+        self._on_end(record.id)
         if record.lost is None:
             self._send_end(record)

@@ -106,9 +106,7 @@ class Faults(metaclass=NoPublicConstructor):
             fake.link.delay = seconds
 
     def _pick(self, worker_id: str | None) -> tuple[FakeWorker, str]:
-        live = {
-            k: v for k, v in self._launcher.live.items() if v.process.returncode is None
-        }
+        live = {k: v for k, v in self._launcher.live.items() if v.process.returncode is None}
         if worker_id is None:
             core = self._pool._engine.core
             if not live:

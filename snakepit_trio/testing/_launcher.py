@@ -31,9 +31,7 @@ class MemoryLauncher:
     async def connect(
         self, worker: Worker, nursery: trio.Nursery, on_frames: OnFrames, on_lost: OnLost
     ) -> WorkerDescription | str:
-        fake = FakeWorker(
-            self._adapter, self._adapter_name, self._config, worker, Link(self.delay)
-        )
+        fake = FakeWorker(self._adapter, self._adapter_name, self._config, worker, Link(self.delay))
         self.live[worker.id] = fake
         self.started += 1
         return await fake.start(nursery, on_frames, on_lost)

@@ -28,7 +28,10 @@ async def open_fake_pool(
     The adapter's code runs as in a worker process (on an asyncio loop, with the worker
     runtime), with these differences: sync tools and sync generators run on that loop
     instead of in threads (so a tool that blocks, blocks the test); large buffers never use
-    shared memory; ``max_memory_mb`` sees the host's memory; no SIGTERM handling. Works under
+    shared memory; ``max_memory_mb`` sees the host's memory; no SIGTERM handling; host tools
+    (``pool.register_host_tool``) serve async tools (``await ctx.acall_host_tool``), while a
+    sync tool's blocking ``ctx.call_host_tool`` raises RuntimeError (it would block the loop
+    that runs the host tool). Works under
     ``trio.testing.MockClock(autojump_threshold=0)``: timeouts, heartbeats, backoff, ttl and
     ``asyncio.sleep`` in tools take virtual time.
 
@@ -59,9 +62,7 @@ async def open_fake_pool(
         adapter_cls = adapter
         name = f"{adapter.__module__}:{adapter.__qualname__}"
     else:
-        raise TypeError(
-            f"adapter must be an Adapter subclass or 'module:Class', got {adapter!r}"
-        )
+        raise TypeError(f"adapter must be an Adapter subclass or 'module:Class', got {adapter!r}")
     fixed = {"name": "fake", **options, "size": size, "shm_threshold": None}
     fixed["handle_sigterm"] = False
     cfg = PoolConfig.build(name, None, fixed)

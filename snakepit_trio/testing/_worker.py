@@ -143,6 +143,8 @@ class FakeWorker:
             inline=True,
         )
         self._connection = Connection(self.runtime)
+        # What a host says first on either carrier: here too, host tools are served.
+        self._connection.handle([w.hello()])
 
     async def _writer(self, conn: Connection, to_host: trio.MemorySendChannel[bytes]) -> None:
         """Asyncio side: each batch the connection has ready goes to the host."""

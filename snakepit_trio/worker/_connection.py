@@ -18,6 +18,7 @@ import psutil
 
 from .._shared import _frames as w
 from .._shared._codec import encode
+from ._host_calls import HostCalls
 from ._runtime import Frame, RunningCall, Runtime
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -39,13 +40,21 @@ class Connection:
         # What the host serves, from its HELLO (the first frame on either carrier); until
         # then nothing beyond the base frames is sent to it.
         self.host_capabilities: frozenset[str] = frozenset()
+        self.host = HostCalls(
+            asyncio.get_running_loop(), self.emit, self._is_live, runtime.max_payload
+        )
 
     def emit(self, frame: Frame) -> None:
         self.outbox.append(frame)
         self.wake.set()
 
+    def _is_live(self, call_id: int) -> bool:
+        call = self.calls.get(call_id)
+        return call is not None and not call.cancel_requested
+
     def _call_done(self, call_id: int) -> None:
         self.calls.pop(call_id, None)
+        self.host.call_cancelled(call_id)  # host calls its own threads left open
         if self.reading_done and not self.calls:
             self.wake.set()
 
@@ -82,6 +91,8 @@ class Connection:
                 frame.window,
                 self.emit,
                 self._call_done,
+                self.host,
+                borrowed=bool(frame.meta and frame.meta.get("borrow") is True),
             )
             if call is not None:
                 self.calls[frame.id] = call
@@ -106,10 +117,17 @@ class Connection:
         elif type(frame) is w.Hello:
             # The lane answers it with WELCOME (worker/_lane.py); Connect does not.
             self.host_capabilities = frozenset(frame.capabilities or ())
+            self.host.capabilities = self.host_capabilities
+        elif type(frame) is w.HostResult:
+            self.host.on_result(frame)
+        elif type(frame) is w.HostError:
+            self.host.on_error(frame)
 
     def cancel_all(self) -> None:
+        """The host went away: every call is cancelled, every host call fails."""
         for call in list(self.calls.values()):
             call.cancel()
+        self.host.close()
 
     def take_batches(self) -> list[bytes]:
         frames, self.outbox = self.outbox, []

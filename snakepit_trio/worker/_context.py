@@ -1,9 +1,13 @@
-"""ToolContext: what a running tool knows about its call."""
+"""ToolContext: what a running tool knows about its call, and how it reaches the host."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
+
+from .._errors import HostToolError, InvalidVariable
+from ._host_calls import GET_VARIABLE, SET_VARIABLE, HostCalls
 
 
 class ToolContext:
@@ -16,7 +20,16 @@ class ToolContext:
             (in ``snakepit_trio.testing``, a value of the virtual clock).
     """
 
-    __slots__ = ("_cancelled", "_clock", "_progress", "deadline", "request_id", "session_id")
+    __slots__ = (
+        "_cancelled",
+        "_clock",
+        "_host",
+        "_host_tools",
+        "_progress",
+        "deadline",
+        "request_id",
+        "session_id",
+    )
 
     def __init__(
         self,
@@ -25,6 +38,7 @@ class ToolContext:
         deadline: float | None,
         progress: Callable[[float, float | None, str | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        host: HostCalls | None = None,
     ) -> None:
         self.request_id = request_id
         self.session_id = session_id
@@ -33,6 +47,8 @@ class ToolContext:
         self._cancelled = False
         self._progress = progress
         self._clock = clock  # what deadline is measured on
+        self._host = host  # None: a context made outside a worker connection
+        self._host_tools: dict[str, dict[str, Any]] | None = None  # cached per call
 
     @property
     def cancelled(self) -> bool:
@@ -72,5 +88,223 @@ class ToolContext:
         if self._progress is not None and not self.cancelled:
             self._progress(done, total, message)
 
+    # --- host tools (tools registered on the host, see Pool.register_host_tool) ------------
+    def call_host_tool(self, name: str, args: dict[str, Any] | None = None) -> Any:
+        """Call a host tool and wait for its value; in sync tools only (it blocks).
+
+        ``ctx.host.<name>(**args)`` says the same.
+
+        Host tools are the pool's (``pool.register_host_tool``) and this call's session's
+        (``session.register_host_tool``, which shadow the pool's of the same name). The host
+        tool gets what is left of this call's deadline.
+
+        Args:
+            name: the host tool's name.
+            args: its keyword arguments (msgpack values, checked against its parameters).
+
+        Returns:
+            What the host tool returned.
+
+        Raises:
+            UnknownHostTool: no host tool of that name is visible to this call.
+            HostToolError: it raised on the host (``kind="remote"``, with its type and
+                message), the arguments do not fit it (``"invalid_arguments"``), this
+                call was cancelled or its deadline passed (``"cancelled"``: a blocked
+                call is woken at once), a value cannot be encoded (``"serialization"``),
+                or a nested call it made could only wait for itself (``"reentrancy"``).
+            HostToolsUnavailable: the host serves no host tools.
+            RuntimeError: called on the worker's event-loop thread (an async tool); use
+                ``await ctx.acall_host_tool(...)`` there.
+        """
+        return self._bridge(name).call_sync(self.request_id, name, _args(name, args))
+
+    async def acall_host_tool(self, name: str, args: dict[str, Any] | None = None) -> Any:
+        """Call a host tool from an async tool (``await ctx.ahost.<name>(**args)`` says the
+        same).
+
+        Args:
+            name: the host tool's name.
+            args: its keyword arguments.
+
+        Returns:
+            What the host tool returned.
+
+        Raises:
+            The errors of ``call_host_tool`` (but no RuntimeError). Cancelling the awaiting
+            task cancels the host tool.
+        """
+        return await self._bridge(name).call_async(self.request_id, name, _args(name, args))
+
+    @property
+    def host(self) -> HostTools:
+        """Host tools as methods, for sync tools: ``ctx.host.lookup(user_id=7)``."""
+        return HostTools(self, asynchronous=False)
+
+    @property
+    def ahost(self) -> HostTools:
+        """Host tools as awaitable methods, for async tools: ``await ctx.ahost.lookup(...)``."""
+        return HostTools(self, asynchronous=True)
+
+    def host_tools(self) -> dict[str, dict[str, Any]]:
+        """The host tools this call may use (asked once per call, then cached).
+
+        Returns:
+            ``{name: {"name", "description", "params": [{"name", "type", "required"}]}}``.
+
+        Raises:
+            HostToolsUnavailable: the host serves no host tools.
+            RuntimeError: called on the worker's event-loop thread; use
+                ``await ctx.ahost_tools()`` there.
+        """
+        if self._host_tools is None:
+            self._host_tools = _by_name(self._bridge("host_tools").list_sync(self.request_id))
+        return self._host_tools
+
+    async def ahost_tools(self) -> dict[str, dict[str, Any]]:
+        """``host_tools()`` for async tools.
+
+        Returns:
+            As ``host_tools()``.
+
+        Raises:
+            HostToolsUnavailable: the host serves no host tools.
+        """
+        if self._host_tools is None:
+            listing = await self._bridge("host_tools").list_async(self.request_id)
+            self._host_tools = _by_name(listing)
+        return self._host_tools
+
+    @property
+    def session(self) -> SessionVariables:
+        """This call's session's typed variables (kept on the host): ``get_variable``,
+        ``set_variable`` in sync tools, ``aget_variable``, ``aset_variable`` in async ones."""
+        return SessionVariables(self)
+
+    def _bridge(self, tool: str) -> HostCalls:
+        if self._host is None:
+            raise HostToolError(tool, "unavailable", "this context belongs to no worker connection")
+        return self._host
+
     def _cancel(self) -> None:
         self._cancelled = True
+        if self._host is not None:
+            self._host.call_cancelled(self.request_id)  # wakes a sync tool blocked on the host
+
+
+class HostTools:
+    """``ctx.host`` / ``ctx.ahost``: each attribute is a host tool to call by keyword."""
+
+    __slots__ = ("_async", "_ctx")
+
+    def __init__(self, ctx: ToolContext, *, asynchronous: bool) -> None:
+        self._ctx = ctx
+        self._async = asynchronous
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        ctx = self._ctx
+        if self._async:
+
+            async def acall(**kwargs: Any) -> Any:
+                return await ctx.acall_host_tool(name, kwargs)
+
+            return acall
+
+        def call(**kwargs: Any) -> Any:
+            return ctx.call_host_tool(name, kwargs)
+
+        return call
+
+
+class SessionVariables:
+    """``ctx.session``: the variables of the call's session, read and written on the host
+    with the rules they were registered with (``Session.register_variable``)."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: ToolContext) -> None:
+        self._ctx = ctx
+
+    def get_variable(self, name: str) -> Any:
+        """A variable's value (sync tools).
+
+        Args:
+            name: the variable's name.
+
+        Returns:
+            Its current value.
+
+        Raises:
+            InvalidVariable: it was never registered, or the call has no session.
+            HostToolError: the call was cancelled, or the host serves no host tools.
+        """
+        return _variable_reply(name, self._ctx.call_host_tool(GET_VARIABLE, {"name": name}))
+
+    def set_variable(self, name: str, value: Any) -> None:
+        """Change a variable's value (sync tools).
+
+        Args:
+            name: the variable's name.
+            value: the new value; it must keep the variable's rules.
+
+        Raises:
+            InvalidVariable: it was never registered, the value breaks a rule (named), or
+                the call has no session.
+            HostToolError: the call was cancelled, or the host serves no host tools.
+        """
+        reply = self._ctx.call_host_tool(SET_VARIABLE, {"name": name, "value": value})
+        _variable_reply(name, reply)
+
+    async def aget_variable(self, name: str) -> Any:
+        """``get_variable`` for async tools.
+
+        Args:
+            name: the variable's name.
+
+        Returns:
+            Its current value.
+
+        Raises:
+            As ``get_variable``.
+        """
+        reply = await self._ctx.acall_host_tool(GET_VARIABLE, {"name": name})
+        return _variable_reply(name, reply)
+
+    async def aset_variable(self, name: str, value: Any) -> None:
+        """``set_variable`` for async tools.
+
+        Args:
+            name: the variable's name.
+            value: the new value.
+
+        Raises:
+            As ``set_variable``.
+        """
+        reply = await self._ctx.acall_host_tool(SET_VARIABLE, {"name": name, "value": value})
+        _variable_reply(name, reply)
+
+
+def _variable_reply(name: str, reply: Any) -> Any:
+    """The value of a variable request's reply ``{"value": v}``, or its error raised."""
+    if type(reply) is dict and "error" in reply:
+        error = reply["error"]
+        raise InvalidVariable(
+            str(error.get("name", name)), str(error.get("constraint", "")), str(error["message"])
+        )
+    return reply.get("value") if type(reply) is dict else None
+
+
+def _args(name: str, args: Any) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if type(args) is not dict:
+        raise TypeError(
+            f"arguments of host tool {name!r} must be a dict of keyword arguments or None, "
+            f"not {type(args).__name__}"
+        )
+    return args
+
+
+def _by_name(listing: Any) -> dict[str, dict[str, Any]]:
+    return {spec["name"]: spec for spec in listing} if type(listing) is list else {}

@@ -34,6 +34,9 @@ class InlineTools:
     def submit(self, call: Any, args: dict[str, Any]) -> None:
         self._loop.call_soon(self._run, call, args)
 
+    def run_extra(self, call: Any, args: dict[str, Any]) -> None:
+        self.submit(call, args)  # no capacity to go beyond: calls run one after another
+
     def close(self) -> None:
         pass  # nothing runs between callbacks
 

@@ -43,6 +43,7 @@ from ._adapter import ToolInfo
 from ._claim import QUEUED, RUNNING, WITHDRAWN
 from ._context import ToolContext
 from ._genpump import GeneratorPump
+from ._host_calls import HostCalls
 from ._inline import InlinePump, InlineTools
 from ._outcomes import (
     describe,
@@ -311,8 +312,15 @@ class Runtime:
         window: int,
         sink: Sink,
         on_done: Callable[[int], None] | None = None,
+        host: HostCalls | None = None,
+        *,
+        borrowed: bool = False,
     ) -> RunningCall | None:
-        """Start a call; on a bad request, send its ERROR frame and return None."""
+        """Start a call; on a bad request, send its ERROR frame and return None.
+
+        ``host``: the connection's host calls, for the tool's ``ctx.call_host_tool``.
+        ``borrowed``: a nested call whose ancestor waits for it in a host tool here: it
+        starts at once, beyond capacity (its ancestor's slot is idle until it ends)."""
         info = self.tools.get(tool)
         if info is None:
             sink(w.error(call_id, "UnknownTool", f"unknown tool {tool!r}", w.KIND_UNKNOWN_TOOL))
@@ -336,7 +344,12 @@ class Runtime:
             return None
         abs_deadline = None if deadline is None else self.clock() + float(deadline)
         ctx = ToolContext(
-            call_id, session_id, abs_deadline, self._progress_emitter(call_id, sink), self.clock
+            call_id,
+            session_id,
+            abs_deadline,
+            self._progress_emitter(call_id, sink),
+            self.clock,
+            host,
         )
         if info.context_param is not None:
             args[info.context_param] = ctx
@@ -347,7 +360,9 @@ class Runtime:
         self.requests += 1
         self._idle.clear()
         if info.is_async or info.streaming:
-            call.task = self._loop.create_task(self._run(call, args))
+            call.task = self._loop.create_task(self._run(call, args, borrowed))
+        elif borrowed:
+            self.threads.run_extra(call, args)
         else:
             self.threads.submit(call, args)
         return call
@@ -364,9 +379,10 @@ class Runtime:
 
         return emit
 
-    async def _run(self, call: RunningCall, args: dict[str, Any]) -> None:
+    async def _run(self, call: RunningCall, args: dict[str, Any], borrowed: bool = False) -> None:
         try:
-            await self._slots.acquire()
+            if not borrowed:
+                await self._slots.acquire()
         except asyncio.CancelledError:
             if call.state != WITHDRAWN:
                 raise  # the loop is closing
@@ -383,7 +399,8 @@ class Runtime:
                 value = await call.info.fn(**args)
         except BaseException as exc:  # this call's error, whatever it is (see the module doc)
             error = exc
-        self._slots.release()
+        if not borrowed:
+            self._slots.release()
         args.clear()  # its views of shared memory go before its final frame does
         if not (call.info.streaming and error is None):
             frame = self._outcome_frame(call, value, error, self.timer() - started)

@@ -54,6 +54,13 @@ class ToolThreads:
     def submit(self, call: Any, args: dict[str, Any]) -> None:
         self._jobs.put((call, args))
 
+    def run_extra(self, call: Any, args: dict[str, Any]) -> None:
+        """Run one call now on a thread of its own, beyond capacity (a borrowed call: every
+        tool thread may be blocked waiting for it)."""
+        threading.Thread(
+            target=self._run_one, args=((call, args),), name="snakepit-tool-borrowed", daemon=True
+        ).start()
+
     def close(self) -> None:
         """Let the threads exit after the calls already queued (they are daemons: a tool
         stuck forever cannot hold the process open)."""
@@ -62,20 +69,26 @@ class ToolThreads:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            done = run_job(job, self._finish, self._claims)
-            # The arguments (and the result) are gone now: views of shared memory among them
-            # are reported unmapped before this result reaches the host.
-            del job
-            if done is None:
-                continue  # withdrawn: the loop has answered for it
-            with self._lock:
-                self._done.append(done)
-                first = len(self._done) == 1
-            if first:
-                try:
-                    self._loop.call_soon_threadsafe(self._flush)
-                except RuntimeError:  # the loop is closed: the process is exiting
-                    return
+            if not self._run_one(job):
+                return
+
+    def _run_one(self, job: Job) -> bool:
+        """Run ``job`` and hand its frame to the loop; False once the loop is closed."""
+        done = run_job(job, self._finish, self._claims)
+        # The arguments (and the result) are gone now: views of shared memory among them
+        # are reported unmapped before this result reaches the host.
+        del job
+        if done is None:
+            return True  # withdrawn: the loop has answered for it
+        with self._lock:
+            self._done.append(done)
+            first = len(self._done) == 1
+        if first:
+            try:
+                self._loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:  # the loop is closed: the process is exiting
+                return False
+        return True
 
     def _flush(self) -> None:
         with self._lock:

@@ -1,0 +1,78 @@
+"""Nested calls (a host tool calling the pool): placed by ``_core/_reentry.py``'s rules.
+
+The engine asks ``place`` before it submits any call. Outside a host tool (no ``NESTING``)
+it costs one context-variable read. Inside one, it describes the workers that may run the
+call and either lets it go the ordinary way, names the worker whose parked slot it borrows,
+or raises ReentrancyError at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .._config import PoolConfig
+from .._core._dispatcher import Call, Dispatcher
+from .._core._reentry import Borrow, Refuse, WorkerView, place_nested
+from .._core._sessions import SessionRecord
+from .._errors import ReentrancyError
+from .._shared import _frames as w
+from ._host_calls import NESTING, HostCalls
+
+
+class ReentryHost(Protocol):
+    config: PoolConfig
+    core: Dispatcher
+    host_calls: HostCalls
+    worker_caps: dict[str, frozenset[str]]
+
+
+def place(engine: ReentryHost, call: Call, session: SessionRecord | None) -> Any | None:
+    """The worker a nested call borrows a slot on, or None to submit it as usual. A nested
+    call keeps its ancestors (``handle.nesting``), for the host tools it calls in turn.
+
+    Raises:
+        ReentrancyError: it is nested too deep, or could only wait for itself.
+    """
+    nesting = NESTING.get()
+    if nesting is None:
+        return None
+    call.handle.nesting = nesting
+    tool = call.tool
+    core = engine.core
+    parked = engine.host_calls.parked
+    ancestors = {c.id for c in nesting.calls}
+    strict = session is not None and session.affinity == "strict"
+    if strict:
+        assert session is not None
+        ids = [session.worker] if session.worker in core.workers else []
+    else:
+        ids = list(core.workers)
+    views = []
+    for worker_id in ids:
+        ws = core.workers[worker_id]
+        calls = ws.calls.values()
+        views.append(
+            WorkerView(
+                id=worker_id,
+                capacity=ws.capacity,
+                running=len(ws.calls),
+                parked=sum(1 for c in calls if c.id in parked),
+                open=ws.open if strict else ws.accepting,
+                holds_ancestor=any(c.id in ancestors and c.id in parked for c in calls),
+            )
+        )
+    placement = place_nested(
+        len(nesting.calls), engine.config.max_reentry_depth, views, nesting.workers
+    )
+    if type(placement) is Refuse:
+        raise ReentrancyError(tool, nesting.tools, placement.reason)
+    if type(placement) is Borrow:
+        if w.CAP_CALL_META not in engine.worker_caps.get(placement.worker, frozenset()):
+            raise ReentrancyError(
+                tool,
+                nesting.tools,
+                f"its only possible worker {placement.worker} is waiting for it in a host "
+                "tool and cannot run a call beyond its capacity (it does not read CALL meta)",
+            )
+        return placement.worker
+    return None
