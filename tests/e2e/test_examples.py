@@ -48,3 +48,11 @@ def test_streaming_progress_example_runs() -> None:
     assert "stopped a 1000-row stream after 3 rows" in out
     assert "next stream: [{'row': 0, 'score': 0}]" in out
     assert "in flight now: 0" in out
+
+
+def test_host_tools_example_runs() -> None:
+    out = run_example("host_tools.py")
+    assert "Ada asked 4 words; host tools here: ['count_words', 'lookup_user']" in out
+    assert "hello, Grace" in out
+    assert "a failing host tool reaches the worker as HostToolError" in out
+    assert "host tools: ['count_words', 'lookup_user'] lookups: [7, 8, 9]" in out
