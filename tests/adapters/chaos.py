@@ -41,6 +41,17 @@ class Chaos(Adapter):
         return token
 
     @tool
+    def via_host(self, token: str, seconds: float, ctx: ToolContext) -> str:
+        """Runs once, then waits in the host's ``echo_back`` (a sync tool blocks its thread)."""
+        _ran(token)
+        return str(ctx.call_host_tool("echo_back", {"token": token, "seconds": seconds}))
+
+    @tool
+    async def avia_host(self, token: str, seconds: float, ctx: ToolContext) -> str:
+        _ran(token)
+        return str(await ctx.acall_host_tool("echo_back", {"token": token, "seconds": seconds}))
+
+    @tool
     def numbers(self, token: str, n: int) -> Iterator[int]:
         _ran(token)
         for i in range(n):

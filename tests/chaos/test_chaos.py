@@ -89,6 +89,23 @@ async def _unary(pool: sp.Pool, ledger: Ledger, rng: random.Random) -> None:
     ledger.ok(kind, token)
 
 
+async def _host_tool(pool: sp.Pool, ledger: Ledger, rng: random.Random) -> None:
+    """A worker tool that waits in a host tool: killed or stopped workers must cancel it."""
+    token = ledger.token("host tool")
+    timeout = 0.05 if rng.random() < 0.05 else None
+    try:
+        result = await pool.execute(
+            rng.choice(["via_host", "avia_host"]),
+            {"token": token, "seconds": rng.choice([0.0, 0.01, 0.1])},
+            timeout=timeout,
+        )
+    except Exception as exc:
+        ledger.failed("host tool", exc)
+        return
+    assert result == token
+    ledger.ok("host tool", token)
+
+
 async def _stream(pool: sp.Pool, ledger: Ledger, rng: random.Random) -> None:
     token = ledger.token("stream")
     n = rng.choice([10, 100, 500])
@@ -121,7 +138,7 @@ async def _session(pool: sp.Pool, ledger: Ledger, rng: random.Random) -> None:
 async def _client(pool: sp.Pool, ledger: Ledger, seed: int, until: float) -> None:
     rng = random.Random(seed)
     while trio.current_time() < until:
-        op = rng.choices([_unary, _stream, _session], weights=[6, 2, 2])[0]
+        op = rng.choices([_unary, _stream, _session, _host_tool], weights=[6, 2, 2, 2])[0]
         ledger.doing[seed] = (op.__name__, ledger.calls.total(), trio.current_time())
         await op(pool, ledger, rng)
     ledger.doing.pop(seed, None)
@@ -185,6 +202,18 @@ async def test_chaos(tmp_path: Path) -> None:
             # backoff would grow to max_delay; the pool should come back fast here.
             restart=sp.RestartPolicy(initial=0.05, max_delay=0.5),
         ) as pool:
+            in_host_tools = 0
+
+            @pool.host_tool
+            async def echo_back(token: str, seconds: float) -> str:
+                nonlocal in_host_tools
+                in_host_tools += 1
+                try:
+                    await trio.sleep(seconds)
+                    return token
+                finally:
+                    in_host_tools -= 1
+
             until = trio.current_time() + seconds
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_recovery, pool, ledger)
@@ -198,6 +227,8 @@ async def test_chaos(tmp_path: Path) -> None:
                 assert not load_scope.cancelled_caught, _hang_report(pool, ledger, replay)
                 # Every stopped worker is found by its heartbeats and replaced.
                 await wait_for(lambda: pool.stats().workers == SIZE, timeout=10)
+                # Host tools of killed workers and abandoned calls were all cancelled.
+                await wait_for(lambda: in_host_tools == 0, timeout=10)
                 nursery.cancel_scope.cancel()
             stats = pool.stats()
 
