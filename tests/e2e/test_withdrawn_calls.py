@@ -10,7 +10,6 @@ RESULT when it is released, and the second tool must never run.
 from __future__ import annotations
 
 import socket
-import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,52 +19,11 @@ import msgpack
 import pytest
 
 from snakepit_trio._shared import _frames as w
-from tests.e2e.wire_helpers import start_worker
+from tests.e2e.wire_helpers import WAIT, Lane, start_worker
 
 TRANSPORT_AGNOSTIC = True  # see conftest.py: the lane is driven directly
 
 FAULTS = "tests.adapters.faults:Faults"
-WAIT = 20  # seconds any one answer may take on a loaded machine (a bound, never a pause)
-
-
-class Lane:
-    """A host's end of a worker's local lane, blocking, every read bounded by WAIT."""
-
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(WAIT)
-        self.sock.connect(path)
-        self.send([w.hello()])
-        assert self._receive()[0][0] == w.WELCOME
-
-    def send(self, frames: list[Any]) -> None:
-        data = msgpack.packb(frames, use_bin_type=True)
-        self.sock.sendall(struct.pack("<I", len(data)) + data)
-
-    def _exactly(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            assert chunk, "the worker closed the lane"
-            data += chunk
-        return data
-
-    def _receive(self) -> list[Any]:
-        (size,) = struct.unpack("<I", self._exactly(4))
-        frames: list[Any] = msgpack.unpackb(self._exactly(size))
-        return frames
-
-    def until(self, done: Callable[[list[Any]], bool]) -> list[Any]:
-        """Every frame received until ``done(frame)`` holds for one; that frame is last."""
-        received: list[Any] = []
-        while True:
-            for frame in self._receive():
-                received.append(frame)
-                if done(frame):
-                    return received
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def final_of(call_id: int) -> Callable[[list[Any]], bool]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ from grpclib.client import Channel
 from grpclib.const import Cardinality
 
 from snakepit_trio._proto.snakepit import v1 as pb
+from snakepit_trio._shared import _frames as w
 
 
 @contextmanager
@@ -93,3 +96,46 @@ def exchange(
             return frames
 
     return talk
+
+
+WAIT = 20  # seconds any one answer may take on a loaded machine (a bound, never a pause)
+
+
+class Lane:
+    """A host's end of a worker's local lane, blocking, every read bounded by WAIT."""
+
+    def __init__(self, path: str, hello: list[Any] | None = None) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(WAIT)
+        self.sock.connect(path)
+        self.send([hello or w.hello()])
+        assert self._receive()[0][0] == w.WELCOME
+
+    def send(self, frames: list[Any]) -> None:
+        data = msgpack.packb(frames, use_bin_type=True)
+        self.sock.sendall(struct.pack("<I", len(data)) + data)
+
+    def _exactly(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            assert chunk, "the worker closed the lane"
+            data += chunk
+        return data
+
+    def _receive(self) -> list[Any]:
+        (size,) = struct.unpack("<I", self._exactly(4))
+        frames: list[Any] = msgpack.unpackb(self._exactly(size))
+        return frames
+
+    def until(self, done: Callable[[list[Any]], bool]) -> list[Any]:
+        """Every frame received until ``done(frame)`` holds for one; that frame is last."""
+        received: list[Any] = []
+        while True:
+            for frame in self._receive():
+                received.append(frame)
+                if done(frame):
+                    return received
+
+    def close(self) -> None:
+        self.sock.close()
