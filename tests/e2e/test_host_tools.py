@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 import trio.lowlevel
+import trio.testing
 
 import snakepit_trio as sp
 from tests.helpers import wait_for
@@ -354,3 +355,39 @@ async def test_a_nested_call_that_could_only_wait_for_parked_slots_fails_fast() 
                         got["kind"] == "reentrancy" and "waiting in a host tool" in got["message"]
                     )
                     gate.set()
+
+
+async def test_host_tools_beyond_max_host_tool_calls_wait_their_turn() -> None:
+    with trio.fail_after(LIMIT):
+        async with sp.open_pool(BRIDGE, size=2, max_host_tool_calls=1) as pool:
+            running, most = 0, 0
+            entered = trio.Event()
+            release = trio.Event()
+
+            @pool.host_tool
+            async def gate() -> int:
+                nonlocal running, most
+                running += 1
+                most = max(most, running)
+                entered.set()
+                try:
+                    await release.wait()
+                finally:
+                    running -= 1
+                return most
+
+            results: list[Any] = []
+
+            async def one() -> None:
+                results.append(await pool.execute("acall", {"name": "gate", "args": None}))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(one)
+                nursery.start_soon(one)
+                await entered.wait()
+                # Both calls asked (the host holds both host calls): the second waits its turn.
+                await wait_for(lambda: len(pool._engine.host_calls.parked) == 2)
+                await trio.testing.wait_all_tasks_blocked()
+                assert running == 1
+                release.set()
+            assert results == [{"value": 1}, {"value": 1}]
