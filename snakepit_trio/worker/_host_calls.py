@@ -204,7 +204,10 @@ class HostCalls:
 
     def call_cancelled(self, call_id: int) -> None:
         """The host cancelled ``call_id`` (or it ended): its open host calls are given up."""
-        for hcid in sorted(self._by_call.get(call_id, ())):
+        open_ = self._by_call.get(call_id)
+        if not open_:
+            return  # the common case, once per call: nothing to give up
+        for hcid in sorted(open_):
             pending = self._take(hcid)
             assert pending is not None
             self._emit(w.host_cancel(hcid))
