@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import attrs
 import trio
@@ -31,8 +31,6 @@ from ._streaming import Stream, feed
 from ._tools import ToolSpec
 
 __all__ = ["HostToolContext", "Pool"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 # Here, not in a module of its own: it names Pool, and modules may not import each other.
@@ -74,7 +72,7 @@ class HostToolContext:
         return None if self.deadline is None else self.deadline - trio.current_time()
 
 
-class Pool(metaclass=NoPublicConstructor):
+class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
     """A running pool of workers. Get one from ``open_pool``; it has no public constructor."""
 
     __slots__ = ("_engine",)
@@ -82,6 +80,9 @@ class Pool(metaclass=NoPublicConstructor):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         engine.host_calls.make_context = self._host_tool_context
+
+    def _host_scope(self) -> str | None:
+        return None  # the pool's host tools: every call sees them
 
     def _host_tool_context(self, info: HostCallInfo) -> HostToolContext:
         record = info.session
@@ -421,83 +422,7 @@ class Pool(metaclass=NoPublicConstructor):
         ) as chunks:
             await feed(chunks, callback)
 
-    # --- host tools (functions of this process that workers' tools may call) --------------
-    def register_host_tool(
-        self,
-        fn: Callable[..., Any],
-        *,
-        name: str | None = None,
-        description: str | None = None,
-    ) -> ToolSpec:
-        """Let every call's worker tool call ``fn`` (``ctx.call_host_tool(name, ...)``).
-
-        Async functions run in the pool's nursery, sync ones in a thread
-        (``trio.to_thread``); at most ``max_host_tool_calls`` run at once. Parameters and
-        their types come from the signature, as for worker tools, and calls are checked
-        against them; a parameter annotated ``HostToolContext`` (or named ``ctx``) gets the
-        calling call's context. A host tool runs under its call's deadline and is
-        cancelled with it. What it raises reaches the worker's tool as ``HostToolError``.
-        Registering a name again replaces the tool.
-
-        Args:
-            fn: the function (sync or async; not a generator).
-            name: the name workers call it by (default: its ``__name__``).
-            description: shown in ``host_tools()`` (default: its docstring's first line).
-
-        Returns:
-            The tool's spec.
-
-        Raises:
-            TypeError: ``fn`` is not callable, is a generator, or has positional-only or
-                ``*args`` parameters.
-            ValueError: the name is empty or starts with ``"snakepit."`` (reserved).
-        """
-        return host_tools.register(self._engine, fn, name, description, None)
-
-    @overload
-    def host_tool(self, fn: F, /) -> F: ...
-    @overload
-    def host_tool(
-        self, /, *, name: str | None = None, description: str | None = None
-    ) -> Callable[[F], F]: ...
-
-    def host_tool(
-        self,
-        fn: F | None = None,
-        /,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-    ) -> F | Callable[[F], F]:
-        """``register_host_tool`` as a decorator: ``@pool.host_tool`` or
-        ``@pool.host_tool(name=...)``.
-
-        Args:
-            fn: the function, when used bare.
-            name, description: as for ``register_host_tool``.
-
-        Returns:
-            ``fn`` itself, registered; or a decorator that registers its function.
-
-        Raises:
-            The errors of ``register_host_tool``.
-        """
-        return host_tools.decorate(self._engine, None, fn, name, description)
-
-    def unregister_host_tool(self, name: str) -> bool:
-        """Remove a host tool of the pool (sessions' own are unaffected).
-
-        Args:
-            name: its name.
-
-        Returns:
-            True if it was registered.
-
-        Raises:
-            Nothing.
-        """
-        return self._engine.host_calls.registry.unregister(name, None)
-
+    # --- host tools (register_host_tool, host_tool, unregister_host_tool: HostToolRegistrar)
     def host_tools(self, session: Session | str | None = None) -> list[ToolSpec]:
         """The host tools a call may use: the pool's, and a session's own over them.
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import attrs
 
@@ -16,11 +16,8 @@ from ._errors import InvalidVariable
 from ._progress import ProgressCallback
 from ._public import NoPublicConstructor
 from ._streaming import Stream
-from ._tools import ToolSpec
 
 __all__ = ["Session", "Variable"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @attrs.frozen
@@ -45,7 +42,7 @@ def _as_invalid_variable() -> Iterator[None]:
         raise InvalidVariable(exc.name, exc.constraint, str(exc)) from None
 
 
-class Session(metaclass=NoPublicConstructor):
+class Session(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
     """A session: its calls run on its worker (strict) or prefer it (prefer).
 
     Get one from ``pool.session()`` or ``pool.open_session()``; it has no public constructor.
@@ -63,6 +60,9 @@ class Session(metaclass=NoPublicConstructor):
     def __init__(self, engine: Engine, record: SessionRecord) -> None:
         self._engine = engine
         self._record = record
+
+    def _host_scope(self) -> str | None:
+        return self._record.id  # host tools only this session's calls see
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Session) and other._record is self._record
@@ -274,71 +274,6 @@ class Session(metaclass=NoPublicConstructor):
             )
             for spec in variables.specs.values()
         ]
-
-    # --- host tools only this session's calls see ----------------------------------------
-    def register_host_tool(
-        self,
-        fn: Callable[..., Any],
-        *,
-        name: str | None = None,
-        description: str | None = None,
-    ) -> ToolSpec:
-        """``Pool.register_host_tool`` for this session's calls only: it shadows a pool
-        host tool of the same name for them, and is gone when the session closes.
-
-        Args:
-            fn, name, description: as for ``Pool.register_host_tool``.
-
-        Returns:
-            The tool's spec.
-
-        Raises:
-            The errors of ``Pool.register_host_tool``.
-        """
-        return host_tools.register(self._engine, fn, name, description, self.id)
-
-    @overload
-    def host_tool(self, fn: F, /) -> F: ...
-    @overload
-    def host_tool(
-        self, /, *, name: str | None = None, description: str | None = None
-    ) -> Callable[[F], F]: ...
-
-    def host_tool(
-        self,
-        fn: F | None = None,
-        /,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-    ) -> F | Callable[[F], F]:
-        """``register_host_tool`` as a decorator: ``@session.host_tool``.
-
-        Args:
-            fn: the function, when used bare.
-            name, description: as for ``Pool.register_host_tool``.
-
-        Returns:
-            ``fn`` itself, registered; or a decorator that registers its function.
-
-        Raises:
-            The errors of ``Pool.register_host_tool``.
-        """
-        return host_tools.decorate(self._engine, self.id, fn, name, description)
-
-    def unregister_host_tool(self, name: str) -> bool:
-        """Remove one of this session's host tools (the pool's are unaffected).
-
-        Args:
-            name: its name.
-
-        Returns:
-            True if it was registered.
-
-        Raises:
-            Nothing.
-        """
-        return self._engine.host_calls.registry.unregister(name, self.id)
 
     def close(self) -> None:
         """End the session: the adapter's ``on_session_end`` runs in its worker.

@@ -60,7 +60,7 @@ EXPECTED: dict[str, str] = {
         "class(SnakepitError) (what: 'str', size: 'int', limit: 'int', "
         "option: 'str' = 'max_payload_bytes') -> 'None'"
     ),
-    "Pool": "class: no public constructor",
+    "Pool": "class(HostToolRegistrar): no public constructor",
     "Pool.close_session": "(self, id: 'str') -> 'bool'",
     "Pool.config": "property -> PoolConfig",
     "Pool.execute": (
@@ -178,7 +178,7 @@ EXPECTED: dict[str, str] = {
         "reset_after: 'float' = 10.0) -> None"
     ),
     "SerializationError": "class(SnakepitError) (*args)",
-    "Session": "class: no public constructor",
+    "Session": "class(HostToolRegistrar): no public constructor",
     "Session.affinity": "property -> str",
     "Session.close": "(self) -> 'None'",
     "Session.delete_variable": "(self, name: 'str') -> 'None'",

@@ -20,7 +20,7 @@ Pure: the shell describes the workers; nothing here touches a clock or a process
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -56,6 +56,41 @@ class Refuse:
 
 
 Placement = Ordinary | Borrow | Refuse
+
+
+def views_of(
+    workers: Mapping[Any, Any],
+    parked: Collection[int],
+    ancestors: Collection[int],
+    pin: Any,
+) -> list[WorkerView]:
+    """The workers that may run a nested call, described for ``place_nested``.
+
+    Args:
+        workers: the dispatcher's ``WorkerSlots`` by worker id.
+        parked: ids of the calls waiting in a host tool.
+        ancestors: ids of the nested call's ancestor calls.
+        pin: the worker a strict session binds it to, or None (any worker).
+    """
+    ids = [pin] if pin is not None else list(workers)
+    out = []
+    for worker in ids:
+        ws = workers.get(worker)
+        if ws is None:
+            continue
+        calls = ws.calls.values()
+        out.append(
+            WorkerView(
+                id=worker,
+                capacity=ws.capacity,
+                running=len(ws.calls),
+                parked=sum(1 for c in calls if c.id in parked),
+                # Its own strict session's calls may go to a worker that takes no pool calls.
+                open=ws.open if pin is not None else ws.accepting,
+                holds_ancestor=any(c.id in ancestors and c.id in parked for c in calls),
+            )
+        )
+    return out
 
 
 def place_nested(

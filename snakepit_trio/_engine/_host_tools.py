@@ -10,14 +10,13 @@ and is not part of the spec.
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
 from .._core import _checks as checks
-from .._shared._signature import type_name
+from .._shared._signature import read_signature
 from .._tools import ParamSpec, ToolSpec
 
 # Names the host serves itself (see proto: a session's variables); no tool may take them.
@@ -55,46 +54,20 @@ def make_host_tool(fn: Callable[..., Any], name: str | None, description: str | 
         )
     if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
         raise TypeError(f"host tool {tool_name!r} is a generator; host tools return one value")
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:  # unresolvable forward references: the raw annotations then
-        hints = {}
-    params: list[ParamSpec] = []
-    accepts_extra = False
-    context_param: str | None = None
-    for p in inspect.signature(fn).parameters.values():
-        annotation = hints.get(p.name, p.annotation)
-        if _is_context(annotation) or (p.name == "ctx" and annotation is inspect.Parameter.empty):
-            context_param = p.name
-        elif p.kind is inspect.Parameter.VAR_KEYWORD:
-            accepts_extra = True
-        elif p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
-            raise TypeError(
-                f"host tool {tool_name!r}: parameter {p.name!r} is positional-only or *args; "
-                "host tools are called with keyword arguments, so use ordinary parameters"
-            )
-        else:
-            required = p.default is inspect.Parameter.empty
-            params.append(
-                ParamSpec(
-                    name=p.name,
-                    type=type_name(annotation),
-                    required=required,
-                    default=None if required else p.default,
-                )
-            )
+    sig = read_signature(fn, f"host tool {tool_name!r}", _is_context)
+    params = [ParamSpec(p.name, p.type, p.required, p.default) for p in sig.params]
     doc = inspect.getdoc(func) or ""
     spec = ToolSpec(
         name=tool_name,
         description=description if description is not None else doc.split("\n")[0],
         streaming=False,
         params=tuple(params),
-        accepts_extra=accepts_extra,
+        accepts_extra=sig.accepts_extra,
     )
     is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004  # an object with an async __call__
     )
-    return HostTool(spec, fn, is_async, context_param)
+    return HostTool(spec, fn, is_async, sig.context_param)
 
 
 def _is_context(annotation: Any) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from .._config import PoolConfig
 from .._core._dispatcher import Call, Dispatcher
-from .._core._reentry import Borrow, Refuse, WorkerView, place_nested
+from .._core._reentry import Borrow, Refuse, place_nested, views_of
 from .._core._sessions import SessionRecord
 from .._errors import ReentrancyError
 from .._shared import _frames as w
@@ -38,29 +38,12 @@ def place(engine: ReentryHost, call: Call, session: SessionRecord | None) -> Any
         return None
     call.handle.nesting = nesting
     tool = call.tool
-    core = engine.core
-    parked = engine.host_calls.parked
     ancestors = {c.id for c in nesting.calls}
     strict = session is not None and session.affinity == "strict"
-    if strict:
-        assert session is not None
-        ids = [session.worker] if session.worker in core.workers else []
-    else:
-        ids = list(core.workers)
-    views = []
-    for worker_id in ids:
-        ws = core.workers[worker_id]
-        calls = ws.calls.values()
-        views.append(
-            WorkerView(
-                id=worker_id,
-                capacity=ws.capacity,
-                running=len(ws.calls),
-                parked=sum(1 for c in calls if c.id in parked),
-                open=ws.open if strict else ws.accepting,
-                holds_ancestor=any(c.id in ancestors and c.id in parked for c in calls),
-            )
-        )
+    pin = session.worker if strict and session is not None else None
+    if strict and pin is None:
+        return None  # its worker is gone: submitting it says so (SessionLost)
+    views = views_of(engine.core.workers, engine.host_calls.parked, ancestors, pin)
     placement = place_nested(
         len(nesting.calls), engine.config.max_reentry_depth, views, nesting.workers
     )

@@ -14,13 +14,12 @@ import os
 import pkgutil
 import sys
 import types
-import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, overload
 
 import attrs
 
-from .._shared._signature import type_name
+from .._shared._signature import read_signature
 from ._context import ToolContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -154,34 +153,9 @@ def _is_context(annotation: Any) -> bool:
 
 def _tool_info(attr_name: str, bound: Callable[..., Any], opts: ToolOptions) -> ToolInfo:
     func = inspect.unwrap(bound)
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:  # unresolvable forward references: fall back to the raw annotations
-        hints = {}
-    params: list[ParamInfo] = []
-    accepts_extra = False
-    context_param: str | None = None
-    for p in inspect.signature(bound).parameters.values():
-        annotation = hints.get(p.name, p.annotation)
-        if _is_context(annotation) or (p.name == "ctx" and annotation is inspect.Parameter.empty):
-            context_param = p.name
-        elif p.kind is inspect.Parameter.VAR_KEYWORD:
-            accepts_extra = True
-        elif p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
-            raise TypeError(
-                f"tool {attr_name!r}: parameter {p.name!r} is positional-only or *args; "
-                "tools are called with keyword arguments, so use ordinary parameters"
-            )
-        else:
-            required = p.default is inspect.Parameter.empty
-            params.append(
-                ParamInfo(
-                    name=p.name,
-                    type=type_name(annotation),
-                    required=required,
-                    default=None if required else p.default,
-                )
-            )
+    sig = read_signature(bound, f"tool {attr_name!r}", _is_context)
+    params = [ParamInfo(p.name, p.type, p.required, p.default) for p in sig.params]
+    accepts_extra, context_param = sig.accepts_extra, sig.context_param
     is_gen = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
     streaming = is_gen if opts.streaming is None else opts.streaming
     if streaming and not is_gen:

@@ -79,49 +79,39 @@ class HostCalls:
     # --- from tools ------------------------------------------------------------------------
     def call_sync(self, call_id: int, tool: str, kwargs: dict[str, Any]) -> Any:
         """Call host tool ``tool`` and wait for its value (in a tool's own thread)."""
+        return self._wait(call_id, tool, self._encode(tool, kwargs), listing=False)
+
+    async def call_async(self, call_id: int, tool: str, kwargs: dict[str, Any]) -> Any:
+        """Call host tool ``tool`` and wait for its value (on the loop)."""
+        return await self._await(call_id, tool, self._encode(tool, kwargs), listing=False)
+
+    def list_sync(self, call_id: int) -> Any:
+        """The host tools ``call_id`` may use (in a tool's own thread)."""
+        self._check_capable(_LIST)
+        return self._wait(call_id, _LIST, b"", listing=True)
+
+    async def list_async(self, call_id: int) -> Any:
+        self._check_capable(_LIST)
+        return await self._await(call_id, _LIST, b"", listing=True)
+
+    def _wait(self, call_id: int, tool: str, payload: bytes, *, listing: bool) -> Any:
         if threading.get_ident() == self._loop_thread:
+            use = "ctx.ahost_tools()" if listing else "ctx.acall_host_tool(...)"
             raise RuntimeError(
-                f"call_host_tool({tool!r}) would block the worker's event loop, which must "
-                "deliver its answer; in an async tool use 'await ctx.acall_host_tool(...)'"
+                f"{'host_tools()' if listing else f'call_host_tool({tool!r})'} would block "
+                f"the worker's event loop, which must deliver its answer; in an async tool "
+                f"use 'await {use}'"
             )
-        payload = self._encode(call_id, tool, kwargs)
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         try:
-            self._loop.call_soon_threadsafe(self._start, call_id, tool, payload, future, False)
+            self._loop.call_soon_threadsafe(self._start, call_id, tool, payload, future, listing)
         except RuntimeError:  # the loop is closed: the worker is exiting
             raise HostToolError(tool, w.KIND_CANCELLED, "the worker is stopping") from None
         return future.result()
 
-    async def call_async(self, call_id: int, tool: str, kwargs: dict[str, Any]) -> Any:
-        """Call host tool ``tool`` and wait for its value (on the loop)."""
-        payload = self._encode(call_id, tool, kwargs)
+    async def _await(self, call_id: int, tool: str, payload: bytes, *, listing: bool) -> Any:
         future: asyncio.Future[Any] = self._loop.create_future()
-        hcid = self._start(call_id, tool, payload, future, False)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if hcid is not None:
-                self._give_up(hcid)
-            raise
-
-    def list_sync(self, call_id: int) -> Any:
-        if threading.get_ident() == self._loop_thread:
-            raise RuntimeError(
-                "host_tools() would block the worker's event loop; in an async tool use "
-                "'await ctx.ahost_tools()'"
-            )
-        self._check_capable(_LIST)
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            self._loop.call_soon_threadsafe(self._start, call_id, _LIST, b"", future, True)
-        except RuntimeError:
-            raise HostToolError(_LIST, w.KIND_CANCELLED, "the worker is stopping") from None
-        return future.result()
-
-    async def list_async(self, call_id: int) -> Any:
-        self._check_capable(_LIST)
-        future: asyncio.Future[Any] = self._loop.create_future()
-        hcid = self._start(call_id, _LIST, b"", future, True)
+        hcid = self._start(call_id, tool, payload, future, listing)
         try:
             return await future
         except asyncio.CancelledError:
@@ -133,7 +123,7 @@ class HostCalls:
         if w.CAP_HOST_TOOLS not in self.capabilities:
             raise HostToolsUnavailable(tool)
 
-    def _encode(self, call_id: int, tool: str, kwargs: dict[str, Any]) -> bytes:
+    def _encode(self, tool: str, kwargs: dict[str, Any]) -> bytes:
         self._check_capable(tool)
         try:
             return encode(kwargs, what=f"arguments of host tool {tool!r}", limit=self._max_payload)

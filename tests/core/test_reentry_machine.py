@@ -25,7 +25,7 @@ from snakepit_trio._core._dispatcher import (
     Fail,
     WorkerGone,
 )
-from snakepit_trio._core._reentry import Borrow, Refuse, WorkerView, place_nested
+from snakepit_trio._core._reentry import Borrow, Refuse, place_nested, views_of
 
 MAX_DEPTH = 3
 
@@ -80,26 +80,6 @@ class Machine(RuleBasedStateMachine):
             if child is not None and self.live(child):
                 self.cancel_call(child)
 
-    def views(self, pin: Any, ancestors: tuple[int, ...]) -> list[WorkerView]:
-        ids = [pin] if pin is not None else list(self.core.workers)
-        out = []
-        for worker in ids:
-            ws = self.core.workers.get(worker)
-            if ws is None:
-                continue
-            calls = ws.calls.values()
-            out.append(
-                WorkerView(
-                    id=worker,
-                    capacity=ws.capacity,
-                    running=len(ws.calls),
-                    parked=sum(1 for c in calls if c.id in self.parked),
-                    open=ws.open if pin is not None else ws.accepting,
-                    holds_ancestor=any(c.id in ancestors and c.id in self.parked for c in calls),
-                )
-            )
-        return out
-
     # --- rules -----------------------------------------------------------------------------
     @initialize(
         capacities=st.lists(st.integers(1, 2), min_size=1, max_size=3),
@@ -144,7 +124,10 @@ class Machine(RuleBasedStateMachine):
             call.pin = data.draw(st.sampled_from(sorted(self.core.workers)))
         ancestor_workers = [self.calls[a].worker for a in chain]
         placement = place_nested(
-            len(chain), MAX_DEPTH, self.views(call.pin, chain), ancestor_workers
+            len(chain),
+            MAX_DEPTH,
+            views_of(self.core.workers, self.parked, chain, call.pin),
+            ancestor_workers,
         )
         event(f"nested call: {type(placement).__name__.lower()}")
         if type(placement) is Refuse:
