@@ -57,8 +57,8 @@ and of waiting calls, whatever the affinities, limits and holds in force:
   to a worker's calls, limit or openness refiles it there (``_reindex``), so choosing the
   least-loaded worker is a look at the heap's top;
 - the workers whose own queue waits while they have room are kept aside (``_pin_ready``):
-  only a worker that the event itself touched can be one, because every event ends in
-  ``_pump``, which serves them all;
+  only the worker that the event itself touched can be one, because every event that may
+  give a worker room ends in ``_pump``, which serves them all;
 - the queues are heaps too (``_call_queue.py``), and ``queued`` and ``in_flight`` are kept
   as running counts.
 Per-worker events cost O(log n) plus O(the calls it holds) (``remove_worker``,
@@ -550,8 +550,8 @@ class Dispatcher:
         ready, queue = self._pin_ready, self.queue
         while ready or queue:
             # The oldest waiting call that some worker can take now. ``ready`` holds at
-            # most the worker this event touched (each event ends here, and this loop
-            # leaves none there), so min() looks at one worker, never the pool.
+            # most the worker this event touched (each event that may give a worker room
+            # ends here, and this loop leaves none there), so min() sees one worker.
             waiting: CallQueue | None = None
             target = None
             if ready:
