@@ -49,17 +49,33 @@ more than a limit that shrank, and then gets nothing until it is below it again)
 sent to a draining or suspended worker; every queue is in submission order and a call is
 never sent while an older one that worker could run still waits; no call waits while a worker
 that may run it has a free slot.
+
+Cost: a pool may have hundreds of workers, and no per-call event scans them. ``submit``,
+``complete``, ``abandon`` and ``revoked`` cost O(log n) (amortized) in the number of workers
+and of waiting calls, whatever the affinities, limits and holds in force:
+- the workers with a free slot wait in a heap, best first (``_free_slots.py``); each change
+  to a worker's calls, limit or openness refiles it there (``_reindex``), so choosing the
+  least-loaded worker is a look at the heap's top;
+- the workers whose own queue waits while they have room are kept aside (``_pin_ready``):
+  only the worker that the event itself touched can be one, because every event that may
+  give a worker room ends in ``_pump``, which serves them all;
+- the queues are heaps too (``_call_queue.py``), and ``queued`` and ``in_flight`` are kept
+  as running counts.
+Per-worker events cost O(log n) plus O(the calls it holds) (``remove_worker``,
+``revoke_waiting``); ``fail_queued`` (closing) visits every worker once.
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
 from ._call_queue import CallQueue
+from ._free_slots import FreeSlots
 from ._worker_state import WorkerEvent, WorkerState, transition
 
 
@@ -156,6 +172,7 @@ class WorkerSlots:
     remaining: int | None = None  # unpinned calls it may still be sent (max_requests)
     stalled: bool = False  # its waiting calls were revoked: no prefetch until it completes one
     completions: int = 0  # final frames so far: the shell samples it to notice a stall
+    order: int = 0  # when it joined the pool: between equally loaded workers, the first wins
 
     @property
     def limit(self) -> int:
@@ -184,9 +201,17 @@ class WorkerSlots:
         return self.open and not self.exhausted
 
     def _update(self) -> None:
+        state = self.state
+        if state is _DRAINING:
+            return
         full = len(self.calls) >= self.capacity
-        if full is not (self.state is WorkerState.BUSY) and self.state is not WorkerState.DRAINING:
-            self.state = transition(self.state, WorkerEvent.FILLED if full else WorkerEvent.FREED)
+        if full is not (state is _BUSY):
+            self.state = transition(state, _FILLED if full else _FREED)
+
+
+# Read on every call (a global is found faster than an enum's member).
+_BUSY, _DRAINING = WorkerState.BUSY, WorkerState.DRAINING
+_FILLED, _FREED = WorkerEvent.FILLED, WorkerEvent.FREED
 
 
 class Dispatcher:
@@ -207,15 +232,22 @@ class Dispatcher:
         self.calls: dict[int, Call] = {}  # every unfinished call, by id
         self.closed = False
         self._seq = 0
+        # Kept as workers change, so that no call scans the workers (see "Cost" above).
+        self._free: FreeSlots[WorkerSlots] = FreeSlots()  # who may take a pool call
+        self._pin_ready: dict[Any, WorkerSlots] = {}  # its own queue waits, and it has room
+        self._in_flight = 0  # calls holding a slot, on every worker
+        self._order = itertools.count()
 
     # --- queries -------------------------------------------------------------------------
     @property
     def queued(self) -> int:
-        return len(self.queue) + sum(len(ws.pinned) for ws in self.workers.values())
+        """Calls waiting, in the pool queue or a worker's own (every other unfinished call
+        holds a slot)."""
+        return len(self.calls) - self._in_flight
 
     @property
     def in_flight(self) -> int:
-        return sum(len(ws.calls) for ws in self.workers.values())
+        return self._in_flight
 
     def load(self, worker: Any) -> int:
         return len(self.workers[worker].calls)
@@ -230,7 +262,9 @@ class Dispatcher:
             raise ValueError("capacity must be at least 1")
         if max_requests is not None and max_requests < 1:
             raise ValueError("max_requests must be at least 1")
-        self.workers[worker] = WorkerSlots(worker, capacity, remaining=max_requests)
+        ws = WorkerSlots(worker, capacity, remaining=max_requests, order=next(self._order))
+        self.workers[worker] = ws
+        self._reindex(ws)
         return self._pump()
 
     def retire_worker(self, worker: Any) -> list[Action]:
@@ -241,6 +275,7 @@ class Dispatcher:
             return []
         if ws.state is not WorkerState.DRAINING:
             ws.state = transition(ws.state, WorkerEvent.DRAIN)
+            self._reindex(ws)
         return self.revoke_waiting(worker)
 
     def revoke_waiting(self, worker: Any) -> list[Action]:
@@ -256,6 +291,7 @@ class Dispatcher:
         if ws is None:
             return []
         ws.stalled = True
+        self._reindex(ws)
         actions: list[Action] = []
         for call in ws.calls.values():
             if call.revocable:
@@ -268,12 +304,14 @@ class Dispatcher:
         ws = self.workers.get(worker)
         if ws is not None:
             ws.state = transition(ws.state, WorkerEvent.DRAIN)
+            self._reindex(ws)
 
     def suspend_worker(self, worker: Any) -> None:
         """Send ``worker`` no new calls for now (it has gone quiet); reversible."""
         ws = self.workers.get(worker)
         if ws is not None:
             ws.suspended = True
+            self._reindex(ws)
 
     def resume_worker(self, worker: Any) -> list[Action]:
         """``worker`` answers again: it may take calls."""
@@ -281,12 +319,16 @@ class Dispatcher:
         if ws is None or not ws.suspended:
             return []
         ws.suspended = False
+        self._reindex(ws)
         return self._pump()
 
     def remove_worker(self, worker: Any, undelivered: Iterable[int] = ()) -> list[Action]:
         ws = self.workers.pop(worker, None)
         if ws is None:
             return []
+        self._free.drop(ws.order)
+        self._pin_ready.pop(worker, None)
+        self._in_flight -= len(ws.calls)
         undelivered = set(undelivered)
         actions: list[Action] = []
         requeue: list[Call] = []
@@ -324,6 +366,7 @@ class Dispatcher:
             return []  # late: settled already
         ws = self.workers[worker]
         del ws.calls[call_id]
+        self._in_flight -= 1
         ws._update()
         call.worker = None
         call.revoking = False
@@ -338,6 +381,7 @@ class Dispatcher:
             ws.pinned.append(call)  # at its place in submission order
         else:
             self._requeue([call])
+        self._reindex(ws)
         return self._pump()
 
     def submit(self, call: Call) -> list[Action]:
@@ -353,11 +397,11 @@ class Dispatcher:
                 raise WorkerGone
             if not ws.pinned and ws.pin_free > 0:
                 self.calls[call.id] = call
-                return [self._send(call, ws.id)]
+                return [self._send(call, ws)]
             self._check_room()
             call.state = CallState.QUEUED
             self.calls[call.id] = call
-            ws.pinned.append(call)
+            ws.pinned.append(call)  # it has no room (or older calls wait): not pin-ready
             return []
         preferred = self.workers.get(call.prefer)
         if (
@@ -367,12 +411,12 @@ class Dispatcher:
             and preferred.free > 0
         ):
             self.calls[call.id] = call
-            return [self._send(call, preferred.id)]
+            return [self._send(call, preferred)]
         if not self.queue:
-            worker = self._pick_worker()
-            if worker is not None:
+            best = self._free.best()
+            if best is not None:
                 self.calls[call.id] = call
-                return [self._send(call, worker)]
+                return [self._send(call, best)]
         self._check_room()
         call.state = CallState.QUEUED
         self.calls[call.id] = call
@@ -423,6 +467,7 @@ class Dispatcher:
             return []  # a late frame for a call already settled (e.g. after a crash)
         ws = self.workers[call.worker]
         del ws.calls[call_id]
+        self._in_flight -= 1
         ws.completions += 1
         ws.stalled = False
         if call.state is CallState.ABANDONED:
@@ -432,6 +477,7 @@ class Dispatcher:
             ws.avg_run_time = avg
             ws.prefetch = min(self.prefetch, int(self.prefetch_budget / max(avg, 1e-9)))
         ws._update()
+        self._reindex(ws)
         call.worker = None
         self._finish(call)
         return self._pump()
@@ -442,13 +488,19 @@ class Dispatcher:
         if call is None:
             return []
         if call.state is CallState.QUEUED:
-            pinned = self.workers[call.pin].pinned if call.pin in self.workers else None
-            (pinned if pinned is not None and call in pinned else self.queue).remove(call)
+            ws = self.workers.get(call.pin)
+            if ws is not None and call in ws.pinned:
+                ws.pinned.remove(call)
+                self._reindex(ws)
+            else:
+                self.queue.remove(call)
             self._finish(call)
             return []
         if call.state is CallState.SENT:
             call.state = CallState.ABANDONED
-            self.workers[call.worker].held += 1
+            ws = self.workers[call.worker]
+            ws.held += 1
+            self._reindex(ws)
             return [SendCancel(call.worker, call)]
         return []
 
@@ -462,6 +514,7 @@ class Dispatcher:
                 call = waiting.popleft()
                 self._finish(call)
                 actions.append(Fail(call, FailReason.CLOSED))
+        self._pin_ready.clear()  # empty already (see _pump); no own queue waits now anyway
         return actions
 
     def shed_queue(self, reason: FailReason) -> list[Action]:
@@ -490,46 +543,60 @@ class Dispatcher:
         call.state = CallState.DONE
         self.calls.pop(call.id, None)
 
-    def _pick_worker(self) -> Any:
-        # An idle slot anywhere beats a prefetch slot: a call queued in a worker waits
-        # behind that worker's running calls, whose length is only an average guess.
-        best, best_key = None, (False, 0)
-        for ws in self.workers.values():
-            free = ws.free
-            if free > 0:
-                key = (len(ws.calls) < ws.capacity, free)
-                if key > best_key:
-                    best, best_key = ws.id, key
-        return best
+    def _reindex(self, ws: WorkerSlots) -> None:
+        """File ``ws`` where its room says now. Every change to a worker's calls, limit,
+        openness or own queue ends here, so the indexes never need a scan to be right."""
+        # ``free`` and ``pin_free`` inlined: this runs twice per call.
+        n = len(ws.calls)
+        room = ws.capacity - n + (0 if ws.stalled else ws.prefetch)
+        if room > 0 and not ws.held and not ws.suspended and ws.state is not _DRAINING:
+            if ws.remaining is None or ws.remaining > 0:
+                # An idle slot anywhere beats a prefetch slot: a call queued in a worker
+                # waits behind its running calls, whose length is only an average guess.
+                self._free.put(ws.order, ws, idle=n < ws.capacity, free=room)
+            else:
+                self._free.drop(ws.order)
+            if ws.pinned:
+                self._pin_ready[ws.id] = ws
+                return
+        else:
+            self._free.drop(ws.order)
+        self._pin_ready.pop(ws.id, None)
 
-    def _send(self, call: Call, worker: Any) -> Send:
-        ws = self.workers[worker]
+    def _send(self, call: Call, ws: WorkerSlots) -> Send:
         ws.calls[call.id] = call
+        self._in_flight += 1
         ws._update()
         if ws.remaining is not None:
             ws.remaining -= 1
+        self._reindex(ws)
         call.state = CallState.SENT
-        call.worker = worker
+        call.worker = ws.id
         call.attempts += 1
-        return Send(worker, call)
+        return Send(ws.id, call)
 
     def _pump(self) -> list[Action]:
         actions: list[Action] = []
-        while True:
-            # The oldest waiting call that some worker can take now.
-            best: CallQueue | None = None
+        ready, queue = self._pin_ready, self.queue
+        while ready or queue:
+            # The oldest waiting call that some worker can take now. ``ready`` holds at
+            # most the worker this event touched (each event that may give a worker room
+            # ends here, and this loop leaves none there), so min() sees one worker.
+            waiting: CallQueue | None = None
             target = None
-            for ws in self.workers.values():
-                if (
-                    ws.pinned
-                    and ws.pin_free > 0
-                    and (best is None or ws.pinned.first().seq < best.first().seq)
-                ):
-                    best, target = ws.pinned, ws.id
-            if self.queue and (best is None or self.queue.first().seq < best.first().seq):
-                worker = self._pick_worker()
-                if worker is not None:
-                    best, target = self.queue, worker
-            if best is None:
-                return actions
-            actions.append(self._send(best.popleft(), target))
+            if ready:
+                target = min(ready.values(), key=_oldest_waiting)
+                waiting = target.pinned
+            if queue and (waiting is None or queue.first().seq < waiting.first().seq):
+                best = self._free.best()
+                if best is not None:
+                    waiting, target = queue, best
+            if waiting is None or target is None:
+                break
+            actions.append(self._send(waiting.popleft(), target))
+        return actions
+
+
+def _oldest_waiting(ws: WorkerSlots) -> int:
+    seq: int = ws.pinned.first().seq
+    return seq

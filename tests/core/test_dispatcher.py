@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -25,6 +28,36 @@ from snakepit_trio._core._worker_state import WorkerState
 
 def sends(actions: list) -> list[tuple[object, int]]:  # type: ignore[type-arg]
     return [(a.worker, a.call.id) for a in actions if isinstance(a, Send)]
+
+
+def least_loaded_by_scan(d: Dispatcher) -> object:
+    """The worker a pool call goes to, found by looking at every worker in the order they
+    joined: an idle slot before a prefetch slot, then the most free slots, then the first."""
+    best, best_key = None, (False, 0)
+    for ws in d.workers.values():
+        if ws.free > 0:
+            key = (len(ws.calls) < ws.capacity, ws.free)
+            if key > best_key:
+                best, best_key = ws.id, key
+    return best
+
+
+def check_indexes_against_a_scan(d: Dispatcher) -> None:
+    """What the dispatcher keeps so that no call scans the workers is what a scan finds."""
+    workers = list(d.workers.values())
+    orders = [ws.order for ws in workers]
+    assert orders == sorted(set(orders)), "workers out of joining order"
+    # The free-slot heap holds exactly the workers with room for a pool call, each with its
+    # room, and no more stale entries than it allows.
+    expected = {ws.id: (len(ws.calls) < ws.capacity, ws.free) for ws in workers if ws.free > 0}
+    assert {ws.id: (idle, free) for ws, idle, free in d._free} == expected
+    assert all(d.workers.get(ws.id) is ws for ws, _, _ in d._free), "a gone worker is filed"
+    assert d._free.entries <= 2 * len(d._free) + 64, "stale heap entries piled up"
+    # Between events no worker's own queue waits beside its room: none is set aside.
+    assert not d._pin_ready
+    assert not [ws.id for ws in workers if ws.pinned and ws.pin_free > 0]
+    assert d.in_flight == sum(len(ws.calls) for ws in workers)
+    assert d.queued == len(d.queue) + sum(len(ws.pinned) for ws in workers)
 
 
 def test_submit_goes_to_least_loaded_worker_then_queues_fifo() -> None:
@@ -306,6 +339,86 @@ def test_max_requests_is_a_hard_limit_except_for_pinned_calls() -> None:
     assert sends(d.add_worker("b", 1, max_requests=2)) == [("b", 3)]
 
 
+class NoScan(dict):  # type: ignore[type-arg]
+    """The dispatcher's workers, refusing to be looked through."""
+
+    def values(self) -> Any:
+        raise AssertionError("a per-call event scanned every worker")
+
+    items = keys = __iter__ = values
+
+
+def test_per_call_events_never_look_at_every_worker() -> None:
+    d = Dispatcher(prefetch=2, max_queue=100)
+    for w in range(50):
+        d.add_worker(f"w{w}", 2, max_requests=1000)
+    d.workers = NoScan(d.workers)
+    ids = iter(range(1, 10_000))
+    for _ in range(120):  # fill every slot, then queue
+        d.submit(Call(next(ids), "t"))
+    d.submit(Call(next(ids), "t", pin="w3"))
+    d.submit(Call(next(ids), "t", prefer="w4"))
+    d.abandon(120)  # a queued call leaves
+    d.abandon(1)  # a sent one is cancelled: its worker is held
+    assert d.queued == 21 and d.in_flight == 100
+    for cid in range(1, 60):
+        d.complete(cid, d.calls[cid].worker, 0.0001)  # prefetch opens up
+    d.revoked(61, d.calls[61].worker)  # it waits again, and goes where there is room
+    assert d.queued == 0 and d.in_flight == 62
+
+
+def test_the_choice_in_a_large_pool_is_what_a_scan_finds() -> None:
+    """Hundreds of workers, every kind of event, seeded, in phases that fill the pool (queues
+    form) and drain it: each pool call goes where a scan of every worker sends it, and the
+    indexes agree with the scan after every event."""
+    rng = random.Random(7)
+    d = Dispatcher(prefetch=2, prefetch_budget=0.5, max_retries=1)
+    workers = [f"w{i}" for i in range(150)]
+    for wid in workers:
+        d.add_worker(wid, rng.randint(1, 2), max_requests=rng.choice([None, 5, 50]))
+    events = ["submit", "complete", "abandon", "revoke", "heartbeat", "replace", "retire"]
+    next_id = 1
+    for step in range(3000):
+        filling = step // 750 % 2 == 0
+        weights = [70 if filling else 20, 20 if filling else 70, 4, 2, 2, 1, 1]
+        [event] = rng.choices(events, weights)
+        live = sorted(d.workers)
+        running = sorted(cid for cid, c in d.calls.items() if c.worker is not None)
+        if event == "submit":
+            call = Call(next_id, "t", idempotent=rng.random() < 0.5)
+            next_id += 1
+            if rng.random() < 0.1:
+                call.prefer = rng.choice(live)
+            elif rng.random() < 0.1:
+                call.pin = rng.choice(live)
+            expected = least_loaded_by_scan(d) if not d.queue else None  # else it waits
+            actions = d.submit(call)
+            if call.pin is None and (call.prefer is None or call.worker != call.prefer):
+                assert sends(actions) == ([] if expected is None else [(expected, call.id)])
+        elif event == "complete" and running:
+            cid = rng.choice(running)
+            d.complete(cid, d.calls[cid].worker, rng.choice([None, 0.01, 0.2, 2.0]))
+        elif event == "abandon" and d.calls:
+            d.abandon(rng.choice(sorted(d.calls)))
+        elif event == "revoke" and running:
+            cid = rng.choice(running)
+            d.revoke_waiting(d.calls[cid].worker)
+            d.revoked(cid, d.calls[cid].worker)
+        elif event == "heartbeat":
+            wid = rng.choice(live)
+            if d.workers[wid].suspended:
+                d.resume_worker(wid)
+            else:
+                d.suspend_worker(wid)
+        elif event == "replace":
+            d.remove_worker(rng.choice(live))
+            workers.append(f"w{len(workers)}")
+            d.add_worker(workers[-1], rng.randint(1, 2))
+        elif event == "retire":
+            d.retire_worker(rng.choice(live))
+        check_indexes_against_a_scan(d)
+
+
 class DispatcherMachine(RuleBasedStateMachine):
     """Random interleavings of submits, completions, cancels, drains, deaths and restarts.
 
@@ -449,6 +562,9 @@ class DispatcherMachine(RuleBasedStateMachine):
             and not self.pool_waiting
             and not self.d.closed
         )
+        # Otherwise, with nothing older in the pool queue, the least-loaded worker.
+        by_scan = least_loaded_by_scan(self.d) if call.pin is None else None
+        expect_least_loaded = not expect_preferred and call.pin is None and not self.pool_waiting
         waiting_before = len(self._waiting())
         try:
             actions = self.d.submit(call)
@@ -480,6 +596,9 @@ class DispatcherMachine(RuleBasedStateMachine):
             assert self.d.max_queue is None or waiting_before < self.d.max_queue
         if expect_preferred:
             assert sends(actions) == [(target, cid)], "a prefer call skipped its idle worker"
+        elif expect_least_loaded:
+            expected = [] if by_scan is None else [(by_scan, cid)]
+            assert sends(actions) == expected, "not the least-loaded worker a scan finds"
 
     @precondition(lambda self: bool(self.running))
     @rule(data=st.data(), run_time=st.sampled_from([None, 0.01, 0.1, 0.3, 1.0, 5.0]))
@@ -725,6 +844,12 @@ class DispatcherMachine(RuleBasedStateMachine):
                 assert ws.remaining == self.max_requests - sent
             if ws.state is not WorkerState.DRAINING:
                 assert ws.state is (WorkerState.BUSY if n >= ws.capacity else WorkerState.READY)
+
+    @invariant()
+    def indexes_agree_with_a_scan(self) -> None:
+        """After every step, the free-slot heap, the workers set aside for their own queue
+        and the running counts agree with a scan of every worker."""
+        check_indexes_against_a_scan(self.d)
 
     @invariant()
     def finished_exactly_once(self) -> None:
