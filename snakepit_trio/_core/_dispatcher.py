@@ -446,7 +446,9 @@ class Dispatcher:
         call.borrowed = True
         self.calls[call.id] = call
         ws.calls[call.id] = call
+        self._in_flight += 1
         ws._update()
+        self._reindex(ws)  # it may have no free slot left now
         call.state = CallState.SENT
         call.worker = worker
         call.attempts += 1

@@ -182,6 +182,12 @@ class Machine(RuleBasedStateMachine):
 
     # --- checks ----------------------------------------------------------------------------
     @invariant()
+    def the_dispatchers_counts_agree_with_its_tables(self) -> None:
+        core = self.core
+        assert core.in_flight == sum(len(ws.calls) for ws in core.workers.values())
+        assert core.queued == len(core.queue) + sum(len(ws.pinned) for ws in core.workers.values())
+
+    @invariant()
     def borrowed_calls_run_beside_a_parked_ancestor(self) -> None:
         for call in self.core.calls.values():
             if call.borrowed and call.state is CallState.SENT:
