@@ -26,7 +26,8 @@ class CallQueue:
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, Any]] = []
-        self._members: dict[int, tuple[int, Any]] = {}  # call id -> (its live entry, call)
+        # call id -> its live heap entry (the same tuple: one object per waiting call)
+        self._members: dict[int, tuple[int, int, Any]] = {}
         self._entries = itertools.count()
 
     def __len__(self) -> int:
@@ -37,17 +38,17 @@ class CallQueue:
 
     def __contains__(self, call: object) -> bool:
         member = self._members.get(getattr(call, "id", None))  # type: ignore[arg-type]
-        return member is not None and member[1] is call
+        return member is not None and member[2] is call
 
     def __iter__(self) -> Iterator[Any]:
         """The waiting calls, oldest first."""
-        return iter(sorted((call for _, call in self._members.values()), key=_seq))
+        return iter(sorted((call for _, _, call in self._members.values()), key=_seq))
 
     def append(self, call: Any) -> None:
         """Add ``call`` at its place in submission order (the end, unless put back)."""
-        entry = next(self._entries)
-        self._members[call.id] = (entry, call)
-        heapq.heappush(self._heap, (call.seq, entry, call))
+        item = (call.seq, next(self._entries), call)
+        self._members[call.id] = item
+        heapq.heappush(self._heap, item)
 
     def first(self) -> Any:
         """The oldest waiting call (the queue is not empty)."""
@@ -76,13 +77,13 @@ class CallQueue:
         del self._members[call.id]
         if len(self._heap) > 2 * len(self._members) + 64:
             live = self._members
-            self._heap = [e for e in self._heap if live.get(e[2].id, (None,))[0] == e[1]]
+            self._heap = [e for e in self._heap if live.get(e[2].id) is e]
             heapq.heapify(self._heap)
 
     def _prune(self) -> None:
         """Drop the top entries of calls that have left."""
         heap, live = self._heap, self._members
-        while heap and live.get(heap[0][2].id, (None,))[0] != heap[0][1]:
+        while heap and live.get(heap[0][2].id) is not heap[0]:
             heapq.heappop(heap)
 
 

@@ -88,6 +88,8 @@ def _ext_hook(code: int, data: bytes) -> Any:
 class Outbound:
     """Where one payload's large buffers go: shared-memory segments (see _segments.py)."""
 
+    __slots__ = ("cache", "names", "size", "threshold")  # one per call: no __dict__
+
     def __init__(self, cache: SegmentCache, threshold: int) -> None:
         self.cache = cache
         self.threshold = threshold
