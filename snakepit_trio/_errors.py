@@ -199,8 +199,10 @@ class WorkerCrashed(SnakepitError):
             did not send), ``"oom"`` (SIGKILL with evidence of the kernel's OOM killer),
             ``"unresponsive"`` (the pool killed it: no heartbeat answer),
             ``"stuck"`` (the pool killed it: a cancelled call did not stop, kill_on_cancel),
-            ``"protocol"`` (the pool killed it: it sent frames the protocol does not allow)
-            or ``"disconnected"`` (its connection broke; the pool killed it).
+            ``"protocol"`` (the pool killed it: it sent frames the protocol does not allow),
+            ``"host"`` (the pool killed it: serving one of its host calls failed on the
+            host, an error logged with its traceback) or ``"disconnected"`` (its connection
+            broke; the pool killed it).
         last_rss: its resident memory in bytes at the last heartbeat, or ``None``.
         running: the tools of the calls the worker held when it died (sorted, each once).
     """
@@ -356,7 +358,8 @@ class HostToolError(SnakepitError):
             ``"cancelled"`` (the calling tool was cancelled, its deadline passed, or the host
             went away), ``"serialization"`` (an argument or the result cannot be encoded),
             ``"reentrancy"`` (the host tool made a nested call that could only wait for
-            itself) or ``"unavailable"`` (the host serves no host tools).
+            itself), ``"unavailable"`` (the host serves no host tools) or ``"protocol"`` (the
+            host's answer could not be read).
         remote_type: the exception's type name on the host, for ``"remote"``; else ``""``.
         remote_message: what the host said.
     """
@@ -372,15 +375,7 @@ class HostToolError(SnakepitError):
 
 class UnknownHostTool(HostToolError):
     """No host tool of that name is visible to the calling call (neither the pool's nor its
-    session's).
-
-    Attributes:
-        available: the names it may call.
-    """
-
-    def __init__(self, tool: str, message: str, available: list[str] | None = None) -> None:
-        super().__init__(tool, "unknown_tool", message)
-        self.available = sorted(available or [])
+    session's); the message names those it may call. ``kind`` is ``"unknown_tool"``."""
 
 
 class HostToolsUnavailable(HostToolError):

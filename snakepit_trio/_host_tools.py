@@ -11,6 +11,7 @@ from typing import Any, TypeVar, overload
 
 from ._engine._engine import Engine
 from ._engine._host_tools import make_host_tool
+from ._errors import SessionLost
 from ._tools import ToolSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,7 +25,11 @@ class HostToolRegistrar:
     _engine: Engine
 
     def _host_scope(self) -> str | None:
-        """None for the pool's host tools, or the session whose calls alone see them."""
+        """None for the pool's host tools, or the session whose calls alone see them.
+
+        Raises:
+            SessionLost: the session is closed (its host tools went with it).
+        """
         raise NotImplementedError
 
     def register_host_tool(
@@ -58,6 +63,7 @@ class HostToolRegistrar:
             TypeError: ``fn`` is not callable, is a generator, or has positional-only or
                 ``*args`` parameters.
             ValueError: the name is empty or starts with ``"snakepit."`` (reserved).
+            SessionLost: on a session that was closed or expired.
         """
         return register(self._engine, fn, name, description, self._host_scope())
 
@@ -109,7 +115,11 @@ class HostToolRegistrar:
         Raises:
             Nothing.
         """
-        return self._engine.host_calls.registry.unregister(name, self._host_scope())
+        try:
+            scope = self._host_scope()
+        except SessionLost:
+            return False  # a closed session's host tools went with it
+        return self._engine.host_calls.registry.unregister(name, scope)
 
 
 def register(

@@ -12,7 +12,7 @@ from . import _host_tools as host_tools
 from ._core._sessions import SessionRecord
 from ._core._variables import VariableError, make_spec
 from ._engine._engine import Engine
-from ._errors import InvalidVariable
+from ._errors import InvalidVariable, SessionLost
 from ._progress import ProgressCallback
 from ._public import NoPublicConstructor
 from ._streaming import Stream
@@ -62,7 +62,11 @@ class Session(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
         self._record = record
 
     def _host_scope(self) -> str | None:
-        return self._record.id  # host tools only this session's calls see
+        # Host tools only this session's calls see; a closed session takes none (a later
+        # session of the same id must not inherit them).
+        if self._engine.sessions.store.get(self._record.id) is not self._record:
+            raise SessionLost(self._record.id, "the session was closed or expired")
+        return self._record.id
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Session) and other._record is self._record

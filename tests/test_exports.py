@@ -233,8 +233,8 @@ EXPECTED: dict[str, str] = {
         "params: 'tuple[ParamSpec, ...]', accepts_extra: 'bool' = False) -> None"
     ),
     "UnknownHostTool": (
-        "class(HostToolError) (tool: 'str', message: 'str', "
-        "available: 'list[str] | None' = None) -> 'None'"
+        "class(HostToolError) (tool: 'str', kind: 'str', message: 'str', "
+        "remote_type: 'str' = '') -> 'None'"
     ),
     "UnknownTool": "class(SnakepitError) (tool: 'str', available: 'list[str]') -> 'None'",
     "Variable": (

@@ -106,16 +106,17 @@ class HostCalls:
         self._by_call: dict[int, set[tuple[str, int]]] = {}
         # Calls waiting in a host tool: call id -> open host calls (re-entrancy reads it).
         self.parked: dict[int, int] = {}
-        self._limiter = trio.CapacityLimiter(engine.config.max_host_tool_calls)
+        limit = engine.config.max_host_tool_calls
+        self._limiter = trio.CapacityLimiter(limit)
+        # Sync host tools' threads, apart from Trio's default limiter (which the pool's own
+        # cleanup uses): a cancelled sync host tool cannot be interrupted, and its thread
+        # keeps its token here until it returns.
+        self._threads = trio.CapacityLimiter(limit)
 
     # --- frames from a worker ------------------------------------------------------------
     def on_host_call(self, worker: Worker, frame: w.HostCall, call: Call) -> None:
         key = (worker.id, frame.id)
-        if key in self._open:
-            self._engine.kill_worker(
-                worker, f"it reused host call id {frame.id} while that call was open", "protocol"
-            )
-            return
+        assert key not in self._open, "check_batch refuses a reused host call id"
         send = partial(self._answer_now, worker.id, frame.id)
         if call.state is CallState.ABANDONED:
             send(
@@ -161,6 +162,9 @@ class HostCalls:
             None if deadline == math.inf else deadline,
         )
         self._engine.nursery.start_soon(self._run, key, tool, args, opened, info)
+
+    def is_open(self, worker_id: str, hcid: int) -> bool:
+        return (worker_id, hcid) in self._open
 
     def on_host_tools(self, worker: Worker, frame: w.HostTools, call: Call) -> None:
         tools = self.registry.visible(call.handle.session_id)
@@ -226,13 +230,13 @@ class HostCalls:
                 NESTING.set(ancestors)  # this task's own context: nothing else sees it
                 if tool.context_param is not None and self.make_context is not None:
                     args[tool.context_param] = self.make_context(info)
-                async with self._limiter:
-                    if tool.is_async:
-                        value = await tool.fn(**args)
-                    else:
-                        value = await trio.to_thread.run_sync(
-                            partial(tool.fn, **args), abandon_on_cancel=True
-                        )
+                if outer is None:
+                    async with self._limiter:
+                        value = await self._call(tool, args)
+                else:
+                    # Under a nested call: an ancestor's host tool holds a slot and waits for
+                    # this one, which must not wait for a slot in turn (it could be that one).
+                    value = await self._call(tool, args)
                 answer = self._result(hcid, tool.spec.name, value)
             if answer is None:  # cancelled: the worker gave up, its call ended or timed out
                 answer = w.host_error(
@@ -243,12 +247,22 @@ class HostCalls:
                 )
         except ReentrancyError as exc:  # a nested call it made could only wait for itself
             answer = w.host_error(hcid, "ReentrancyError", str(exc), w.KIND_REENTRANCY)
-        except Exception as exc:  # the host tool's failure, reported to the worker's tool
-            answer = w.host_error(hcid, _type_name(exc), str(exc), w.KIND_REMOTE)
+        except (Exception, SystemExit, GeneratorExit) as exc:
+            # The host tool's failure, reported to the worker's tool (SystemExit too: a
+            # tool's exit ends that call, not the pool, as in workers). Cancellation and
+            # KeyboardInterrupt go on: they are not the tool's.
+            answer = w.host_error(hcid, _type_name(exc), _text(exc), w.KIND_REMOTE)
         finally:
             self._close(key, opened)
         if not opened.silent:
             self._engine.channel_send(key[0], answer)
+
+    async def _call(self, tool: HostTool, args: dict[str, Any]) -> Any:
+        if tool.is_async:
+            return await tool.fn(**args)
+        return await trio.to_thread.run_sync(
+            partial(tool.fn, **args), abandon_on_cancel=True, limiter=self._threads
+        )
 
     def _close(self, key: tuple[str, int], opened: _Open) -> None:
         del self._open[key]
@@ -314,7 +328,16 @@ class HostCalls:
                 reply = {
                     "error": {"name": exc.name, "constraint": exc.constraint, "message": str(exc)}
                 }
+            except Exception as exc:  # a value its rules cannot even be checked against
+                return w.host_error(frame.id, _type_name(exc), _text(exc), w.KIND_REMOTE)
         return self._result(frame.id, frame.tool, reply)
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ raises is still reported
+        return f"<unprintable {type(exc).__name__}>"
 
 
 def _type_name(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import trio
@@ -49,9 +50,14 @@ def not_started(frame: w.Error) -> bool:
 
 
 def check_batch(
-    raw: object, worker_id: str, calls: dict[int, Call], stopping: bool = False
+    raw: object,
+    worker_id: str,
+    calls: dict[int, Call],
+    stopping: bool = False,
+    host_call_open: Callable[[int], bool] = lambda hcid: False,
 ) -> list[tuple[w.WorkerFrame, Call | None]]:
-    """Parse ``raw`` (one decoded batch from ``worker_id``) and check it against the calls.
+    """Parse ``raw`` (one decoded batch from ``worker_id``) and check it against the calls
+    (and its HOST_CALLs against its host calls still open: ``host_call_open(id)``).
 
     Returns:
         Each frame with the call it belongs to (None for frames of no call).
@@ -65,6 +71,7 @@ def check_batch(
     checked: list[tuple[w.WorkerFrame, Call | None]] = []
     append = checked.append
     finished: set[int] | None = None  # calls whose final frame came earlier in this batch
+    opened: set[int] | None = None  # host call ids opened earlier in this batch
     for item in raw:  # one pass, names bound locally: this runs for every chunk of every stream
         parse = None
         if type(item) is list and item and type(item[0]) is int:
@@ -86,6 +93,13 @@ def check_batch(
                         f"{kind.__name__.upper()} for call {asking}, which this worker is not "
                         "running"
                     )
+                if kind is w.HostCall:
+                    hcid: int = frame.id  # type: ignore[union-attr]
+                    if host_call_open(hcid) or (opened is not None and hcid in opened):
+                        raise w.ProtocolViolation(f"HOST_CALL reuses id {hcid}, still open")
+                    if opened is None:
+                        opened = set()
+                    opened.add(hcid)
                 append((frame, call))
                 continue
             append((frame, None))
@@ -155,7 +169,13 @@ class Inbound:
         if worker.gone.is_set() or worker.broken:
             return  # late: it has been replaced, or nothing it says counts any more
         try:
-            frames = check_batch(raw, worker.id, self._engine.core.calls, worker.stop_requested)
+            frames = check_batch(
+                raw,
+                worker.id,
+                self._engine.core.calls,
+                worker.stop_requested,
+                partial(self._engine.host_calls.is_open, worker.id),
+            )
         except w.ProtocolViolation as exc:
             log.error("worker %s broke the frame protocol: %s; replacing it", worker.id, exc)
             self._engine.kill_worker(worker, f"it broke the frame protocol: {exc}", "protocol")
@@ -188,10 +208,23 @@ class Inbound:
         call.handle.progress(frame)
 
     def _on_host_call(self, worker: Worker, frame: w.HostCall, call: Call) -> None:
-        self._engine.host_calls.on_host_call(worker, frame, call)
+        try:
+            self._engine.host_calls.on_host_call(worker, frame, call)
+        except Exception as exc:
+            self._broken(worker, exc)
 
     def _on_host_tools(self, worker: Worker, frame: w.HostTools, call: Call) -> None:
-        self._engine.host_calls.on_host_tools(worker, frame, call)
+        try:
+            self._engine.host_calls.on_host_tools(worker, frame, call)
+        except Exception as exc:
+            self._broken(worker, exc)
+
+    def _broken(self, worker: Worker, exc: Exception) -> None:
+        """An unexpected error while serving a worker's request: the pool's own failure,
+        never swallowed. The worker is replaced (its calls fail as crashed), so nothing
+        waits for an answer that will not come; the pool serves on."""
+        log.exception("serving a host call of worker %s failed; replacing it", worker.id)
+        self._engine.kill_worker(worker, f"the host failed serving it: {exc!r}", "host")
 
     def _on_host_cancel(self, worker: Worker, frame: w.HostCancel, call: None) -> None:
         self._engine.host_calls.on_host_cancel(worker, frame)

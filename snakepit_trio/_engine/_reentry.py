@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from .._config import PoolConfig
-from .._core._dispatcher import Call, Dispatcher
+from .._core._dispatcher import Call, CallState, Dispatcher
 from .._core._reentry import Borrow, Refuse, place_nested, views_of
 from .._core._sessions import SessionRecord
 from .._errors import ReentrancyError
 from .._shared import _frames as w
 from ._host_calls import NESTING, HostCalls
+
+_LIVE = (CallState.SENT, CallState.ABANDONED)  # a call whose host tools may still run
 
 
 class ReentryHost(Protocol):
@@ -34,7 +36,9 @@ def place(engine: ReentryHost, call: Call, session: SessionRecord | None) -> Any
         ReentrancyError: it is nested too deep, or could only wait for itself.
     """
     nesting = NESTING.get()
-    if nesting is None:
+    if nesting is None or nesting.calls[-1].state not in _LIVE:
+        # Not in a host tool; or in a task a host tool started, after its call ended: its
+        # ancestors are gone, and it is an ordinary call.
         return None
     call.handle.nesting = nesting
     tool = call.tool

@@ -74,6 +74,8 @@ class Connection:
                     call_id = frame[1]
                     if type(call_id) is int and call_id >= 0 and call_id not in self.calls:
                         self.emit(w.error(call_id, "ProtocolError", str(exc), w.KIND_PROTOCOL))
+                elif _host_answer_id(frame) is not None:  # its tool would wait forever
+                    self.host.fail(frame[1], f"the host's answer did not parse: {exc}")
                 continue
             self._handle_one(parsed)
 
@@ -135,6 +137,14 @@ class Connection:
             msgpack.packb(batch, use_bin_type=True)
             for batch in w.split_batches(frames, w.payload_size)
         ]
+
+
+def _host_answer_id(frame: object) -> int | None:
+    """The host call id of what looks like a HOST_RESULT or HOST_ERROR, else None."""
+    if type(frame) is list and len(frame) > 1 and frame[0] in (w.HOST_RESULT, w.HOST_ERROR):
+        hcid = frame[1]
+        return hcid if type(hcid) is int else None
+    return None
 
 
 @functools.cache

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import HostToolError, InvalidVariable
+from .._errors import HostToolsUnavailable, InvalidVariable
 from ._host_calls import GET_VARIABLE, SET_VARIABLE, HostCalls
 
 
@@ -181,8 +181,8 @@ class ToolContext:
         return SessionVariables(self)
 
     def _bridge(self, tool: str) -> HostCalls:
-        if self._host is None:
-            raise HostToolError(tool, "unavailable", "this context belongs to no worker connection")
+        if self._host is None:  # a call by gRPC's Execute: no connection to answer on
+            raise HostToolsUnavailable(tool)
         return self._host
 
     def _cancel(self) -> None:

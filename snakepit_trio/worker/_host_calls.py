@@ -185,12 +185,18 @@ class HostCalls:
             return
         error: HostToolError
         if frame.kind == w.KIND_UNKNOWN_TOOL:
-            error = UnknownHostTool(pending.tool, frame.message)
+            error = UnknownHostTool(pending.tool, "unknown_tool", frame.message)
         elif frame.kind == w.KIND_REMOTE:
             error = HostToolError(pending.tool, frame.kind, frame.message, frame.type)
         else:
             error = HostToolError(pending.tool, frame.kind, frame.message)
         pending.future.set_exception(error)
+
+    def fail(self, hcid: int, message: str) -> None:
+        """An answer for ``hcid`` came that cannot be read: its tool gets an error."""
+        pending = self._take(hcid)
+        if pending is not None and not pending.future.done():
+            pending.future.set_exception(HostToolError(pending.tool, w.KIND_PROTOCOL, message))
 
     def call_cancelled(self, call_id: int) -> None:
         """The host cancelled ``call_id`` (or it ended): its open host calls are given up."""

@@ -394,7 +394,7 @@ class Runtime:
         started = self.timer()
         try:
             if call.info.streaming:
-                await self._run_stream(call, args, call.sink)
+                await self._run_stream(call, args, call.sink, borrowed)
             else:
                 value = await call.info.fn(**args)
         except BaseException as exc:  # this call's error, whatever it is (see the module doc)
@@ -441,11 +441,13 @@ class Runtime:
         if call.on_done is not None:
             call.on_done(call.id)
 
-    async def _run_stream(self, call: RunningCall, args: dict[str, Any], sink: Sink) -> None:
+    async def _run_stream(
+        self, call: RunningCall, args: dict[str, Any], sink: Sink, borrowed: bool
+    ) -> None:
         what = f"chunk of {call.info.name!r}"
         gen = call.info.fn(**args)
         if not call.info.is_async:
-            await self._pump_stream(call, gen, sink)
+            await self._pump_stream(call, gen, sink, borrowed)
             return
         try:
             while True:
@@ -471,7 +473,7 @@ class Runtime:
         # that sends two). The stream had ended: it ends with END.
         sink(w.end(call.id))
 
-    async def _pump_stream(self, call: RunningCall, gen: Any, sink: Sink) -> None:
+    async def _pump_stream(self, call: RunningCall, gen: Any, sink: Sink, borrowed: bool) -> None:
         what = f"chunk of {call.info.name!r}"
         failed: list[BaseException] = []
 
@@ -491,7 +493,10 @@ class Runtime:
             pump.start()
         else:
             pump = GeneratorPump(self._loop, gen, call.credit, emit)
-            self._loop.run_in_executor(self.executor, pump.run)
+            if borrowed:  # every generator thread may be held by the ancestor it serves
+                threading.Thread(target=pump.run, name="snakepit-gen-borrowed", daemon=True).start()
+            else:
+                self._loop.run_in_executor(self.executor, pump.run)
         call.pump = pump
         while True:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from snakepit_trio import HostToolError, InvalidVariable
@@ -111,4 +112,25 @@ class Bridge(Adapter):
 
         assert ctx._host is not None
         ctx._host._emit(w.host_call(999, call_id, name, b""))
+        await asyncio.sleep(60)  # the host replaces this worker first
+
+    @tool
+    def gen_host(self, name: str, ctx: ToolContext) -> Iterator[Any]:
+        """A sync generator that waits in a host tool while it streams."""
+        yield ctx.call_host_tool(name)
+
+    @tool
+    def gen_plain(self, n: int) -> Iterator[int]:
+        yield from range(n)
+
+    @tool
+    async def forge_twice(self, name: str, ctx: ToolContext) -> None:
+        """Opens two host calls with one id (as a broken worker could)."""
+        import asyncio
+
+        from snakepit_trio._shared import _frames as w
+
+        assert ctx._host is not None
+        ctx._host._emit(w.host_call(999, ctx.request_id, name, b""))
+        ctx._host._emit(w.host_call(999, ctx.request_id, name, b""))
         await asyncio.sleep(60)  # the host replaces this worker first

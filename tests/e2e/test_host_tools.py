@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import trio
 import trio.lowlevel
@@ -391,3 +393,137 @@ async def test_host_tools_beyond_max_host_tool_calls_wait_their_turn() -> None:
                 assert running == 1
                 release.set()
             assert results == [{"value": 1}, {"value": 1}]
+
+
+async def test_a_nested_calls_host_tool_never_waits_for_its_ancestors_slot() -> None:
+    """max_host_tool_calls=1: the outer host tool holds the only slot while its nested call
+    runs; that call's own host tool runs within its ancestor's slot instead of waiting."""
+    with trio.fail_after(LIMIT):
+        async with sp.open_pool(BRIDGE, size=2, max_host_tool_calls=1) as pool:
+
+            @pool.host_tool
+            async def h1(ctx: sp.HostToolContext) -> Any:
+                return await ctx.pool.execute("acall", {"name": "h2", "args": None})
+
+            @pool.host_tool
+            async def h2() -> str:
+                return "inner"
+
+            got = await pool.execute("acall", {"name": "h1", "args": None})
+            assert got == {"value": {"value": "inner"}}
+
+
+async def test_a_borrowed_stream_runs_beside_the_sync_generator_that_waits_for_it() -> None:
+    with trio.fail_after(LIMIT):
+        async with sp.open_pool(BRIDGE, size=1, worker_capacity=1) as pool:
+
+            @pool.host_tool
+            async def inner_stream(ctx: sp.HostToolContext) -> list[int]:
+                assert ctx.session is not None
+                async with ctx.session.stream("gen_plain", {"n": 3}) as chunks:
+                    return [c async for c in chunks]
+
+            async with pool.session() as s, s.stream("gen_host", {"name": "inner_stream"}) as out:
+                assert [c async for c in out] == [[0, 1, 2]]
+
+
+async def test_cancelled_sync_host_tools_hold_none_of_the_pools_own_threads() -> None:
+    """A sync host tool cannot be interrupted: cancelled, its thread runs on. It runs on the
+    host tools' own threads, so the pool's other work (and its close) never waits for it."""
+    release = threading.Event()
+    try:
+        with trio.fail_after(LIMIT):
+            trio.to_thread.current_default_thread_limiter().total_tokens = 2
+            async with sp.open_pool(BRIDGE, size=1, worker_capacity=2) as pool:
+                started: list[int] = []
+
+                def stuck() -> None:
+                    started.append(1)
+                    release.wait()
+
+                pool.register_host_tool(stuck)
+                for _ in range(2):
+                    with pytest.raises(sp.RequestTimeout):
+                        await pool.execute("call", {"name": "stuck", "args": None}, timeout=0.5)
+                assert len(started) == 2
+                assert await trio.to_thread.run_sync(lambda: "default threads free") == (
+                    "default threads free"
+                )
+            # Closed while both threads still block: they are the host tools' own.
+            assert not release.is_set()
+    finally:
+        release.set()
+
+
+async def test_a_closed_sessions_handle_registers_nothing_for_a_later_session_of_its_id() -> None:
+    with trio.fail_after(LIMIT):
+        async with sp.open_pool(BRIDGE, size=1) as pool:
+            async with pool.session("tenant") as old:
+                pass
+            with pytest.raises(sp.SessionLost):
+                old.register_host_tool(lambda: "secret", name="leak")
+            assert not old.unregister_host_tool("leak")
+            async with pool.session("tenant") as new:
+                assert await new.execute("listing") == []
+                got = await new.execute("call", {"name": "leak", "args": None})
+                assert got["kind"] == "unknown_tool"
+
+
+async def test_unexpected_failures_serving_a_host_call_are_the_callers_not_the_pools() -> None:
+    with trio.fail_after(LIMIT):
+        async with sp.open_pool(BRIDGE, size=1) as pool:
+
+            @pool.host_tool
+            def leaves() -> None:
+                raise SystemExit(3)
+
+            got = await pool.execute("call", {"name": "leaves", "args": None})
+            assert got["kind"] == "remote" and got["remote_type"] == "SystemExit"
+            async with pool.session() as s:
+                # A choice that cannot be compared with the new value (numpy arrays):
+                # its rules raise, not the variable's.
+                zeros = np.zeros(2)
+                s.register_variable("v", "ndarray", zeros, choices=[zeros])
+                got = await s.execute("avariables", {"name": "v", "value": np.arange(2)})
+                assert got["error"] == "HostToolError" and "ValueError" in got["remote_type"]
+            assert await pool.execute("pid") > 0
+
+
+async def test_a_reused_host_call_id_replaces_the_worker_before_anything_of_its_batch() -> None:
+    with trio.fail_after(LIMIT):
+        async with sp.open_pool(BRIDGE, size=1) as pool:
+            ran: list[str] = []
+
+            @pool.host_tool
+            def noted() -> None:
+                ran.append("ran")
+
+            with pytest.raises(sp.WorkerCrashed) as info:
+                await pool.execute("forge_twice", {"name": "noted"})
+            assert info.value.cause == "protocol" and ran == []
+
+
+async def test_a_task_a_host_tool_started_makes_ordinary_calls_once_its_call_ended() -> None:
+    with trio.fail_after(LIMIT):
+        async with sp.open_pool(BRIDGE, size=1, max_reentry_depth=0) as pool:
+            go, done = trio.Event(), trio.Event()
+            outcome: list[Any] = []
+
+            async with trio.open_nursery() as background:
+
+                @pool.host_tool
+                async def spawn() -> str:
+                    async def later() -> None:
+                        await go.wait()
+                        outcome.append(await pool.execute("pid"))
+                        done.set()
+
+                    background.start_soon(later)  # inherits the host tool's context
+                    return "spawned"
+
+                assert await pool.execute("acall", {"name": "spawn", "args": None}) == {
+                    "value": "spawned"
+                }
+                go.set()
+                await done.wait()
+            assert outcome == [pool.workers()[0].pid]

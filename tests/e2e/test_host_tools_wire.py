@@ -90,3 +90,22 @@ def test_cancelling_a_call_gives_up_its_open_host_call(tmp_path: Path, tool: str
         assert [w.HOST_CANCEL, host_call[1]] in frames
         assert frames.index([w.HOST_CANCEL, host_call[1]]) < len(frames) - 1
         assert frames[-1][0] == w.ERROR and frames[-1][5] == w.KIND_CANCELLED
+
+
+@pytest.mark.parametrize("tool", ["call", "acall"])
+def test_an_answer_the_worker_cannot_read_fails_that_host_call(tmp_path: Path, tool: str) -> None:
+    """A HOST_ERROR of a kind this worker does not know (a newer host), or a HOST_RESULT
+    without its value: the tool that waits for it gets an error, not a wait forever."""
+    with lane_to(tmp_path, w.hello()) as lane:
+        for n, bad in enumerate(
+            [
+                lambda hcid: [w.HOST_ERROR, hcid, "T", "m", "rate_limited"],
+                lambda hcid: [w.HOST_RESULT, hcid],
+            ]
+        ):
+            lane.send([call(n, tool, {"name": "lookup", "args": None})])
+            [*_, host_call] = lane.until(lambda frame: frame[0] == w.HOST_CALL)
+            lane.send([bad(host_call[1])])
+            frames = lane.until(final(n))
+            outcome = msgpack.unpackb(frames[-1][2])
+            assert outcome["error"] == "HostToolError" and outcome["kind"] == "protocol"
