@@ -6,6 +6,7 @@ Public names (all re-exported here):
 - PoolConfig, PoolOptions, RestartPolicy .. _config.py
 - PoolStats, WorkerInfo, CallInfo, SessionInfo .. _stats.py;  ToolSpec, ParamSpec .. _tools.py
 - Progress .................. _progress.py (events from ToolContext.progress)
+- RetryPolicy, retry ........ _retry.py;  CircuitBreaker .. _circuit.py (around any awaitable)
 - errors ..................... _errors.py (all derive from SnakepitError)
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
 - snakepit_trio.testing ...... open_fake_pool, faults: the pool in memory, for tests
@@ -29,9 +30,11 @@ from typing import TYPE_CHECKING, Any
 from ._shared._metadata import fixup_module_metadata
 
 if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it)
+    from ._circuit import CircuitBreaker as CircuitBreaker
     from ._config import PoolConfig as PoolConfig
     from ._config import PoolOptions as PoolOptions
     from ._config import RestartPolicy as RestartPolicy
+    from ._errors import CircuitOpen as CircuitOpen
     from ._errors import InvalidArguments as InvalidArguments
     from ._errors import InvalidVariable as InvalidVariable
     from ._errors import PayloadTooLarge as PayloadTooLarge
@@ -52,6 +55,8 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._lifecycle import open_pool as open_pool
     from ._pool import Pool as Pool
     from ._progress import Progress as Progress
+    from ._retry import RetryPolicy as RetryPolicy
+    from ._retry import retry as retry
     from ._session import Session as Session
     from ._session import Variable as Variable
     from ._stats import CallInfo as CallInfo
@@ -77,6 +82,10 @@ _EXPORTS: dict[str, str] = {
     "Variable": "._session",
     "Stream": "._streaming",
     "Progress": "._progress",
+    # retries and circuit breakers (pool calls take them; they also wrap any awaitable)
+    "RetryPolicy": "._retry",
+    "retry": "._retry",
+    "CircuitBreaker": "._circuit",
     # snapshots
     "PoolStats": "._stats",
     "CallInfo": "._stats",
@@ -86,6 +95,7 @@ _EXPORTS: dict[str, str] = {
     "ParamSpec": "._tools",
     # errors
     "SnakepitError": "._errors",
+    "CircuitOpen": "._errors",
     "InvalidArguments": "._errors",
     "InvalidVariable": "._errors",
     "PayloadTooLarge": "._errors",

@@ -14,6 +14,8 @@ from typing import Any
 
 import trio
 
+from . import _calling as calling
+from ._circuit import CircuitBreaker
 from ._config import PoolConfig
 from ._core._dispatcher import CallState
 from ._core._worker_state import WorkerState
@@ -22,6 +24,7 @@ from ._engine._engine import Engine
 from ._errors import PoolClosed
 from ._progress import ProgressCallback
 from ._public import NoPublicConstructor
+from ._retry import RetryPolicy
 from ._session import Session
 from ._stats import CallInfo, PoolStats, SessionInfo, WorkerInfo
 from ._streaming import Stream, feed
@@ -53,6 +56,8 @@ class Pool(metaclass=NoPublicConstructor):
         idempotent: bool = False,
         on_progress: ProgressCallback | None = None,
         kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> Any:
         """Run ``tool`` with keyword ``args`` on a worker and return its result.
 
@@ -69,6 +74,10 @@ class Pool(metaclass=NoPublicConstructor):
             kill_on_cancel: if the call is cancelled or times out and the tool has not
                 stopped ``cancel_grace`` seconds later, kill and replace its worker (other
                 calls on that worker then fail with WorkerCrashed). Default: the pool's.
+            retry: run the call again after the errors this ``RetryPolicy`` retries (errors
+                of calls that may have run only if ``idempotent``). ``timeout``, when
+                given, and the policy's budget then bound every attempt and wait together.
+            breaker: a ``CircuitBreaker`` each attempt runs under.
 
         Returns:
             The tool's return value, decoded (numpy arrays arrive as read-only views).
@@ -78,14 +87,19 @@ class Pool(metaclass=NoPublicConstructor):
             PoolSaturated, QueueTimeout, RequestTimeout, PoolClosed, PoolUnhealthy: see the
                 failure table in the README.
             RemoteError: the tool raised. WorkerCrashed: the worker died mid-call.
+            CircuitOpen: ``breaker`` refused the call.
+            TypeError, ValueError: an option of the wrong type or out of range (named).
         """
-        return await self._engine.execute(
+        return await calling.execute(
+            self._engine,
             tool,
             args,
             timeout=timeout,
             idempotent=idempotent,
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
             session=None,
         )
 
@@ -283,13 +297,16 @@ class Pool(metaclass=NoPublicConstructor):
         idempotent: bool = False,
         on_progress: ProgressCallback | None = None,
         kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> Any:
         """Snakepit's spelling: ``execute`` in session ``session_id``, opened (strict) on
         first use. Close it with ``close_session`` (or set ``session_ttl``).
 
         Args:
             session_id: the session's id.
-            tool, args, timeout, idempotent, on_progress, kill_on_cancel: as for ``execute``.
+            tool, args, timeout, idempotent, on_progress, kill_on_cancel, retry, breaker: as
+                for ``execute``.
 
         Returns:
             The tool's return value.
@@ -298,12 +315,14 @@ class Pool(metaclass=NoPublicConstructor):
             The errors of ``open_session`` and of ``Session.execute`` (a bad argument
             before the session is opened).
         """
-        admission.check_call(
+        calling.check_options(
             tool,
             timeout=timeout,
             idempotent=idempotent,
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
         )
         session = self.get_session(session_id) or await self.open_session(session_id)
         return await session.execute(
@@ -313,6 +332,8 @@ class Pool(metaclass=NoPublicConstructor):
             idempotent=idempotent,
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
         )
 
     async def execute_in_session_stream(

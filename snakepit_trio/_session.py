@@ -8,12 +8,15 @@ from typing import Any
 
 import attrs
 
+from . import _calling as calling
+from ._circuit import CircuitBreaker
 from ._core._sessions import SessionRecord
 from ._core._variables import VariableError, make_spec
 from ._engine._engine import Engine
 from ._errors import InvalidVariable
 from ._progress import ProgressCallback
 from ._public import NoPublicConstructor
+from ._retry import RetryPolicy
 from ._streaming import Stream
 
 __all__ = ["Session", "Variable"]
@@ -104,12 +107,15 @@ class Session(metaclass=NoPublicConstructor):
         idempotent: bool = False,
         on_progress: ProgressCallback | None = None,
         kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> Any:
         """``pool.execute`` within this session (see the class docstring for placement).
 
         Args:
-            tool, args, timeout, idempotent, on_progress, kill_on_cancel: as for
-                ``Pool.execute``.
+            tool, args, timeout, idempotent, on_progress, kill_on_cancel, retry, breaker: as
+                for ``Pool.execute``. ``SessionLost`` is never retried: the session's state
+                is gone.
 
         Returns:
             The tool's return value.
@@ -118,13 +124,16 @@ class Session(metaclass=NoPublicConstructor):
             SessionLost: a strict session's worker died, or the session was closed.
             The errors of ``Pool.execute``.
         """
-        return await self._engine.execute(
+        return await calling.execute(
+            self._engine,
             tool,
             args,
             timeout=timeout,
             idempotent=idempotent,
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
             session=self._record,
         )
 

@@ -36,6 +36,20 @@ EXPECTED: dict[str, str] = {
         "class (id: 'int', tool: 'str', elapsed: 'float', cancelled: 'bool', "
         "session_id: 'str | None' = None) -> None"
     ),
+    "CircuitBreaker": (
+        "class (failure_threshold: 'int' = 5, reset_timeout: 'float' = 30.0, *, "
+        "half_open_calls: 'int' = 1, window: 'float | None' = None, "
+        "failure_on: 'ExceptionTypes' = <class 'Exception'>, name: 'str' = '', "
+        "on_state_change: 'StateCallback | None' = None) -> 'None'"
+    ),
+    "CircuitBreaker.failure_on": "attribute",
+    "CircuitBreaker.failures": "property -> int",
+    "CircuitBreaker.guard": "(self) -> 'AbstractAsyncContextManager[None]'",
+    "CircuitBreaker.name": "attribute",
+    "CircuitBreaker.on_state_change": "attribute",
+    "CircuitBreaker.retry_in": "property -> float",
+    "CircuitBreaker.state": "property -> str",
+    "CircuitOpen": "class(SnakepitError) (name: 'str', retry_in: 'float') -> 'None'",
     "InvalidArguments": (
         "class(SnakepitError) (tool: 'str', param: 'str | None', reason: 'str') -> 'None'"
     ),
@@ -56,14 +70,14 @@ EXPECTED: dict[str, str] = {
     "Pool.execute": (
         "async (self, tool: 'str', args: 'dict[str, Any] | None' = None, *, "
         "timeout: 'float | None' = None, idempotent: 'bool' = False, "
-        "on_progress: 'ProgressCallback | None' = None, "
-        "kill_on_cancel: 'bool | None' = None) -> 'Any'"
+        "on_progress: 'ProgressCallback | None' = None, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None) -> 'Any'"
     ),
     "Pool.execute_in_session": (
         "async (self, session_id: 'str', tool: 'str', args: 'dict[str, Any] | None' = None, *, "
         "timeout: 'float | None' = None, idempotent: 'bool' = False, "
-        "on_progress: 'ProgressCallback | None' = None, "
-        "kill_on_cancel: 'bool | None' = None) -> 'Any'"
+        "on_progress: 'ProgressCallback | None' = None, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None) -> 'Any'"
     ),
     "Pool.execute_in_session_stream": (
         "async (self, session_id: 'str', tool: 'str', args: 'dict[str, Any] | None', "
@@ -153,6 +167,12 @@ EXPECTED: dict[str, str] = {
         "class (initial: 'float' = 0.05, factor: 'float' = 2.0, max_delay: 'float' = 10.0, "
         "reset_after: 'float' = 10.0) -> None"
     ),
+    "RetryPolicy": (
+        "class (attempts: 'int' = 3, initial: 'float' = 0.1, factor: 'float' = 2.0, "
+        "max_delay: 'float' = 5.0, jitter: 'str' = 'full', retry_on: 'RetryOn' = (), "
+        "budget: 'float | None' = None, rng: 'Callable[[], float] | None' = None, "
+        "on_retry: 'RetryCallback | None' = None) -> None"
+    ),
     "SerializationError": "class(SnakepitError) (*args)",
     "Session": "class: no public constructor",
     "Session.affinity": "property -> str",
@@ -161,8 +181,8 @@ EXPECTED: dict[str, str] = {
     "Session.execute": (
         "async (self, tool: 'str', args: 'dict[str, Any] | None' = None, *, "
         "timeout: 'float | None' = None, idempotent: 'bool' = False, "
-        "on_progress: 'ProgressCallback | None' = None, "
-        "kill_on_cancel: 'bool | None' = None) -> 'Any'"
+        "on_progress: 'ProgressCallback | None' = None, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None) -> 'Any'"
     ),
     "Session.get_variable": "(self, name: 'str') -> 'Any'",
     "Session.id": "property -> str",
@@ -222,6 +242,10 @@ EXPECTED: dict[str, str] = {
         "asynccontextmanager (adapter: 'str | None' = None, *, size: 'int | None' = None, "
         "config: 'PoolConfig | None' = None, "
         "**options: 'Unpack[PoolOptions]') -> 'AsyncIterator[Pool]'"
+    ),
+    "retry": (
+        "async (policy: 'RetryPolicy', fn: 'Callable[..., Awaitable[T]]', *args: 'Any', "
+        "idempotent: 'bool' = False) -> 'T'"
     ),
     "testing.Faults": "class: no public constructor",
     "testing.Faults.crash": (

@@ -15,6 +15,10 @@ EVENTS: list[tuple[str, Any]] = []
 ON_START: list[Callable[[float], None]] = []
 SERIALS = itertools.count(1)  # each adapter instance (one per worker incarnation) takes one
 START_DELAY = [0.0]  # seconds (virtual) each adapter's initialize() takes
+# Calls of each key made to `flaky` (and `running`: calls of `gauge` running now), whichever
+# worker ran them; tests reset what they use.
+TRIES: dict[str, int] = {}
+RUNNING = {"now": 0, "peak": 0}
 
 
 class Tools(Adapter):
@@ -87,6 +91,25 @@ class Tools(Adapter):
                 yield i
         finally:
             EVENTS.append(("ticks closed", asyncio.get_running_loop().time()))
+
+    @tool
+    def flaky(self, key: str, failures: int, value: Any = None) -> Any:
+        """Raises ValueError for the first ``failures`` calls with this key, then returns."""
+        TRIES[key] = TRIES.get(key, 0) + 1
+        if TRIES[key] <= failures:
+            raise ValueError(f"{key}: failure {TRIES[key]} of {failures}")
+        return value
+
+    @tool
+    async def gauge(self, value: Any = None, seconds: float = 1.0) -> Any:
+        """Counts the calls running at once (``RUNNING``), and takes ``seconds``."""
+        RUNNING["now"] += 1
+        RUNNING["peak"] = max(RUNNING["peak"], RUNNING["now"])
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            RUNNING["now"] -= 1
+        return value
 
     @tool
     def calls_here(self) -> int:
