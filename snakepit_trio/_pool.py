@@ -14,10 +14,14 @@ from typing import Any
 
 import trio
 
+from . import _bulk as bulk
 from . import _calling as calling
+from ._bulk import ArgsSource, CallSource, PairStream, ResultStream
 from ._circuit import CircuitBreaker
 from ._config import PoolConfig
+from ._core import _checks as checks
 from ._core._dispatcher import CallState
+from ._core._sessions import SessionRecord
 from ._core._worker_state import WorkerState
 from ._engine import _admission as admission
 from ._engine._engine import Engine
@@ -188,6 +192,162 @@ class Pool(metaclass=NoPublicConstructor):
             kill_on_cancel=kill_on_cancel,
         ) as chunks:
             await feed(chunks, callback)
+
+    # --- many calls ----------------------------------------------------------------------
+    def map(
+        self,
+        tool: str,
+        args: ArgsSource,
+        *,
+        max_concurrency: int | None = None,
+        ordered: bool = True,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        session: Session | None = None,
+    ) -> ResultStream:
+        """Run ``tool`` once per item of ``args``; ``async for`` over the results.
+
+        Lazy: an item is read only when a call may start, at most ``max_concurrency``
+        calls run at once, and at most ``2 * max_concurrency`` items are read and not yet
+        consumed, so an endless input is fine. The pool's queue is never filled by the map
+        itself (a call waits for one of the map's own to end instead of failing with
+        ``PoolSaturated``). Leaving the block early (``break``, an exception,
+        cancellation) cancels the calls still running.
+
+        Args:
+            tool: the tool's name (one that does not stream).
+            args: the arguments of each call (dicts, or None for none), a sync or async
+                iterable.
+            max_concurrency: calls running at once (default: twice the pool's slots,
+                ``size * worker_capacity``, or the session's worker's).
+            ordered: results in input order (True) or as the calls finish.
+            return_exceptions: an item's error is yielded in its place instead of being
+                raised.
+            timeout, idempotent, kill_on_cancel, retry, breaker: as for ``execute``, for
+                each call.
+            session: run every call in this ``Session`` (same as ``session.map``).
+
+        Returns:
+            An async context manager yielding the async iterator of results.
+
+        Raises:
+            The first error of a call or of ``args`` itself, as itself (not in a group),
+            once every other call has been cancelled; unless ``return_exceptions``, where
+            each call's error is yielded instead (``args`` failing still raises).
+            UnknownTool, PoolClosed: on entering, before ``args`` is read.
+            TypeError, ValueError: a bad option (named), or ``args`` is not an iterable.
+        """
+        return bulk.map_calls(
+            self._engine,
+            tool,
+            args,
+            session=self._record_of(session),
+            max_concurrency=max_concurrency,
+            ordered=ordered,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    def as_completed(
+        self,
+        calls: CallSource,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        session: Session | None = None,
+    ) -> PairStream:
+        """Run each ``(tool, args)`` call; ``async for call, result`` as they finish.
+
+        ``call`` is the pair as given. Lazy and bounded as ``map``.
+
+        Args:
+            calls: ``(tool, args)`` pairs, a sync or async iterable.
+            max_concurrency, return_exceptions, timeout, idempotent, kill_on_cancel, retry,
+                breaker, session: as for ``map``.
+
+        Returns:
+            An async context manager yielding the async iterator of ``(call, result)``.
+
+        Raises:
+            As ``map``; an item that is not a ``(tool, args)`` pair fails as a TypeError.
+        """
+        return bulk.as_completed_calls(
+            self._engine,
+            calls,
+            session=self._record_of(session),
+            max_concurrency=max_concurrency,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    async def execute_batch(
+        self,
+        calls: CallSource,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        session: Session | None = None,
+    ) -> list[Any]:
+        """Run each ``(tool, args)`` call, ``max_concurrency`` at a time.
+
+        Args:
+            calls: ``(tool, args)`` pairs, a sync or async iterable.
+            max_concurrency, return_exceptions, timeout, idempotent, kill_on_cancel, retry,
+                breaker, session: as for ``map``.
+
+        Returns:
+            The results, in the order of ``calls`` (with ``return_exceptions``, a call's
+            error in its place).
+
+        Raises:
+            As ``map``: the first error, as itself, after the other calls were cancelled.
+        """
+        return await bulk.batch_calls(
+            self._engine,
+            calls,
+            session=self._record_of(session),
+            max_concurrency=max_concurrency,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    def _record_of(self, session: Any) -> SessionRecord | None:
+        if session is None:
+            return None
+        if not isinstance(session, Session):
+            raise TypeError(
+                "session must be a Session (from pool.session()) or None; got "
+                f"{checks.shown(session)} ({checks.a_type(session)})"
+            )
+        if session._engine is not self._engine:
+            raise ValueError(f"session {session.id!r} belongs to another pool")
+        return session._record
 
     # --- sessions ------------------------------------------------------------------------
     @asynccontextmanager

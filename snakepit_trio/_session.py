@@ -8,7 +8,9 @@ from typing import Any
 
 import attrs
 
+from . import _bulk as bulk
 from . import _calling as calling
+from ._bulk import ArgsSource, CallSource, PairStream, ResultStream
 from ._circuit import CircuitBreaker
 from ._core._sessions import SessionRecord
 from ._core._variables import VariableError, make_spec
@@ -172,6 +174,125 @@ class Session(metaclass=NoPublicConstructor):
                 kill_on_cancel=kill_on_cancel,
                 session=self._record,
             )
+        )
+
+    def map(
+        self,
+        tool: str,
+        args: ArgsSource,
+        *,
+        max_concurrency: int | None = None,
+        ordered: bool = True,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> ResultStream:
+        """``pool.map`` within this session: every call runs as ``session.execute`` would.
+
+        Args:
+            tool, args, max_concurrency, ordered, return_exceptions, timeout, idempotent,
+                kill_on_cancel, retry, breaker: as for ``Pool.map`` (``max_concurrency``
+                defaults to twice the session's worker's slots).
+
+        Returns:
+            An async context manager yielding the async iterator of results.
+
+        Raises:
+            SessionLost: a strict session's worker died, or the session was closed.
+            The errors of ``Pool.map``.
+        """
+        return bulk.map_calls(
+            self._engine,
+            tool,
+            args,
+            session=self._record,
+            max_concurrency=max_concurrency,
+            ordered=ordered,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    def as_completed(
+        self,
+        calls: CallSource,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> PairStream:
+        """``pool.as_completed`` within this session.
+
+        Args:
+            calls, max_concurrency, return_exceptions, timeout, idempotent, kill_on_cancel,
+                retry, breaker: as for ``Pool.as_completed``.
+
+        Returns:
+            An async context manager yielding the async iterator of ``(call, result)``.
+
+        Raises:
+            SessionLost: a strict session's worker died, or the session was closed.
+            The errors of ``Pool.as_completed``.
+        """
+        return bulk.as_completed_calls(
+            self._engine,
+            calls,
+            session=self._record,
+            max_concurrency=max_concurrency,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    async def execute_batch(
+        self,
+        calls: CallSource,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> list[Any]:
+        """``pool.execute_batch`` within this session.
+
+        Args:
+            calls, max_concurrency, return_exceptions, timeout, idempotent, kill_on_cancel,
+                retry, breaker: as for ``Pool.execute_batch``.
+
+        Returns:
+            The results, in the order of ``calls``.
+
+        Raises:
+            SessionLost: a strict session's worker died, or the session was closed.
+            The errors of ``Pool.execute_batch``.
+        """
+        return await bulk.batch_calls(
+            self._engine,
+            calls,
+            session=self._record,
+            max_concurrency=max_concurrency,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
         )
 
     # --- typed variables (kept on the host with the session) -------------------------

@@ -65,6 +65,13 @@ EXPECTED: dict[str, str] = {
         "option: 'str' = 'max_payload_bytes') -> 'None'"
     ),
     "Pool": "class: no public constructor",
+    "Pool.as_completed": (
+        "(self, calls: 'CallSource', *, max_concurrency: 'int | None' = None, "
+        "return_exceptions: 'bool' = False, timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None, "
+        "session: 'Session | None' = None) -> 'PairStream'"
+    ),
     "Pool.close_session": "(self, id: 'str') -> 'bool'",
     "Pool.config": "property -> PoolConfig",
     "Pool.execute": (
@@ -72,6 +79,13 @@ EXPECTED: dict[str, str] = {
         "timeout: 'float | None' = None, idempotent: 'bool' = False, "
         "on_progress: 'ProgressCallback | None' = None, kill_on_cancel: 'bool | None' = None, "
         "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None) -> 'Any'"
+    ),
+    "Pool.execute_batch": (
+        "async (self, calls: 'CallSource', *, max_concurrency: 'int | None' = None, "
+        "return_exceptions: 'bool' = False, timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None, "
+        "session: 'Session | None' = None) -> 'list[Any]'"
     ),
     "Pool.execute_in_session": (
         "async (self, session_id: 'str', tool: 'str', args: 'dict[str, Any] | None' = None, *, "
@@ -95,6 +109,14 @@ EXPECTED: dict[str, str] = {
     ),
     "Pool.get_session": "(self, id: 'str') -> 'Session | None'",
     "Pool.list_sessions": "(self) -> 'list[SessionInfo]'",
+    "Pool.map": (
+        "(self, tool: 'str', args: 'ArgsSource', *, max_concurrency: 'int | None' = None, "
+        "ordered: 'bool' = True, return_exceptions: 'bool' = False, "
+        "timeout: 'float | None' = None, idempotent: 'bool' = False, "
+        "kill_on_cancel: 'bool | None' = None, retry: 'RetryPolicy | None' = None, "
+        "breaker: 'CircuitBreaker | None' = None, "
+        "session: 'Session | None' = None) -> 'ResultStream'"
+    ),
     "Pool.open_session": (
         "async (self, id: 'str | None' = None, *, affinity: 'str' = 'strict', "
         "ttl: 'float | None' = None, metadata: 'dict[str, Any] | None' = None) -> 'Session'"
@@ -176,6 +198,13 @@ EXPECTED: dict[str, str] = {
     "SerializationError": "class(SnakepitError) (*args)",
     "Session": "class: no public constructor",
     "Session.affinity": "property -> str",
+    "Session.as_completed": (
+        "(self, calls: 'CallSource', *, max_concurrency: 'int | None' = None, "
+        "return_exceptions: 'bool' = False, timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, "
+        "breaker: 'CircuitBreaker | None' = None) -> 'PairStream'"
+    ),
     "Session.close": "(self) -> 'None'",
     "Session.delete_variable": "(self, name: 'str') -> 'None'",
     "Session.execute": (
@@ -184,10 +213,24 @@ EXPECTED: dict[str, str] = {
         "on_progress: 'ProgressCallback | None' = None, kill_on_cancel: 'bool | None' = None, "
         "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None) -> 'Any'"
     ),
+    "Session.execute_batch": (
+        "async (self, calls: 'CallSource', *, max_concurrency: 'int | None' = None, "
+        "return_exceptions: 'bool' = False, timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, "
+        "breaker: 'CircuitBreaker | None' = None) -> 'list[Any]'"
+    ),
     "Session.get_variable": "(self, name: 'str') -> 'Any'",
     "Session.id": "property -> str",
     "Session.list_variables": "(self) -> 'list[Variable]'",
     "Session.lost": "property -> bool",
+    "Session.map": (
+        "(self, tool: 'str', args: 'ArgsSource', *, max_concurrency: 'int | None' = None, "
+        "ordered: 'bool' = True, return_exceptions: 'bool' = False, "
+        "timeout: 'float | None' = None, idempotent: 'bool' = False, "
+        "kill_on_cancel: 'bool | None' = None, retry: 'RetryPolicy | None' = None, "
+        "breaker: 'CircuitBreaker | None' = None) -> 'ResultStream'"
+    ),
     "Session.metadata": "property -> dict[str, Any]",
     "Session.register_variable": (
         "(self, name: 'str', type: 'str', value: 'Any', *, min: 'float | None' = None, "

@@ -86,3 +86,29 @@ class Flaky(Adapter):
             time.sleep(0.002)
         note(log, f"{'cancelled' if ctx.cancelled else 'finished'} {i}")
         return i
+
+    @tool
+    def release_wait(self, value: object, path: str | None = None) -> object:
+        """Returns ``value``; with a ``path``, only once that file exists."""
+        while path is not None and not os.path.exists(path):
+            time.sleep(0.002)
+        return value
+
+    @tool
+    def fail_once_started(self, log: str, n: int) -> None:
+        """Raises ValueError once ``log`` holds ``n`` "started" lines."""
+        while _started(log) < n:
+            time.sleep(0.002)
+        raise ValueError(f"{n} calls started")
+
+    @tool
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _started(log: str) -> int:
+    try:
+        with open(log) as f:
+            return sum(1 for line in f if line.startswith("started"))
+    except FileNotFoundError:
+        return 0

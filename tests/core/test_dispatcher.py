@@ -450,6 +450,7 @@ class DispatcherMachine(RuleBasedStateMachine):
             and not self.d.closed
         )
         waiting_before = len(self._waiting())
+        room = self.d.has_room(call.pin)  # what bulk calls ask before submitting
         try:
             actions = self.d.submit(call)
         except DispatcherClosed:
@@ -462,8 +463,10 @@ class DispatcherMachine(RuleBasedStateMachine):
             return
         except QueueFull:
             assert self.d.max_queue is not None and waiting_before >= self.d.max_queue
+            assert not room, "has_room() said a refused call had room"
             self.finished[cid] = "refused"
             return
+        assert room, "has_room() said an accepted call had none"
         assert not self.d.closed and (call.pin is None or call.pin in self.d.workers)
         assert all(seq < call.seq for seq in self.seq.values()), "submission order"
         self.seq[cid] = call.seq

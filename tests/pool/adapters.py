@@ -102,13 +102,19 @@ class Tools(Adapter):
 
     @tool
     async def gauge(self, value: Any = None, seconds: float = 1.0) -> Any:
-        """Counts the calls running at once (``RUNNING``), and takes ``seconds``."""
+        """Counts the calls running at once (``RUNNING``), takes ``seconds``, then returns
+        ``value`` (raises ValueError for "fail"); a cancel is noted in EVENTS."""
         RUNNING["now"] += 1
         RUNNING["peak"] = max(RUNNING["peak"], RUNNING["now"])
         try:
             await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            EVENTS.append(("gauge cancelled", value))
+            raise
         finally:
             RUNNING["now"] -= 1
+        if value == "fail":
+            raise ValueError("gauge asked to fail")
         return value
 
     @tool

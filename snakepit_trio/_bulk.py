@@ -1,0 +1,391 @@
+"""Bulk calls: ``map``, ``as_completed`` and ``execute_batch`` run many calls, a bounded
+number at a time, and hand their results over lazily.
+
+How this works: a feeder task takes the next item from the input (a sync or async iterable)
+only when there is room: fewer than ``max_concurrency`` calls running, and fewer than
+``window`` items taken and not yet handed to the consumer (so an endless input is read only
+as fast as it is consumed). Each call runs in a task of its own and, just before it is
+submitted, waits while the pool's queue has no room for it and another call of the run is
+under way (``Dispatcher.has_room``): a run never makes the pool refuse a call with
+``PoolSaturated`` by itself. Outcomes wait for the consumer in input order (``ordered``) or
+in the order the calls finish.
+
+Failures: an item's error is that item's outcome. Without ``return_exceptions`` the first
+one (and any error of the input itself) cancels every call still running and is raised,
+as itself, at the consumer's next step. The tasks live in the context manager's nursery:
+leaving the block, by ``break``, an exception or cancellation, cancels the calls still
+running (their workers get a cancel), and nothing outlives the block.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import trio
+
+from . import _calling as calling
+from ._circuit import CircuitBreaker
+from ._core import _checks as checks
+from ._core._sessions import SessionRecord
+from ._engine._engine import Engine
+from ._retry import RetryPolicy
+
+Outcome = tuple[bool, Any]  # (it succeeded, its value or its error)
+# What the handles' signatures say (the names keep them short).
+CallArgs = dict[str, Any] | None
+ArgsSource = Iterable[CallArgs] | AsyncIterable[CallArgs]
+CallSource = Iterable[tuple[str, CallArgs]] | AsyncIterable[tuple[str, CallArgs]]
+ResultStream = AbstractAsyncContextManager[AsyncIterator[Any]]
+PairStream = AbstractAsyncContextManager[AsyncIterator[tuple[Any, Any]]]
+
+
+class Run:
+    """One bulk run: the feeder, its calls, and the outcomes waiting for the consumer."""
+
+    def __init__(
+        self,
+        source: Iterable[Any] | AsyncIterable[Any],
+        call: Callable[[Any], Awaitable[Any]],
+        *,
+        limit: int,
+        window: int,
+        ordered: bool,
+        return_exceptions: bool,
+        has_room: Callable[[], bool],
+        pairs: bool = False,
+    ) -> None:
+        self._source = source
+        self._call = call
+        self._limit = limit
+        self._window = window
+        self._ordered = ordered
+        self._return_exceptions = return_exceptions
+        self._has_room = has_room
+        self._pairs = pairs  # hand (item, result) pairs (as_completed), not results
+        self.scope = trio.CancelScope()
+        self.taken = 0  # items taken from the input
+        self.handed = 0  # outcomes handed to the consumer
+        self.running = 0  # calls started and not finished
+        self._submitted = 0  # calls past the queue gate and not finished
+        self.exhausted = False  # the input has no more items
+        self.error: BaseException | None = None  # raised at the consumer's next step
+        self._by_index: dict[int, Outcome] = {}  # ordered: finished, not yet handed
+        self._next = 0  # ordered: the index to hand next
+        self._fifo: deque[Outcome] = deque()  # unordered: finished, not yet handed
+        self._consumer = trio.lowlevel.ParkingLot()
+        self._feeder = trio.lowlevel.ParkingLot()
+        self._gate = trio.lowlevel.ParkingLot()
+
+    # --- the consumer's side ---------------------------------------------------------------
+    def take(self) -> Outcome | None:
+        """The next outcome to hand over, if one is ready."""
+        if self._ordered:
+            outcome = self._by_index.pop(self._next, None)
+            if outcome is None:
+                return None
+            self._next += 1
+        elif self._fifo:
+            outcome = self._fifo.popleft()
+        else:
+            return None
+        self.handed += 1
+        if self._feeder:
+            self._feeder.unpark_all()
+        return outcome
+
+    @property
+    def finished(self) -> bool:
+        """Every outcome was handed over."""
+        return self.exhausted and self.running == 0 and self.handed == self.taken
+
+    async def wait(self) -> None:
+        """Until an outcome, an error or the end may be there."""
+        await self._consumer.park()
+
+    def stop(self) -> None:
+        """The consumer left: cancel the feeder and every call still running."""
+        self.scope.cancel()
+
+    # --- the feeder and its calls ----------------------------------------------------------
+    async def drive(self) -> None:
+        """Feed the input into calls until it ends, fails, or the run is stopped."""
+        with self.scope:
+            async with trio.open_nursery() as calls:
+                try:
+                    await self._feed(calls)
+                except Exception as exc:  # the input itself failed: raised as itself
+                    self._fail(exc)
+        self._consumer.unpark_all()
+
+    async def _feed(self, calls: trio.Nursery) -> None:
+        source = self._source
+        index = 0
+        if isinstance(source, AsyncIterable):
+            items = aiter(source)
+            while True:
+                await self._room()
+                try:
+                    item = await anext(items)
+                except StopAsyncIteration:
+                    break
+                self._start(calls, index, item)
+                index += 1
+        else:
+            iterator = iter(source)
+            while True:
+                await self._room()  # before the item is taken, not after
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                self._start(calls, index, item)
+                index += 1
+        self.exhausted = True
+        self._consumer.unpark_all()
+
+    async def _room(self) -> None:
+        while self.running >= self._limit or self.taken - self.handed >= self._window:
+            await self._feeder.park()
+
+    def _start(self, calls: trio.Nursery, index: int, item: Any) -> None:
+        self.taken += 1
+        self.running += 1
+        calls.start_soon(self._one, index, item)
+
+    async def _one(self, index: int, item: Any) -> None:
+        outcome: Outcome
+        try:
+            # Wait while the queue is full and a call of ours is under way: one ending
+            # makes room. With none under way the call goes (the queue is full of others').
+            while self._submitted and not self._has_room():
+                await self._gate.park()
+            self._submitted += 1
+            try:
+                outcome = (True, await self._call(item))
+            finally:
+                self._submitted -= 1
+                if self._gate:
+                    self._gate.unpark()
+        except Exception as exc:  # this item's outcome
+            if not self._return_exceptions:
+                self._fail(exc)
+                return
+            outcome = (False, exc)
+        finally:
+            self.running -= 1
+            if self._feeder:
+                self._feeder.unpark_all()
+        if self._pairs:
+            outcome = (outcome[0], (item, outcome[1]))
+        if self._ordered:
+            self._by_index[index] = outcome
+            if index == self._next:
+                self._consumer.unpark_all()
+        else:
+            self._fifo.append(outcome)
+            self._consumer.unpark_all()
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+            self.scope.cancel()
+        self._consumer.unpark_all()
+
+
+class Results:
+    """What a bulk call's ``async with`` gives: ``async for`` over its results."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def __aiter__(self) -> Results:
+        return self
+
+    async def __anext__(self) -> Any:
+        run = self._run
+        while True:
+            if run.error is not None:
+                raise run.error
+            outcome = run.take()
+            if outcome is not None:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                return outcome[1]
+            if run.finished:
+                await trio.lowlevel.checkpoint()
+                raise StopAsyncIteration
+            await run.wait()
+
+
+@asynccontextmanager
+async def running(run: Run) -> AsyncIterator[Results]:
+    """Run ``run`` for the block; whatever the block raises comes out as itself."""
+    raised: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run.drive)
+        try:
+            yield Results(run)
+        except BaseException as exc:  # kept out of the nursery, which would wrap it
+            raised = exc
+        finally:
+            run.stop()
+    if raised is not None:
+        raise raised
+
+
+# --- the checks and the calls ----------------------------------------------------------------
+def check_source(name: str, source: Any) -> Iterable[Any] | AsyncIterable[Any]:
+    """Check the input of a bulk call: an iterable or async iterable of items.
+
+    Raises:
+        TypeError: anything else, or a dict, str or bytes (surely a mistake).
+    """
+    if isinstance(source, Mapping | str | bytes | bytearray):
+        raise TypeError(
+            f"{name} must be an iterable with one item per call (a list, a generator, an "
+            f"async iterable), not {checks.a_type(source)}; for one call use execute()"
+        )
+    if isinstance(source, AsyncIterable | Iterable):
+        return source
+    raise TypeError(
+        f"{name} must be an iterable or an async iterable with one item per call; got "
+        f"{checks.shown(source)} ({checks.a_type(source)})"
+    )
+
+
+class Options:
+    """The options of a bulk call, checked once, and how one of its calls is made."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_concurrency: Any,
+        ordered: Any,
+        return_exceptions: Any,
+        timeout: Any,
+        idempotent: Any,
+        kill_on_cancel: Any,
+        retry: Any,
+        breaker: Any,
+        session: SessionRecord | None,
+    ) -> None:
+        calling.check_options(
+            "tool",  # each call's tool is checked when it is made
+            timeout=timeout,
+            idempotent=idempotent,
+            on_progress=None,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+        default = 2 * engine.config.worker_capacity * (1 if session else engine.config.size)
+        limit = checks.whole(
+            "max_concurrency",
+            max_concurrency,
+            unit="calls",
+            none=f"twice the pool's slots, here {default}",
+        )
+        checks.flag("ordered", ordered)
+        checks.flag("return_exceptions", return_exceptions)
+        self.engine = engine
+        self.limit = default if limit is None else limit
+        self.ordered: bool = ordered
+        self.return_exceptions: bool = return_exceptions
+        self.timeout: float | None = timeout
+        self.idempotent: bool = idempotent
+        self.kill_on_cancel: bool | None = kill_on_cancel
+        self.retry: RetryPolicy | None = retry
+        self.breaker: CircuitBreaker | None = breaker
+        self.session = session
+        pin = session.worker if session is not None and session.affinity == "strict" else None
+        self.has_room: Callable[[], bool] = lambda: engine.core.has_room(pin)
+
+    def execute(self, tool: str, args: Any) -> Awaitable[Any]:
+        return calling.execute(
+            self.engine,
+            tool,
+            args,
+            timeout=self.timeout,
+            idempotent=self.idempotent,
+            on_progress=None,
+            kill_on_cancel=self.kill_on_cancel,
+            retry=self.retry,
+            breaker=self.breaker,
+            session=self.session,
+        )
+
+    def run(
+        self,
+        source: Iterable[Any] | AsyncIterable[Any],
+        call: Callable[[Any], Awaitable[Any]],
+        *,
+        ordered: bool,
+        pairs: bool = False,
+    ) -> Run:
+        return Run(
+            source,
+            call,
+            limit=self.limit,
+            window=2 * self.limit,
+            ordered=ordered,
+            return_exceptions=self.return_exceptions,
+            has_room=self.has_room,
+            pairs=pairs,
+        )
+
+
+def check_pair(item: Any) -> tuple[str, Any]:
+    """One item of ``as_completed`` / ``execute_batch``: a (tool, args) pair.
+
+    Raises:
+        TypeError: it is not a pair of a str and the arguments.
+    """
+    if isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str):
+        return item[0], item[1]
+    raise TypeError(
+        "each call must be a (tool, args) pair, such as ('predict', {'text': 'hi'}); got "
+        f"{checks.shown(item)} ({checks.a_type(item)})"
+    )
+
+
+# --- the three bulk calls ----------------------------------------------------------------------
+@asynccontextmanager
+async def map_calls(
+    engine: Engine, tool: str, args: Any, *, session: SessionRecord | None, **options: Any
+) -> AsyncIterator[Results]:
+    """``pool.map``: ``tool`` once per item of ``args``; see ``Pool.map``."""
+    opts = Options(engine, session=session, **options)
+    checks.text("tool", tool)
+    source = check_source("args", args)
+    engine.spec(tool, streaming=False)  # UnknownTool (or PoolClosed) before any item is read
+    run = opts.run(source, lambda item: opts.execute(tool, item), ordered=opts.ordered)
+    async with running(run) as results:
+        yield results
+
+
+@asynccontextmanager
+async def as_completed_calls(
+    engine: Engine, calls: Any, *, session: SessionRecord | None, **options: Any
+) -> AsyncIterator[Results]:
+    """``pool.as_completed``: each (tool, args) pair, handed over as it finishes."""
+    opts = Options(engine, session=session, ordered=False, **options)
+    source = check_source("calls", calls)
+    run = opts.run(source, lambda item: opts.execute(*check_pair(item)), ordered=False, pairs=True)
+    async with running(run) as results:
+        yield results
+
+
+async def batch_calls(
+    engine: Engine, calls: Any, *, session: SessionRecord | None, **options: Any
+) -> list[Any]:
+    """``pool.execute_batch``: each (tool, args) pair; the results in input order."""
+    opts = Options(engine, session=session, ordered=True, **options)
+    source = check_source("calls", calls)
+    run = opts.run(source, lambda item: opts.execute(*check_pair(item)), ordered=True)
+    async with running(run) as results:
+        return [result async for result in results]
