@@ -30,10 +30,11 @@ from . import _calling as calling
 from ._circuit import CircuitBreaker
 from ._core import _checks as checks
 from ._core._sessions import SessionRecord
+from ._engine._batches import Outcome  # (it succeeded, its value or its error)
 from ._engine._engine import Engine
 from ._retry import RetryPolicy
 
-Outcome = tuple[bool, Any]  # (it succeeded, its value or its error)
+_END = object()  # what the input gives when it has no more items
 # What the handles' signatures say (the names keep them short).
 CallArgs = dict[str, Any] | None
 ArgsSource = Iterable[CallArgs] | AsyncIterable[CallArgs]
@@ -56,9 +57,13 @@ class Run:
         return_exceptions: bool,
         has_room: Callable[[], bool],
         pairs: bool = False,
+        chunksize: int = 1,
+        call_chunk: Callable[[list[Any]], Awaitable[list[Outcome | None]]] | None = None,
     ) -> None:
         self._source = source
         self._call = call
+        self._chunksize = chunksize  # items per call (call_chunk makes those calls)
+        self._call_chunk = call_chunk
         self._limit = limit
         self._window = window
         self._ordered = ordered
@@ -121,28 +126,29 @@ class Run:
         self._consumer.unpark_all()
 
     async def _feed(self, calls: trio.Nursery) -> None:
-        source = self._source
+        source, size = self._source, self._chunksize
+        is_async = isinstance(source, AsyncIterable)
+        items: Any = aiter(source) if is_async else iter(source)  # type: ignore[arg-type]
         index = 0
-        if isinstance(source, AsyncIterable):
-            items = aiter(source)
-            while True:
-                await self._room()
-                try:
-                    item = await anext(items)
-                except StopAsyncIteration:
+        while True:
+            await self._room()  # before items are taken, not after
+            group: list[Any] = []
+            while len(group) < size:
+                item = (await anext(items, _END)) if is_async else next(items, _END)
+                if item is _END:
                     break
-                self._start(calls, index, item)
-                index += 1
-        else:
-            iterator = iter(source)
-            while True:
-                await self._room()  # before the item is taken, not after
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    break
-                self._start(calls, index, item)
-                index += 1
+                group.append(item)
+            if not group:
+                break
+            self.taken += len(group)
+            self.running += 1
+            if size == 1:
+                calls.start_soon(self._one, index, group[0])
+            else:
+                calls.start_soon(self._one_chunk, index, group)
+            index += len(group)
+            if len(group) < size:
+                break
         self.exhausted = True
         self._consumer.unpark_all()
 
@@ -150,43 +156,81 @@ class Run:
         while self.running >= self._limit or self.taken - self.handed >= self._window:
             await self._feeder.park()
 
-    def _start(self, calls: trio.Nursery, index: int, item: Any) -> None:
-        self.taken += 1
-        self.running += 1
-        calls.start_soon(self._one, index, item)
-
     async def _one(self, index: int, item: Any) -> None:
+        """One item's call; its outcome waits for the consumer."""
         outcome: Outcome
         try:
-            # Wait while the queue is full and a call of ours is under way: one ending
-            # makes room. With none under way the call goes (the queue is full of others').
-            while self._submitted and not self._has_room():
-                await self._gate.park()
-            self._submitted += 1
+            await self._gate_open()
             try:
                 outcome = (True, await self._call(item))
             finally:
-                self._submitted -= 1
-                if self._gate:
-                    self._gate.unpark()
+                self._gate_left()
         except Exception as exc:  # this item's outcome
             if not self._return_exceptions:
                 self._fail(exc)
                 return
             outcome = (False, exc)
         finally:
-            self.running -= 1
-            if self._feeder:
-                self._feeder.unpark_all()
+            self._ended()
         if self._pairs:
             outcome = (outcome[0], (item, outcome[1]))
+        self._deliver(index, outcome)
+        self._consumer.unpark_all()
+
+    async def _one_chunk(self, first: int, group: list[Any]) -> None:
+        """One call for a chunk of items; each item's outcome waits for the consumer."""
+        assert self._call_chunk is not None
+        outcomes: list[Outcome | None]
+        try:
+            await self._gate_open()
+            try:
+                outcomes = await self._call_chunk(group)
+            finally:
+                self._gate_left()
+        except Exception as exc:  # the chunk's call failed: every item's outcome
+            if not self._return_exceptions:
+                self._fail(exc)
+                return
+            outcomes = [(False, exc)] * len(group)
+        finally:
+            self._ended()
+        if not self._return_exceptions:
+            failure = next((got for got in outcomes if got is not None and not got[0]), None)
+            if failure is not None:
+                self._fail(failure[1])
+                return
+        stopped: Outcome | None = None
+        for offset, got in enumerate(outcomes):
+            # None: it did not run, an item before it ended the chunk (its outcome then).
+            outcome = got if got is not None else stopped
+            assert outcome is not None
+            if not outcome[0]:
+                stopped = outcome
+            self._deliver(first + offset, outcome)
+        self._consumer.unpark_all()
+
+    async def _gate_open(self) -> None:
+        # Wait while the queue is full and a call of ours is under way: one ending makes
+        # room. With none under way the call goes (the queue is full of others' calls).
+        while self._submitted and not self._has_room():
+            await self._gate.park()
+        self._submitted += 1
+
+    def _gate_left(self) -> None:
+        self._submitted -= 1
+        if self._gate:
+            self._gate.unpark()
+
+    def _ended(self) -> None:
+        self.running -= 1
+        if self._feeder:
+            self._feeder.unpark_all()
+
+    def _deliver(self, index: int, outcome: Outcome) -> None:
         if self._ordered:
             self._by_index[index] = outcome
-            if index == self._next:
-                self._consumer.unpark_all()
         else:
             self._fifo.append(outcome)
-            self._consumer.unpark_all()
 
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -273,6 +317,7 @@ class Options:
         retry: Any,
         breaker: Any,
         session: SessionRecord | None,
+        chunksize: Any = 1,
     ) -> None:
         calling.check_options(
             "tool",  # each call's tool is checked when it is made
@@ -292,6 +337,9 @@ class Options:
         )
         checks.flag("ordered", ordered)
         checks.flag("return_exceptions", return_exceptions)
+        size = checks.whole("chunksize", chunksize, unit="items per call")
+        assert size is not None
+        self.chunksize = size
         self.engine = engine
         self.limit = default if limit is None else limit
         self.ordered: bool = ordered
@@ -319,6 +367,20 @@ class Options:
             session=self.session,
         )
 
+    def execute_chunk(self, tool: str, items: list[Any]) -> Awaitable[list[Outcome | None]]:
+        return calling.execute_batch(
+            self.engine,
+            tool,
+            items,
+            timeout=self.timeout,
+            idempotent=self.idempotent,
+            kill_on_cancel=self.kill_on_cancel,
+            stop=not self.return_exceptions,  # the map stops at the first failure anyway
+            retry=self.retry,
+            breaker=self.breaker,
+            session=self.session,
+        )
+
     def run(
         self,
         source: Iterable[Any] | AsyncIterable[Any],
@@ -326,16 +388,20 @@ class Options:
         *,
         ordered: bool,
         pairs: bool = False,
+        call_chunk: Callable[[list[Any]], Awaitable[list[Outcome | None]]] | None = None,
     ) -> Run:
+        chunksize = self.chunksize if call_chunk is not None else 1
         return Run(
             source,
             call,
             limit=self.limit,
-            window=2 * self.limit,
+            window=2 * self.limit * chunksize,
             ordered=ordered,
             return_exceptions=self.return_exceptions,
             has_room=self.has_room,
             pairs=pairs,
+            chunksize=chunksize,
+            call_chunk=call_chunk,
         )
 
 
@@ -363,7 +429,12 @@ async def map_calls(
     checks.text("tool", tool)
     source = check_source("args", args)
     engine.spec(tool, streaming=False)  # UnknownTool (or PoolClosed) before any item is read
-    run = opts.run(source, lambda item: opts.execute(tool, item), ordered=opts.ordered)
+    run = opts.run(
+        source,
+        lambda item: opts.execute(tool, item),
+        ordered=opts.ordered,
+        call_chunk=lambda items: opts.execute_chunk(tool, items),
+    )
     async with running(run) as results:
         yield results
 

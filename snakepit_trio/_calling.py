@@ -8,11 +8,13 @@ is never retried.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from ._circuit import CircuitBreaker
 from ._core._sessions import SessionRecord
 from ._engine import _admission as admission
+from ._engine._batches import Outcome
 from ._engine._engine import Engine
 from ._progress import ProgressCallback
 from ._retry import RetryPolicy, check_breaker, check_policy, guarded
@@ -97,3 +99,43 @@ def check_options(
     )
     check_policy(retry, none="no retries")
     check_breaker(breaker)
+
+
+async def execute_batch(
+    engine: Engine,
+    tool: str,
+    items: list[Any],
+    *,
+    timeout: float | None,
+    idempotent: bool,
+    kill_on_cancel: bool | None,
+    stop: bool,
+    retry: RetryPolicy | None,
+    breaker: CircuitBreaker | None,
+    session: SessionRecord | None,
+) -> list[Outcome | None]:
+    """``engine.execute_batch`` (one call for many items), under ``retry`` and ``breaker``
+    when given: they see the batch as one call (an item's own error is its outcome, not
+    the call's failure). The options were checked by the caller."""
+
+    def attempt(attempt_timeout: float | None) -> Awaitable[list[Outcome | None]]:
+        return engine.execute_batch(
+            tool,
+            items,
+            timeout=attempt_timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            stop=stop,
+            session=session,
+        )
+
+    if retry is None and breaker is None:
+        return await attempt(timeout)
+    return await guarded(
+        attempt,
+        retry=retry,
+        breaker=breaker,
+        timeout=None if timeout is None else float(timeout),
+        default_timeout=engine.config.timeout,
+        idempotent=idempotent,
+    )

@@ -202,6 +202,7 @@ class Pool(metaclass=NoPublicConstructor):
         max_concurrency: int | None = None,
         ordered: bool = True,
         return_exceptions: bool = False,
+        chunksize: int = 1,
         timeout: float | None = None,
         idempotent: bool = False,
         kill_on_cancel: bool | None = None,
@@ -227,6 +228,12 @@ class Pool(metaclass=NoPublicConstructor):
             ordered: results in input order (True) or as the calls finish.
             return_exceptions: an item's error is yielded in its place instead of being
                 raised.
+            chunksize: items sent to a worker in one call, run there one after another
+                (a call's cost is then shared: for tools that take microseconds, 16 to
+                256 is many times faster). Then ``max_concurrency`` counts calls, and
+                ``timeout``, ``retry``, ``breaker``, ``idempotent`` and ``max_requests``
+                apply to a chunk's call as a whole (an item's own error is still its
+                own); without ``return_exceptions`` the item that fails ends its chunk.
             timeout, idempotent, kill_on_cancel, retry, breaker: as for ``execute``, for
                 each call.
             session: run every call in this ``Session`` (same as ``session.map``).
@@ -249,6 +256,7 @@ class Pool(metaclass=NoPublicConstructor):
             max_concurrency=max_concurrency,
             ordered=ordered,
             return_exceptions=return_exceptions,
+            chunksize=chunksize,
             timeout=timeout,
             idempotent=idempotent,
             kill_on_cancel=kill_on_cancel,

@@ -184,6 +184,7 @@ class Session(metaclass=NoPublicConstructor):
         max_concurrency: int | None = None,
         ordered: bool = True,
         return_exceptions: bool = False,
+        chunksize: int = 1,
         timeout: float | None = None,
         idempotent: bool = False,
         kill_on_cancel: bool | None = None,
@@ -193,9 +194,9 @@ class Session(metaclass=NoPublicConstructor):
         """``pool.map`` within this session: every call runs as ``session.execute`` would.
 
         Args:
-            tool, args, max_concurrency, ordered, return_exceptions, timeout, idempotent,
-                kill_on_cancel, retry, breaker: as for ``Pool.map`` (``max_concurrency``
-                defaults to twice the session's worker's slots).
+            tool, args, max_concurrency, ordered, return_exceptions, chunksize, timeout,
+                idempotent, kill_on_cancel, retry, breaker: as for ``Pool.map``
+                (``max_concurrency`` defaults to twice the session's worker's slots).
 
         Returns:
             An async context manager yielding the async iterator of results.
@@ -212,6 +213,7 @@ class Session(metaclass=NoPublicConstructor):
             max_concurrency=max_concurrency,
             ordered=ordered,
             return_exceptions=return_exceptions,
+            chunksize=chunksize,
             timeout=timeout,
             idempotent=idempotent,
             kill_on_cancel=kill_on_cancel,

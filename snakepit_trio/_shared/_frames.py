@@ -31,6 +31,7 @@ PING: Final = 4
 HELLO: Final = 5
 UNMAPPED_RESULTS: Final = 6
 REVOKE: Final = 7
+BATCH: Final = 8
 # Worker -> host.
 RESULT: Final = 10
 CHUNK: Final = 11
@@ -40,6 +41,9 @@ PROGRESS: Final = 14
 PONG: Final = 15
 WELCOME: Final = 16
 UNMAPPED_ARGS: Final = 17
+
+# Frames that start a call (a transport reports the ids of those it never delivered).
+CALL_KINDS: Final = frozenset({CALL, BATCH})
 
 # ERROR kinds.
 KIND_REMOTE: Final = "remote"
@@ -104,6 +108,16 @@ TABLE: Final[dict[int, FrameSpec]] = {
     HELLO: _spec("HELLO", True, "protocol:str"),
     UNMAPPED_RESULTS: _spec("UNMAPPED_RESULTS", True, "names:[str]"),
     REVOKE: _spec("REVOKE", True, "id:uint"),
+    BATCH: _spec(
+        "BATCH",
+        True,
+        "id:uint",
+        "tool:str",
+        "args:bin",
+        "session_id:str?",
+        "deadline:number?",
+        "stop:uint",
+    ),
     RESULT: _spec("RESULT", False, "id:uint", "result:bin", "run_time:number?", required=2),
     CHUNK: _spec("CHUNK", False, "id:uint", "chunk:bin"),
     END: _spec("END", False, "id:uint"),
@@ -164,6 +178,15 @@ class Revoke(NamedTuple):
     id: int
 
 
+class Batch(NamedTuple):
+    id: int
+    tool: str
+    args: bytes  # a msgpack array: each item's keyword arguments (a map, or nil)
+    session_id: str | None
+    deadline: float | None
+    stop: int  # 1: the first call that raises ends the batch
+
+
 class Result(NamedTuple):
     id: int
     result: bytes
@@ -208,7 +231,7 @@ class UnmappedArgs(NamedTuple):
     names: list[str]
 
 
-HostFrame = Call | Cancel | Credit | SessionEnd | Ping | Hello | UnmappedResults | Revoke
+HostFrame = Call | Cancel | Credit | SessionEnd | Ping | Hello | UnmappedResults | Revoke | Batch
 WorkerFrame = Result | Chunk | End | Error | Progress | Pong | Welcome | UnmappedArgs
 # Frames that belong to one call, by the call's id.
 CallFrame = Result | Chunk | End | Error | Progress
@@ -222,6 +245,7 @@ TYPES: Final[dict[int, type[tuple[Any, ...]]]] = {
     HELLO: Hello,
     UNMAPPED_RESULTS: UnmappedResults,
     REVOKE: Revoke,
+    BATCH: Batch,
     RESULT: Result,
     CHUNK: Chunk,
     END: End,
@@ -271,6 +295,17 @@ def unmapped_results(names: list[str]) -> list[Any]:
 
 def revoke(id: int) -> list[Any]:
     return [REVOKE, id]
+
+
+def batch(
+    id: int,
+    tool: str,
+    args: bytes,
+    session_id: str | None,
+    deadline: float | None,
+    stop: bool,
+) -> list[Any]:
+    return [BATCH, id, tool, args, session_id, deadline, int(stop)]
 
 
 def result(id: int, payload: bytes, run_time: float | None) -> list[Any]:
@@ -489,7 +524,7 @@ def split_batches(frames: list[Any], size_of: Callable[[Any], int]) -> list[list
 
 def call_size(frame: list[Any]) -> int:
     """The payload size of a host-to-worker frame (for ``split_batches``)."""
-    return len(frame[3]) if frame[0] == CALL else 0
+    return len(frame[3]) if frame[0] in CALL_KINDS else 0
 
 
 def payload_size(frame: list[Any]) -> int:

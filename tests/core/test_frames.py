@@ -36,7 +36,7 @@ def documented_table() -> dict[int, tuple[str, bool, list[tuple[str, str]], int]
 
 def test_the_proto_documents_exactly_the_code_table() -> None:
     documented = documented_table()
-    assert len(documented) == len(w.TABLE) == 16
+    assert len(documented) == len(w.TABLE) == 17
     for kind, spec in w.TABLE.items():
         assert documented[kind] == (spec.name, spec.to_worker, list(spec.fields), spec.required)
         assert getattr(w, spec.name) == kind
@@ -113,6 +113,8 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.ping(3),
         w.hello(),
         w.unmapped_results(["a"]),
+        w.batch(3, "t", b"\x92\xc0\x80", None, None, stop=True),
+        w.batch(4, "t", b"\x90", "s", 2.0, stop=False),
     ]
     assert [type(w.parse_from_host(f)) for f in frames] == [
         w.Call,
@@ -123,6 +125,8 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.Ping,
         w.Hello,
         w.UnmappedResults,
+        w.Batch,
+        w.Batch,
     ]
     frames = [
         w.result(1, b"x", 0.001),

@@ -124,3 +124,49 @@ async def test_as_completed_and_a_session_map_on_real_workers() -> None:
             assert isinstance(got["square{'x': -1}"], sp.RemoteError)
             async with pool.session() as session, session.map("pid", [None] * 8) as pids:
                 assert len({p async for p in pids}) == 1
+
+
+async def test_chunks_on_real_workers(tmp_path: Path) -> None:
+    gauge = tmp_path / "gauge"
+    items = [{"gauge": str(gauge), "value": i, "seconds": 0.001} for i in range(200)]
+    with trio.fail_after(60):
+        async with sp.open_pool(FLAKY, size=2) as pool:
+            async with pool.map("gauge", items, chunksize=16, max_concurrency=2) as results:
+                assert [r async for r in results] == list(range(200))
+            assert pool.stats().requests == 13  # 12 chunks of 16, one of 8
+            squares = [{"x": x} for x in (*range(5), -1, 6)]
+            async with pool.map("square", squares, chunksize=3, return_exceptions=True) as rs:
+                got = [r async for r in rs]
+            assert got[:5] == [0, 1, 4, 9, 16] and got[6] == 36
+            assert isinstance(got[5], sp.RemoteError) and got[5].remote_message == "negative: -1"
+    now, peak = (int(x) for x in gauge.read_text().split())
+    assert now == 0 and 1 <= peak <= 2
+
+
+async def test_a_cancelled_chunk_stops_between_its_items(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    items = [{"log": str(log), "i": i} for i in range(6)]
+    with trio.fail_after(60):
+        async with sp.open_pool(FLAKY, size=2) as pool:
+            with trio.CancelScope() as scope:
+                async with pool.map("logged", items, chunksize=3) as results:
+                    await wait_for(lambda: len(lines(log, "started")) == 2)
+                    scope.cancel()
+                    async for _ in results:
+                        pytest.fail("no chunk finished")
+            await wait_for(lambda: pool.stats().in_flight == 0)
+    # The first item of each chunk saw the cancel; the others never started.
+    assert lines(log, "started") == lines(log, "cancelled") == [0, 3]
+
+
+async def test_an_idempotent_chunk_runs_again_after_a_crash(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    items = [{"path": str(calls), "crashes": 1}] * 3
+    policy = sp.RetryPolicy(attempts=2, initial=0.01)
+    with trio.fail_after(60):
+        async with sp.open_pool(FLAKY, size=1, max_retries=0) as pool:
+            async with pool.map(
+                "crash_first", items, chunksize=3, retry=policy, idempotent=True
+            ) as results:
+                assert [r async for r in results] == [2, 3, 4]
+            assert pool.stats().crashes == 1

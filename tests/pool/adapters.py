@@ -118,6 +118,20 @@ class Tools(Adapter):
         return value
 
     @tool
+    def mixed(self, value: Any = None) -> Any:
+        """Returns ``value``; "raise" raises ValueError, "object" returns what cannot travel."""
+        TRIES["mixed"] = TRIES.get("mixed", 0) + 1
+        if value == "raise":
+            raise ValueError("asked to raise")
+        if value == "object":
+            return object()
+        return value
+
+    @tool
+    def text(self, n: int) -> str:
+        return "x" * n
+
+    @tool
     def calls_here(self) -> int:
         return self.calls
 

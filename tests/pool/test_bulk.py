@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 import snakepit_trio as sp
-from snakepit_trio.testing import open_fake_pool
+from snakepit_trio.testing import faults, open_fake_pool
 from tests.pool.adapters import EVENTS, RUNNING, TRIES, Tools
 
 Clock = trio.testing.MockClock
@@ -294,3 +294,120 @@ async def test_results_of_a_finished_map_end_at_once(autojump_clock: Clock) -> N
                 await results.__anext__()
         next_call = functools.partial(pool.execute, "echo", {"value": 2})
         assert await next_call() == 2
+
+
+# --- chunks: many items per call ----------------------------------------------------------------
+async def test_chunks_run_their_items_one_after_another(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=2) as pool:
+        start = trio.current_time()
+        items = gauged(list(range(10)))
+        async with pool.map("gauge", items, chunksize=4, max_concurrency=2) as results:
+            assert [r async for r in results] == list(range(10))
+        # Chunks of 4, 4 and 2 one-second items, two calls at a time: 4 s, then 2 s.
+        assert trio.current_time() - start == 6
+        assert RUNNING["peak"] == 2 and pool.stats().requests == 3
+        async with pool.map("gauge", items, chunksize=3, ordered=False) as results:
+            assert sorted([r async for r in results]) == list(range(10))
+
+
+async def test_an_item_of_a_chunk_fails_alone(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=1) as pool:
+        items = [{"value": v} for v in (1, "raise", 3, "object", 5)] + [{"nope": 1}, {}]
+        async with pool.map("mixed", items, chunksize=10, return_exceptions=True) as results:
+            got = [r async for r in results]
+        assert got[0] == 1 and got[2] == 3 and got[4] == 5 and got[6] is None
+        assert isinstance(got[1], sp.RemoteError) and got[1].remote_type == "ValueError"
+        assert isinstance(got[3], sp.SerializationError)
+        assert isinstance(got[5], sp.InvalidArguments)  # refused before it was sent
+        assert TRIES["mixed"] == 6 and pool.stats().requests == 1
+
+
+async def test_without_return_exceptions_the_failing_item_ends_its_chunk(
+    autojump_clock: Clock,
+) -> None:
+    async with open_fake_pool(Tools, size=1) as pool:
+        items = [{"value": v} for v in (1, 2, "raise", 4, 5)]
+        with pytest.raises(sp.RemoteError, match="asked to raise"):
+            async with pool.map("mixed", items, chunksize=5) as results:
+                async for _ in results:
+                    pass
+        assert TRIES["mixed"] == 3  # the items after it never ran
+        TRIES.clear()
+        with pytest.raises(sp.InvalidArguments):  # refused before anything was sent
+            async with pool.map("mixed", [{}, {"nope": 1}], chunksize=5) as results:
+                async for _ in results:
+                    pass
+        assert TRIES == {}
+
+
+async def test_a_chunk_stops_at_the_payload_limit(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=1, max_payload_bytes=1000) as pool:
+        items = [{"n": 300} for _ in range(5)]
+        async with pool.map("text", items, chunksize=5, return_exceptions=True) as results:
+            got = [r async for r in results]
+        # As many as fit, the rest fail (with room for the error that says so).
+        fit = got.index(next(g for g in got if not isinstance(g, str)))
+        assert fit >= 1 and got[:fit] == ["x" * 300] * fit
+        assert all(isinstance(g, sp.PayloadTooLarge) for g in got[fit:]), got[fit:]
+        assert "max_payload_bytes" in str(got[fit])
+        items = [{"value": "x" * 300} for _ in range(5)]
+        with pytest.raises(sp.PayloadTooLarge, match="arguments of a batch of 5 calls"):
+            async with pool.map("echo", items, chunksize=5) as results:
+                async for _ in results:
+                    pass
+
+
+async def test_leaving_a_chunked_map_cancels_its_chunks(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=2) as pool:
+        with trio.move_on_after(1.5):
+            async with pool.map("gauge", gauged(list(range(8))), chunksize=4) as results:
+                async for _ in results:
+                    pytest.fail("a chunk's results come when it ends")
+        # Each chunk was on its second item: it was cancelled; the rest never ran.
+        assert sorted(v for kind, v in EVENTS if kind == "gauge cancelled") == [1, 5]
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.stats().in_flight == 0
+
+
+async def test_retry_and_crashes_see_a_chunk_as_one_call(autojump_clock: Clock) -> None:
+    policy = sp.RetryPolicy(attempts=2, initial=1, jitter="none")
+    async with open_fake_pool(Tools, size=1, max_retries=0) as pool:
+
+        async def crash_soon() -> None:
+            await trio.sleep(0.5)
+            faults(pool).crash()
+
+        for idempotent in (True, False):
+            await trio.sleep(1)  # the replacement of the last crash is up
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(crash_soon)
+                items = gauged(list(range(3)))
+                if idempotent:
+                    got = []
+                    async with pool.map(
+                        "gauge", items, chunksize=3, retry=policy, idempotent=True
+                    ) as results:
+                        got = [r async for r in results]
+                    assert got == [0, 1, 2]
+                else:
+                    with pytest.raises(sp.WorkerCrashed):
+                        async with pool.map("gauge", items, chunksize=3, retry=policy) as rs:
+                            async for _ in rs:
+                                pass
+
+
+async def test_a_session_map_in_chunks_keeps_to_its_worker(autojump_clock: Clock) -> None:
+    async with (
+        open_fake_pool(Tools, size=3) as pool,
+        pool.session() as session,
+        session.map("whoami", [None] * 20, chunksize=3) as results,
+    ):
+        assert len({r async for r in results}) == 1
+
+
+async def test_a_bad_chunksize_is_named(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=1) as pool:
+        for value, error in ((0, ValueError), (2.5, TypeError), (None, TypeError)):
+            with pytest.raises(error, match="chunksize must be a whole number of items"):
+                async with pool.map("echo", [{}], chunksize=value):
+                    pytest.fail("entered")
