@@ -1,14 +1,15 @@
 """Bulk calls: ``map``, ``as_completed`` and ``execute_batch`` run many calls, a bounded
 number at a time, and hand their results over lazily.
 
-How this works: a feeder task takes the next item from the input (a sync or async iterable)
-only when there is room: fewer than ``max_concurrency`` calls running, and fewer than
-``window`` items taken and not yet handed to the consumer (so an endless input is read only
-as fast as it is consumed). Each call runs in a task of its own and, just before it is
-submitted, waits while the pool's queue has no room for it and another call of the run is
-under way (``Dispatcher.has_room``): a run never makes the pool refuse a call with
-``PoolSaturated`` by itself. Outcomes wait for the consumer in input order (``ordered``) or
-in the order the calls finish.
+How this works: ``max_concurrency`` lanes (tasks) each take the next item from the input (a
+sync or async iterable; an async one is read by one lane at a time), call, hand the outcome
+over, and take the next. A lane takes an item only while fewer than ``window`` items are
+taken and not yet handed to the consumer, so an endless input is read only as fast as it is
+consumed. Just before a call is submitted, it waits while the pool's queue has no room for it
+and another call of the run is under way (``Dispatcher.has_room``): a run never makes the
+pool refuse a call with ``PoolSaturated`` by itself. Outcomes wait for the consumer in input
+order (``ordered``) or in the order the calls finish. Lanes rather than a task per call: a
+call then costs one task switch on each side instead of three, and no task is started.
 
 Failures: an item's error is that item's outcome. Without ``return_exceptions`` the first
 one (and any error of the input itself) cancels every call still running and is raised,
@@ -114,47 +115,80 @@ class Run:
         """The consumer left: cancel the feeder and every call still running."""
         self.scope.cancel()
 
-    # --- the feeder and its calls ----------------------------------------------------------
+    # --- the lanes and their calls ----------------------------------------------------------
     async def drive(self) -> None:
-        """Feed the input into calls until it ends, fails, or the run is stopped."""
-        with self.scope:
-            async with trio.open_nursery() as calls:
-                try:
-                    await self._feed(calls)
-                except Exception as exc:  # the input itself failed: raised as itself
-                    self._fail(exc)
-        self._consumer.unpark_all()
-
-    async def _feed(self, calls: trio.Nursery) -> None:
-        source, size = self._source, self._chunksize
+        """Run the lanes until the input ends or fails, or the run is stopped."""
+        source = self._source
         is_async = isinstance(source, AsyncIterable)
         items: Any = aiter(source) if is_async else iter(source)  # type: ignore[arg-type]
-        index = 0
-        while True:
-            await self._room()  # before items are taken, not after
-            group: list[Any] = []
-            while len(group) < size:
-                item = (await anext(items, _END)) if is_async else next(items, _END)
-                if item is _END:
-                    break
-                group.append(item)
-            if not group:
-                break
-            self.taken += len(group)
-            self.running += 1
-            if size == 1:
-                calls.start_soon(self._one, index, group[0])
-            else:
-                calls.start_soon(self._one_chunk, index, group)
-            index += len(group)
-            if len(group) < size:
-                break
-        self.exhausted = True
+        reading = trio.Lock() if is_async else None
+        with self.scope:
+            async with trio.open_nursery() as lanes:
+                for _ in range(self._limit):
+                    lanes.start_soon(self._lane, items, reading)
         self._consumer.unpark_all()
 
-    async def _room(self) -> None:
-        while self.running >= self._limit or self.taken - self.handed >= self._window:
+    async def _lane(self, items: Any, reading: trio.Lock | None) -> None:
+        try:
+            while True:
+                if reading is None:
+                    taken = await self._take_sync(items)
+                else:
+                    async with reading:  # an async iterator is read by one lane at a time
+                        taken = await self._take_async(items)
+                if taken is None:
+                    return
+                index, group = taken
+                self.running += 1
+                if self._chunksize == 1:
+                    await self._one(index, group[0])
+                else:
+                    await self._one_chunk(index, group)
+        except Exception as exc:  # the input itself failed: raised as itself
+            self._fail(exc)
+
+    async def _room(self) -> bool:
+        """Wait until an item may be taken; False once the input has ended or the run
+        stopped (a lane goes on without a checkpoint after a failure: no item after it)."""
+        while self.taken - self.handed >= self._window and not self._over():
             await self._feeder.park()
+        return not self._over()
+
+    def _over(self) -> bool:
+        return self.exhausted or self.scope.cancel_called
+
+    async def _take_sync(self, items: Any) -> tuple[int, list[Any]] | None:
+        if not await self._room():  # before items are taken, not after
+            return None
+        group: list[Any] = []
+        while len(group) < self._chunksize:
+            item = next(items, _END)
+            if item is _END:
+                break
+            group.append(item)
+        return self._taken(group)
+
+    async def _take_async(self, items: Any) -> tuple[int, list[Any]] | None:
+        if not await self._room():
+            return None
+        group: list[Any] = []
+        while len(group) < self._chunksize:
+            item = await anext(items, _END)
+            if item is _END:
+                break
+            group.append(item)
+        return self._taken(group)
+
+    def _taken(self, group: list[Any]) -> tuple[int, list[Any]] | None:
+        if len(group) < self._chunksize:  # the input has ended
+            self.exhausted = True
+            self._feeder.unpark_all()  # lanes waiting for room: nothing more to take
+            self._consumer.unpark_all()
+        if not group:
+            return None
+        index = self.taken
+        self.taken += len(group)
+        return index, group
 
     async def _one(self, index: int, item: Any) -> None:
         """One item's call; its outcome waits for the consumer."""
@@ -223,8 +257,6 @@ class Run:
 
     def _ended(self) -> None:
         self.running -= 1
-        if self._feeder:
-            self._feeder.unpark_all()
 
     def _deliver(self, index: int, outcome: Outcome) -> None:
         if self._ordered:
