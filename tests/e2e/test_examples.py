@@ -48,3 +48,14 @@ def test_streaming_progress_example_runs() -> None:
     assert "stopped a 1000-row stream after 3 rows" in out
     assert "next stream: [{'row': 0, 'score': 0}]" in out
     assert "in flight now: 0" in out
+
+
+def test_resilience_example_runs() -> None:
+    out = run_example("resilience.py")
+    assert "attempt 1 failed (RemoteError); next in" in out
+    assert "lookup -> {'key': 'alpha', 'length': 5}" in out
+    assert out.count("down -> RemoteError: ConnectionError") == 3
+    assert "circuit 'backend': closed -> open" in out
+    assert "ping -> CircuitOpen (retry in 0.5s)" in out
+    assert "circuit 'backend': half_open -> closed" in out and "probe -> pong" in out
+    assert "features: 250/1000" in out and "computed features of 1000 texts" in out
