@@ -45,7 +45,7 @@ PairStream = AbstractAsyncContextManager[AsyncIterator[tuple[Any, Any]]]
 
 
 class Run:
-    """One bulk run: the feeder, its calls, and the outcomes waiting for the consumer."""
+    """One bulk run: its lanes, their calls, and the outcomes waiting for the consumer."""
 
     def __init__(
         self,
@@ -82,7 +82,7 @@ class Run:
         self._next = 0  # ordered: the index to hand next
         self._fifo: deque[Outcome] = deque()  # unordered: finished, not yet handed
         self._consumer = trio.lowlevel.ParkingLot()
-        self._feeder = trio.lowlevel.ParkingLot()
+        self._lanes_waiting = trio.lowlevel.ParkingLot()
         self._gate = trio.lowlevel.ParkingLot()
 
     # --- the consumer's side ---------------------------------------------------------------
@@ -98,8 +98,8 @@ class Run:
         else:
             return None
         self.handed += 1
-        if self._feeder:
-            self._feeder.unpark_all()
+        if self._lanes_waiting:
+            self._lanes_waiting.unpark_all()
         return outcome
 
     @property
@@ -112,7 +112,7 @@ class Run:
         await self._consumer.park()
 
     def stop(self) -> None:
-        """The consumer left: cancel the feeder and every call still running."""
+        """The consumer left: cancel the lanes and every call still running."""
         self.scope.cancel()
 
     # --- the lanes and their calls ----------------------------------------------------------
@@ -120,7 +120,11 @@ class Run:
         """Run the lanes until the input ends or fails, or the run is stopped."""
         source = self._source
         is_async = isinstance(source, AsyncIterable)
-        items: Any = aiter(source) if is_async else iter(source)  # type: ignore[arg-type]
+        try:
+            items: Any = aiter(source) if is_async else iter(source)  # type: ignore[arg-type]
+        except Exception as exc:  # the input's own __iter__ failed: raised as itself
+            self._fail(exc)
+            return
         reading = trio.Lock() if is_async else None
         with self.scope:
             async with trio.open_nursery() as lanes:
@@ -151,7 +155,7 @@ class Run:
         """Wait until an item may be taken; False once the input has ended or the run
         stopped (a lane goes on without a checkpoint after a failure: no item after it)."""
         while self.taken - self.handed >= self._window and not self._over():
-            await self._feeder.park()
+            await self._lanes_waiting.park()
         return not self._over()
 
     def _over(self) -> bool:
@@ -182,7 +186,7 @@ class Run:
     def _taken(self, group: list[Any]) -> tuple[int, list[Any]] | None:
         if len(group) < self._chunksize:  # the input has ended
             self.exhausted = True
-            self._feeder.unpark_all()  # lanes waiting for room: nothing more to take
+            self._lanes_waiting.unpark_all()  # lanes waiting for room: nothing more to take
             self._consumer.unpark_all()
         if not group:
             return None

@@ -31,7 +31,6 @@ PING: Final = 4
 HELLO: Final = 5
 UNMAPPED_RESULTS: Final = 6
 REVOKE: Final = 7
-BATCH: Final = 8
 # Worker -> host.
 RESULT: Final = 10
 CHUNK: Final = 11
@@ -41,6 +40,7 @@ PROGRESS: Final = 14
 PONG: Final = 15
 WELCOME: Final = 16
 UNMAPPED_ARGS: Final = 17
+BATCH: Final = 22  # host -> worker: a kind's number says nothing of its direction (TABLE does)
 
 # Frames that start a call (a transport reports the ids of those it never delivered).
 CALL_KINDS: Final = frozenset({CALL, BATCH})

@@ -142,6 +142,18 @@ async def test_an_input_that_fails_is_raised_even_with_return_exceptions(
         assert EVENTS == [("gauge cancelled", 1)]
 
 
+async def test_an_input_that_cannot_be_iterated_is_raised_as_itself(autojump_clock: Clock) -> None:
+    class Broken:
+        def __iter__(self) -> Any:
+            raise OSError("no items today")
+
+    async with open_fake_pool(Tools, size=1) as pool:
+        with pytest.raises(OSError, match="no items today"):
+            async with pool.map("echo", Broken()) as results:
+                async for _ in results:
+                    pass
+
+
 async def test_cancelling_the_consumer_cancels_the_calls_in_flight(autojump_clock: Clock) -> None:
     async with open_fake_pool(Tools, size=2) as pool:
         with trio.move_on_after(1.5) as scope:
