@@ -423,3 +423,18 @@ async def test_a_bad_chunksize_is_named(autojump_clock: Clock) -> None:
             with pytest.raises(error, match="chunksize must be a whole number of items"):
                 async with pool.map("echo", [{}], chunksize=value):
                     pytest.fail("entered")
+
+
+async def test_a_queue_full_of_other_calls_refuses_the_map_as_itself(
+    autojump_clock: Clock,
+) -> None:
+    async with open_fake_pool(Tools, size=1, max_queue=1) as pool:
+        async with trio.open_nursery() as nursery:
+            for _ in range(2):  # one runs, one fills the queue
+                nursery.start_soon(functools.partial(pool.execute, "sleep", {"seconds": 5}))
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(sp.PoolSaturated):
+                async with pool.map("echo", [{}] * 3) as results:
+                    async for _ in results:
+                        pass
+        assert pool.stats().saturated == 1

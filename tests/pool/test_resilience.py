@@ -331,3 +331,24 @@ async def test_a_breaker_guards_any_block(
     async with breaker.guard():
         pass
     assert breaker.state == "closed"
+
+
+async def test_a_wait_that_overshoots_the_deadline_starts_no_attempt(
+    autojump_clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+    real_sleep = trio.sleep
+
+    async def op() -> None:
+        nonlocal calls
+        calls += 1
+        raise Flaky
+
+    async def late(seconds: float) -> None:
+        await real_sleep(seconds + 1)  # a sleep that wakes late, as a loaded machine's can
+
+    monkeypatch.setattr(trio, "sleep", late)
+    policy = sp.RetryPolicy(attempts=5, initial=1, jitter="none", retry_on=Flaky, budget=1.5)
+    with pytest.raises(Flaky) as info:
+        await sp.retry(policy, op)
+    assert calls == 1 and notes(info.value) == ["snakepit_trio: not retried: the deadline passed"]
