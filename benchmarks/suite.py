@@ -8,7 +8,9 @@ Workloads (each figure is the median of ``--repeats``; peers interleave run by r
 - throughput: calls/s with 4, 16 and 64 calls in flight, on 2 and 4 workers;
 - round trip of 10 MB of bytes and of an 8 MB float64 ndarray (ms);
 - streaming (snakepit_trio; Ray if installed): chunks/s and first-chunk ms;
-- memory: host RSS and per-worker USS with 10,000 calls in flight (snakepit_trio).
+- memory: host RSS and per-worker USS with 10,000 calls in flight (snakepit_trio);
+- map: 100,000 trivial calls with pool.map against multiprocessing.Pool.map / imap and
+  ProcessPoolExecutor.map (``bench_map.py``, which also runs alone).
 Writes ``suite.json`` and ``suite.md`` to ``--out`` and prints the markdown with the ratios
 the targets are stated in.
 """
@@ -30,6 +32,7 @@ import trio.testing
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_map
 import bench_streaming
 import peers
 
@@ -39,6 +42,7 @@ MP = "multiprocessing.Pool (fork)"
 PPE = "ProcessPoolExecutor (fork)"
 TP = "trio-parallel"
 SP = "snakepit_trio"
+MAP_ITEMS, MAP_WORKERS = 100_000, 2
 
 
 def _payloads() -> dict[str, Any]:
@@ -152,6 +156,8 @@ def render(med: dict[str, dict[str, float]], extra: dict[str, Any], repeats: int
     lines += ["", "| memory, snakepit_trio, 4 workers | MB |", "|---|---:|"]
     for k, v in extra["memory"].items():
         lines.append(f"| {k} | {v:.1f} |")
+    if extra.get("map"):
+        lines += ["", bench_map.render(extra["map"], MAP_ITEMS, MAP_WORKERS, repeats).rstrip()]
     s, mp, tp, ppe = med.get(SP, {}), med.get(MP, {}), med.get(TP, {}), med.get(PPE, {})
     lines += ["", "Targets, as ratios in this run:", ""]
     for w in (2, 4):
@@ -191,6 +197,7 @@ def main() -> None:
     raw: dict[str, dict[str, list[float]]] = {p.name: {} for p in chosen}
     streams: dict[str, list[tuple[float, float]]] = {}
     memory: dict[str, list[float]] = {}
+    maps: dict[str, list[float]] = {}
     for rep in range(args.repeats):
         for peer in chosen:
             t = time.perf_counter()
@@ -200,6 +207,8 @@ def main() -> None:
             streams.setdefault(name, []).append(value)
         for k, v in trio.run(_memory_10k).items():
             memory.setdefault(k, []).append(v)
+        for k, v in bench_map.one_round(MAP_ITEMS, MAP_WORKERS).items():
+            maps.setdefault(k, []).append(v)
     ray = _ray_streaming(args.repeats)
     if ray:
         streams["Ray actor streaming generator"] = ray
@@ -210,6 +219,7 @@ def main() -> None:
             for n, v in streams.items()
         },
         "memory": {k: statistics.median(v) for k, v in memory.items()},
+        "map": {k: statistics.median(v) for k, v in maps.items()},
     }
     text = render(med, extra, args.repeats)
     print(text)

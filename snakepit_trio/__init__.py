@@ -6,6 +6,7 @@ Public names (all re-exported here):
 - PoolConfig, PoolOptions, RestartPolicy .. _config.py
 - PoolStats, WorkerInfo, CallInfo, SessionInfo .. _stats.py;  ToolSpec, ParamSpec .. _tools.py
 - Progress .................. _progress.py (events from ToolContext.progress)
+- RetryPolicy, retry ........ _retry.py;  CircuitBreaker .. _circuit.py (around any awaitable)
 - errors ..................... _errors.py (all derive from SnakepitError)
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
 - snakepit_trio.testing ...... open_fake_pool, faults: the pool in memory, for tests
@@ -29,9 +30,11 @@ from typing import TYPE_CHECKING, Any
 from ._shared._metadata import fixup_module_metadata
 
 if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it)
+    from ._circuit import CircuitBreaker as CircuitBreaker
     from ._config import PoolConfig as PoolConfig
     from ._config import PoolOptions as PoolOptions
     from ._config import RestartPolicy as RestartPolicy
+    from ._errors import CircuitOpen as CircuitOpen
     from ._errors import HostToolError as HostToolError
     from ._errors import HostToolsUnavailable as HostToolsUnavailable
     from ._errors import InvalidArguments as InvalidArguments
@@ -57,6 +60,8 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._pool import HostToolContext as HostToolContext
     from ._pool import Pool as Pool
     from ._progress import Progress as Progress
+    from ._retry import RetryPolicy as RetryPolicy
+    from ._retry import retry as retry
     from ._session import Session as Session
     from ._session import Variable as Variable
     from ._stats import CallInfo as CallInfo
@@ -84,6 +89,10 @@ _EXPORTS: dict[str, str] = {
     "Progress": "._progress",
     # host tools (called by workers' tools)
     "HostToolContext": "._pool",
+    # retries and circuit breakers (pool calls take them; they also wrap any awaitable)
+    "RetryPolicy": "._retry",
+    "retry": "._retry",
+    "CircuitBreaker": "._circuit",
     # snapshots
     "PoolStats": "._stats",
     "CallInfo": "._stats",
@@ -93,6 +102,7 @@ _EXPORTS: dict[str, str] = {
     "ParamSpec": "._tools",
     # errors
     "SnakepitError": "._errors",
+    "CircuitOpen": "._errors",
     "HostToolError": "._errors",
     "HostToolsUnavailable": "._errors",
     "InvalidArguments": "._errors",

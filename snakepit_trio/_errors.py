@@ -7,6 +7,7 @@ never reach callers; each class below says when it is raised and whether the req
 from __future__ import annotations
 
 __all__ = [
+    "CircuitOpen",
     "HostToolError",
     "HostToolsUnavailable",
     "InvalidArguments",
@@ -76,6 +77,28 @@ class PoolUnhealthy(SnakepitError):
         )
         self.crashes = crashes
         self.last_cause = last_cause
+        self.retry_in = retry_in
+
+
+class CircuitOpen(SnakepitError):
+    """A ``CircuitBreaker`` refused the call at once; it did not run.
+
+    The breaker opened after too many failures and lets calls through again, as probes,
+    ``reset_timeout`` seconds later; while its probes run, other calls are refused too.
+
+    Attributes:
+        name: the breaker's name (``""`` when it has none).
+        retry_in: seconds until a probe call may run (0: probes are running now).
+    """
+
+    def __init__(self, name: str, retry_in: float) -> None:
+        which = f"circuit {name!r}" if name else "the circuit"
+        if retry_in > 0:
+            when = f"the next probe call may run in {retry_in:.2f}s"
+        else:
+            when = "probe calls are running; the next call may run once they succeed"
+        super().__init__(f"{which} is open after too many failures: calls fail fast; {when}")
+        self.name = name
         self.retry_in = retry_in
 
 

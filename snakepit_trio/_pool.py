@@ -15,9 +15,15 @@ from typing import Any
 import attrs
 import trio
 
+from . import _bulk as bulk
+from . import _calling as calling
 from . import _host_tools as host_tools
+from ._bulk import ArgsSource, CallSource, PairStream, ResultStream
+from ._circuit import CircuitBreaker
 from ._config import PoolConfig
+from ._core import _checks as checks
 from ._core._dispatcher import CallState
+from ._core._sessions import SessionRecord
 from ._core._worker_state import WorkerState
 from ._engine import _admission as admission
 from ._engine._engine import Engine
@@ -25,6 +31,7 @@ from ._engine._host_calls import HostCallInfo
 from ._errors import PoolClosed
 from ._progress import ProgressCallback
 from ._public import NoPublicConstructor
+from ._retry import RetryPolicy
 from ._session import Session
 from ._stats import CallInfo, PoolStats, SessionInfo, WorkerInfo
 from ._streaming import Stream, feed
@@ -111,6 +118,8 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
         idempotent: bool = False,
         on_progress: ProgressCallback | None = None,
         kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> Any:
         """Run ``tool`` with keyword ``args`` on a worker and return its result.
 
@@ -127,6 +136,10 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
             kill_on_cancel: if the call is cancelled or times out and the tool has not
                 stopped ``cancel_grace`` seconds later, kill and replace its worker (other
                 calls on that worker then fail with WorkerCrashed). Default: the pool's.
+            retry: run the call again after the errors this ``RetryPolicy`` retries (errors
+                of calls that may have run only if ``idempotent``). ``timeout``, when
+                given, and the policy's budget then bound every attempt and wait together.
+            breaker: a ``CircuitBreaker`` each attempt runs under.
 
         Returns:
             The tool's return value, decoded (numpy arrays arrive as read-only views).
@@ -136,14 +149,19 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
             PoolSaturated, QueueTimeout, RequestTimeout, PoolClosed, PoolUnhealthy: see the
                 failure table in the README.
             RemoteError: the tool raised. WorkerCrashed: the worker died mid-call.
+            CircuitOpen: ``breaker`` refused the call.
+            TypeError, ValueError: an option of the wrong type or out of range (named).
         """
-        return await self._engine.execute(
+        return await calling.execute(
+            self._engine,
             tool,
             args,
             timeout=timeout,
             idempotent=idempotent,
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
             session=None,
         )
 
@@ -232,6 +250,170 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
             kill_on_cancel=kill_on_cancel,
         ) as chunks:
             await feed(chunks, callback)
+
+    # --- many calls ----------------------------------------------------------------------
+    def map(
+        self,
+        tool: str,
+        args: ArgsSource,
+        *,
+        max_concurrency: int | None = None,
+        ordered: bool = True,
+        return_exceptions: bool = False,
+        chunksize: int = 1,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        session: Session | None = None,
+    ) -> ResultStream:
+        """Run ``tool`` once per item of ``args``; ``async for`` over the results.
+
+        Lazy: an item is read only when a call may start, at most ``max_concurrency``
+        calls run at once, and at most ``2 * max_concurrency`` items are read and not yet
+        consumed, so an endless input is fine. The pool's queue is never filled by the map
+        itself (a call waits for one of the map's own to end instead of failing with
+        ``PoolSaturated``). Leaving the block early (``break``, an exception,
+        cancellation) cancels the calls still running.
+
+        Args:
+            tool: the tool's name (one that does not stream).
+            args: the arguments of each call (dicts, or None for none), a sync or async
+                iterable.
+            max_concurrency: calls running at once (default: twice the pool's slots,
+                ``size * worker_capacity``, or the session's worker's).
+            ordered: results in input order (True) or as the calls finish.
+            return_exceptions: an item's error is yielded in its place instead of being
+                raised.
+            chunksize: items sent to a worker in one call, run there one after another
+                (a call's cost is then shared: for tools that take microseconds, 16 to
+                256 is many times faster). Then ``max_concurrency`` counts calls, and
+                ``timeout``, ``retry``, ``breaker``, ``idempotent`` and ``max_requests``
+                apply to a chunk's call as a whole (an item's own error is still its
+                own); without ``return_exceptions`` the item that fails ends its chunk.
+            timeout, idempotent, kill_on_cancel, retry, breaker: as for ``execute``, for
+                each call.
+            session: run every call in this ``Session`` (same as ``session.map``).
+
+        Returns:
+            An async context manager yielding the async iterator of results.
+
+        Raises:
+            The first error of a call or of ``args`` itself, as itself (not in a group),
+            once every other call has been cancelled; unless ``return_exceptions``, where
+            each call's error is yielded instead (``args`` failing still raises).
+            UnknownTool, PoolClosed: on entering, before ``args`` is read.
+            TypeError, ValueError: a bad option (named), or ``args`` is not an iterable.
+        """
+        return bulk.map_calls(
+            self._engine,
+            tool,
+            args,
+            session=self._record_of(session),
+            max_concurrency=max_concurrency,
+            ordered=ordered,
+            return_exceptions=return_exceptions,
+            chunksize=chunksize,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    def as_completed(
+        self,
+        calls: CallSource,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        session: Session | None = None,
+    ) -> PairStream:
+        """Run each ``(tool, args)`` call; ``async for call, result`` as they finish.
+
+        ``call`` is the pair as given. Lazy and bounded as ``map``.
+
+        Args:
+            calls: ``(tool, args)`` pairs, a sync or async iterable.
+            max_concurrency, return_exceptions, timeout, idempotent, kill_on_cancel, retry,
+                breaker, session: as for ``map``.
+
+        Returns:
+            An async context manager yielding the async iterator of ``(call, result)``.
+
+        Raises:
+            As ``map``; an item that is not a ``(tool, args)`` pair fails as a TypeError.
+        """
+        return bulk.as_completed_calls(
+            self._engine,
+            calls,
+            session=self._record_of(session),
+            max_concurrency=max_concurrency,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    async def execute_batch(
+        self,
+        calls: CallSource,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        session: Session | None = None,
+    ) -> list[Any]:
+        """Run each ``(tool, args)`` call, ``max_concurrency`` at a time.
+
+        Args:
+            calls: ``(tool, args)`` pairs, a sync or async iterable.
+            max_concurrency, return_exceptions, timeout, idempotent, kill_on_cancel, retry,
+                breaker, session: as for ``map``.
+
+        Returns:
+            The results, in the order of ``calls`` (with ``return_exceptions``, a call's
+            error in its place).
+
+        Raises:
+            As ``map``: the first error, as itself, after the other calls were cancelled.
+        """
+        return await bulk.batch_calls(
+            self._engine,
+            calls,
+            session=self._record_of(session),
+            max_concurrency=max_concurrency,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    def _record_of(self, session: Any) -> SessionRecord | None:
+        if session is None:
+            return None
+        if not isinstance(session, Session):
+            raise TypeError(
+                "session must be a Session (from pool.session()) or None; got "
+                f"{checks.shown(session)} ({checks.a_type(session)})"
+            )
+        if session._engine is not self._engine:
+            raise ValueError(f"session {session.id!r} belongs to another pool")
+        return session._record
 
     # --- sessions ------------------------------------------------------------------------
     @asynccontextmanager
@@ -341,13 +523,16 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
         idempotent: bool = False,
         on_progress: ProgressCallback | None = None,
         kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> Any:
         """Snakepit's spelling: ``execute`` in session ``session_id``, opened (strict) on
         first use. Close it with ``close_session`` (or set ``session_ttl``).
 
         Args:
             session_id: the session's id.
-            tool, args, timeout, idempotent, on_progress, kill_on_cancel: as for ``execute``.
+            tool, args, timeout, idempotent, on_progress, kill_on_cancel, retry, breaker: as
+                for ``execute``.
 
         Returns:
             The tool's return value.
@@ -356,12 +541,14 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
             The errors of ``open_session`` and of ``Session.execute`` (a bad argument
             before the session is opened).
         """
-        admission.check_call(
+        calling.check_options(
             tool,
             timeout=timeout,
             idempotent=idempotent,
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
         )
         session = self.get_session(session_id) or await self.open_session(session_id)
         return await session.execute(
@@ -371,6 +558,8 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
             idempotent=idempotent,
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
         )
 
     async def execute_in_session_stream(

@@ -8,13 +8,18 @@ from typing import Any
 
 import attrs
 
+from . import _bulk as bulk
+from . import _calling as calling
 from . import _host_tools as host_tools
+from ._bulk import ArgsSource, CallSource, PairStream, ResultStream
+from ._circuit import CircuitBreaker
 from ._core._sessions import SessionRecord
 from ._core._variables import VariableError, make_spec
 from ._engine._engine import Engine
 from ._errors import InvalidVariable, SessionLost
 from ._progress import ProgressCallback
 from ._public import NoPublicConstructor
+from ._retry import RetryPolicy
 from ._streaming import Stream
 
 __all__ = ["Session", "Variable"]
@@ -112,12 +117,15 @@ class Session(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
         idempotent: bool = False,
         on_progress: ProgressCallback | None = None,
         kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> Any:
         """``pool.execute`` within this session (see the class docstring for placement).
 
         Args:
-            tool, args, timeout, idempotent, on_progress, kill_on_cancel: as for
-                ``Pool.execute``.
+            tool, args, timeout, idempotent, on_progress, kill_on_cancel, retry, breaker: as
+                for ``Pool.execute``. ``SessionLost`` is never retried: the session's state
+                is gone.
 
         Returns:
             The tool's return value.
@@ -126,13 +134,16 @@ class Session(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
             SessionLost: a strict session's worker died, or the session was closed.
             The errors of ``Pool.execute``.
         """
-        return await self._engine.execute(
+        return await calling.execute(
+            self._engine,
             tool,
             args,
             timeout=timeout,
             idempotent=idempotent,
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
             session=self._record,
         )
 
@@ -171,6 +182,127 @@ class Session(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
                 kill_on_cancel=kill_on_cancel,
                 session=self._record,
             )
+        )
+
+    def map(
+        self,
+        tool: str,
+        args: ArgsSource,
+        *,
+        max_concurrency: int | None = None,
+        ordered: bool = True,
+        return_exceptions: bool = False,
+        chunksize: int = 1,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> ResultStream:
+        """``pool.map`` within this session: every call runs as ``session.execute`` would.
+
+        Args:
+            tool, args, max_concurrency, ordered, return_exceptions, chunksize, timeout,
+                idempotent, kill_on_cancel, retry, breaker: as for ``Pool.map``
+                (``max_concurrency`` defaults to twice the session's worker's slots).
+
+        Returns:
+            An async context manager yielding the async iterator of results.
+
+        Raises:
+            SessionLost: a strict session's worker died, or the session was closed.
+            The errors of ``Pool.map``.
+        """
+        return bulk.map_calls(
+            self._engine,
+            tool,
+            args,
+            session=self._record,
+            max_concurrency=max_concurrency,
+            ordered=ordered,
+            return_exceptions=return_exceptions,
+            chunksize=chunksize,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    def as_completed(
+        self,
+        calls: CallSource,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> PairStream:
+        """``pool.as_completed`` within this session.
+
+        Args:
+            calls, max_concurrency, return_exceptions, timeout, idempotent, kill_on_cancel,
+                retry, breaker: as for ``Pool.as_completed``.
+
+        Returns:
+            An async context manager yielding the async iterator of ``(call, result)``.
+
+        Raises:
+            SessionLost: a strict session's worker died, or the session was closed.
+            The errors of ``Pool.as_completed``.
+        """
+        return bulk.as_completed_calls(
+            self._engine,
+            calls,
+            session=self._record,
+            max_concurrency=max_concurrency,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
+        )
+
+    async def execute_batch(
+        self,
+        calls: CallSource,
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+        kill_on_cancel: bool | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> list[Any]:
+        """``pool.execute_batch`` within this session.
+
+        Args:
+            calls, max_concurrency, return_exceptions, timeout, idempotent, kill_on_cancel,
+                retry, breaker: as for ``Pool.execute_batch``.
+
+        Returns:
+            The results, in the order of ``calls``.
+
+        Raises:
+            SessionLost: a strict session's worker died, or the session was closed.
+            The errors of ``Pool.execute_batch``.
+        """
+        return await bulk.batch_calls(
+            self._engine,
+            calls,
+            session=self._record,
+            max_concurrency=max_concurrency,
+            return_exceptions=return_exceptions,
+            timeout=timeout,
+            idempotent=idempotent,
+            kill_on_cancel=kill_on_cancel,
+            retry=retry,
+            breaker=breaker,
         )
 
     # --- typed variables (kept on the host with the session) -------------------------

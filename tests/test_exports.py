@@ -36,6 +36,20 @@ EXPECTED: dict[str, str] = {
         "class (id: 'int', tool: 'str', elapsed: 'float', cancelled: 'bool', "
         "session_id: 'str | None' = None) -> None"
     ),
+    "CircuitBreaker": (
+        "class (failure_threshold: 'int' = 5, reset_timeout: 'float' = 30.0, *, "
+        "half_open_calls: 'int' = 1, window: 'float | None' = None, "
+        "failure_on: 'ExceptionTypes' = <class 'Exception'>, name: 'str' = '', "
+        "on_state_change: 'StateCallback | None' = None) -> 'None'"
+    ),
+    "CircuitBreaker.failure_on": "attribute",
+    "CircuitBreaker.failures": "property -> int",
+    "CircuitBreaker.guard": "(self) -> 'AbstractAsyncContextManager[None]'",
+    "CircuitBreaker.name": "attribute",
+    "CircuitBreaker.on_state_change": "attribute",
+    "CircuitBreaker.retry_in": "property -> float",
+    "CircuitBreaker.state": "property -> str",
+    "CircuitOpen": "class(SnakepitError) (name: 'str', retry_in: 'float') -> 'None'",
     "HostToolContext": (
         "class (pool: 'Pool', session: 'Session | None', session_id: 'str | None', "
         "worker_id: 'str', call_id: 'int', tool: 'str', deadline: 'float | None') -> None"
@@ -61,19 +75,33 @@ EXPECTED: dict[str, str] = {
         "option: 'str' = 'max_payload_bytes') -> 'None'"
     ),
     "Pool": "class(HostToolRegistrar): no public constructor",
+    "Pool.as_completed": (
+        "(self, calls: 'CallSource', *, max_concurrency: 'int | None' = None, "
+        "return_exceptions: 'bool' = False, timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None, "
+        "session: 'Session | None' = None) -> 'PairStream'"
+    ),
     "Pool.close_session": "(self, id: 'str') -> 'bool'",
     "Pool.config": "property -> PoolConfig",
     "Pool.execute": (
         "async (self, tool: 'str', args: 'dict[str, Any] | None' = None, *, "
         "timeout: 'float | None' = None, idempotent: 'bool' = False, "
-        "on_progress: 'ProgressCallback | None' = None, "
-        "kill_on_cancel: 'bool | None' = None) -> 'Any'"
+        "on_progress: 'ProgressCallback | None' = None, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None) -> 'Any'"
+    ),
+    "Pool.execute_batch": (
+        "async (self, calls: 'CallSource', *, max_concurrency: 'int | None' = None, "
+        "return_exceptions: 'bool' = False, timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None, "
+        "session: 'Session | None' = None) -> 'list[Any]'"
     ),
     "Pool.execute_in_session": (
         "async (self, session_id: 'str', tool: 'str', args: 'dict[str, Any] | None' = None, *, "
         "timeout: 'float | None' = None, idempotent: 'bool' = False, "
-        "on_progress: 'ProgressCallback | None' = None, "
-        "kill_on_cancel: 'bool | None' = None) -> 'Any'"
+        "on_progress: 'ProgressCallback | None' = None, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None) -> 'Any'"
     ),
     "Pool.execute_in_session_stream": (
         "async (self, session_id: 'str', tool: 'str', args: 'dict[str, Any] | None', "
@@ -96,6 +124,14 @@ EXPECTED: dict[str, str] = {
     ),
     "Pool.host_tools": "(self, session: 'Session | str | None' = None) -> 'list[ToolSpec]'",
     "Pool.list_sessions": "(self) -> 'list[SessionInfo]'",
+    "Pool.map": (
+        "(self, tool: 'str', args: 'ArgsSource', *, max_concurrency: 'int | None' = None, "
+        "ordered: 'bool' = True, return_exceptions: 'bool' = False, chunksize: 'int' = 1, "
+        "timeout: 'float | None' = None, idempotent: 'bool' = False, "
+        "kill_on_cancel: 'bool | None' = None, retry: 'RetryPolicy | None' = None, "
+        "breaker: 'CircuitBreaker | None' = None, "
+        "session: 'Session | None' = None) -> 'ResultStream'"
+    ),
     "Pool.open_session": (
         "async (self, id: 'str | None' = None, *, affinity: 'str' = 'strict', "
         "ttl: 'float | None' = None, metadata: 'dict[str, Any] | None' = None) -> 'Session'"
@@ -177,16 +213,36 @@ EXPECTED: dict[str, str] = {
         "class (initial: 'float' = 0.05, factor: 'float' = 2.0, max_delay: 'float' = 10.0, "
         "reset_after: 'float' = 10.0) -> None"
     ),
+    "RetryPolicy": (
+        "class (attempts: 'int' = 3, initial: 'float' = 0.1, factor: 'float' = 2.0, "
+        "max_delay: 'float' = 5.0, jitter: 'str' = 'full', retry_on: 'RetryOn' = (), "
+        "budget: 'float | None' = None, rng: 'Callable[[], float] | None' = None, "
+        "on_retry: 'RetryCallback | None' = None) -> None"
+    ),
     "SerializationError": "class(SnakepitError) (*args)",
     "Session": "class(HostToolRegistrar): no public constructor",
     "Session.affinity": "property -> str",
+    "Session.as_completed": (
+        "(self, calls: 'CallSource', *, max_concurrency: 'int | None' = None, "
+        "return_exceptions: 'bool' = False, timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, "
+        "breaker: 'CircuitBreaker | None' = None) -> 'PairStream'"
+    ),
     "Session.close": "(self) -> 'None'",
     "Session.delete_variable": "(self, name: 'str') -> 'None'",
     "Session.execute": (
         "async (self, tool: 'str', args: 'dict[str, Any] | None' = None, *, "
         "timeout: 'float | None' = None, idempotent: 'bool' = False, "
-        "on_progress: 'ProgressCallback | None' = None, "
-        "kill_on_cancel: 'bool | None' = None) -> 'Any'"
+        "on_progress: 'ProgressCallback | None' = None, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None) -> 'Any'"
+    ),
+    "Session.execute_batch": (
+        "async (self, calls: 'CallSource', *, max_concurrency: 'int | None' = None, "
+        "return_exceptions: 'bool' = False, timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, "
+        "breaker: 'CircuitBreaker | None' = None) -> 'list[Any]'"
     ),
     "Session.get_variable": "(self, name: 'str') -> 'Any'",
     "Session.host_tool": (
@@ -196,6 +252,13 @@ EXPECTED: dict[str, str] = {
     "Session.id": "property -> str",
     "Session.list_variables": "(self) -> 'list[Variable]'",
     "Session.lost": "property -> bool",
+    "Session.map": (
+        "(self, tool: 'str', args: 'ArgsSource', *, max_concurrency: 'int | None' = None, "
+        "ordered: 'bool' = True, return_exceptions: 'bool' = False, chunksize: 'int' = 1, "
+        "timeout: 'float | None' = None, idempotent: 'bool' = False, "
+        "kill_on_cancel: 'bool | None' = None, retry: 'RetryPolicy | None' = None, "
+        "breaker: 'CircuitBreaker | None' = None) -> 'ResultStream'"
+    ),
     "Session.metadata": "property -> dict[str, Any]",
     "Session.register_host_tool": (
         "(self, fn: 'Callable[..., Any]', *, name: 'str | None' = None, "
@@ -259,6 +322,10 @@ EXPECTED: dict[str, str] = {
         "asynccontextmanager (adapter: 'str | None' = None, *, size: 'int | None' = None, "
         "config: 'PoolConfig | None' = None, "
         "**options: 'Unpack[PoolOptions]') -> 'AsyncIterator[Pool]'"
+    ),
+    "retry": (
+        "async (policy: 'RetryPolicy', fn: 'Callable[..., Awaitable[T]]', *args: 'Any', "
+        "idempotent: 'bool' = False) -> 'T'"
     ),
     "testing.Faults": "class: no public constructor",
     "testing.Faults.crash": (

@@ -454,6 +454,20 @@ class Dispatcher:
         call.attempts += 1
         return [Send(worker, call)]
 
+    def has_room(self, pin: Any = None) -> bool:
+        """Whether ``submit`` would take a call now (pinned to ``pin``, if given): send it,
+        or queue it within ``max_queue``. Bulk calls ask before each submission, so they
+        never fill the queue by themselves."""
+        if self.closed:
+            return True  # submit raises DispatcherClosed: the caller must hear it
+        if pin is not None:
+            ws = self.workers.get(pin)
+            if ws is None or (not ws.pinned and ws.pin_free > 0):
+                return True  # sent at once (or WorkerGone: the caller must hear that too)
+        elif not self.queue and self._free.best() is not None:
+            return True
+        return self.max_queue is None or self.queued < self.max_queue
+
     def _check_room(self) -> None:
         if self.max_queue is not None and self.queued >= self.max_queue:
             raise QueueFull

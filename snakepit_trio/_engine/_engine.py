@@ -44,6 +44,7 @@ from .._core._dispatcher import (
 )
 from .._core._sessions import SessionRecord
 from .._errors import (
+    InvalidArguments,
     PoolClosed,
     PoolSaturated,
     QueueTimeout,
@@ -62,6 +63,7 @@ from .._tools import ToolSpec
 from .._transport._base import Channel
 from .._transport._describe import WorkerDescription
 from . import _admission as admission
+from . import _batches as batches
 from ._calls import StreamHandle, UnaryHandle, error_from_frame
 from ._counters import Counters
 from ._health import Health
@@ -224,13 +226,7 @@ class Engine:
         )
         call = Call(next(self._ids), tool, idempotent, handle=waiter)
         try:
-            if session is not None:
-                async with self.sessions.use(session, call):
-                    self.submit(call, place_nested(self, call, session))
-                    frame = await self._wait(call, waiter, timeout, call_deadline, now)
-            else:
-                self.submit(call, place_nested(self, call, None))
-                frame = await self._wait(call, waiter, timeout, call_deadline, now)
+            frame = await self._submit_and_wait(call, waiter, timeout, call_deadline, now, session)
         finally:
             if segments is not None:
                 segments.release()  # the call is over (or abandoned) on our side
@@ -238,6 +234,90 @@ class Engine:
             return decode(frame.result, what=f"result of {tool!r}", unmapped=self.payloads.unmapped)
         assert type(frame) is w.Error
         raise error_from_frame(tool, frame, list(self.tools))
+
+    async def execute_batch(
+        self,
+        tool: str,
+        items: list[Any],
+        *,
+        timeout: float | None,
+        idempotent: bool,
+        kill_on_cancel: bool | None,
+        stop: bool,
+        session: SessionRecord | None,
+    ) -> list[batches.Outcome | None]:
+        """Run ``tool`` once per item of ``items`` (their args) in one BATCH call.
+
+        Returns:
+            Each item's outcome, in order: (True, value) or (False, error); None for an
+            item that did not run (``stop``, after an item that failed). An item whose
+            arguments do not fit or encode fails alone, before anything is sent.
+
+        Raises:
+            What ``execute`` raises for the call as a whole (its timeout, a crash, ...).
+            PayloadTooLarge: the items' arguments together exceed max_payload_bytes.
+        """
+        admission.check_call(
+            tool, timeout=timeout, idempotent=idempotent, kill_on_cancel=kill_on_cancel
+        )
+        spec = self.spec(tool, streaming=False)
+        if any(w.CAP_BATCH not in caps for caps in self.worker_caps.values()):
+            raise InvalidArguments(
+                tool,
+                "chunksize",
+                "these workers do not run several items in one call (their runtime names no "
+                "'batch' capability); use chunksize=1",
+            )
+        outcomes: list[batches.Outcome | None] = [None] * len(items)
+        segments = self.payloads.outbound()
+        try:
+            payload, positions, failed = batches.encode_items(
+                spec, items, segments, self.config.max_payload_bytes
+            )
+            for position, error in failed.items():
+                outcomes[position] = (False, error)
+            if not positions or (failed and stop):
+                return outcomes
+            timeout, call_deadline = self.budget(timeout)
+            now = trio.current_time()
+            waiter = batches.BatchHandle(
+                tool, payload, call_deadline, count=len(positions), stop=stop
+            )
+            waiter.unmapped = self.payloads.unmapped
+            waiter.segments = segments
+            waiter.kill_on_cancel = (
+                self.config.kill_on_cancel if kill_on_cancel is None else kill_on_cancel
+            )
+            call = Call(next(self._ids), tool, idempotent, handle=waiter)
+            frame = await self._submit_and_wait(call, waiter, timeout, call_deadline, now, session)
+        finally:
+            if segments is not None:
+                segments.release()
+        if type(frame) is w.Error:
+            raise error_from_frame(tool, frame, list(self.tools))
+        if waiter.decode_error is not None:
+            raise waiter.decode_error
+        assert waiter.entries is not None  # checked with the worker's frames
+        done = batches.outcomes(tool, waiter.entries, list(self.tools))
+        for position, outcome in zip(positions, done, strict=False):
+            outcomes[position] = outcome
+        return outcomes
+
+    async def _submit_and_wait(
+        self,
+        call: Call,
+        waiter: UnaryHandle,
+        timeout: float | None,
+        call_deadline: float,
+        now: float,
+        session: SessionRecord | None,
+    ) -> w.Result | w.Error:
+        if session is None:
+            self.submit(call, place_nested(self, call, None))
+            return await self._wait(call, waiter, timeout, call_deadline, now)
+        async with self.sessions.use(session, call):
+            self.submit(call, place_nested(self, call, session))
+            return await self._wait(call, waiter, timeout, call_deadline, now)
 
     @asynccontextmanager
     async def open_stream(
@@ -413,17 +493,22 @@ class Engine:
             self.payloads.flush()
         if handle.segments is not None:
             handle.segments.sent(worker.id)
-        worker.channel.send(
-            w.call(
+        meta = _BORROW if call.borrowed else None
+        if type(handle) is batches.BatchHandle:
+            frame = w.batch(
+                call.id, call.tool, handle.payload, handle.session_id, remaining, handle.stop, meta
+            )
+        else:
+            frame = w.call(
                 call.id,
                 call.tool,
                 handle.payload,
                 handle.session_id,
                 remaining,
                 handle.window,
-                _BORROW if call.borrowed else None,
+                meta,
             )
-        )
+        worker.channel.send(frame)
 
     def _fail(self, action: Fail) -> None:
         handle = action.call.handle

@@ -27,6 +27,7 @@ from .._core._dispatcher import Action, Call, CallState, Dispatcher
 from .._errors import PoolClosed
 from .._shared import _frames as w
 from .._supervision._worker import Worker
+from . import _batches as batches
 from ._counters import Counters
 from ._health import Health
 from ._host_calls import HostCalls
@@ -265,7 +266,8 @@ class Inbound:
             call.handle.deliver(frame)
         else:
             if type(frame) is w.Result:
-                engine.payloads.drop(frame.result)
+                for payload in batches.results_of(call.handle, frame):
+                    engine.payloads.drop(payload)
             engine.workers_changed()  # a held worker may take sessions again
         engine.apply(actions)
         engine.recycler.after_call(worker)

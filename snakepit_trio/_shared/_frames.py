@@ -46,6 +46,10 @@ HOST_CALL: Final = 18
 HOST_CANCEL: Final = 19
 EVENT: Final = 20
 HOST_TOOLS: Final = 21
+BATCH: Final = 22  # host -> worker: a kind's number says nothing of its direction (TABLE does)
+
+# Frames that start a call (a transport reports the ids of those it never delivered).
+CALL_KINDS: Final = frozenset({CALL, BATCH})
 
 # What each side can do beyond the frames every peer speaks, named in the handshake (the
 # host's in HELLO, the worker's in its description). Nothing is sent to a peer that did not
@@ -53,8 +57,9 @@ HOST_TOOLS: Final = 21
 CAP_HOST_TOOLS: Final = "host_tools"  # HOST_CALL, HOST_CANCEL, HOST_TOOLS and their answers
 CAP_EVENTS: Final = "events"  # EVENT
 CAP_CALL_META: Final = "call_meta"  # CALL's meta map
+CAP_BATCH: Final = "batch"  # BATCH
 HOST_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS)
-WORKER_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS, CAP_CALL_META)
+WORKER_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS, CAP_CALL_META, CAP_BATCH)
 
 # ERROR kinds.
 KIND_REMOTE: Final = "remote"
@@ -136,6 +141,18 @@ TABLE: Final[dict[int, FrameSpec]] = {
     REVOKE: _spec("REVOKE", True, "id:uint"),
     HOST_RESULT: _spec("HOST_RESULT", True, "id:uint", "result:bin"),
     HOST_ERROR: _spec("HOST_ERROR", True, "id:uint", "type:str", "message:str", "kind:str"),
+    BATCH: _spec(
+        "BATCH",
+        True,
+        "id:uint",
+        "tool:str",
+        "args:bin",
+        "session_id:str?",
+        "deadline:number?",
+        "stop:uint",
+        "meta:map?",
+        required=6,
+    ),
     RESULT: _spec("RESULT", False, "id:uint", "result:bin", "run_time:number?", required=2),
     CHUNK: _spec("CHUNK", False, "id:uint", "chunk:bin"),
     END: _spec("END", False, "id:uint"),
@@ -231,6 +248,16 @@ class HostError(NamedTuple):
     kind: str
 
 
+class Batch(NamedTuple):
+    id: int
+    tool: str
+    args: bytes  # a msgpack array: each item's keyword arguments (a map, or nil)
+    session_id: str | None
+    deadline: float | None
+    stop: int  # 1: the first call that raises ends the batch
+    meta: dict[str, Any] | None = None  # as CALL's
+
+
 class Result(NamedTuple):
     id: int
     result: bytes
@@ -311,6 +338,7 @@ HostFrame = (
     | Revoke
     | HostResult
     | HostError
+    | Batch
 )
 WorkerFrame = (
     Result
@@ -340,6 +368,7 @@ TYPES: Final[dict[int, type[tuple[Any, ...]]]] = {
     REVOKE: Revoke,
     HOST_RESULT: HostResult,
     HOST_ERROR: HostError,
+    BATCH: Batch,
     RESULT: Result,
     CHUNK: Chunk,
     END: End,
@@ -404,6 +433,20 @@ def host_result(id: int, payload: bytes) -> list[Any]:
 
 def host_error(id: int, type_: str, message: str, kind: str) -> list[Any]:
     return [HOST_ERROR, id, type_, message, kind]
+
+
+def batch(
+    id: int,
+    tool: str,
+    args: bytes,
+    session_id: str | None,
+    deadline: float | None,
+    stop: bool,
+    meta: dict[str, Any] | None = None,
+) -> list[Any]:
+    if meta is None:
+        return [BATCH, id, tool, args, session_id, deadline, int(stop)]
+    return [BATCH, id, tool, args, session_id, deadline, int(stop), meta]
 
 
 def result(id: int, payload: bytes, run_time: float | None) -> list[Any]:
@@ -656,7 +699,7 @@ def split_batches(frames: list[Any], size_of: Callable[[Any], int]) -> list[list
 def call_size(frame: list[Any]) -> int:
     """The payload size of a host-to-worker frame (for ``split_batches``)."""
     kind = frame[0]
-    if kind == CALL:
+    if kind in CALL_KINDS:
         return len(frame[3])
     if kind == HOST_RESULT:
         return len(frame[2])

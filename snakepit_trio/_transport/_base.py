@@ -34,5 +34,5 @@ class Channel(Protocol):
         ...
 
     async def aclose(self) -> set[int]:
-        """Close the channel; return the ids of CALL frames that never left."""
+        """Close the channel; return the ids of CALL and BATCH frames that never left."""
         ...

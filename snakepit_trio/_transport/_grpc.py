@@ -105,11 +105,12 @@ class WorkerChannel:
         self._bridge.call_soon(self._kick)
 
     async def aclose(self) -> set[int]:
-        """Close the stream and channel; return ids of CALL frames never handed to grpclib."""
+        """Close the stream and channel; return ids of CALL and BATCH frames never handed
+        to grpclib."""
         with self._lock:
             self._closed = True
             pending, self._pending = self._pending, []
-        undelivered = {f[1] for f in pending if f[0] == w.CALL}
+        undelivered = {f[1] for f in pending if f[0] in w.CALL_KINDS}
         await self._bridge.run(self._aclose)
         return undelivered
 

@@ -119,7 +119,7 @@ class LaneChannel:
             self._unsent += data[sent:]
 
     async def aclose(self) -> set[int]:
-        """Stop the pumps, close the socket; return ids of CALL frames never written."""
+        """Stop the pumps, close the socket; return ids of CALL and BATCH frames never written."""
         self._closed = True
         pending, self._pending = self._pending, []
         if self._scope is not None:
@@ -127,7 +127,7 @@ class LaneChannel:
             await self._done.wait()
         if self._stream is not None:
             await self._stream.aclose()
-        return {f[1] for f in pending if f[0] == w.CALL}
+        return {f[1] for f in pending if f[0] in w.CALL_KINDS}
 
     # --- pumps ---------------------------------------------------------------------------
     async def _run(self, leftover: bytes, early: list[Any]) -> None:

@@ -235,4 +235,4 @@ class MemoryChannel:
     async def aclose(self) -> set[int]:
         unsent = self._held + self._pending
         self._held, self._pending = [], []
-        return {f[1] for f in unsent if f[0] == w.CALL}
+        return {f[1] for f in unsent if f[0] in w.CALL_KINDS}

@@ -147,6 +147,22 @@ class ToolInfo:
     fn: Callable[..., Any]
 
 
+def check_arguments(info: ToolInfo, args: Any) -> tuple[str | None, str] | None:
+    """Return ``(param, reason)`` when ``args`` cannot be passed to the tool, else None."""
+    if not isinstance(args, dict):
+        return None, f"expected a dict of keyword arguments, got {type(args).__name__}"
+    names = {p.name for p in info.params}
+    for key in args:
+        if not isinstance(key, str):
+            return None, f"argument names must be strings, got {key!r}"
+        if key not in names and not info.accepts_extra:
+            return key, f"unexpected argument; the tool takes {sorted(names) or 'no arguments'}"
+    for p in info.params:
+        if p.required and p.name not in args:
+            return p.name, "missing required argument"
+    return None
+
+
 def _is_context(annotation: Any) -> bool:
     return annotation is ToolContext or annotation == "ToolContext"
 

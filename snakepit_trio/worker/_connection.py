@@ -67,10 +67,12 @@ class Connection:
                 parsed = w.parse_from_host(frame)
             except w.ProtocolViolation as exc:
                 # The host is the one that acts on violations (it replaces a worker that
-                # sends one). A worker answers what it can and serves on: a CALL it cannot
-                # read gets an ERROR when its id is readable, so its caller is not left waiting.
+                # sends one). A worker answers what it can and serves on: a CALL or BATCH it
+                # cannot read gets an ERROR when its id is readable, so its caller is not
+                # left waiting.
                 log.warning("ignoring a malformed frame: %s", exc)
-                if type(frame) is list and len(frame) > 1 and frame[0] == w.CALL:
+                kind = frame[0] if type(frame) is list and len(frame) > 1 else None
+                if type(kind) is int and kind in w.CALL_KINDS:
                     call_id = frame[1]
                     if type(call_id) is int and call_id >= 0 and call_id not in self.calls:
                         self.emit(w.error(call_id, "ProtocolError", str(exc), w.KIND_PROTOCOL))
@@ -91,6 +93,24 @@ class Connection:
                 frame.session_id,
                 frame.deadline,
                 frame.window,
+                self.emit,
+                self._call_done,
+                self.host,
+                borrowed=bool(frame.meta and frame.meta.get("borrow") is True),
+            )
+            if call is not None:
+                self.calls[frame.id] = call
+        elif type(frame) is w.Batch:
+            if frame.id in self.calls:
+                self.emit(w.error(frame.id, "ProtocolError", "duplicate call id", w.KIND_PROTOCOL))
+                return
+            call = self.runtime.start_batch(
+                frame.id,
+                frame.tool,
+                frame.args,
+                frame.session_id,
+                frame.deadline,
+                bool(frame.stop),
                 self.emit,
                 self._call_done,
                 self.host,

@@ -39,7 +39,8 @@ from .._shared import _shm
 from .._shared._codec import Outbound, decode, encode
 from .._shared._segments import SegmentCache
 from .._shared._tagging import POOL_TOKEN, WORKER_ID
-from ._adapter import ToolInfo
+from . import _batch as batch
+from ._adapter import ToolInfo, check_arguments
 from ._claim import QUEUED, RUNNING, WITHDRAWN
 from ._context import ToolContext
 from ._genpump import GeneratorPump
@@ -59,22 +60,6 @@ log = logging.getLogger("snakepit_trio.worker")
 Frame = list[Any]
 Sink = Callable[[Frame], None]
 HOST = "host"  # the one receiver of a worker's segments
-
-
-def check_arguments(info: ToolInfo, args: Any) -> tuple[str | None, str] | None:
-    """Return ``(param, reason)`` when ``args`` cannot be passed to the tool, else None."""
-    if not isinstance(args, dict):
-        return None, f"expected a dict of keyword arguments, got {type(args).__name__}"
-    names = {p.name for p in info.params}
-    for key in args:
-        if not isinstance(key, str):
-            return None, f"argument names must be strings, got {key!r}"
-        if key not in names and not info.accepts_extra:
-            return key, f"unexpected argument; the tool takes {sorted(names) or 'no arguments'}"
-    for p in info.params:
-        if p.required and p.name not in args:
-            return p.name, "missing required argument"
-    return None
 
 
 class RunningCall:
@@ -249,6 +234,25 @@ class Runtime:
         shm.release()
         return payload
 
+    def encoded_size(self, value: Any, *, what: str) -> int:
+        """How many bytes ``value`` would take as a result (segments included); nothing
+        is kept (its segments, if any, are free again at once).
+
+        Raises:
+            SerializationError, PayloadTooLarge: as ``encode``.
+        """
+        if self.segments is None:
+            return len(encode(value, what=what, limit=self.max_payload))
+        shm = Outbound(self.segments, self._shm_threshold)
+        try:
+            return len(encode(value, what=what, limit=self.max_payload, shm=shm)) + shm.size
+        except (SerializationError, PayloadTooLarge):
+            raise
+        except BaseException as exc:  # as encode(): the item's failure, not the worker's
+            raise SerializationError(f"cannot encode {what}: {describe(exc)}") from exc
+        finally:
+            shm.release()
+
     def returned(self, names: list[str]) -> None:
         """UNMAPPED_RESULTS: the host maps none of these segments any more."""
         if self.segments is not None:
@@ -342,19 +346,75 @@ class Runtime:
             message = reason if param is None else f"argument {param!r}: {reason}"
             sink(w.error(call_id, "InvalidArguments", message, w.KIND_INVALID_ARGUMENTS))
             return None
-        abs_deadline = None if deadline is None else self.clock() + float(deadline)
-        ctx = ToolContext(
-            call_id,
-            session_id,
-            abs_deadline,
-            self._progress_emitter(call_id, sink),
-            self.clock,
-            host,
-        )
+        ctx = self._context(call_id, session_id, deadline, sink, host)
         if info.context_param is not None:
             args[info.context_param] = ctx
         credit = max(window, 1) if info.streaming else 0
         call = RunningCall(call_id, info, ctx, credit, sink, on_done, self)
+        return self._launch(call, args, borrowed)
+
+    def start_batch(
+        self,
+        call_id: int,
+        tool: str,
+        args_payload: bytes,
+        session_id: str | None,
+        deadline: float | None,
+        stop: bool,
+        sink: Sink,
+        on_done: Callable[[int], None] | None = None,
+        host: HostCalls | None = None,
+        *,
+        borrowed: bool = False,
+    ) -> RunningCall | None:
+        """Start a BATCH (see _batch.py); on a bad request, send its ERROR frame and
+        return None. ``host`` and ``borrowed``: as for ``start_call``."""
+        info = self.tools.get(tool)
+        refusal = batch.refused(call_id, info, tool)
+        if refusal is not None:
+            sink(refusal)
+            return None
+        assert info is not None
+        try:
+            what = f"arguments of a batch of {tool!r}"
+            calls = decode(args_payload, what=what, unmapped=self._unmapped_to(sink))
+        except SerializationError as exc:
+            sink(w.error(call_id, "SerializationError", str(exc), w.KIND_SERIALIZATION))
+            return None
+        problem = batch.problem(info, calls)
+        if problem is not None:
+            sink(w.error(call_id, "InvalidArguments", problem, w.KIND_INVALID_ARGUMENTS))
+            return None
+        ctx = self._context(call_id, session_id, deadline, sink, host)
+        if info.context_param is not None:
+            for args in calls:
+                args[info.context_param] = ctx
+        run = batch.runner(
+            info,
+            calls,
+            ctx,
+            stop=stop,
+            encode=self.encode,
+            measure=self.encoded_size,
+            limit=self.max_payload,
+        )
+        call = RunningCall(call_id, batch.batch_info(info, run), ctx, 0, sink, on_done, self)
+        return self._launch(call, {}, borrowed)
+
+    def _context(
+        self,
+        call_id: int,
+        session_id: str | None,
+        deadline: float | None,
+        sink: Sink,
+        host: HostCalls | None,
+    ) -> ToolContext:
+        abs_deadline = None if deadline is None else self.clock() + float(deadline)
+        progress = self._progress_emitter(call_id, sink)
+        return ToolContext(call_id, session_id, abs_deadline, progress, self.clock, host)
+
+    def _launch(self, call: RunningCall, args: dict[str, Any], borrowed: bool) -> RunningCall:
+        info = call.info
         self.calls.add(call)
         self.in_flight += 1
         self.requests += 1
@@ -416,6 +476,8 @@ class Runtime:
         try:
             if error is None and call.cancel_requested:
                 error = asyncio.CancelledError()
+            if error is None and type(value) is batch.Packed:  # encoded item by item
+                return w.result(call.id, value.payload, run_time)
             if error is None:
                 try:
                     payload = self.encode(value, what=f"result of {call.info.name!r}")

@@ -48,5 +48,12 @@ class Rogue(Adapter):
         await asyncio.Event().wait()
 
     @tool
+    async def answer(self, result: bytes, ctx: ToolContext) -> None:
+        """Answer this call (a batch of it, too) with a RESULT holding ``result`` as it
+        is; then run until cancelled."""
+        _sink(ctx)([10, ctx.request_id, result, None])
+        await asyncio.Event().wait()
+
+    @tool
     async def ok(self) -> str:
         return "ok"

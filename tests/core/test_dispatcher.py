@@ -566,6 +566,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         by_scan = least_loaded_by_scan(self.d) if call.pin is None else None
         expect_least_loaded = not expect_preferred and call.pin is None and not self.pool_waiting
         waiting_before = len(self._waiting())
+        room = self.d.has_room(call.pin)  # what bulk calls ask before submitting
         try:
             actions = self.d.submit(call)
         except DispatcherClosed:
@@ -578,8 +579,10 @@ class DispatcherMachine(RuleBasedStateMachine):
             return
         except QueueFull:
             assert self.d.max_queue is not None and waiting_before >= self.d.max_queue
+            assert not room, "has_room() said a refused call had room"
             self.finished[cid] = "refused"
             return
+        assert room, "has_room() said an accepted call had none"
         assert not self.d.closed and (call.pin is None or call.pin in self.d.workers)
         assert all(seq < call.seq for seq in self.seq.values()), "submission order"
         self.seq[cid] = call.seq

@@ -36,7 +36,7 @@ def documented_table() -> dict[int, tuple[str, bool, list[tuple[str, str]], int]
 
 def test_the_proto_documents_exactly_the_code_table() -> None:
     documented = documented_table()
-    assert len(documented) == len(w.TABLE) == 22
+    assert len(documented) == len(w.TABLE) == 23
     for kind, spec in w.TABLE.items():
         assert documented[kind] == (spec.name, spec.to_worker, list(spec.fields), spec.required)
         assert getattr(w, spec.name) == kind
@@ -119,6 +119,8 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.call(3, "t", b"", None, None, 0, {"borrow": True}),
         w.host_result(1, b"\x90"),
         w.host_error(1, "KeyError", "k", w.KIND_REMOTE),
+        w.batch(3, "t", b"\x92\xc0\x80", None, None, stop=True),
+        w.batch(4, "t", b"\x90", "s", 2.0, stop=False),
     ]
     assert [type(w.parse_from_host(f)) for f in frames] == [
         w.Call,
@@ -133,6 +135,8 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.Call,
         w.HostResult,
         w.HostError,
+        w.Batch,
+        w.Batch,
     ]
     frames = [
         w.result(1, b"x", 0.001),

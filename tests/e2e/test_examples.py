@@ -56,3 +56,14 @@ def test_host_tools_example_runs() -> None:
     assert "hello, Grace" in out
     assert "a failing host tool reaches the worker as HostToolError" in out
     assert "host tools: ['count_words', 'lookup_user'] lookups: [7, 8, 9]" in out
+
+
+def test_resilience_example_runs() -> None:
+    out = run_example("resilience.py")
+    assert "attempt 1 failed (RemoteError); next in" in out
+    assert "lookup -> {'key': 'alpha', 'length': 5}" in out
+    assert out.count("down -> RemoteError: ConnectionError") == 3
+    assert "circuit 'backend': closed -> open" in out
+    assert "ping -> CircuitOpen (retry in 0.5s)" in out
+    assert "circuit 'backend': half_open -> closed" in out and "probe -> pong" in out
+    assert "features: 250/1000" in out and "computed features of 1000 texts" in out

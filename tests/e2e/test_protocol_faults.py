@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import pytest
 import trio
 
@@ -86,3 +87,26 @@ async def test_no_batch_is_half_applied() -> None:
         )
         assert isinstance(outcomes["held"], sp.WorkerCrashed), outcomes["held"]
         assert outcomes["held"].cause == "protocol"
+
+
+BATCH_ANSWERS: dict[str, Any] = {
+    "not an array": 5,
+    "more entries than items": [[0, 1], [0, 2], [0, 3]],
+    "an entry neither value nor error": [[2, 1]],
+    "an error entry without its fields": [[0, 1], [1, "T"]],
+    "an error entry of an unknown kind": [[1, "T", "m", "", "oops"]],
+    "fewer entries, the last no error": [[0, 1]],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BATCH_ANSWERS))
+async def test_a_bad_answer_to_a_batch_replaces_the_worker(case: str) -> None:
+    answer = msgpack.packb(BATCH_ANSWERS[case], use_bin_type=True)
+    async with sp.open_pool(ROGUE, size=1, worker_capacity=2, registry=False) as pool:
+        with trio.fail_after(10), pytest.raises(sp.WorkerCrashed) as info:
+            async with pool.map("answer", [{"result": answer}] * 2, chunksize=2) as results:
+                async for _ in results:
+                    pass
+        assert info.value.cause == "protocol" and "batch call" in str(info.value)
+        with trio.fail_after(10):
+            assert await pool.execute("ok") == "ok"  # a new worker serves

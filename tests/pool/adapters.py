@@ -15,6 +15,10 @@ EVENTS: list[tuple[str, Any]] = []
 ON_START: list[Callable[[float], None]] = []
 SERIALS = itertools.count(1)  # each adapter instance (one per worker incarnation) takes one
 START_DELAY = [0.0]  # seconds (virtual) each adapter's initialize() takes
+# Calls of each key made to `flaky` (and `running`: calls of `gauge` running now), whichever
+# worker ran them; tests reset what they use.
+TRIES: dict[str, int] = {}
+RUNNING = {"now": 0, "peak": 0}
 
 
 class Tools(Adapter):
@@ -87,6 +91,45 @@ class Tools(Adapter):
                 yield i
         finally:
             EVENTS.append(("ticks closed", asyncio.get_running_loop().time()))
+
+    @tool
+    def flaky(self, key: str, failures: int, value: Any = None) -> Any:
+        """Raises ValueError for the first ``failures`` calls with this key, then returns."""
+        TRIES[key] = TRIES.get(key, 0) + 1
+        if TRIES[key] <= failures:
+            raise ValueError(f"{key}: failure {TRIES[key]} of {failures}")
+        return value
+
+    @tool
+    async def gauge(self, value: Any = None, seconds: float = 1.0) -> Any:
+        """Counts the calls running at once (``RUNNING``), takes ``seconds``, then returns
+        ``value`` (raises ValueError for "fail"); a cancel is noted in EVENTS."""
+        RUNNING["now"] += 1
+        RUNNING["peak"] = max(RUNNING["peak"], RUNNING["now"])
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            EVENTS.append(("gauge cancelled", value))
+            raise
+        finally:
+            RUNNING["now"] -= 1
+        if value == "fail":
+            raise ValueError("gauge asked to fail")
+        return value
+
+    @tool
+    def mixed(self, value: Any = None) -> Any:
+        """Returns ``value``; "raise" raises ValueError, "object" returns what cannot travel."""
+        TRIES["mixed"] = TRIES.get("mixed", 0) + 1
+        if value == "raise":
+            raise ValueError("asked to raise")
+        if value == "object":
+            return object()
+        return value
+
+    @tool
+    def text(self, n: int) -> str:
+        return "x" * n
 
     @tool
     def calls_here(self) -> int:

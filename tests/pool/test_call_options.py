@@ -50,6 +50,8 @@ EXECUTE: dict[str, list[tuple[Any, type[Exception]]]] = {
     "kill_on_cancel": NOT_FLAGS,
     "on_progress": NOT_CALLABLE,
     "tool": NOT_TOOLS,
+    "retry": [(3, TypeError), (sp.RetryPolicy, TypeError), ({"attempts": 3}, TypeError)],
+    "breaker": [(5, TypeError), (sp.CircuitBreaker, TypeError), (sp.RetryPolicy(), TypeError)],
 }
 STREAM: dict[str, list[tuple[Any, type[Exception]]]] = {
     "timeout": NOT_SECONDS,

@@ -10,6 +10,7 @@ import snakepit_trio as sp
 from examples.demo_adapter import TextTools
 from examples.memory_adapter import Memory
 from examples.report_adapter import Reports
+from examples.service_adapter import Service
 from snakepit_trio.testing import faults, open_fake_pool
 
 Clock = trio.testing.MockClock
@@ -65,3 +66,21 @@ async def test_reports_stream_with_progress(autojump_clock: Clock) -> None:
         got = [row async for row in rows]
     assert [r["row"] for r in got] == list(range(20))
     assert seen[-1].fraction == 1.0
+
+
+async def test_the_service_example_retries_and_breaks(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Service, size=1) as pool:
+        policy = sp.RetryPolicy(initial=1, jitter="none", retry_on="ConnectionError")
+        start = trio.current_time()
+        found = await pool.execute("lookup", {"key": "k"}, retry=policy)
+        assert found == {"key": "k", "length": 1} and trio.current_time() - start == 3
+        breaker = sp.CircuitBreaker(failure_threshold=2, reset_timeout=5)
+        for _ in range(2):
+            with pytest.raises(sp.RemoteError):
+                await pool.execute("down", breaker=breaker)
+        with pytest.raises(sp.CircuitOpen):
+            await pool.execute("ping", breaker=breaker)
+        await trio.sleep(5)
+        assert await pool.execute("ping", breaker=breaker) == "pong"
+        async with pool.map("features", [{"text": "a b"}] * 10, chunksize=4) as results:
+            assert [r async for r in results] == [[3, 1, (97 + 32 + 98) % 97]] * 10

@@ -1,0 +1,453 @@
+"""Pool layer: map, as_completed and execute_batch at exact virtual times: how many calls run
+at once, how much of the input is read, order, the first failure, cancellation, the queue."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import snakepit_trio as sp
+from snakepit_trio.testing import faults, open_fake_pool
+from tests.pool.adapters import EVENTS, RUNNING, TRIES, Tools
+
+Clock = trio.testing.MockClock
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters() -> None:
+    RUNNING.update(now=0, peak=0)
+    EVENTS.clear()
+    TRIES.clear()
+
+
+def gauged(values: list[Any], seconds: float = 1.0) -> list[dict[str, Any]]:
+    return [{"value": v, "seconds": seconds} for v in values]
+
+
+async def test_map_runs_at_most_max_concurrency_calls_and_keeps_input_order(
+    autojump_clock: Clock,
+) -> None:
+    async with open_fake_pool(Tools, size=2, worker_capacity=4) as pool:
+        start = trio.current_time()
+        async with pool.map("gauge", gauged(list(range(10))), max_concurrency=3) as results:
+            got = [r async for r in results]
+        assert got == list(range(10))
+        assert RUNNING["peak"] == 3
+        assert trio.current_time() - start == 4  # rounds of 3, 3, 3 and 1 one-second calls
+        # Default: twice the pool's slots (2 workers x 4).
+        async with pool.map("gauge", gauged(list(range(40)))) as results:
+            assert [r async for r in results] == list(range(40))
+        assert RUNNING["peak"] == 8
+
+
+async def test_unordered_results_come_as_calls_finish(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=3) as pool:
+        items = [{"value": v, "seconds": s} for v, s in (("slow", 3), ("fast", 1), ("mid", 2))]
+        async with pool.map("gauge", items, ordered=False) as results:
+            assert [r async for r in results] == ["fast", "mid", "slow"]
+        async with pool.map("gauge", items) as results:
+            assert [r async for r in results] == ["slow", "fast", "mid"]
+
+
+async def test_an_endless_input_is_read_only_as_fast_as_it_is_consumed(
+    autojump_clock: Clock,
+) -> None:
+    produced = 0
+
+    async def endless() -> AsyncIterator[dict[str, Any]]:
+        nonlocal produced
+        while True:
+            produced += 1
+            yield {"value": produced, "seconds": 0.5}
+
+    async with open_fake_pool(Tools, size=4) as pool:
+        got = []
+        async with (
+            contextlib.aclosing(endless()) as source,
+            pool.map("gauge", source, max_concurrency=4) as results,
+        ):
+            async for r in results:
+                got.append(r)
+                if len(got) == 10:
+                    break
+        assert got == list(range(1, 11))
+        assert produced <= 10 + 2 * 4, produced
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.stats().in_flight == 0 and RUNNING["now"] == 0
+        # A sync generator too: one item is never taken ahead of the room for it.
+        taken = []
+
+        def numbers() -> Any:
+            for i in range(1000):
+                taken.append(i)
+                yield {"value": i, "seconds": 0.5}
+
+        async with pool.map("gauge", numbers(), max_concurrency=2) as results:
+            async for r in results:
+                if r == 4:
+                    break
+        assert len(taken) <= 5 + 2 * 2
+
+
+async def test_the_first_failure_cancels_the_rest_and_is_raised_as_itself(
+    autojump_clock: Clock,
+) -> None:
+    async with open_fake_pool(Tools, size=4) as pool:
+        items = [{"value": "a", "seconds": 5}, {"value": "fail", "seconds": 1}]
+        items += [{"value": i, "seconds": 5} for i in range(10)]
+        start = trio.current_time()
+        with pytest.raises(sp.RemoteError) as info:
+            async with pool.map("gauge", items, max_concurrency=3) as results:
+                async for _ in results:
+                    pytest.fail("the first result comes after the failure")
+        assert type(info.value) is sp.RemoteError and "gauge asked to fail" in str(info.value)
+        assert trio.current_time() - start == 1
+        # The two calls running beside it were cancelled in their workers; no more started.
+        assert {v for kind, v in EVENTS if kind == "gauge cancelled"} == {0, "a"}
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.stats().in_flight == 0 and pool.stats().requests == 3
+
+
+async def test_return_exceptions_yields_each_error_in_its_place(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=2) as pool:
+        items = [{"value": 1}, {"value": "fail"}, {"nope": 3}, {"value": 4}]
+        async with pool.map("gauge", items, return_exceptions=True) as results:
+            got = [r async for r in results]
+        assert got[0] == 1 and got[3] == 4
+        assert isinstance(got[1], sp.RemoteError) and isinstance(got[2], sp.InvalidArguments)
+
+
+async def test_an_input_that_fails_is_raised_even_with_return_exceptions(
+    autojump_clock: Clock,
+) -> None:
+    async def broken() -> AsyncIterator[dict[str, Any]]:
+        yield {"value": 1, "seconds": 5}
+        await trio.sleep(1)
+        raise LookupError("the input broke")
+
+    async with open_fake_pool(Tools, size=2) as pool:
+        with pytest.raises(LookupError, match="the input broke"):
+            async with (
+                contextlib.aclosing(broken()) as source,
+                pool.map("gauge", source, return_exceptions=True) as results,
+            ):
+                async for _ in results:
+                    pass
+        assert EVENTS == [("gauge cancelled", 1)]
+
+
+async def test_an_input_that_cannot_be_iterated_is_raised_as_itself(autojump_clock: Clock) -> None:
+    class Broken:
+        def __iter__(self) -> Any:
+            raise OSError("no items today")
+
+    async with open_fake_pool(Tools, size=1) as pool:
+        with pytest.raises(OSError, match="no items today"):
+            async with pool.map("echo", Broken()) as results:
+                async for _ in results:
+                    pass
+
+
+async def test_cancelling_the_consumer_cancels_the_calls_in_flight(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=2) as pool:
+        with trio.move_on_after(1.5) as scope:
+            async with pool.map("gauge", gauged(list(range(6)), 1), max_concurrency=2) as results:
+                async for _ in results:
+                    pass
+        assert scope.cancelled_caught
+        assert sorted(v for kind, v in EVENTS if kind == "gauge cancelled") == [2, 3]
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.stats().in_flight == 0
+
+
+async def test_what_the_block_raises_comes_out_as_itself(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=2) as pool:
+        with pytest.raises(KeyError):
+            async with pool.map("gauge", gauged([1, 2, 3], 10)):
+                await trio.testing.wait_all_tasks_blocked()
+                raise KeyError("mine")
+        # Two ran (two workers) and were cancelled there; the third left the queue unrun.
+        assert len([v for kind, v in EVENTS if kind == "gauge cancelled"]) == 2
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.stats().in_flight == 0 and pool.stats().queued == 0
+
+
+async def test_map_never_fills_the_queue_by_itself(autojump_clock: Clock) -> None:
+    for max_queue in (0, 2):
+        async with open_fake_pool(Tools, size=1, max_queue=max_queue) as pool:
+            async with pool.map("gauge", gauged(list(range(12)), 0.1), max_concurrency=8) as rs:
+                assert [r async for r in rs] == list(range(12))
+            assert pool.stats().saturated == 0
+
+
+async def test_as_completed_gives_each_call_with_its_result(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=3) as pool:
+        slow = ("gauge", {"value": "slow", "seconds": 2})
+        fast = ("sleep", {"seconds": 1})
+        bad = ("gauge",)
+        async with pool.as_completed([slow, fast, bad], return_exceptions=True) as done:
+            got = [(call, result) async for call, result in done]
+        assert got[1:] == [(fast, "slept"), (slow, "slow")]
+        assert got[0][0] == bad and isinstance(got[0][1], TypeError)
+        assert "each call must be a (tool, args) pair" in str(got[0][1])
+
+
+async def test_execute_batch_returns_results_in_input_order(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=2) as pool:
+        calls = [("gauge", {"value": i, "seconds": 3 - i}) for i in range(3)]
+        assert await pool.execute_batch(calls, max_concurrency=3) == [0, 1, 2]
+        calls.append(("fail", {"message": "no"}))
+        got = await pool.execute_batch(calls, return_exceptions=True)
+        assert got[:3] == [0, 1, 2] and isinstance(got[3], sp.RemoteError)
+        with pytest.raises(sp.RemoteError):
+            await pool.execute_batch(calls)
+
+
+async def test_a_session_map_runs_on_its_worker(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=3) as pool, pool.session() as session:
+        async with pool.map("whoami", [None] * 6, session=session) as results:
+            assert len({r async for r in results}) == 1
+        async with session.map("whoami", [{}] * 6, max_concurrency=2) as results:
+            assert len({r async for r in results}) == 1
+        got = await session.execute_batch([("serial", None)] * 4)
+        assert len(set(got)) == 1
+        async with session.as_completed([("echo", {"value": 1})]) as done:
+            assert [r async for r in done] == [(("echo", {"value": 1}), 1)]
+
+
+async def test_retry_and_breaker_apply_to_each_call(autojump_clock: Clock) -> None:
+    policy = sp.RetryPolicy(attempts=3, initial=1, jitter="none", retry_on="ValueError")
+    breaker = sp.CircuitBreaker(failure_threshold=100)
+    async with open_fake_pool(Tools, size=2) as pool:
+        items = [{"key": f"k{i}", "failures": i % 3, "value": i} for i in range(6)]
+        start = trio.current_time()
+        async with pool.map("flaky", items, retry=policy, breaker=breaker) as results:
+            assert [r async for r in results] == list(range(6))
+        assert trio.current_time() - start == 3  # the items that fail twice: 1 + 2 s
+        assert breaker.failures == 0
+
+
+BAD_MAP: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"tool": "nope"}, sp.UnknownTool, "unknown tool 'nope'"),
+    ({"tool": "count"}, sp.InvalidArguments, "this tool streams"),
+    ({"tool": 5}, TypeError, "tool must be a str"),
+    ({"args": {"value": 1}}, TypeError, "args must be an iterable with one item per call"),
+    ({"args": "abc"}, TypeError, "args must be an iterable with one item per call"),
+    ({"args": 5}, TypeError, "args must be an iterable or an async iterable"),
+    ({"max_concurrency": 0}, ValueError, "max_concurrency must be a whole number of calls"),
+    ({"max_concurrency": 2.0}, TypeError, "max_concurrency must be"),
+    ({"ordered": 1}, TypeError, "ordered must be True or False"),
+    ({"return_exceptions": None}, TypeError, "return_exceptions must be True or False"),
+    ({"timeout": -1}, ValueError, "timeout must be"),
+    ({"idempotent": "yes"}, TypeError, "idempotent must be True or False"),
+    ({"kill_on_cancel": 1}, TypeError, "kill_on_cancel must be"),
+    ({"retry": 3}, TypeError, "retry must be a snakepit_trio.RetryPolicy"),
+    ({"breaker": 3}, TypeError, "breaker must be a snakepit_trio.CircuitBreaker"),
+    ({"session": "s"}, TypeError, "session must be a Session"),
+]
+
+
+@pytest.mark.parametrize(("change", "error", "message"), BAD_MAP)
+async def test_bad_arguments_are_named_before_anything_is_read(
+    autojump_clock: Clock, change: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    read = []
+
+    def items() -> Any:
+        read.append(1)
+        yield {"value": 1}
+
+    async with open_fake_pool(Tools, size=1) as pool:
+        call: dict[str, Any] = {"tool": "echo", "args": items(), **change}
+        with pytest.raises(error, match=message):
+            async with pool.map(**call) as results:
+                pytest.fail(f"entered with {results!r}")
+        if "tool" not in change and "args" not in change:
+            pairs = [("echo", {"value": 1})]
+            other = {k: v for k, v in change.items() if k != "ordered"}
+            if other:
+                with pytest.raises(error, match=message):
+                    await pool.execute_batch(pairs, **other)
+                with pytest.raises(error, match=message):
+                    async with pool.as_completed(pairs, **other):
+                        pytest.fail("entered")
+        assert read == [] and pool.stats().requests == 0
+
+
+async def test_a_session_of_another_pool_is_refused(autojump_clock: Clock) -> None:
+    async with (
+        open_fake_pool(Tools, size=1) as one,
+        open_fake_pool(Tools, size=1) as two,
+        two.session("theirs") as theirs,
+    ):
+        with pytest.raises(ValueError, match="session 'theirs' belongs to another pool"):
+            one.map("echo", [{}], session=theirs)
+
+
+async def test_a_closed_pool_refuses_a_map(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=1) as pool:
+        pass
+    with pytest.raises(sp.PoolClosed):
+        async with pool.map("echo", [{}]):
+            pytest.fail("entered")
+
+
+async def test_results_of_a_finished_map_end_at_once(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=1) as pool:
+        async with pool.map("echo", []) as results:
+            assert [r async for r in results] == []
+            with pytest.raises(StopAsyncIteration):
+                await results.__anext__()
+        next_call = functools.partial(pool.execute, "echo", {"value": 2})
+        assert await next_call() == 2
+
+
+# --- chunks: many items per call ----------------------------------------------------------------
+async def test_chunks_run_their_items_one_after_another(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=2) as pool:
+        start = trio.current_time()
+        items = gauged(list(range(10)))
+        async with pool.map("gauge", items, chunksize=4, max_concurrency=2) as results:
+            assert [r async for r in results] == list(range(10))
+        # Chunks of 4, 4 and 2 one-second items, two calls at a time: 4 s, then 2 s.
+        assert trio.current_time() - start == 6
+        assert RUNNING["peak"] == 2 and pool.stats().requests == 3
+        async with pool.map("gauge", items, chunksize=3, ordered=False) as results:
+            assert sorted([r async for r in results]) == list(range(10))
+
+
+async def test_chunks_go_only_to_workers_that_say_they_run_them(autojump_clock: Clock) -> None:
+    """A worker names "batch" among its capabilities; one that does not (another runtime)
+    is never sent a chunk: the caller is told to use single calls."""
+    async with open_fake_pool(Tools, size=1) as pool:
+        engine = pool._engine
+        engine.worker_caps = {wid: frozenset() for wid in engine.worker_caps}
+        with pytest.raises(sp.InvalidArguments, match="chunksize=1"):
+            async with pool.map("echo", [{"value": 1}, {"value": 2}], chunksize=2) as results:
+                [r async for r in results]
+        async with pool.map("echo", [{"value": 1}, {"value": 2}]) as results:
+            assert [r async for r in results] == [1, 2]
+
+
+async def test_an_item_of_a_chunk_fails_alone(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=1) as pool:
+        items = [{"value": v} for v in (1, "raise", 3, "object", 5)] + [{"nope": 1}, {}]
+        async with pool.map("mixed", items, chunksize=10, return_exceptions=True) as results:
+            got = [r async for r in results]
+        assert got[0] == 1 and got[2] == 3 and got[4] == 5 and got[6] is None
+        assert isinstance(got[1], sp.RemoteError) and got[1].remote_type == "ValueError"
+        assert isinstance(got[3], sp.SerializationError)
+        assert isinstance(got[5], sp.InvalidArguments)  # refused before it was sent
+        assert TRIES["mixed"] == 6 and pool.stats().requests == 1
+
+
+async def test_without_return_exceptions_the_failing_item_ends_its_chunk(
+    autojump_clock: Clock,
+) -> None:
+    async with open_fake_pool(Tools, size=1) as pool:
+        items = [{"value": v} for v in (1, 2, "raise", 4, 5)]
+        with pytest.raises(sp.RemoteError, match="asked to raise"):
+            async with pool.map("mixed", items, chunksize=5) as results:
+                async for _ in results:
+                    pass
+        assert TRIES["mixed"] == 3  # the items after it never ran
+        TRIES.clear()
+        with pytest.raises(sp.InvalidArguments):  # refused before anything was sent
+            async with pool.map("mixed", [{}, {"nope": 1}], chunksize=5) as results:
+                async for _ in results:
+                    pass
+        assert TRIES == {}
+
+
+async def test_a_chunk_stops_at_the_payload_limit(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=1, max_payload_bytes=1000) as pool:
+        items = [{"n": 300} for _ in range(5)]
+        async with pool.map("text", items, chunksize=5, return_exceptions=True) as results:
+            got = [r async for r in results]
+        # As many as fit, the rest fail (with room for the error that says so).
+        fit = got.index(next(g for g in got if not isinstance(g, str)))
+        assert fit >= 1 and got[:fit] == ["x" * 300] * fit
+        assert all(isinstance(g, sp.PayloadTooLarge) for g in got[fit:]), got[fit:]
+        assert "max_payload_bytes" in str(got[fit])
+        items = [{"value": "x" * 300} for _ in range(5)]
+        with pytest.raises(sp.PayloadTooLarge, match="arguments of a batch of 5 calls"):
+            async with pool.map("echo", items, chunksize=5) as results:
+                async for _ in results:
+                    pass
+
+
+async def test_leaving_a_chunked_map_cancels_its_chunks(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=2) as pool:
+        with trio.move_on_after(1.5):
+            async with pool.map("gauge", gauged(list(range(8))), chunksize=4) as results:
+                async for _ in results:
+                    pytest.fail("a chunk's results come when it ends")
+        # Each chunk was on its second item: it was cancelled; the rest never ran.
+        assert sorted(v for kind, v in EVENTS if kind == "gauge cancelled") == [1, 5]
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.stats().in_flight == 0
+
+
+async def test_retry_and_crashes_see_a_chunk_as_one_call(autojump_clock: Clock) -> None:
+    policy = sp.RetryPolicy(attempts=2, initial=1, jitter="none")
+    async with open_fake_pool(Tools, size=1, max_retries=0) as pool:
+
+        async def crash_soon() -> None:
+            await trio.sleep(0.5)
+            faults(pool).crash()
+
+        for idempotent in (True, False):
+            await trio.sleep(1)  # the replacement of the last crash is up
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(crash_soon)
+                items = gauged(list(range(3)))
+                if idempotent:
+                    got = []
+                    async with pool.map(
+                        "gauge", items, chunksize=3, retry=policy, idempotent=True
+                    ) as results:
+                        got = [r async for r in results]
+                    assert got == [0, 1, 2]
+                else:
+                    with pytest.raises(sp.WorkerCrashed):
+                        async with pool.map("gauge", items, chunksize=3, retry=policy) as rs:
+                            async for _ in rs:
+                                pass
+
+
+async def test_a_session_map_in_chunks_keeps_to_its_worker(autojump_clock: Clock) -> None:
+    async with (
+        open_fake_pool(Tools, size=3) as pool,
+        pool.session() as session,
+        session.map("whoami", [None] * 20, chunksize=3) as results,
+    ):
+        assert len({r async for r in results}) == 1
+
+
+async def test_a_bad_chunksize_is_named(autojump_clock: Clock) -> None:
+    async with open_fake_pool(Tools, size=1) as pool:
+        for value, error in ((0, ValueError), (2.5, TypeError), (None, TypeError)):
+            with pytest.raises(error, match="chunksize must be a whole number of items"):
+                async with pool.map("echo", [{}], chunksize=value):
+                    pytest.fail("entered")
+
+
+async def test_a_queue_full_of_other_calls_refuses_the_map_as_itself(
+    autojump_clock: Clock,
+) -> None:
+    async with open_fake_pool(Tools, size=1, max_queue=1) as pool:
+        async with trio.open_nursery() as nursery:
+            for _ in range(2):  # one runs, one fills the queue
+                nursery.start_soon(functools.partial(pool.execute, "sleep", {"seconds": 5}))
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(sp.PoolSaturated):
+                async with pool.map("echo", [{}] * 3) as results:
+                    async for _ in results:
+                        pass
+        assert pool.stats().saturated == 1
