@@ -32,6 +32,10 @@ PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing)
 # Every public name and member -> what it is and its signature (``surface()`` below).
 # Printed by ``python -m tests.test_exports``.
 EXPECTED: dict[str, str] = {
+    "AmbiguousTool": (
+        "class(UnknownTool) (tool: 'str', candidates: 'list[str]', "
+        "pools: 'dict[str, list[str]]') -> 'None'"
+    ),
     "CallInfo": (
         "class (id: 'int', tool: 'str', elapsed: 'float', cancelled: 'bool', "
         "session_id: 'str | None' = None) -> None"
@@ -157,6 +161,30 @@ EXPECTED: dict[str, str] = {
         "class(SnakepitError) (crashes: 'int', window: 'float', last_cause: 'str', "
         "retry_in: 'float') -> 'None'"
     ),
+    "Pools": "class(Mapping): no public constructor",
+    "Pools.execute": (
+        "async (self, tool: 'str', args: 'dict[str, Any] | None' = None, *, "
+        "timeout: 'float | None' = None, idempotent: 'bool' = False, "
+        "on_progress: 'ProgressCallback | None' = None, "
+        "kill_on_cancel: 'bool | None' = None) -> 'Any'"
+    ),
+    "Pools.execute_stream": (
+        "async (self, tool: 'str', args: 'dict[str, Any] | None', "
+        "callback: 'Callable[[Any], object]', *, timeout: 'float | None' = None, "
+        "idle_timeout: 'float | None' = None, window: 'int' = 16, "
+        "on_progress: 'ProgressCallback | None' = None, "
+        "kill_on_cancel: 'bool | None' = None) -> 'None'"
+    ),
+    "Pools.route": "(self, tool: 'str') -> 'Pool'",
+    "Pools.stats": "(self) -> 'dict[str, PoolStats]'",
+    "Pools.stream": (
+        "(self, tool: 'str', args: 'dict[str, Any] | None' = None, *, "
+        "timeout: 'float | None' = None, idle_timeout: 'float | None' = None, window: 'int' = 16, "
+        "on_progress: 'ProgressCallback | None' = None, "
+        "kill_on_cancel: 'bool | None' = None) -> 'AbstractAsyncContextManager[Stream]'"
+    ),
+    "Pools.tools": "(self) -> 'dict[str, list[ToolSpec]]'",
+    "Pools.workers": "(self) -> 'dict[str, list[WorkerInfo]]'",
     "Progress": (
         "class (done: 'float', total: 'float | None' = None, message: 'str | None' = None) -> None"
     ),
@@ -236,7 +264,10 @@ EXPECTED: dict[str, str] = {
         "class(HostToolError) (tool: 'str', message: 'str', "
         "available: 'list[str] | None' = None) -> 'None'"
     ),
-    "UnknownTool": "class(SnakepitError) (tool: 'str', available: 'list[str]') -> 'None'",
+    "UnknownTool": (
+        "class(SnakepitError) (tool: 'str', available: 'list[str]', *, "
+        "pools: 'dict[str, list[str]] | None' = None) -> 'None'"
+    ),
     "Variable": (
         "class (name: 'str', type: 'str', value: 'Any', min: 'float | None' = None, "
         "max: 'float | None' = None, choices: 'tuple[Any, ...] | None' = None, "
@@ -255,10 +286,14 @@ EXPECTED: dict[str, str] = {
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"
     ),
+    "load_pools": "(path: 'str | os.PathLike[str]') -> 'dict[str, PoolConfig]'",
     "open_pool": (
         "asynccontextmanager (adapter: 'str | None' = None, *, size: 'int | None' = None, "
         "config: 'PoolConfig | None' = None, "
         "**options: 'Unpack[PoolOptions]') -> 'AsyncIterator[Pool]'"
+    ),
+    "open_pools": (
+        "asynccontextmanager (pools: 'Mapping[str, PoolConfig]') -> 'AsyncIterator[Pools]'"
     ),
     "testing.Faults": "class: no public constructor",
     "testing.Faults.crash": (
@@ -273,6 +308,9 @@ EXPECTED: dict[str, str] = {
     "testing.open_fake_pool": (
         "asynccontextmanager (adapter: 'type[Adapter] | str', *, size: 'int' = 2, "
         "**options: 'Unpack[PoolOptions]') -> 'AsyncIterator[Pool]'"
+    ),
+    "testing.open_fake_pools": (
+        "asynccontextmanager (pools: 'Mapping[str, PoolConfig]') -> 'AsyncIterator[Pools]'"
     ),
     "worker.Adapter": "class ()",
     "worker.Adapter.cleanup": "async (self) -> 'None'",
@@ -525,7 +563,7 @@ def test_every_error_derives_from_snakepit_error() -> None:
         assert issubclass(getattr(snakepit_trio, name), snakepit_trio.SnakepitError)
 
 
-@pytest.mark.parametrize("name", ["Pool", "Session", "Stream"])
+@pytest.mark.parametrize("name", ["Pool", "Pools", "Session", "Stream"])
 def test_handles_have_no_public_constructor(name: str) -> None:
     cls = getattr(snakepit_trio, name)
     with pytest.raises(TypeError, match=rf"snakepit_trio\.{name} has no public constructor"):

@@ -56,3 +56,14 @@ def test_host_tools_example_runs() -> None:
     assert "hello, Grace" in out
     assert "a failing host tool reaches the worker as HostToolError" in out
     assert "host tools: ['count_words', 'lookup_user'] lookups: [7, 8, 9]" in out
+
+
+def test_two_pools_example_runs() -> None:
+    out = run_example("two_pools.py")
+    assert "pools: {'text': 2, 'index': 1}" in out
+    assert "word_count -> [['cat', 1]]" in out
+    assert "search 'cat' -> ['doc0', 'doc1']" in out
+    assert "unknown tool 'serach' (did you mean 'search'?); no pool provides it" in out
+    assert "text: 1 requests, 2 workers, healthy" in out
+    assert "index: 5 requests, 1 workers, healthy" in out
+    assert "both pools closed" in out
