@@ -9,7 +9,9 @@ from snakepit_trio.worker import Adapter, tool
 
 class Index(Adapter):
     """Documents by word. Its tools run in several threads of one worker at once, so a lock
-    guards the index."""
+    guards the index, and the class says so."""
+
+    thread_safe = True
 
     async def initialize(self) -> None:
         self._lock = threading.Lock()
@@ -27,3 +29,12 @@ class Index(Adapter):
     def search(self, word: str) -> list[str]:
         with self._lock:
             return sorted(self.words.get(word.lower(), ()))
+
+    @tool(exclusive=True, description="Drop words found in one document only")
+    def prune(self) -> int:
+        # exclusive: never two prunes at once (other tools still run beside it).
+        with self._lock:
+            rare = [word for word, docs in self.words.items() if len(docs) < 2]
+            for word in rare:
+                del self.words[word]
+            return len(rare)

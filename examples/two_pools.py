@@ -30,6 +30,9 @@ async def main() -> None:
 
         # A pool can also be named; a tool no pool has is refused before anything is sent.
         print("index tools:", [t.name for t in pools["index"].tools()])
+        print("pruned:", await pools["index"].execute("prune"), "rare words")
+        [worker] = pools["index"].workers()
+        print(f"index worker: thread_safe={worker.thread_safe}, GIL: {worker.gil_enabled}")
         try:
             await pools.execute("serach", {"word": "cat"})
         except sp.UnknownTool as exc:

@@ -126,22 +126,22 @@ EXPECTED: dict[str, str] = {
     "PoolClosed": "class(SnakepitError) (*args)",
     "PoolConfig": (
         "class (*, adapter: 'str', size: 'int' = NOTHING, worker_capacity: 'int' = 1, "
-        "max_queue: 'int | None' = None, queue_timeout: 'float | None' = None, "
-        "timeout: 'float | None' = None, startup_timeout: 'float' = 30.0, "
-        "startup_batch_size: 'int' = 8, drain_timeout: 'float' = 10.0, "
-        "shutdown_grace: 'float' = 5.0, max_payload_bytes: 'int' = 67108864, "
-        "shm_threshold: 'int | None' = 1048576, transport: 'str' = NOTHING, "
-        "start_method: 'str' = NOTHING, prefetch: 'int' = 64, prefetch_budget: 'float' = 0.002, "
-        "max_requests: 'int | None' = None, max_memory_mb: 'float | None' = None, "
-        "max_age: 'float | None' = None, max_retries: 'int' = 1, kill_on_cancel: 'bool' = False, "
-        "cancel_grace: 'float' = 1.0, max_sessions: 'int | None' = None, "
-        "session_ttl: 'float | None' = None, restart: 'RestartPolicy' = NOTHING, "
-        "crash_threshold: 'int | None' = 5, crash_window: 'float' = 10.0, "
-        "probe_after: 'float' = 5.0, heartbeat_interval: 'float' = 0.5, "
-        "heartbeat_timeout: 'float | None' = 2.0, handle_sigterm: 'bool' = True, "
-        "registry: 'bool' = True, state_dir: 'str | None' = None, name: 'str' = 'pool', "
-        "python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, cwd: 'str | None' = None, "
-        "pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
+        "profile: 'str' = 'process', max_queue: 'int | None' = None, "
+        "queue_timeout: 'float | None' = None, timeout: 'float | None' = None, "
+        "startup_timeout: 'float' = 30.0, startup_batch_size: 'int' = 8, "
+        "drain_timeout: 'float' = 10.0, shutdown_grace: 'float' = 5.0, "
+        "max_payload_bytes: 'int' = 67108864, shm_threshold: 'int | None' = 1048576, "
+        "transport: 'str' = NOTHING, start_method: 'str' = NOTHING, prefetch: 'int' = 64, "
+        "prefetch_budget: 'float' = 0.002, max_requests: 'int | None' = None, "
+        "max_memory_mb: 'float | None' = None, max_age: 'float | None' = None, "
+        "max_retries: 'int' = 1, kill_on_cancel: 'bool' = False, cancel_grace: 'float' = 1.0, "
+        "max_sessions: 'int | None' = None, session_ttl: 'float | None' = None, "
+        "restart: 'RestartPolicy' = NOTHING, crash_threshold: 'int | None' = 5, "
+        "crash_window: 'float' = 10.0, probe_after: 'float' = 5.0, "
+        "heartbeat_interval: 'float' = 0.5, heartbeat_timeout: 'float | None' = 2.0, "
+        "handle_sigterm: 'bool' = True, registry: 'bool' = True, state_dir: 'str | None' = None, "
+        "name: 'str' = 'pool', python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, "
+        "cwd: 'str | None' = None, pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
         "worker_output: 'str' = 'log', max_host_tool_calls: 'int' = 64, "
         "max_reentry_depth: 'int' = 4) -> None"
     ),
@@ -281,7 +281,8 @@ EXPECTED: dict[str, str] = {
     "WorkerInfo": (
         "class (id: 'str', pid: 'int', state: 'str', requests: 'int', in_flight: 'int', "
         "uptime: 'float', rss: 'int | None', silent: 'float' = 0.0, "
-        "calls: 'tuple[CallInfo, ...]' = (), accepting: 'bool' = True) -> None"
+        "calls: 'tuple[CallInfo, ...]' = (), accepting: 'bool' = True, "
+        "gil_enabled: 'bool | None' = None, thread_safe: 'bool' = False) -> None"
     ),
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"
@@ -317,6 +318,7 @@ EXPECTED: dict[str, str] = {
     "worker.Adapter.fork_safe": "attribute: ClassVar[bool] = True",
     "worker.Adapter.initialize": "async (self) -> 'None'",
     "worker.Adapter.on_session_end": "async (self, session_id: 'str') -> 'None'",
+    "worker.Adapter.thread_safe": "attribute: ClassVar[bool] = False",
     "worker.ToolContext": (
         "class (request_id: 'int', session_id: 'str | None', deadline: 'float | None', "
         "progress: 'Callable[[float, float | None, str | None], None] | None' = None, "
@@ -345,8 +347,8 @@ EXPECTED: dict[str, str] = {
     "worker.ToolContext.time_remaining": "(self) -> 'float | None'",
     "worker.tool": (
         "(fn: 'F | None' = None, /, *, name: 'str | None' = None, "
-        "description: 'str | None' = None, "
-        "streaming: 'bool | None' = None) -> 'F | Callable[[F], F]'"
+        "description: 'str | None' = None, streaming: 'bool | None' = None, "
+        "exclusive: 'bool' = False) -> 'F | Callable[[F], F]'"
     ),
 }
 

@@ -24,6 +24,7 @@ size = 4
 adapter = "tests.adapters.basic:Echo"
 size = 1
 worker_capacity = 8
+profile = "thread"
 timeout = 120
 heartbeat_timeout = false
 pythonpath = ["src", "lib"]
@@ -49,6 +50,7 @@ def test_a_snakepit_toml_gives_one_config_per_pool(tmp_path: pathlib.Path) -> No
     assert compute.pythonpath == ("src", "lib")
     assert compute.env == {"OMP_NUM_THREADS": "1"}
     assert compute.restart == sp.RestartPolicy(initial=0.5, max_delay=10)
+    assert compute.profile == "thread"
 
 
 def test_pyproject_holds_them_under_tool_snakepit_trio(tmp_path: pathlib.Path) -> None:

@@ -64,6 +64,9 @@ def test_two_pools_example_runs() -> None:
     assert "word_count -> [['cat', 1]]" in out
     assert "search 'cat' -> ['doc0', 'doc1']" in out
     assert "unknown tool 'serach' (did you mean 'search'?); no pool provides it" in out
+    assert "index tools: ['add', 'prune', 'search']" in out
+    assert "pruned: 10 rare words" in out
+    assert "index worker: thread_safe=True, GIL: " in out
     assert "text: 1 requests, 2 workers, healthy" in out
-    assert "index: 5 requests, 1 workers, healthy" in out
+    assert "index: 6 requests, 1 workers, healthy" in out
     assert "both pools closed" in out
