@@ -2,6 +2,8 @@
 
 Public names (all re-exported here):
 - open_pool ................. _lifecycle.py (start, drain, stop)
+- open_pools, Pools ......... _pools.py (several named pools, routing by tool); load_pools
+                              .. _pool_files.py (their configuration from TOML)
 - Pool, Session, Stream ..... _pool.py, _session.py, _streaming.py: facades over the engine
 - PoolConfig, PoolOptions, RestartPolicy .. _config.py
 - PoolStats, WorkerInfo, CallInfo, SessionInfo .. _stats.py;  ToolSpec, ParamSpec .. _tools.py
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._config import PoolConfig as PoolConfig
     from ._config import PoolOptions as PoolOptions
     from ._config import RestartPolicy as RestartPolicy
+    from ._errors import AmbiguousTool as AmbiguousTool
     from ._errors import CircuitOpen as CircuitOpen
     from ._errors import HostToolError as HostToolError
     from ._errors import HostToolsUnavailable as HostToolsUnavailable
@@ -59,6 +62,9 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._lifecycle import open_pool as open_pool
     from ._pool import HostToolContext as HostToolContext
     from ._pool import Pool as Pool
+    from ._pool_files import load_pools as load_pools
+    from ._pools import Pools as Pools
+    from ._pools import open_pools as open_pools
     from ._progress import Progress as Progress
     from ._retry import RetryPolicy as RetryPolicy
     from ._retry import retry as retry
@@ -82,6 +88,10 @@ _EXPORTS: dict[str, str] = {
     "PoolConfig": "._config",
     "PoolOptions": "._config",
     "RestartPolicy": "._config",
+    # several pools
+    "open_pools": "._pools",
+    "Pools": "._pools",
+    "load_pools": "._pool_files",
     # sessions and streams
     "Session": "._session",
     "Variable": "._session",
@@ -102,6 +112,7 @@ _EXPORTS: dict[str, str] = {
     "ParamSpec": "._tools",
     # errors
     "SnakepitError": "._errors",
+    "AmbiguousTool": "._errors",
     "CircuitOpen": "._errors",
     "HostToolError": "._errors",
     "HostToolsUnavailable": "._errors",

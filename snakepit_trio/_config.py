@@ -127,6 +127,10 @@ def _worker_output(instance: Any, attribute: Any, value: object) -> None:
     checks.choice(attribute.name, value, ("log", "inherit"))
 
 
+def _profile(instance: Any, attribute: Any, value: object) -> None:
+    checks.choice(attribute.name, value, ("process", "thread"))
+
+
 def _default_size() -> int:
     return max(os.cpu_count() or 1, 1)
 
@@ -138,7 +142,13 @@ class PoolConfig:
     Attributes:
         adapter: ``"package.module:AdapterClass"``, importable in the worker.
         size: number of worker processes.
-        worker_capacity: concurrent calls per worker (>1 runs sync tools in that many threads).
+        worker_capacity: calls each worker runs at once, sync, async and streaming ones
+            together (>1 runs sync tools in that many threads, sharing the adapter).
+        profile: ``"process"`` (default): parallelism comes from processes; a
+            ``worker_capacity`` above 1 with sync tools on an adapter that does not declare
+            ``thread_safe = True`` logs a warning. ``"thread"``: few processes, each running
+            ``worker_capacity`` calls at once in threads; the adapter must declare
+            ``thread_safe = True`` (else ``open_pool`` raises WorkerStartError saying so).
         max_queue: calls allowed to wait for a worker; beyond it ``PoolSaturated``. None: no bound.
         queue_timeout: longest wait for a free worker before ``QueueTimeout``. None: no limit.
         timeout: default per-call budget (queue wait + execution), or None.
@@ -224,6 +234,7 @@ class PoolConfig:
     adapter: str = attrs.field(validator=_adapter_spec)
     size: int = attrs.field(factory=_default_size, validator=_whole(unit="workers"))
     worker_capacity: int = attrs.field(default=1, validator=_whole(unit="calls"))
+    profile: str = attrs.field(default="process", validator=_profile)
     max_queue: int | None = attrs.field(
         default=None, validator=_whole(minimum=0, none="no bound", unit="calls")
     )
@@ -349,6 +360,7 @@ class PoolOptions(TypedDict, total=False):
     """
 
     worker_capacity: int
+    profile: str
     max_queue: int | None
     queue_timeout: float | None
     timeout: float | None

@@ -6,7 +6,10 @@ never reach callers; each class below says when it is raised and whether the req
 
 from __future__ import annotations
 
+import difflib
+
 __all__ = [
+    "AmbiguousTool",
     "CircuitOpen",
     "HostToolError",
     "HostToolsUnavailable",
@@ -160,13 +163,53 @@ class RemoteError(SnakepitError):
 
 
 class UnknownTool(SnakepitError):
-    """The adapter has no tool of that name; raised before dispatch."""
+    """The adapter has no tool of that name (or, for ``Pools.execute``, no pool has one);
+    raised before dispatch.
 
-    def __init__(self, tool: str, available: list[str]) -> None:
+    Attributes:
+        tool: the name asked for.
+        available: every tool there is, sorted.
+        pools: for ``Pools``: each pool's tools, by pool name; None for one pool.
+    """
+
+    def __init__(
+        self, tool: str, available: list[str], *, pools: dict[str, list[str]] | None = None
+    ) -> None:
         names = ", ".join(sorted(available)) or "none"
-        super().__init__(f"unknown tool {tool!r}; the adapter provides: {names}")
+        if pools is None:
+            message = f"unknown tool {tool!r}; the adapter provides: {names}"
+        else:
+            close = difflib.get_close_matches(tool, sorted(available), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            listed = "; ".join(
+                f"{name!r}: {', '.join(sorted(tools)) or 'none'}" for name, tools in pools.items()
+            )
+            message = f"unknown tool {tool!r}{hint}; no pool provides it (pools: {listed})"
+        super().__init__(message)
         self.tool = tool
         self.available = sorted(available)
+        self.pools = pools
+
+
+class AmbiguousTool(UnknownTool):
+    """More than one pool provides the tool ``Pools.execute`` was asked to route; raised
+    before dispatch. Call it on the pool you mean: ``pools["name"].execute(...)``.
+
+    Attributes:
+        tool: the tool's name.
+        candidates: the pools that provide it, in ``open_pools`` order.
+    """
+
+    def __init__(self, tool: str, candidates: list[str], pools: dict[str, list[str]]) -> None:
+        SnakepitError.__init__(
+            self,
+            f"tool {tool!r} is provided by pools {', '.join(map(repr, candidates))}; "
+            f"choose one: pools[{candidates[0]!r}].execute({tool!r}, ...)",
+        )
+        self.tool = tool
+        self.candidates = list(candidates)
+        self.available = sorted({t for tools in pools.values() for t in tools})
+        self.pools = pools
 
 
 class InvalidArguments(SnakepitError):

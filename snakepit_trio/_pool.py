@@ -715,6 +715,8 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
                     silent=max(0.0, trio_now - wk.last_heard),
                     calls=calls,
                     accepting=slots is not None and slots.accepting,
+                    gil_enabled=None if wk.description is None else wk.description.gil_enabled,
+                    thread_safe=wk.description is not None and wk.description.thread_safe,
                 )
             )
         return out

@@ -69,6 +69,10 @@ class WorkerInfo:
             wait there for a slot).
         accepting: whether it takes new calls (False while draining, at ``max_requests``,
             silent on heartbeats, or held by a cancelled call that still runs).
+        gil_enabled: whether its interpreter runs with a GIL, as it reported after importing
+            the adapter (None: it did not say). Threads of a worker run Python code in
+            parallel only where this is False (a free-threaded build).
+        thread_safe: its adapter declares ``thread_safe = True``.
     """
 
     id: str
@@ -81,6 +85,8 @@ class WorkerInfo:
     silent: float = 0.0
     calls: tuple[CallInfo, ...] = ()
     accepting: bool = True
+    gil_enabled: bool | None = None
+    thread_safe: bool = False
 
 
 @attrs.frozen

@@ -32,6 +32,10 @@ PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing)
 # Every public name and member -> what it is and its signature (``surface()`` below).
 # Printed by ``python -m tests.test_exports``.
 EXPECTED: dict[str, str] = {
+    "AmbiguousTool": (
+        "class(UnknownTool) (tool: 'str', candidates: 'list[str]', "
+        "pools: 'dict[str, list[str]]') -> 'None'"
+    ),
     "CallInfo": (
         "class (id: 'int', tool: 'str', elapsed: 'float', cancelled: 'bool', "
         "session_id: 'str | None' = None) -> None"
@@ -158,22 +162,22 @@ EXPECTED: dict[str, str] = {
     "PoolClosed": "class(SnakepitError) (*args)",
     "PoolConfig": (
         "class (*, adapter: 'str', size: 'int' = NOTHING, worker_capacity: 'int' = 1, "
-        "max_queue: 'int | None' = None, queue_timeout: 'float | None' = None, "
-        "timeout: 'float | None' = None, startup_timeout: 'float' = 30.0, "
-        "startup_batch_size: 'int' = 8, drain_timeout: 'float' = 10.0, "
-        "shutdown_grace: 'float' = 5.0, max_payload_bytes: 'int' = 67108864, "
-        "shm_threshold: 'int | None' = 1048576, transport: 'str' = NOTHING, "
-        "start_method: 'str' = NOTHING, prefetch: 'int' = 64, prefetch_budget: 'float' = 0.002, "
-        "max_requests: 'int | None' = None, max_memory_mb: 'float | None' = None, "
-        "max_age: 'float | None' = None, max_retries: 'int' = 1, kill_on_cancel: 'bool' = False, "
-        "cancel_grace: 'float' = 1.0, max_sessions: 'int | None' = None, "
-        "session_ttl: 'float | None' = None, restart: 'RestartPolicy' = NOTHING, "
-        "crash_threshold: 'int | None' = 5, crash_window: 'float' = 10.0, "
-        "probe_after: 'float' = 5.0, heartbeat_interval: 'float' = 0.5, "
-        "heartbeat_timeout: 'float | None' = 2.0, handle_sigterm: 'bool' = True, "
-        "registry: 'bool' = True, state_dir: 'str | None' = None, name: 'str' = 'pool', "
-        "python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, cwd: 'str | None' = None, "
-        "pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
+        "profile: 'str' = 'process', max_queue: 'int | None' = None, "
+        "queue_timeout: 'float | None' = None, timeout: 'float | None' = None, "
+        "startup_timeout: 'float' = 30.0, startup_batch_size: 'int' = 8, "
+        "drain_timeout: 'float' = 10.0, shutdown_grace: 'float' = 5.0, "
+        "max_payload_bytes: 'int' = 67108864, shm_threshold: 'int | None' = 1048576, "
+        "transport: 'str' = NOTHING, start_method: 'str' = NOTHING, prefetch: 'int' = 64, "
+        "prefetch_budget: 'float' = 0.002, max_requests: 'int | None' = None, "
+        "max_memory_mb: 'float | None' = None, max_age: 'float | None' = None, "
+        "max_retries: 'int' = 1, kill_on_cancel: 'bool' = False, cancel_grace: 'float' = 1.0, "
+        "max_sessions: 'int | None' = None, session_ttl: 'float | None' = None, "
+        "restart: 'RestartPolicy' = NOTHING, crash_threshold: 'int | None' = 5, "
+        "crash_window: 'float' = 10.0, probe_after: 'float' = 5.0, "
+        "heartbeat_interval: 'float' = 0.5, heartbeat_timeout: 'float | None' = 2.0, "
+        "handle_sigterm: 'bool' = True, registry: 'bool' = True, state_dir: 'str | None' = None, "
+        "name: 'str' = 'pool', python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, "
+        "cwd: 'str | None' = None, pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
         "worker_output: 'str' = 'log', max_host_tool_calls: 'int' = 64, "
         "max_reentry_depth: 'int' = 4) -> None"
     ),
@@ -193,6 +197,30 @@ EXPECTED: dict[str, str] = {
         "class(SnakepitError) (crashes: 'int', window: 'float', last_cause: 'str', "
         "retry_in: 'float') -> 'None'"
     ),
+    "Pools": "class(Mapping): no public constructor",
+    "Pools.execute": (
+        "async (self, tool: 'str', args: 'dict[str, Any] | None' = None, *, "
+        "timeout: 'float | None' = None, idempotent: 'bool' = False, "
+        "on_progress: 'ProgressCallback | None' = None, "
+        "kill_on_cancel: 'bool | None' = None) -> 'Any'"
+    ),
+    "Pools.execute_stream": (
+        "async (self, tool: 'str', args: 'dict[str, Any] | None', "
+        "callback: 'Callable[[Any], object]', *, timeout: 'float | None' = None, "
+        "idle_timeout: 'float | None' = None, window: 'int' = 16, "
+        "on_progress: 'ProgressCallback | None' = None, "
+        "kill_on_cancel: 'bool | None' = None) -> 'None'"
+    ),
+    "Pools.route": "(self, tool: 'str') -> 'Pool'",
+    "Pools.stats": "(self) -> 'dict[str, PoolStats]'",
+    "Pools.stream": (
+        "(self, tool: 'str', args: 'dict[str, Any] | None' = None, *, "
+        "timeout: 'float | None' = None, idle_timeout: 'float | None' = None, window: 'int' = 16, "
+        "on_progress: 'ProgressCallback | None' = None, "
+        "kill_on_cancel: 'bool | None' = None) -> 'AbstractAsyncContextManager[Stream]'"
+    ),
+    "Pools.tools": "(self) -> 'dict[str, list[ToolSpec]]'",
+    "Pools.workers": "(self) -> 'dict[str, list[WorkerInfo]]'",
     "Progress": (
         "class (done: 'float', total: 'float | None' = None, message: 'str | None' = None) -> None"
     ),
@@ -299,7 +327,10 @@ EXPECTED: dict[str, str] = {
         "class(HostToolError) (tool: 'str', kind: 'str', message: 'str', "
         "remote_type: 'str' = '') -> 'None'"
     ),
-    "UnknownTool": "class(SnakepitError) (tool: 'str', available: 'list[str]') -> 'None'",
+    "UnknownTool": (
+        "class(SnakepitError) (tool: 'str', available: 'list[str]', *, "
+        "pools: 'dict[str, list[str]] | None' = None) -> 'None'"
+    ),
     "Variable": (
         "class (name: 'str', type: 'str', value: 'Any', min: 'float | None' = None, "
         "max: 'float | None' = None, choices: 'tuple[Any, ...] | None' = None, "
@@ -313,15 +344,20 @@ EXPECTED: dict[str, str] = {
     "WorkerInfo": (
         "class (id: 'str', pid: 'int', state: 'str', requests: 'int', in_flight: 'int', "
         "uptime: 'float', rss: 'int | None', silent: 'float' = 0.0, "
-        "calls: 'tuple[CallInfo, ...]' = (), accepting: 'bool' = True) -> None"
+        "calls: 'tuple[CallInfo, ...]' = (), accepting: 'bool' = True, "
+        "gil_enabled: 'bool | None' = None, thread_safe: 'bool' = False) -> None"
     ),
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"
     ),
+    "load_pools": "(path: 'str | os.PathLike[str]') -> 'dict[str, PoolConfig]'",
     "open_pool": (
         "asynccontextmanager (adapter: 'str | None' = None, *, size: 'int | None' = None, "
         "config: 'PoolConfig | None' = None, "
         "**options: 'Unpack[PoolOptions]') -> 'AsyncIterator[Pool]'"
+    ),
+    "open_pools": (
+        "asynccontextmanager (pools: 'Mapping[str, PoolConfig]') -> 'AsyncIterator[Pools]'"
     ),
     "retry": (
         "async (policy: 'RetryPolicy', fn: 'Callable[..., Awaitable[T]]', *args: 'Any', "
@@ -341,11 +377,15 @@ EXPECTED: dict[str, str] = {
         "asynccontextmanager (adapter: 'type[Adapter] | str', *, size: 'int' = 2, "
         "**options: 'Unpack[PoolOptions]') -> 'AsyncIterator[Pool]'"
     ),
+    "testing.open_fake_pools": (
+        "asynccontextmanager (pools: 'Mapping[str, PoolConfig]') -> 'AsyncIterator[Pools]'"
+    ),
     "worker.Adapter": "class ()",
     "worker.Adapter.cleanup": "async (self) -> 'None'",
     "worker.Adapter.fork_safe": "attribute: ClassVar[bool] = True",
     "worker.Adapter.initialize": "async (self) -> 'None'",
     "worker.Adapter.on_session_end": "async (self, session_id: 'str') -> 'None'",
+    "worker.Adapter.thread_safe": "attribute: ClassVar[bool] = False",
     "worker.ToolContext": (
         "class (request_id: 'int', session_id: 'str | None', deadline: 'float | None', "
         "progress: 'Callable[[float, float | None, str | None], None] | None' = None, "
@@ -374,8 +414,8 @@ EXPECTED: dict[str, str] = {
     "worker.ToolContext.time_remaining": "(self) -> 'float | None'",
     "worker.tool": (
         "(fn: 'F | None' = None, /, *, name: 'str | None' = None, "
-        "description: 'str | None' = None, "
-        "streaming: 'bool | None' = None) -> 'F | Callable[[F], F]'"
+        "description: 'str | None' = None, streaming: 'bool | None' = None, "
+        "exclusive: 'bool' = False) -> 'F | Callable[[F], F]'"
     ),
 }
 
@@ -592,7 +632,7 @@ def test_every_error_derives_from_snakepit_error() -> None:
         assert issubclass(getattr(snakepit_trio, name), snakepit_trio.SnakepitError)
 
 
-@pytest.mark.parametrize("name", ["Pool", "Session", "Stream"])
+@pytest.mark.parametrize("name", ["Pool", "Pools", "Session", "Stream"])
 def test_handles_have_no_public_constructor(name: str) -> None:
     cls = getattr(snakepit_trio, name)
     with pytest.raises(TypeError, match=rf"snakepit_trio\.{name} has no public constructor"):

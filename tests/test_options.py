@@ -84,6 +84,7 @@ KINDS: dict[str, tuple[list[tuple[Any, type[Exception]]], Any]] = {
     "transport": ([("grcp", ValueError), ("", ValueError), (1, TypeError)], "grpc"),
     "start_method": ([("fork", ValueError), (None, None), (2, TypeError)], "spawn"),
     "worker_output": ([("logs", ValueError), ("", ValueError), (1, TypeError)], "inherit"),
+    "profile": ([("threads", ValueError), ("", ValueError), (1, TypeError)], "thread"),
     "str": ([(1, TypeError), ("", ValueError), (b"pool", TypeError)], "mine"),
     "path": ([(1, TypeError), ("", ValueError), (b"/usr/bin/python3", TypeError)], "python3"),
     "path|None": ([(1, TypeError), ("", ValueError)], pathlib.Path("/tmp")),
@@ -107,6 +108,7 @@ KINDS: dict[str, tuple[list[tuple[Any, type[Exception]]], Any]] = {
 OPTIONS: dict[str, str] = {
     "size": "count>=1",
     "worker_capacity": "count>=1",
+    "profile": "profile",
     "max_queue": "count>=0|None",
     "queue_timeout": "seconds>0|None",
     "timeout": "seconds>0|None",

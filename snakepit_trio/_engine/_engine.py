@@ -58,6 +58,7 @@ from .._shared import _frames as w
 from .._shared._codec import Outbound, decode
 from .._supervision._launcher import Launcher
 from .._supervision._supervisor import supervise
+from .._supervision._thread_profile import unsafe_threads
 from .._supervision._worker import ExitInfo, Worker
 from .._tools import ToolSpec
 from .._transport._base import Channel
@@ -536,6 +537,9 @@ class Engine:
     def worker_ready(self, worker: Worker, description: WorkerDescription) -> None:
         if not self.tools:
             self.tools = {t.name: t for t in description.tools}
+            warning = unsafe_threads(self.config, description)  # once: the first worker's
+            if warning is not None:
+                log.warning("%s", warning)
         self.workers[worker.id] = worker
         self.worker_caps[worker.id] = description.capabilities
         if self.closing:  # a replacement that became ready during shutdown

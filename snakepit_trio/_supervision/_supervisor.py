@@ -17,6 +17,7 @@ import trio
 from .._core._backoff import Backoff
 from .._errors import WorkerStartError
 from . import _heartbeat as heartbeat
+from . import _thread_profile as thread_profile
 from ._crash import oom_kill_count
 from ._launcher import Launcher
 from ._worker import ExitInfo, PoolHooks, Worker
@@ -64,6 +65,9 @@ async def run_incarnation(
                 lambda frames: pool.on_frames(worker, frames),
                 worker.lost,
             )
+            if not isinstance(described, str):
+                worker.description = described
+                described = thread_profile.refusal(config, described) or described
             if isinstance(described, str):
                 failure = described  # raised below, outside this nursery: not in a group
                 await launcher.reap(worker, 0)

@@ -32,6 +32,7 @@ class Worker:
     slot: int
     process: WorkerProcess
     channel: Channel | None = None
+    description: WorkerDescription | None = None  # what it said of itself once ready
     started_at: float = attrs.Factory(time.monotonic)  # reset when it is ready
     spawned_at: float = attrs.Factory(time.monotonic)
     rss_checked_at: float = 0.0  # when max_memory_mb was last checked (time.monotonic)

@@ -4,11 +4,15 @@ The worker sends one msgpack map (the lane's WELCOME frame; gRPC's Describe repl
 same fields). Its shape, which proto/snakepit/v1/worker.proto documents beside the frames:
 
     {"protocol": str, "adapter": str, "pid": uint, "capacity": uint, "capabilities": [str],
+     "gil_enabled": bool, "thread_safe": bool,
      "tools": [{"name": str, "description": str, "streaming": bool, "accepts_extra": bool,
+                "threaded": bool,
                 "params": [{"name": str, "type": str, "required": bool, "default": bin}]}]}
 
 ``default`` is the msgpack encoding of the parameter's default, empty when it has none (or
-when it cannot be encoded). Checked here, so nothing past the transport reads a raw map.
+when it cannot be encoded). ``gil_enabled``, ``thread_safe`` and ``threaded`` may be left out
+(a worker that does not say: unknown, not declared, not in threads). Checked here, so nothing
+past the transport reads a raw map.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ class WorkerDescription:
     # What it can do beyond the base frames (``_frames.WORKER_CAPABILITIES``); a worker
     # that names none (an older or a minimal one) is sent nothing beyond them.
     capabilities: frozenset[str] = frozenset()
+    gil_enabled: bool | None = None  # None: it did not say
+    thread_safe: bool = False  # its adapter declares that its tools may run in threads at once
+    threaded: tuple[str, ...] = ()  # the tools whose calls run in threads (sync ones)
 
 
 def _get(m: dict[str, Any], key: str, type_: type, where: str) -> Any:
@@ -97,11 +104,32 @@ def description_from_map(m: object) -> WorkerDescription:
         raise ProtocolViolation(
             f"describe.capabilities must be a list of str, got {type(capabilities).__name__}"
         )
+    gil = m.get("gil_enabled")
+    if gil is not None and type(gil) is not bool:
+        raise ProtocolViolation(f"describe.gil_enabled must be bool, got {type(gil).__name__}")
+    thread_safe = m.get("thread_safe", False)
+    if type(thread_safe) is not bool:
+        raise ProtocolViolation(
+            f"describe.thread_safe must be bool, got {type(thread_safe).__name__}"
+        )
+    specs = tuple(_tool(t, f"describe.tools[{i}]") for i, t in enumerate(tools))
+    threaded = []
+    for i, t in enumerate(tools):
+        flag = t.get("threaded", False) if type(t) is dict else False
+        if type(flag) is not bool:
+            raise ProtocolViolation(
+                f"describe.tools[{i}].threaded must be bool, got {type(flag).__name__}"
+            )
+        if flag:
+            threaded.append(specs[i].name)
     return WorkerDescription(
         adapter=_get(m, "adapter", str, "describe"),
         pid=_get(m, "pid", int, "describe"),
         capacity=_get(m, "capacity", int, "describe"),
-        tools=tuple(_tool(t, f"describe.tools[{i}]") for i, t in enumerate(tools)),
+        tools=specs,
         protocol=protocol,
         capabilities=frozenset(capabilities),
+        gil_enabled=gil,
+        thread_safe=thread_safe,
+        threaded=tuple(threaded),
     )

@@ -39,12 +39,15 @@ def description_map(reply: pb.DescribeResponse) -> dict[str, Any]:
         "pid": reply.pid,
         "capacity": reply.capacity,
         "capabilities": list(reply.capabilities),
+        "gil_enabled": reply.gil_enabled,  # None when the worker left it unset
+        "thread_safe": reply.thread_safe,
         "tools": [
             {
                 "name": t.name,
                 "description": t.description,
                 "streaming": t.streaming,
                 "accepts_extra": t.accepts_extra,
+                "threaded": t.threaded,
                 "params": [
                     {"name": p.name, "type": p.type, "required": p.required, "default": p.default}
                     for p in t.params

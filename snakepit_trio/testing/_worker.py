@@ -141,6 +141,7 @@ class FakeWorker:
             max_payload=self._config.max_payload_bytes,
             on_session_end=adapter.on_session_end,
             inline=True,
+            thread_safe=self._adapter_cls.thread_safe is True,
         )
         self._connection = Connection(self.runtime)
         # What a host says first on either carrier: here too, host tools are served.

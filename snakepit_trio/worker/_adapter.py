@@ -40,9 +40,17 @@ class Adapter:
             connections, locks held by threads); workers then start as fresh interpreters.
             Threads started, files or sockets left open and CUDA initialised at import are
             detected without it.
+        thread_safe: whether this adapter's tools may run in several threads of one worker
+            at once (``worker_capacity`` > 1 runs that many calls at once; sync tools and
+            sync generators each in a thread of their own, sharing ``self``). Set it to True
+            once they are safe to (they guard shared state with locks, or keep none);
+            ``profile="thread"`` requires it, and ``worker_capacity`` > 1 with sync tools
+            on an adapter that does not declare it logs a warning. ``@tool(exclusive=True)``
+            serialises one tool.
     """
 
     fork_safe: ClassVar[bool] = True
+    thread_safe: ClassVar[bool] = False
 
     async def initialize(self) -> None:
         """Called once in each worker before it reports ready (load models here).
@@ -77,13 +85,18 @@ class ToolOptions:
     name: str | None
     description: str | None
     streaming: bool | None
+    exclusive: bool = False
 
 
 @overload
 def tool(fn: F, /) -> F: ...
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, streaming: bool | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    streaming: bool | None = None,
+    exclusive: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -94,6 +107,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     streaming: bool | None = None,
+    exclusive: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark an adapter method as a tool the host may call.
 
@@ -107,19 +121,28 @@ def tool(
         name: the tool's name (defaults to the method name).
         description: shown in ``pool.tools()`` (defaults to the docstring's first line).
         streaming: force streaming on or off (defaults to "is it a generator?").
+        exclusive: run at most one call of this tool at a time in a worker (a lock per
+            tool): with ``worker_capacity`` > 1, its calls wait for each other, holding
+            their slots, while other tools' calls run beside them. For a stream, the call
+            holds the lock until its generator is closed.
 
     Returns:
         ``fn`` itself, marked, when used bare; otherwise a decorator that marks its function.
 
     Raises:
-        Nothing here. A tool the worker cannot serve (a positional-only or ``*args``
-        parameter, ``streaming=True`` on a non-generator, two tools of one name) raises
-        TypeError when the worker loads the adapter, and ``open_pool`` raises
-        WorkerStartError.
+        TypeError: ``exclusive`` is not a bool. A tool the worker cannot serve (a
+            positional-only or ``*args`` parameter, ``streaming=True`` on a non-generator,
+            two tools of one name) raises TypeError when the worker loads the adapter, and
+            ``open_pool`` raises WorkerStartError.
     """
+    if not isinstance(exclusive, bool):
+        raise TypeError(f"exclusive must be a bool; got {exclusive!r} ({type(exclusive).__name__})")
+    options = ToolOptions(
+        name=name, description=description, streaming=streaming, exclusive=exclusive
+    )
 
     def mark(f: F) -> F:
-        setattr(f, _MARK, ToolOptions(name=name, description=description, streaming=streaming))
+        setattr(f, _MARK, options)
         return f
 
     return mark(fn) if fn is not None else mark
@@ -145,6 +168,12 @@ class ToolInfo:
     accepts_extra: bool
     context_param: str | None
     fn: Callable[..., Any]
+    exclusive: bool = False  # one call at a time (a lock per tool)
+
+    @property
+    def threaded(self) -> bool:
+        """Its calls run in threads: a sync function (a tool thread) or a sync generator."""
+        return not self.is_async
 
 
 def check_arguments(info: ToolInfo, args: Any) -> tuple[str | None, str] | None:
@@ -186,6 +215,7 @@ def _tool_info(attr_name: str, bound: Callable[..., Any], opts: ToolOptions) -> 
         accepts_extra=accepts_extra,
         context_param=context_param,
         fn=bound,
+        exclusive=opts.exclusive,
     )
 
 

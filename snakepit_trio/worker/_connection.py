@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import os
+import sys
 from typing import Any
 
 import msgpack
@@ -190,12 +191,17 @@ def describe_map(runtime: Runtime, adapter_name: str) -> dict[str, Any]:
         "pid": os.getpid(),
         "capacity": runtime.capacity,
         "capabilities": list(w.WORKER_CAPABILITIES),
+        # Read now, after the adapter's import: an extension built without free-threading
+        # support turns the GIL back on when it is imported.
+        "gil_enabled": gil_enabled(),
+        "thread_safe": runtime.thread_safe,
         "tools": [
             {
                 "name": info.name,
                 "description": info.description,
                 "streaming": info.streaming,
                 "accepts_extra": info.accepts_extra,
+                "threaded": info.threaded,
                 "params": [
                     {
                         "name": p.name,
@@ -209,6 +215,12 @@ def describe_map(runtime: Runtime, adapter_name: str) -> dict[str, Any]:
             for info in runtime.tools.values()
         ],
     }
+
+
+def gil_enabled() -> bool:
+    """Whether this interpreter runs with the GIL (always, before free-threaded builds)."""
+    probe = getattr(sys, "_is_gil_enabled", None)
+    return True if probe is None else bool(probe())
 
 
 def _encode_default(value: Any) -> bytes:

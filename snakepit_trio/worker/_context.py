@@ -43,7 +43,10 @@ class ToolContext:
         self.request_id = request_id
         self.session_id = session_id
         self.deadline = deadline
-        # A plain flag: written on the loop, read by the tool's thread (atomic under the GIL).
+        # A plain flag: written on the loop, read by the tool's thread. One attribute store
+        # is atomic in CPython with a GIL and in free-threaded builds alike (objects guard
+        # their own attributes there); the thread may see it a moment late, which a flag
+        # that is only ever set allows.
         self._cancelled = False
         self._progress = progress
         self._clock = clock  # what deadline is measured on

@@ -10,12 +10,11 @@ classes have the interface of ``ToolThreads`` and ``GeneratorPump``.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from ._genpump import Outcome
-from ._threads import Done, Finish, run_job
+from ._threads import Claim, Done, Finish, Release, run_job
 
 
 class InlineTools:
@@ -24,26 +23,33 @@ class InlineTools:
         loop: asyncio.AbstractEventLoop,
         finish: Finish,
         on_done: Callable[[list[Done]], None],
-        claims: threading.Lock,
+        claim: Claim,
+        release: Release,
     ) -> None:
         self._loop = loop
         self._finish = finish
         self._on_done = on_done
-        self._claims = claims  # uncontended here: one thread; kept so run_job is shared
+        self._claim = claim
+        self._release = release
 
-    def submit(self, call: Any, args: dict[str, Any]) -> None:
-        self._loop.call_soon(self._run, call, args)
+    def submit(self, call: Any) -> None:
+        self._loop.call_soon(self._run, call, True)
 
-    def run_extra(self, call: Any, args: dict[str, Any]) -> None:
-        self.submit(call, args)  # no capacity to go beyond: calls run one after another
+    def run_extra(self, call: Any) -> None:
+        # No capacity to go beyond: calls run one after another. It holds no slot.
+        self._loop.call_soon(self._run, call, False)
 
     def close(self) -> None:
         pass  # nothing runs between callbacks
 
-    def _run(self, call: Any, args: dict[str, Any]) -> None:
-        done = run_job((call, args), self._finish, self._claims)
+    def _run(self, call: Any, holds_slot: bool) -> None:
+        done = run_job(call, self._finish, self._claim)
         if done is not None:  # else a CANCEL withdrew it before this callback ran
             self._on_done([done])
+        if holds_slot:
+            following = self._release()
+            if following is not None:
+                self.submit(following)
 
 
 class InlinePump:

@@ -15,8 +15,11 @@ Rules:
 - A call keeps its slot until its code has really stopped: a cancelled sync tool keeps
   running in its thread (it can only see ``ctx.cancelled``), and its final frame is sent
   when it returns, so the host never over-commits the worker.
+- At most ``capacity`` calls run at once, sync, async and streaming alike (_slots.py); a
+  borrowed call (nested in a host tool whose call waits here) runs beyond it.
 - A CANCEL for a call still waiting for a slot is answered at once, and the call never
   starts (see _claim.py).
+- A tool marked ``exclusive`` runs one call at a time (_exclusive.py).
 - Async tools are cancelled with ``Task.cancel()``; generators are closed (their ``finally``
   runs) when cancelled or when the stream ends early.
 """
@@ -41,8 +44,9 @@ from .._shared._segments import SegmentCache
 from .._shared._tagging import POOL_TOKEN, WORKER_ID
 from . import _batch as batch
 from ._adapter import ToolInfo, check_arguments
-from ._claim import QUEUED, RUNNING, WITHDRAWN
+from ._claim import QUEUED
 from ._context import ToolContext
+from ._exclusive import Gate
 from ._genpump import GeneratorPump
 from ._host_calls import HostCalls
 from ._inline import InlinePump, InlineTools
@@ -53,6 +57,7 @@ from ._outcomes import (
     progress_values,
     unreportable_frame,
 )
+from ._slots import Slots
 from ._threads import Done, ToolThreads
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -67,9 +72,13 @@ class RunningCall:
 
     __slots__ = (
         "_credit_event",
+        "args",
+        "borrowed",
         "cancel_requested",
         "credit",
         "ctx",
+        "gate",
+        "granted",
         "id",
         "info",
         "on_done",
@@ -89,9 +98,17 @@ class RunningCall:
         sink: Sink,
         on_done: Callable[[int], None] | None,
         runtime: Runtime,
+        args: dict[str, Any],
+        borrowed: bool = False,
     ) -> None:
         self.id = call_id
         self.info = info
+        self.args = args  # its keyword arguments, until it has run (cleared then)
+        self.borrowed = borrowed  # runs beyond capacity, holding no slot
+        self.gate: Gate | None = None  # an exclusive sync tool's lock
+        # An async call or stream that waits for a slot: its task waits on this, which is
+        # True once it has one, False if a CANCEL withdrew it first.
+        self.granted: asyncio.Future[bool] | None = None
         self.ctx = ctx
         self.credit = credit
         self.sink = sink
@@ -118,6 +135,8 @@ class RunningCall:
         if self.runtime.withdraw(self):
             return
         self.ctx._cancel()
+        if self.gate is not None:
+            self.gate.wake()  # it may wait for its tool's lock
         if self._credit_event is not None:
             self._credit_event.set()  # a stream waiting for credit notices the cancel
         if self.pump is not None:
@@ -147,9 +166,11 @@ class Runtime:
         shm_threshold: int = 0,
         on_session_end: Callable[[str], Awaitable[None]] | None = None,
         inline: bool = False,
+        thread_safe: bool = False,
     ) -> None:
         """``inline``: run sync tools and sync generators as loop callbacks, not in threads
-        (a worker in the host's thread, see _inline.py); its deadlines use the loop's clock."""
+        (a worker in the host's thread, see _inline.py); its deadlines use the loop's clock.
+        ``thread_safe``: the adapter's declaration, reported in the worker's description."""
         self.tools = tools
         self.inline = inline
         self._on_session_end = on_session_end
@@ -168,11 +189,22 @@ class Runtime:
         self._unmapped_lock = threading.RLock()
         # Steps of sync generators run here.
         self.executor = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="snakepit-gen")
-        # Async and streaming calls beyond capacity (prefetched by the host) wait here, in
-        # arrival order; sync unary calls wait in the tool threads' own queue.
-        self._slots = asyncio.Semaphore(capacity)
-        # Held to claim a sync call for a tool thread or for its CANCEL (see _claim.py).
+        # Held to claim a call for a slot or for its CANCEL, from any thread (see _claim.py).
         self._claims = threading.Lock()
+        # The one limit on calls running at once, whatever their kind; calls beyond it
+        # (prefetched by the host) wait there, in arrival order.
+        self.slots = Slots(capacity, self._claims)
+        self.thread_safe = thread_safe
+        # Exclusive tools' locks: a Gate for sync tools (waited for in tool threads), an
+        # asyncio.Lock for async tools and streams (waited for in their tasks).
+        self._gates = {
+            t.name: Gate() for t in tools.values() if t.exclusive and t.threaded and not t.streaming
+        }
+        self._locks = {
+            t.name: asyncio.Lock()
+            for t in tools.values()
+            if t.exclusive and (t.is_async or t.streaming)
+        }
         self.in_flight = 0
         self.calls: set[RunningCall] = set()  # accepted and not finished
         self.requests = 0
@@ -187,11 +219,20 @@ class Runtime:
         self.threads: ToolThreads | InlineTools
         if inline:
             self.threads = InlineTools(
-                self._loop, self._outcome_frame, self._threads_done, self._claims
+                self._loop,
+                self._outcome_frame,
+                self._threads_done,
+                self.slots.claim,
+                self._release_in_thread,
             )
         else:
             self.threads = ToolThreads(
-                self._loop, capacity, self._outcome_frame, self._threads_done, self._claims
+                self._loop,
+                capacity,
+                self._outcome_frame,
+                self._threads_done,
+                self.slots.claim,
+                self._release_in_thread,
             )
 
     def end_session(self, session_id: str) -> None:
@@ -285,12 +326,11 @@ class Runtime:
         Returns:
             True if it was withdrawn (its ERROR frame is sent), False if it had started.
         """
-        with self._claims:
-            if call.state != QUEUED:
-                return False
-            call.state = WITHDRAWN
-        if call.task is not None:
-            call.task.cancel()  # it waits on the slots, or has not begun: it ends silently
+        if not self.slots.withdraw(call):
+            return False
+        if call.granted is not None and not call.granted.done():
+            call.granted.set_result(False)  # its task ends without a word
+        call.args.clear()
         call.sink(not_started_frame(call.id))
         self._call_finished(call)
         return True
@@ -350,8 +390,8 @@ class Runtime:
         if info.context_param is not None:
             args[info.context_param] = ctx
         credit = max(window, 1) if info.streaming else 0
-        call = RunningCall(call_id, info, ctx, credit, sink, on_done, self)
-        return self._launch(call, args, borrowed)
+        call = RunningCall(call_id, info, ctx, credit, sink, on_done, self, args, borrowed)
+        return self._launch(call)
 
     def start_batch(
         self,
@@ -398,8 +438,10 @@ class Runtime:
             measure=self.encoded_size,
             limit=self.max_payload,
         )
-        call = RunningCall(call_id, batch.batch_info(info, run), ctx, 0, sink, on_done, self)
-        return self._launch(call, {}, borrowed)
+        call = RunningCall(
+            call_id, batch.batch_info(info, run), ctx, 0, sink, on_done, self, {}, borrowed
+        )
+        return self._launch(call)
 
     def _context(
         self,
@@ -413,19 +455,55 @@ class Runtime:
         progress = self._progress_emitter(call_id, sink)
         return ToolContext(call_id, session_id, abs_deadline, progress, self.clock, host)
 
-    def _launch(self, call: RunningCall, args: dict[str, Any], borrowed: bool) -> RunningCall:
+    def _launch(self, call: RunningCall) -> RunningCall:
+        """Count ``call`` in and start it, or let it wait for a slot."""
         info = call.info
+        call.gate = self._gates.get(info.name)
         self.calls.add(call)
         self.in_flight += 1
         self.requests += 1
         self._idle.clear()
-        if info.is_async or info.streaming:
-            call.task = self._loop.create_task(self._run(call, args, borrowed))
-        elif borrowed:
-            self.threads.run_extra(call, args)
-        else:
-            self.threads.submit(call, args)
+        if call.borrowed or self.slots.take(call):  # borrowed: its ancestor's slot is idle
+            self._begin(call)
+        elif info.is_async or info.streaming:
+            # Its task waits for a slot (so it is a task of the loop's from now on: a loop
+            # that stops cancels it like any other).
+            call.granted = self._loop.create_future()
+            call.task = self._loop.create_task(self._run(call))
+        # else (sync) it waits in the slots' queue; the call that frees a slot starts it
         return call
+
+    def _begin(self, call: RunningCall) -> None:
+        """Start a call that holds a slot (or is borrowed): on the loop."""
+        if call.granted is not None:  # its task waits for this slot
+            if call.granted.done():  # withdrawn meanwhile: the slot goes on
+                self._release_on_loop()
+            else:
+                call.granted.set_result(True)
+        elif call.info.is_async or call.info.streaming:
+            call.task = self._loop.create_task(self._run(call))
+        elif call.borrowed:
+            self.threads.run_extra(call)
+        else:
+            self.threads.submit(call)
+
+    def _release_on_loop(self) -> None:
+        """An async call or a stream ended: its slot goes to the first waiting call."""
+        following = self.slots.give_back()
+        if following is not None:
+            self._begin(following)
+
+    def _release_in_thread(self) -> RunningCall | None:
+        """A sync call ended (in its tool thread, or inline on the loop): its slot goes to
+        the first waiting call; returned if it is a sync call, for that thread to run."""
+        following: RunningCall | None = self.slots.give_back()
+        if following is None or not (following.info.is_async or following.info.streaming):
+            return following
+        try:
+            self._loop.call_soon_threadsafe(self._begin, following)
+        except RuntimeError:  # the loop is closed: the process is exiting
+            pass
+        return None
 
     def _progress_emitter(
         self, call_id: int, sink: Sink
@@ -439,28 +517,36 @@ class Runtime:
 
         return emit
 
-    async def _run(self, call: RunningCall, args: dict[str, Any], borrowed: bool = False) -> None:
-        try:
-            if not borrowed:
-                await self._slots.acquire()
-        except asyncio.CancelledError:
-            if call.state != WITHDRAWN:
-                raise  # the loop is closing
+    async def _run(self, call: RunningCall) -> None:
+        """An async call or a stream, which holds its slot (or is borrowed), to its end."""
+        args = call.args
+        if call.granted is not None and not await call.granted:
+            args.clear()  # withdrawn while it waited for a slot: answered already
+            return
+        if not self.slots.claim(call):  # withdrawn before its task ran: answered already
             args.clear()
-            return  # withdrawn while it waited: answered by withdraw()
-        call.state = RUNNING  # on the loop, as withdraw() runs: no race
+            if not call.borrowed:
+                self._release_on_loop()
+            return
         value: Any = None
         error: BaseException | None = None
         started = self.timer()
+        lock = self._locks.get(call.info.name)
         try:
-            if call.info.streaming:
-                await self._run_stream(call, args, call.sink, borrowed)
-            else:
-                value = await call.info.fn(**args)
+            if lock is not None:
+                await lock.acquire()  # exclusive: a CANCEL meanwhile cancels this task
+            try:
+                if call.info.streaming:
+                    await self._run_stream(call, args, call.sink, call.borrowed)
+                else:
+                    value = await call.info.fn(**args)
+            finally:
+                if lock is not None:
+                    lock.release()
         except BaseException as exc:  # this call's error, whatever it is (see the module doc)
             error = exc
-        if not borrowed:
-            self._slots.release()
+        if not call.borrowed:
+            self._release_on_loop()
         args.clear()  # its views of shared memory go before its final frame does
         if not (call.info.streaming and error is None):
             frame = self._outcome_frame(call, value, error, self.timer() - started)

@@ -115,6 +115,7 @@ async def serve(args: argparse.Namespace) -> int:
         max_payload=args.max_payload,
         shm_threshold=args.shm_threshold,
         on_session_end=adapter.on_session_end,
+        thread_safe=adapter_cls.thread_safe is True,
     )
     service = WorkerService(runtime, args.adapter)
     server = Server([service])

@@ -32,6 +32,7 @@ class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped 
                 description=t["description"],
                 streaming=t["streaming"],
                 accepts_extra=t["accepts_extra"],
+                threaded=t["threaded"],
                 params=[pb.ParamSpec(**p) for p in t["params"]],
             )
             for t in d["tools"]
@@ -43,6 +44,8 @@ class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped 
             tools=tools,
             protocol=d["protocol"],
             capabilities=d["capabilities"],
+            gil_enabled=d["gil_enabled"],
+            thread_safe=d["thread_safe"],
         )
 
     async def health(self, message: pb.HealthRequest) -> pb.HealthResponse:

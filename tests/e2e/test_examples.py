@@ -67,3 +67,15 @@ def test_resilience_example_runs() -> None:
     assert "ping -> CircuitOpen (retry in 0.5s)" in out
     assert "circuit 'backend': half_open -> closed" in out and "probe -> pong" in out
     assert "features: 250/1000" in out and "computed features of 1000 texts" in out
+def test_two_pools_example_runs() -> None:
+    out = run_example("two_pools.py")
+    assert "pools: {'text': 2, 'index': 1}" in out
+    assert "word_count -> [['cat', 1]]" in out
+    assert "search 'cat' -> ['doc0', 'doc1']" in out
+    assert "unknown tool 'serach' (did you mean 'search'?); no pool provides it" in out
+    assert "index tools: ['add', 'prune', 'search']" in out
+    assert "pruned: 10 rare words" in out
+    assert "index worker: thread_safe=True, GIL: " in out
+    assert "text: 1 requests, 2 workers, healthy" in out
+    assert "index: 6 requests, 1 workers, healthy" in out
+    assert "both pools closed" in out

@@ -147,3 +147,27 @@ class FailsToStart(Adapter):
     @tool
     def echo(self, value: Any = None) -> Any:
         return value
+
+
+ON_FIT: list[Callable[[], None]] = []  # called as each Compute.fit begins
+
+
+class Compute(Adapter):
+    """A second pool's adapter: ``fit`` is its own, ``echo`` it shares with Tools."""
+
+    @tool
+    async def fit(self, n: int) -> int:
+        for hook in ON_FIT:
+            hook()
+        await asyncio.sleep(n)
+        return n * 2
+
+    @tool
+    def echo(self, value: Any = None) -> Any:
+        return ["compute", value]
+
+    @tool(streaming=True)
+    async def epochs(self, n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            await asyncio.sleep(1)
+            yield i

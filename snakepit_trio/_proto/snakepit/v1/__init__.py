@@ -70,6 +70,16 @@ class DescribeResponse(betterproto2.Message):
     What the worker can do beyond the base frames (see "The worker's description").
     """
 
+    gil_enabled: "bool | None" = betterproto2.field(8, betterproto2.TYPE_BOOL, optional=True)
+    """
+    Whether its interpreter runs with a GIL (unset: unknown).
+    """
+
+    thread_safe: "bool" = betterproto2.field(9, betterproto2.TYPE_BOOL)
+    """
+    Its adapter declares that its tools may run in several threads at once.
+    """
+
 
 default_message_pool.register_message("snakepit.v1", "DescribeResponse", DescribeResponse)
 
@@ -172,6 +182,11 @@ class ToolSpec(betterproto2.Message):
     accepts_extra: "bool" = betterproto2.field(5, betterproto2.TYPE_BOOL)
     """
     True when the tool takes extra keyword arguments (**kwargs).
+    """
+
+    threaded: "bool" = betterproto2.field(6, betterproto2.TYPE_BOOL)
+    """
+    True when its calls run in threads of the worker (see "The worker's description").
     """
 
 
