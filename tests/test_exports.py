@@ -1,9 +1,10 @@
 """The public surface is pinned: names, signatures and docstring sections.
 
-``snakepit_trio._EXPORTS`` is the one list of public names (with ``snakepit_trio.worker``'s
-``__all__``). ``EXPECTED`` below pins the signature of every public function, class, method
-and property. A change to the public API must change this table in the same commit; when it
-is intended, print the current table with ``python -m tests.test_exports`` and paste it.
+``snakepit_trio._EXPORTS`` is the one list of public names (with the ``__all__`` of
+``snakepit_trio.worker``, ``snakepit_trio.testing`` and ``snakepit_trio.hardware``).
+``EXPECTED`` below pins the signature of every public function, class, method and property.
+A change to the public API must change this table in the same commit; when it is intended,
+print the current table with ``python -m tests.test_exports`` and paste it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import attrs
 import pytest
 
 import snakepit_trio
+import snakepit_trio.hardware
 import snakepit_trio.testing
 import snakepit_trio.worker
 from snakepit_trio._errors import __all__ as ERROR_NAMES
 from snakepit_trio._public import NoPublicConstructor
 
-PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing)
+PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing, snakepit_trio.hardware)
 
 # Every public name and member -> what it is and its signature (``surface()`` below).
 # Printed by ``python -m tests.test_exports``.
@@ -254,6 +256,38 @@ EXPECTED: dict[str, str] = {
     ),
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"
+    ),
+    "hardware.CpuInfo": (
+        "class (model: 'str | None', arch: 'str', logical: 'int', physical: 'int | None', "
+        "affinity: 'tuple[int, ...]', quota: 'float | None', flags: 'frozenset[str]') -> None"
+    ),
+    "hardware.CpuInfo.to_dict": "(self) -> 'dict[str, Any]'",
+    "hardware.CpuInfo.usable": "property -> int",
+    "hardware.Device": (
+        "class (kind: 'str', index: 'int', uuid: 'str | None', name: 'str', "
+        "memory_total: 'int | None' = None, memory_free: 'int | None' = None, "
+        "compute_capability: 'str | None' = None, parent: 'str | None' = None) -> None"
+    ),
+    "hardware.Device.spec": "property -> str",
+    "hardware.Device.to_dict": "(self) -> 'dict[str, Any]'",
+    "hardware.HardwareInfo": (
+        "class (cpu: 'CpuInfo', cuda: 'tuple[Device, ...]' = (), cuda_driver: 'str | None' = None, "
+        "cuda_source: 'str | None' = None, rocm: 'tuple[Device, ...]' = (), mps: 'bool' = False, "
+        "notes: 'tuple[str, ...]' = ()) -> None"
+    ),
+    "hardware.HardwareInfo.accelerator": "property -> str",
+    "hardware.HardwareInfo.devices": "(self, kind: 'str') -> 'tuple[Device, ...]'",
+    "hardware.HardwareInfo.to_dict": "(self) -> 'dict[str, Any]'",
+    "hardware.capabilities": "(info: 'HardwareInfo | None' = None) -> 'dict[str, bool]'",
+    "hardware.detect": (
+        "(*, root: 'str | os.PathLike[str]' = '/', refresh: 'bool' = False) -> 'HardwareInfo'"
+    ),
+    "hardware.identity": (
+        "(info: 'HardwareInfo | None' = None, *, instance: 'bool' = False) -> 'dict[str, Any]'"
+    ),
+    "hardware.select_with_fallback": (
+        "(preferences: 'Sequence[str]' = ('cuda', 'rocm', 'mps', 'cpu'), *, "
+        "min_free_mb: 'float | None' = None, info: 'HardwareInfo | None' = None) -> 'Device'"
     ),
     "open_pool": (
         "asynccontextmanager (adapter: 'str | None' = None, *, size: 'int | None' = None, "
