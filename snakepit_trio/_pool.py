@@ -601,6 +601,7 @@ class Pool(metaclass=NoPublicConstructor):
                     silent=max(0.0, trio_now - wk.last_heard),
                     calls=calls,
                     accepting=slots is not None and slots.accepting,
+                    device=wk.device,
                 )
             )
         return out

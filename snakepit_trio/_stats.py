@@ -69,6 +69,8 @@ class WorkerInfo:
             wait there for a slot).
         accepting: whether it takes new calls (False while draining, at ``max_requests``,
             silent on heartbeats, or held by a cancelled call that still runs).
+        device: the device it is pinned to (``"cuda:GPU-…"``: ``open_pool(devices=...)``),
+            the same for every worker of its slot; None when not pinned.
     """
 
     id: str
@@ -81,6 +83,7 @@ class WorkerInfo:
     silent: float = 0.0
     calls: tuple[CallInfo, ...] = ()
     accepting: bool = True
+    device: str | None = None
 
 
 @attrs.frozen

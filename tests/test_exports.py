@@ -141,7 +141,8 @@ EXPECTED: dict[str, str] = {
         "python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, cwd: 'str | None' = None, "
         "pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
         "worker_output: 'str' = 'log', max_host_tool_calls: 'int' = 64, "
-        "max_reentry_depth: 'int' = 4) -> None"
+        "max_reentry_depth: 'int' = 4, devices: 'str | Sequence[str | Device] | None' = None, "
+        "threads_per_worker: \"int | Literal['auto'] | None\" = 1) -> None"
     ),
     "PoolConfig.build": (
         "classmethod (adapter: 'str | None', config: 'PoolConfig | None', "
@@ -252,7 +253,8 @@ EXPECTED: dict[str, str] = {
     "WorkerInfo": (
         "class (id: 'str', pid: 'int', state: 'str', requests: 'int', in_flight: 'int', "
         "uptime: 'float', rss: 'int | None', silent: 'float' = 0.0, "
-        "calls: 'tuple[CallInfo, ...]' = (), accepting: 'bool' = True) -> None"
+        "calls: 'tuple[CallInfo, ...]' = (), accepting: 'bool' = True, "
+        "device: 'str | None' = None) -> None"
     ),
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"
@@ -313,6 +315,10 @@ EXPECTED: dict[str, str] = {
     "worker.Adapter.fork_safe": "attribute: ClassVar[bool] = True",
     "worker.Adapter.initialize": "async (self) -> 'None'",
     "worker.Adapter.on_session_end": "async (self, session_id: 'str') -> 'None'",
+    "worker.Placement": (
+        "class (device: 'str | None', kind: 'str | None', uuid: 'str | None', "
+        "threads: 'int | None') -> None"
+    ),
     "worker.ToolContext": (
         "class (request_id: 'int', session_id: 'str | None', deadline: 'float | None', "
         "progress: 'Callable[[float, float | None, str | None], None] | None' = None, "
@@ -339,6 +345,7 @@ EXPECTED: dict[str, str] = {
     "worker.ToolContext.session": "property -> SessionVariables",
     "worker.ToolContext.session_id": "attribute",
     "worker.ToolContext.time_remaining": "(self) -> 'float | None'",
+    "worker.placement": "() -> 'Placement'",
     "worker.tool": (
         "(fn: 'F | None' = None, /, *, name: 'str | None' = None, "
         "description: 'str | None' = None, "
@@ -480,7 +487,13 @@ def test_type_checking_block_matches_exports() -> None:
 def test_all_is_the_export_list() -> None:
     assert snakepit_trio.__all__ == list(snakepit_trio._EXPORTS)
     assert set(snakepit_trio.__all__) <= set(dir(snakepit_trio))
-    assert snakepit_trio.worker.__all__ == ["Adapter", "ToolContext", "tool"]
+    assert snakepit_trio.worker.__all__ == [
+        "Adapter",
+        "Placement",
+        "ToolContext",
+        "placement",
+        "tool",
+    ]
 
 
 def test_each_name_comes_from_its_module_and_reads_as_public() -> None:
@@ -534,7 +547,8 @@ def test_pool_options_list_every_config_field() -> None:
         for k, v in snakepit_trio.PoolOptions.__annotations__.items()
     }
     assert set(options) == set(fields) - separate
-    converted = {"pythonpath": "Sequence[str]"}  # the field converts what it is given
+    # the field converts what it is given
+    converted = {"pythonpath": "Sequence[str]", "devices": "str | Sequence[str | Device] | None"}
     for name, type_ in options.items():
         assert type_ == converted.get(name, fields[name]), name
     assert snakepit_trio.PoolOptions.__total__ is False

@@ -50,7 +50,7 @@ def normalize(value: object) -> str | tuple[str, ...] | None:
         )
     if isinstance(value, Device):
         raise TypeError(f"{_ALLOWED}; got one Device: pass [{value.spec!r}] (a list)")
-    if not isinstance(value, Sequence):
+    if not isinstance(value, Sequence) or isinstance(value, bytes | bytearray):
         raise TypeError(f"{_ALLOWED}; got {checks.shown(value)} ({checks.a_type(value)})")
     specs = tuple(_entry(item) for item in value)
     if not specs:

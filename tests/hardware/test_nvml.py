@@ -2,8 +2,10 @@
 
 The fake (``fake_nvml.c``, built by the ``fake_nvml`` fixture) is loaded by nvidia-ml-py's
 real ctypes layer in a fresh interpreter, exactly as the driver's library would be; only the
-answers are made up. What cannot be checked here: a real driver's answers (MIG on real
-hardware, NVML's order against CUDA's), which the fake only imitates.
+answers are made up. The last tests run a host with real worker processes over it (the
+plan of ``devices="cuda"`` through a mask by index). What cannot be checked here: a real
+driver's answers (MIG on real hardware, NVML's order against CUDA's), which the fake only
+imitates.
 """
 
 from __future__ import annotations
@@ -79,3 +81,40 @@ def test_detection_touches_no_framework(fake_nvml: pathlib.Path) -> None:
         "if m in sys.modules)))"
     )
     assert run_python(code, nvml_env(fake_nvml)) == []
+
+
+POOL_HOST = """
+import json, trio, snakepit_trio as sp
+
+async def main():
+    try:
+        async with sp.open_pool(
+            "tests.adapters.placement:Placed", size=3, devices="cuda", start_method="spawn",
+            registry=False,
+        ) as pool:
+            print(json.dumps(sorted(w.device for w in pool.workers())))
+    except ValueError as exc:
+        print(json.dumps(str(exc)))
+
+trio.run(main)
+"""
+
+
+def test_a_pool_plans_from_nvml_through_a_mask_by_index(fake_nvml: pathlib.Path) -> None:
+    """Real workers, a host whose NVML is the fake: ``CUDA_VISIBLE_DEVICES=2,0`` (indices,
+    read in NVML's PCI order, right here since every device is the same model)."""
+    env = nvml_env(fake_nvml, count="3")
+    env["CUDA_VISIBLE_DEVICES"] = "2,0"
+    devices = run_python(POOL_HOST, env)
+    two, zero = f"cuda:{FAKE_UUID.format(2)}", f"cuda:{FAKE_UUID.format(0)}"
+    assert devices == sorted([two, zero, two])
+
+
+def test_a_mask_by_index_over_mixed_models_is_refused(fake_nvml: pathlib.Path) -> None:
+    env = nvml_env(fake_nvml, count="2", names="NVIDIA A100,NVIDIA T4")
+    env["CUDA_VISIBLE_DEVICES"] = "1"
+    said = run_python(POOL_HOST, env)
+    assert "CUDA_VISIBLE_DEVICES='1' names devices by index" in said
+    assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in said
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    assert run_python(POOL_HOST, env) == [f"cuda:{FAKE_UUID.format(1)}"] * 3
