@@ -14,6 +14,8 @@ Rules:
 - A mask by index can be read only where the order is known: NVML lists devices in PCI bus
   order, and CUDA numbers them fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; the two
   agree when every device is the same model.
+- A GPU in MIG mode runs CUDA work only in its MIG instances: chosen (by index or uuid), it
+  stands for its instances, each a device of its own (an index counts whole GPUs).
 """
 
 from __future__ import annotations
@@ -114,16 +116,21 @@ def visible(
         ValueError: a mask by index whose order cannot be known (see the module's rules).
     """
     devices = [d for d in detected if d.kind == kind]
-    migs = {d.parent for d in devices if d.parent}
-    # A GPU in MIG mode runs CUDA work only in its instances.
-    devices = [d for d in devices if d.uuid not in migs]
     known = bool(devices)
     for variable in mask_variables(kind):
         mask = env.get(variable)
         if mask is None:
             continue
         devices, known = _apply_mask(kind, devices, known, variable, mask, env)
-    return devices, known
+    # A GPU in MIG mode runs CUDA work only in its instances.
+    instances = [d for d in detected if d.kind == kind and d.parent]
+    out: list[Device] = []
+    for device in devices:
+        mine = [m for m in instances if m.parent == device.uuid]
+        for chosen in mine or [device]:
+            if chosen not in out:
+                out.append(chosen)
+    return out, known
 
 
 def _apply_mask(

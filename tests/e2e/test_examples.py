@@ -56,3 +56,12 @@ def test_host_tools_example_runs() -> None:
     assert "hello, Grace" in out
     assert "a failing host tool reaches the worker as HostToolError" in out
     assert "host tools: ['count_words', 'lookup_user'] lookups: [7, 8, 9]" in out
+
+
+def test_hardware_example_runs() -> None:
+    out = run_example("hardware.py")
+    assert "select_with_fallback -> " in out
+    assert 'identity: {"accelerator": ' in out
+    assert "threads_per_worker='auto'" in out
+    assert out.count("BLAS/OpenMP threads") == 2
+    assert "pool closed" in out

@@ -11,11 +11,13 @@ imitates.
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
 
-from .conftest import FAKE_UUID, nvml_env, run_python
+from .conftest import CHECKOUT, FAKE_UUID, nvml_env, run_python
 
 pytest.importorskip("pynvml")
 
@@ -118,3 +120,21 @@ def test_a_mask_by_index_over_mixed_models_is_refused(fake_nvml: pathlib.Path) -
     assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in said
     env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     assert run_python(POOL_HOST, env) == [f"cuda:{FAKE_UUID.format(1)}"] * 3
+
+
+def test_the_hardware_example_pins_its_workers_to_the_fake_gpus(fake_nvml: pathlib.Path) -> None:
+    env = nvml_env(fake_nvml, count="2")
+    done = subprocess.run(
+        [sys.executable, str(CHECKOUT / "examples" / "hardware.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=CHECKOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "select_with_fallback -> cuda: NVIDIA Fake T4" in done.stdout
+    for index in range(2):
+        assert f"device cuda:{FAKE_UUID.format(index)}, target cuda:0" in done.stdout
+        assert f"CUDA_VISIBLE_DEVICES={FAKE_UUID.format(index)}" in done.stdout

@@ -125,6 +125,12 @@ def test_a_gpu_in_mig_mode_is_used_through_its_instances() -> None:
     ]
     assert uuids(plan.visible("cuda", mig, {})[0]) == [A, "MIG-b0", "MIG-b1"]
     assert uuids(plan.visible("cuda", mig, {"CUDA_VISIBLE_DEVICES": "MIG-b1"})[0]) == ["MIG-b1"]
+    # an index counts whole GPUs; one in MIG mode stands for its instances
+    assert uuids(plan.visible("cuda", mig, {"CUDA_VISIBLE_DEVICES": "1,0"})[0]) == [
+        "MIG-b0",
+        "MIG-b1",
+        A,
+    ]
 
 
 def test_rocm_masks_compose_rocr_then_hip() -> None:
