@@ -7,10 +7,11 @@ Rules:
   recycling) gets its slot's device again. ``devices=[A, B]`` with ``size=4`` runs two
   workers on each; naming a device twice gives it twice the share.
 - A pool uses only what its host may: the mask the workers would otherwise inherit
-  (``CUDA_VISIBLE_DEVICES``; for ROCm ``ROCR_VISIBLE_DEVICES``, then ``HIP_VISIBLE_DEVICES``)
-  bounds the plan. ``"cuda"`` means every device the mask lets through, in the mask's order;
-  a device named outside it is refused. A worker's own mask is its device's uuid, which
-  CUDA resolves against the machine, so composing happens here, before any worker starts.
+  (``CUDA_VISIBLE_DEVICES``; for ROCm ``ROCR_VISIBLE_DEVICES``, then ``HIP_VISIBLE_DEVICES``
+  or, without it, ``CUDA_VISIBLE_DEVICES``) bounds the plan. ``"cuda"`` means every device
+  the mask lets through, in the mask's order; a device named outside it is refused. A
+  worker's own mask is its device's uuid, which CUDA resolves against the machine, so
+  composing happens here, before any worker starts.
 - A mask by index can be read only where the order is known: NVML lists devices in PCI bus
   order, and CUDA numbers them fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; the two
   agree when every device is the same model.
@@ -99,10 +100,13 @@ def _entry(item: object) -> str:
 
 
 # --- what the host may use -----------------------------------------------------------------
-def mask_variables(kind: str) -> tuple[str, ...]:
-    """The variables that bound what a process of ``kind`` sees, outermost first."""
+def mask_variables(kind: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The variables that bound what a process of ``kind`` with ``env`` sees, outermost
+    first. HIP reads ``HIP_VISIBLE_DEVICES``, or ``CUDA_VISIBLE_DEVICES`` without it, as
+    indices into what ``ROCR_VISIBLE_DEVICES`` lets through."""
     if kind == "rocm":
-        return ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
+        hip = "HIP_VISIBLE_DEVICES" if "HIP_VISIBLE_DEVICES" in env else "CUDA_VISIBLE_DEVICES"
+        return ("ROCR_VISIBLE_DEVICES", hip)
     return ("CUDA_VISIBLE_DEVICES",)
 
 
@@ -117,7 +121,7 @@ def visible(
     """
     devices = [d for d in detected if d.kind == kind]
     known = bool(devices)
-    for variable in mask_variables(kind):
+    for variable in mask_variables(kind, env):
         mask = env.get(variable)
         if mask is None:
             continue
@@ -211,7 +215,7 @@ def plan(
     """
     kind = requested if isinstance(requested, str) else requested[0].partition(":")[0]
     devices, known = visible(kind, detected, env)
-    masks = ", ".join(f"{v}={env[v]!r}" for v in mask_variables(kind) if v in env)
+    masks = ", ".join(f"{v}={env[v]!r}" for v in mask_variables(kind, env) if v in env)
     seen = f" (with {masks})" if masks else ""
     if isinstance(requested, str):
         if not devices:

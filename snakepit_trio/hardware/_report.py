@@ -41,7 +41,7 @@ def _devices(
     driver = f", driver {info.cuda_driver}" if kind == "cuda" and info.cuda_driver else ""
     lines = [head + f"{len(devices)} device{'s' if len(devices) != 1 else ''}{driver}{source}"]
     lines += [f"         {_device(d)}" for d in devices]
-    masks = [f"{v}={env[v]!r}" for v in mask_variables(kind) if v in env]
+    masks = [f"{v}={env[v]!r}" for v in mask_variables(kind, env) if v in env]
     if masks:
         try:
             usable, _ = visible(kind, devices, env)

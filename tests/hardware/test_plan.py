@@ -138,6 +138,8 @@ def test_rocm_masks_compose_rocr_then_hip() -> None:
     env = {"ROCR_VISIBLE_DEVICES": "GPU-03,GPU-01", "HIP_VISIBLE_DEVICES": "1"}
     assert uuids(plan.visible("rocm", amd, env)[0]) == ["GPU-01"]
     assert uuids(plan.visible("rocm", amd + GPUS, {})[0]) == ["GPU-01", "GPU-02", "GPU-03"]
+    # without HIP_VISIBLE_DEVICES, HIP reads CUDA_VISIBLE_DEVICES the same way
+    assert uuids(plan.visible("rocm", amd, {"CUDA_VISIBLE_DEVICES": "2"})[0]) == ["GPU-03"]
 
 
 # --- the plan --------------------------------------------------------------------------------
