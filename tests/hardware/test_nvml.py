@@ -92,7 +92,7 @@ async def main():
     try:
         async with sp.open_pool(
             "tests.adapters.placement:Placed", size=3, devices="cuda", start_method="spawn",
-            registry=False,
+            registry=False, heartbeat_timeout=None,  # workers() lists exactly these three
         ) as pool:
             print(json.dumps(sorted(w.device for w in pool.workers())))
     except ValueError as exc:
