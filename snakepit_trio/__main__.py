@@ -1,4 +1,4 @@
-"""``python -m snakepit_trio cleanup``: the same as the ``snakepit-trio`` command."""
+"""``python -m snakepit_trio cleanup|hardware``: the same as the ``snakepit-trio`` command."""
 
 import sys
 

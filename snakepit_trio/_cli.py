@@ -1,8 +1,10 @@
-"""The ``snakepit-trio`` command: ``snakepit-trio cleanup [--dry-run] [--state-dir DIR]``."""
+"""The ``snakepit-trio`` command: ``cleanup [--dry-run] [--state-dir DIR]``, ``hardware``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 
@@ -39,6 +41,18 @@ def _cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hardware(args: argparse.Namespace) -> int:
+    from .hardware import detect
+    from .hardware._report import report
+
+    info = detect()
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+    else:
+        print("\n".join(report(info, os.environ)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="snakepit-trio", description="Tools for snakepit_trio worker pools."
@@ -59,9 +73,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"the registry's directory (default: {default_state_dir()})",
     )
+    hardware = commands.add_parser(
+        "hardware",
+        help="show the CPU and accelerators found here (what open_pool(devices=...) can use)",
+        description=(
+            "Show what snakepit_trio.hardware.detect() finds: the CPU (model, features, "
+            "cores, this process's affinity and cgroup quota), NVIDIA devices (NVML, else "
+            "nvidia-smi), AMD devices (the KFD topology), Apple MPS, and which devices the "
+            "masks in the environment (CUDA_VISIBLE_DEVICES, ...) let this process use."
+        ),
+    )
+    hardware.add_argument("--json", action="store_true", help="print it as JSON")
     args = parser.parse_args(argv)
     if args.command == "cleanup":
         return _cleanup(args)
+    if args.command == "hardware":
+        return _hardware(args)
     return 2  # unreachable: argparse refuses unknown commands
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import attrs
 
 from ._core import _checks as checks
 from ._core._backoff import RestartPolicy
 from ._shared._codec import DEFAULT_MAX_PAYLOAD
+from .hardware._model import Device
+from .hardware._plan import normalize as _normalize_devices
 
 __all__ = ["PoolConfig", "PoolOptions", "RestartPolicy"]
 
@@ -131,6 +133,30 @@ def _profile(instance: Any, attribute: Any, value: object) -> None:
     checks.choice(attribute.name, value, ("process", "thread"))
 
 
+def _devices(value: str | Sequence[str | Device] | None) -> str | tuple[str, ...] | None:
+    return _normalize_devices(value)
+
+
+_THREADS_ALLOWED = (
+    "a whole number of threads >= 1, 'auto' (the CPUs this process may use, shared out "
+    "among the workers) or None (leave the thread variables alone)"
+)
+
+
+def _threads(instance: Any, attribute: Any, value: object) -> None:
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return
+    try:
+        checks.whole(attribute.name, value, unit="threads")
+    except (TypeError, ValueError) as exc:
+        # A str is one of the allowed types: a wrong one is a wrong value.
+        error = ValueError if isinstance(value, str) else type(exc)
+        hint = checks.did_you_mean(value, ("auto",)) if isinstance(value, str) else ""
+        raise error(
+            f"{attribute.name} must be {_THREADS_ALLOWED}; got {checks.shown(value)}{hint}"
+        ) from None
+
+
 def _default_size() -> int:
     return max(os.cpu_count() or 1, 1)
 
@@ -229,6 +255,23 @@ class PoolConfig:
         max_reentry_depth: how deep calls may nest through host tools (a worker tool calls
             a host tool that calls the pool, ...); a deeper call raises ReentrancyError.
             0: host tools may not call the pool at all.
+        devices: pin each worker to one device, by slot: slot ``i`` gets device
+            ``i % n`` for the pool's life (a replacement gets its slot's device again).
+            ``"cuda"`` or ``"rocm"``: every device of that kind this process may use;
+            or a list of device uuids (``"GPU-…"``, ``"MIG-…"``; ``"rocm:GPU-…"`` for AMD;
+            ``hardware.Device`` values). A worker's ``CUDA_VISIBLE_DEVICES`` (ROCm:
+            ``ROCR_VISIBLE_DEVICES``) holds its device alone, and ``SNAKEPIT_TRIO_DEVICE``
+            says which (``snakepit_trio.worker.placement()``). Only devices the host's own
+            mask lets through are used; a device named outside it is refused when the pool
+            opens. None (default): workers inherit the host's devices.
+        threads_per_worker: the thread count each worker's BLAS and OpenMP libraries get
+            (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ...), so
+            N workers do not each start a thread per core. Default 1. ``"auto"``: the CPUs
+            this process may use (affinity and cgroup quota) divided by ``size`` and by
+            ``worker_capacity``, at least 1. A variable you set (in the host's environment
+            or ``env``) keeps your value. Workers forked from the template also get it
+            for libraries already loaded there (through threadpoolctl). None: the pool
+            leaves these variables alone.
     """
 
     adapter: str = attrs.field(validator=_adapter_spec)
@@ -300,6 +343,8 @@ class PoolConfig:
     worker_output: str = attrs.field(default="log", validator=_worker_output)
     max_host_tool_calls: int = attrs.field(default=64, validator=_whole(unit="calls"))
     max_reentry_depth: int = attrs.field(default=4, validator=_whole(minimum=0, unit="levels"))
+    devices: str | tuple[str, ...] | None = attrs.field(default=None, converter=_devices)
+    threads_per_worker: int | Literal["auto"] | None = attrs.field(default=1, validator=_threads)
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= self.heartbeat_interval:
@@ -400,9 +445,13 @@ class PoolOptions(TypedDict, total=False):
     worker_output: str
     max_host_tool_calls: int
     max_reentry_depth: int
+    devices: str | Sequence[str | Device] | None  # the field normalizes it
+    threads_per_worker: int | Literal["auto"] | None
 
 
 _NULLABLE = {
+    "devices",
+    "threads_per_worker",
     "shm_threshold",
     "state_dir",
     "crash_threshold",

@@ -22,6 +22,7 @@ from ._engine import _signals as signals
 from ._engine._engine import Engine
 from ._pool import Pool
 from ._supervision._launcher import Launcher, ProcessLauncher
+from ._supervision._placement import resolve as resolve_placement
 from ._supervision._records import WorkerRecords
 from ._supervision._spawn import worker_env
 from ._supervision._template import open_template
@@ -138,7 +139,8 @@ async def open_pool(
         WorkerStartError: a worker could not import or initialize the adapter (with its
             stderr), or did not become ready within ``startup_timeout``.
         TypeError: an unknown option, no adapter, or a value of the wrong type.
-        ValueError: a value out of its range (the message names the option).
+        ValueError: a value out of its range (the message names the option), or ``devices``
+            naming a device this host may not use (its message says which it may).
         PermissionError: ``state_dir`` is not this user's, or other users may write to it
             (the message names it and the fix; ``registry=False`` runs without it).
         RuntimeError: not called under Trio (from asyncio, say).
@@ -152,6 +154,7 @@ async def open_pool(
     """
     _require_trio()
     cfg = PoolConfig.build(adapter, config, {"size": size, **options})
+    placement = await resolve_placement(cfg)  # devices and threads, checked before any start
     records = await WorkerRecords.open(cfg)  # also kills leftovers of dead hosts
     socket_dir = tempfile.mkdtemp(prefix="snakepit-")  # mode 0700: only we can connect
     error: BaseException | None = None
@@ -160,11 +163,13 @@ async def open_pool(
         try:
             async with (
                 _open_bridge_if(cfg) as bridge,
-                open_template(cfg, records, worker_env(cfg, {})) as template,
+                open_template(cfg, records, worker_env(cfg, {}, placement.template())) as template,
             ):
 
                 def launcher(nursery: trio.Nursery) -> ProcessLauncher:
-                    return ProcessLauncher(cfg, records, template, socket_dir, bridge, nursery)
+                    return ProcessLauncher(
+                        cfg, records, template, socket_dir, bridge, nursery, placement
+                    )
 
                 try:
                     async with run_engine(cfg, launcher, records.token) as engine:

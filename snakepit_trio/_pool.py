@@ -717,6 +717,7 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
                     accepting=slots is not None and slots.accepting,
                     gil_enabled=None if wk.description is None else wk.description.gil_enabled,
                     thread_safe=wk.description is not None and wk.description.thread_safe,
+                    device=wk.device,
                 )
             )
         return out

@@ -73,6 +73,8 @@ class WorkerInfo:
             the adapter (None: it did not say). Threads of a worker run Python code in
             parallel only where this is False (a free-threaded build).
         thread_safe: its adapter declares ``thread_safe = True``.
+        device: the device it is pinned to (``"cuda:GPU-…"``: ``open_pool(devices=...)``),
+            the same for every worker of its slot; None when not pinned.
     """
 
     id: str
@@ -87,6 +89,7 @@ class WorkerInfo:
     accepting: bool = True
     gil_enabled: bool | None = None
     thread_safe: bool = False
+    device: str | None = None
 
 
 @attrs.frozen

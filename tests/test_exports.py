@@ -1,9 +1,10 @@
 """The public surface is pinned: names, signatures and docstring sections.
 
-``snakepit_trio._EXPORTS`` is the one list of public names (with ``snakepit_trio.worker``'s
-``__all__``). ``EXPECTED`` below pins the signature of every public function, class, method
-and property. A change to the public API must change this table in the same commit; when it
-is intended, print the current table with ``python -m tests.test_exports`` and paste it.
+``snakepit_trio._EXPORTS`` is the one list of public names (with the ``__all__`` of
+``snakepit_trio.worker``, ``snakepit_trio.testing`` and ``snakepit_trio.hardware``).
+``EXPECTED`` below pins the signature of every public function, class, method and property.
+A change to the public API must change this table in the same commit; when it is intended,
+print the current table with ``python -m tests.test_exports`` and paste it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import attrs
 import pytest
 
 import snakepit_trio
+import snakepit_trio.hardware
 import snakepit_trio.testing
 import snakepit_trio.worker
 from snakepit_trio._errors import __all__ as ERROR_NAMES
 from snakepit_trio._public import NoPublicConstructor
 
-PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing)
+PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing, snakepit_trio.hardware)
 
 # Every public name and member -> what it is and its signature (``surface()`` below).
 # Printed by ``python -m tests.test_exports``.
@@ -179,7 +181,8 @@ EXPECTED: dict[str, str] = {
         "name: 'str' = 'pool', python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, "
         "cwd: 'str | None' = None, pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
         "worker_output: 'str' = 'log', max_host_tool_calls: 'int' = 64, "
-        "max_reentry_depth: 'int' = 4) -> None"
+        "max_reentry_depth: 'int' = 4, devices: 'str | Sequence[str | Device] | None' = None, "
+        "threads_per_worker: \"int | Literal['auto'] | None\" = 1) -> None"
     ),
     "PoolConfig.build": (
         "classmethod (adapter: 'str | None', config: 'PoolConfig | None', "
@@ -345,10 +348,43 @@ EXPECTED: dict[str, str] = {
         "class (id: 'str', pid: 'int', state: 'str', requests: 'int', in_flight: 'int', "
         "uptime: 'float', rss: 'int | None', silent: 'float' = 0.0, "
         "calls: 'tuple[CallInfo, ...]' = (), accepting: 'bool' = True, "
-        "gil_enabled: 'bool | None' = None, thread_safe: 'bool' = False) -> None"
+        "gil_enabled: 'bool | None' = None, thread_safe: 'bool' = False, "
+        "device: 'str | None' = None) -> None"
     ),
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"
+    ),
+    "hardware.CpuInfo": (
+        "class (model: 'str | None', arch: 'str', logical: 'int', physical: 'int | None', "
+        "affinity: 'tuple[int, ...]', quota: 'float | None', flags: 'frozenset[str]') -> None"
+    ),
+    "hardware.CpuInfo.to_dict": "(self) -> 'dict[str, Any]'",
+    "hardware.CpuInfo.usable": "property -> int",
+    "hardware.Device": (
+        "class (kind: 'str', index: 'int', uuid: 'str | None', name: 'str', "
+        "memory_total: 'int | None' = None, memory_free: 'int | None' = None, "
+        "compute_capability: 'str | None' = None, parent: 'str | None' = None) -> None"
+    ),
+    "hardware.Device.spec": "property -> str",
+    "hardware.Device.to_dict": "(self) -> 'dict[str, Any]'",
+    "hardware.HardwareInfo": (
+        "class (cpu: 'CpuInfo', cuda: 'tuple[Device, ...]' = (), cuda_driver: 'str | None' = None, "
+        "cuda_source: 'str | None' = None, rocm: 'tuple[Device, ...]' = (), mps: 'bool' = False, "
+        "notes: 'tuple[str, ...]' = ()) -> None"
+    ),
+    "hardware.HardwareInfo.accelerator": "property -> str",
+    "hardware.HardwareInfo.devices": "(self, kind: 'str') -> 'tuple[Device, ...]'",
+    "hardware.HardwareInfo.to_dict": "(self) -> 'dict[str, Any]'",
+    "hardware.capabilities": "(info: 'HardwareInfo | None' = None) -> 'dict[str, bool]'",
+    "hardware.detect": (
+        "(*, root: 'str | os.PathLike[str]' = '/', refresh: 'bool' = False) -> 'HardwareInfo'"
+    ),
+    "hardware.identity": (
+        "(info: 'HardwareInfo | None' = None, *, instance: 'bool' = False) -> 'dict[str, Any]'"
+    ),
+    "hardware.select_with_fallback": (
+        "(preferences: 'Sequence[str]' = ('cuda', 'rocm', 'mps', 'cpu'), *, "
+        "min_free_mb: 'float | None' = None, info: 'HardwareInfo | None' = None) -> 'Device'"
     ),
     "load_pools": "(path: 'str | os.PathLike[str]') -> 'dict[str, PoolConfig]'",
     "open_pool": (
@@ -386,6 +422,10 @@ EXPECTED: dict[str, str] = {
     "worker.Adapter.initialize": "async (self) -> 'None'",
     "worker.Adapter.on_session_end": "async (self, session_id: 'str') -> 'None'",
     "worker.Adapter.thread_safe": "attribute: ClassVar[bool] = False",
+    "worker.Placement": (
+        "class (device: 'str | None', kind: 'str | None', uuid: 'str | None', "
+        "threads: 'int | None') -> None"
+    ),
     "worker.ToolContext": (
         "class (request_id: 'int', session_id: 'str | None', deadline: 'float | None', "
         "progress: 'Callable[[float, float | None, str | None], None] | None' = None, "
@@ -412,6 +452,7 @@ EXPECTED: dict[str, str] = {
     "worker.ToolContext.session": "property -> SessionVariables",
     "worker.ToolContext.session_id": "attribute",
     "worker.ToolContext.time_remaining": "(self) -> 'float | None'",
+    "worker.placement": "() -> 'Placement'",
     "worker.tool": (
         "(fn: 'F | None' = None, /, *, name: 'str | None' = None, "
         "description: 'str | None' = None, streaming: 'bool | None' = None, "
@@ -553,7 +594,13 @@ def test_type_checking_block_matches_exports() -> None:
 def test_all_is_the_export_list() -> None:
     assert snakepit_trio.__all__ == list(snakepit_trio._EXPORTS)
     assert set(snakepit_trio.__all__) <= set(dir(snakepit_trio))
-    assert snakepit_trio.worker.__all__ == ["Adapter", "ToolContext", "tool"]
+    assert snakepit_trio.worker.__all__ == [
+        "Adapter",
+        "Placement",
+        "ToolContext",
+        "placement",
+        "tool",
+    ]
 
 
 def test_each_name_comes_from_its_module_and_reads_as_public() -> None:
@@ -607,7 +654,8 @@ def test_pool_options_list_every_config_field() -> None:
         for k, v in snakepit_trio.PoolOptions.__annotations__.items()
     }
     assert set(options) == set(fields) - separate
-    converted = {"pythonpath": "Sequence[str]"}  # the field converts what it is given
+    # the field converts what it is given
+    converted = {"pythonpath": "Sequence[str]", "devices": "str | Sequence[str | Device] | None"}
     for name, type_ in options.items():
         assert type_ == converted.get(name, fields[name]), name
     assert snakepit_trio.PoolOptions.__total__ is False

@@ -102,6 +102,37 @@ KINDS: dict[str, tuple[list[tuple[Any, type[Exception]]], Any]] = {
         [pathlib.Path("src"), "lib"],
     ),
     "restart": ([({"initial": 1}, TypeError), (1, TypeError)], sp.RestartPolicy(initial=1)),
+    "devices": (
+        [
+            ("GPU-8932f937", ValueError),  # one uuid, not a list of them
+            ("cdua", ValueError),
+            ("", ValueError),
+            (5, TypeError),
+            (b"cuda", TypeError),
+            (math.nan, TypeError),
+            ([], ValueError),
+            (["0"], ValueError),  # by index
+            (["cuda:1"], ValueError),
+            ([0], TypeError),
+            (["gpu0"], ValueError),
+            (["GPU-a", "rocm:GPU-b"], ValueError),  # mixed kinds
+        ],
+        "cuda",
+    ),
+    "threads": (
+        [
+            (0, ValueError),
+            (-1, ValueError),
+            (True, TypeError),
+            (2.0, TypeError),
+            (math.nan, TypeError),
+            ("many", ValueError),
+            ("Auto", ValueError),
+            ("", ValueError),
+            (b"auto", TypeError),
+        ],
+        "auto",
+    ),
 }
 # (None, None) above: None means "the default" for options that cannot be None (accepted).
 
@@ -148,6 +179,8 @@ OPTIONS: dict[str, str] = {
     "worker_output": "worker_output",
     "max_host_tool_calls": "count>=1",
     "max_reentry_depth": "count>=0",
+    "devices": "devices",
+    "threads_per_worker": "threads",
 }
 
 
@@ -220,10 +253,21 @@ def test_each_option_takes_a_good_value(name: str, kind: str) -> None:
         ("session_ttl", None),
         ("max_sessions", None),
         ("cwd", None),
+        ("devices", None),
+        ("threads_per_worker", None),
     ],
 )
 def test_none_means_no_limit_where_it_is_allowed(name: str, value: Any) -> None:
     assert getattr(PoolConfig.build(ADAPTER, None, {name: value}), name) is None
+
+
+def test_devices_are_kept_as_kind_and_uuid() -> None:
+    cfg = PoolConfig.build(ADAPTER, None, {"devices": ["GPU-a", "cuda:MIG-b"]})
+    assert cfg.devices == ("cuda:GPU-a", "cuda:MIG-b")
+    assert attrs.evolve(cfg, size=3).devices == cfg.devices  # normalizing twice changes nothing
+    assert PoolConfig.build(ADAPTER, None, {"devices": ("rocm:GPU-c",)}).devices == ("rocm:GPU-c",)
+    assert PoolConfig(adapter=ADAPTER).threads_per_worker == 1
+    assert PoolConfig.build(ADAPTER, None, {"threads_per_worker": 4}).threads_per_worker == 4
 
 
 def test_an_unknown_option_is_named_with_the_closest_one() -> None:

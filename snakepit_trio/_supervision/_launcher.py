@@ -26,6 +26,7 @@ from .._transport._describe import WorkerDescription
 from .._transport._errors import TransportError
 from . import _spawn
 from ._output import pump
+from ._placement import Placement
 from ._records import WorkerRecords
 from ._template import ForkedWorker, Templates
 from ._worker import Worker
@@ -36,8 +37,8 @@ OUTPUT_GRACE = 0.5  # seconds to wait for a dead worker's last output lines
 
 
 class Launcher(Protocol):
-    async def spawn(self, worker_id: str) -> _spawn.WorkerProcess:
-        """Start the worker's process (not yet ready)."""
+    async def spawn(self, worker_id: str, slot: int = 0) -> _spawn.WorkerProcess:
+        """Start the worker's process (not yet ready), for worker slot ``slot``."""
         ...
 
     async def connect(
@@ -87,8 +88,10 @@ class ProcessLauncher:
         socket_dir: str,
         bridge: object,
         nursery: trio.Nursery,
+        placement: Placement | None = None,
     ) -> None:
         self._config = config
+        self._placement = placement or Placement()  # where each slot's workers run
         self.records = records
         self._template = template
         self._socket_dir = socket_dir
@@ -96,10 +99,14 @@ class ProcessLauncher:
         self._nursery = nursery  # the pool's: registry cleanup outlives an incarnation
         self._live: dict[str, _Incarnation] = {}
 
-    async def spawn(self, worker_id: str) -> _spawn.WorkerProcess:
+    async def spawn(self, worker_id: str, slot: int = 0) -> _spawn.WorkerProcess:
         socket_path = os.path.join(self._socket_dir, f"{worker_id}.sock")
         proc, ready_fd = await _spawn.spawn(
-            self._config, socket_path, self.records.tags(worker_id), self._template
+            self._config,
+            socket_path,
+            self.records.tags(worker_id),
+            self._template,
+            self._placement.worker(slot),
         )
         self._live[worker_id] = _Incarnation(socket_path, ready_fd=ready_fd)
         return proc
@@ -109,6 +116,7 @@ class ProcessLauncher:
     ) -> WorkerDescription | str:
         inc = self._live[worker.id]
         proc = worker.process
+        worker.device = self._placement.device(worker.slot)
         nursery.start_soon(self._record, worker, inc)
         for stream, name, done in (
             (proc.stdout, "stdout", inc.stdout_done),

@@ -12,14 +12,11 @@ from typing import Protocol
 import trio
 
 from .._config import PoolConfig
+from .._shared._placement import Overrides, apply
 from .._shared._tagging import POOL_TOKEN, SLACK, WORKER_ID
 from ._template import Templates, TemplateUnavailable
 
 log = logging.getLogger("snakepit_trio")
-
-# Thread-pool variables that BLAS/OpenMP read at import: one thread per worker by default, so
-# N workers do not start N x cores threads (the user's own settings win).
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class WorkerProcess(Protocol):
@@ -36,7 +33,13 @@ class WorkerProcess(Protocol):
     async def wait(self) -> int: ...
 
 
-def worker_env(config: PoolConfig, tags: dict[str, str]) -> dict[str, str]:
+def worker_env(
+    config: PoolConfig, tags: dict[str, str], placement: Overrides | None = None
+) -> dict[str, str]:
+    """The environment of a worker (or, without tags, of the template): the host's, its
+    import path, ``config.env``, then ``placement`` (its device and thread variables, from
+    ``_placement.py``: one thread per BLAS/OpenMP library by default, so N workers do not
+    start N x cores threads; the user's own settings win), then the pool's tags."""
     env = dict(os.environ)
     for name in (POOL_TOKEN, WORKER_ID, SLACK):  # a pool opened inside a worker
         env.pop(name, None)
@@ -48,10 +51,9 @@ def worker_env(config: PoolConfig, tags: dict[str, str]) -> dict[str, str]:
             paths.append(env["PYTHONPATH"])
     if paths:
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    for var in _THREAD_VARS:
-        env.setdefault(var, "1")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(config.env)
+    apply(env, placement or {})
     env.update(tags)  # last: the pool's tags are how its workers' children are found
     return env
 
@@ -85,19 +87,26 @@ HOST_STDERR = 2  # where workers write with worker_output="inherit": the host's 
 
 
 async def spawn(
-    config: PoolConfig, socket_path: str, tags: dict[str, str], template: Templates | None
+    config: PoolConfig,
+    socket_path: str,
+    tags: dict[str, str],
+    template: Templates | None,
+    placement: Overrides | None = None,
 ) -> tuple[WorkerProcess, int]:
     """Start a worker in its own session (so its children share its process group).
 
     Forked from ``template`` when there is one (it falls back to a fresh interpreter if the
     template cannot fork). Its stdout and stderr are pipes to the host, or with
-    ``worker_output="inherit"`` the host's stderr itself. Returns the process and the read
-    end of its ready pipe.
+    ``worker_output="inherit"`` the host's stderr itself. ``placement`` is its device and
+    thread variables (a fork applies them itself). Returns the process and the read end of
+    its ready pipe.
     """
     if template is not None:
         try:
             return await template.fork(
-                lambda parent: worker_args(config, socket_path, parent), tags[WORKER_ID]
+                lambda parent: worker_args(config, socket_path, parent),
+                tags[WORKER_ID],
+                placement,
             )
         except TemplateUnavailable as exc:
             log.warning("%s: starting a fresh interpreter instead: %s", tags[WORKER_ID], exc)
@@ -113,7 +122,7 @@ async def spawn(
             stderr=output,
             start_new_session=True,
             pass_fds=(ready_w,),
-            env=worker_env(config, tags),
+            env=worker_env(config, tags, placement),
             cwd=config.cwd,
         )
     except BaseException:

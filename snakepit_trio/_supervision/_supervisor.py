@@ -45,7 +45,7 @@ async def run_incarnation(
     """Run one worker from spawn to death; ``started`` once it is READY."""
     config = pool.config
     worker_id = pool.next_worker_id()
-    proc = await launcher.spawn(worker_id)
+    proc = await launcher.spawn(worker_id, slot)
     worker = Worker(id=worker_id, slot=slot, process=proc, oom_kills=oom_kill_count())
     ready = False
     failure: str | None = None

@@ -119,11 +119,17 @@ class Template:
         self._reading = trio.CancelScope(shield=True)
 
     async def fork(
-        self, args: list[str], worker_id: str, *, inherit_output: bool = False
+        self,
+        args: list[str],
+        worker_id: str,
+        *,
+        inherit_output: bool = False,
+        env: dict[str, str | None] | None = None,
     ) -> tuple[ForkedWorker, int]:
         """A worker running ``python -m snakepit_trio.worker *args``, and its ready fd.
 
         With ``inherit_output`` its stdout and stderr are the host's stderr, not pipes.
+        ``env`` changes its environment (its placement; None removes a variable).
         """
         if not self.alive:
             raise TemplateUnavailable("the template process has exited")
@@ -141,7 +147,9 @@ class Template:
         self._replies[number] = send
         reply: dict[str, Any] | None = None
         try:
-            request = msgpack.packb({"fork": number, "argv": args, "worker_id": worker_id})
+            request = msgpack.packb(
+                {"fork": number, "argv": args, "worker_id": worker_id, "env": env or {}}
+            )
             fds = array.array("i", theirs).tobytes()
             with trio.move_on_after(self._fork_timeout):  # a stopped template never answers
                 try:
@@ -281,12 +289,18 @@ class Templates:
         return None
 
     async def fork(
-        self, args_for: Callable[[int], list[str]], worker_id: str
+        self,
+        args_for: Callable[[int], list[str]],
+        worker_id: str,
+        env: dict[str, str | None] | None = None,
     ) -> tuple[ForkedWorker, int]:
-        """A worker forked from the live template; ``args_for(template pid)`` its args."""
+        """A worker forked from the live template; ``args_for(template pid)`` its args,
+        ``env`` what its environment changes (its placement)."""
         template = await self._live()
         inherit = self._config.worker_output == "inherit"
-        return await template.fork(args_for(template.pid), worker_id, inherit_output=inherit)
+        return await template.fork(
+            args_for(template.pid), worker_id, inherit_output=inherit, env=env
+        )
 
     async def _live(self) -> Template:
         while True:

@@ -46,6 +46,7 @@ class Worker:
     last_rss: int | None = None  # from its last PONG
     quiet: bool = False  # silent on heartbeats: suspended in the dispatcher
     oom_kills: int | None = None  # the cgroup's oom_kill count when it started
+    device: str | None = None  # the device its slot is pinned to ("cuda:GPU-…")
     wake: trio.Event = attrs.Factory(trio.Event)
     gone: trio.Event = attrs.Factory(trio.Event)
 

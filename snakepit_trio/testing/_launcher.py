@@ -25,7 +25,7 @@ class MemoryLauncher:
         self.delay = 0.0  # given to workers started from now on
         self.started = 0  # workers started so far (the first one is 1)
 
-    async def spawn(self, worker_id: str) -> FakeProcess:
+    async def spawn(self, worker_id: str, slot: int = 0) -> FakeProcess:
         return FakeProcess()
 
     async def connect(

@@ -8,14 +8,19 @@ exception's type, and the worker serves on. That holds for ``SystemExit`` and
 async tools and in generators of both kinds. A worker exits only when the host stops it or
 goes away; a tool that must end its process for good calls ``os._exit()``, which the host
 reports as ``WorkerCrashed``.
+
+``placement()`` says where the pool placed this worker (``open_pool(devices=...,
+threads_per_worker=...)``): its device and thread budget, readable from ``__init__`` on.
 """
 
 from .._shared._metadata import fixup_module_metadata
 from ._adapter import Adapter as Adapter
 from ._adapter import tool as tool
 from ._context import ToolContext as ToolContext
+from ._placement import Placement as Placement
+from ._placement import placement as placement
 
-__all__ = ["Adapter", "ToolContext", "tool"]
+__all__ = ["Adapter", "Placement", "ToolContext", "placement", "tool"]
 
 for _name in __all__:  # reprs and tracebacks read snakepit_trio.worker.Adapter
     fixup_module_metadata(globals()[_name], __name__)

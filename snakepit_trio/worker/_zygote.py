@@ -11,10 +11,11 @@ Control protocol, over a SOCK_SEQPACKET socket from the host (one msgpack record
 message; file descriptors ride along as SCM_RIGHTS):
 
 - template -> host, once: ``{"ready": pid}`` or ``{"unsafe": reason}`` (then it exits).
-- host -> template: ``{"fork": n, "argv": [...], "worker_id": id}`` with the child's stdin,
-  stdout, stderr and ready-pipe fds. Reply ``{"forked": n, "pid": pid}`` with a pidfd of
-  the child (so the host can watch it without being its parent), or ``{"failed": n,
-  "error": text}``.
+- host -> template: ``{"fork": n, "argv": [...], "worker_id": id, "env": {name: value}}``
+  with the child's stdin, stdout, stderr and ready-pipe fds; ``env`` (optional) is the
+  worker's placement, which the child applies first (a None value removes a variable).
+  Reply ``{"forked": n, "pid": pid}`` with a pidfd of the child (so the host can watch it
+  without being its parent), or ``{"failed": n, "error": text}``.
 - template -> host, when a child ends: ``{"exit": pid, "code": returncode}`` (negative: the
   signal that killed it), after the template reaped it.
 - The host closing its end means the host is gone: the template kills every child's
@@ -71,6 +72,9 @@ def preload(adapter: str) -> str | None:
     import ctypes  # noqa: F401  (the parent-death signal is set through it)
 
     from . import _adapter, _connection, _lane, _runtime, _server, _service  # noqa: F401  (shared by forks)
+    from ._placement import preload as preload_placement
+
+    preload_placement()
 
     try:
         import uvloop  # noqa: F401
@@ -117,7 +121,13 @@ def _warm_messages() -> None:
                 value().parse(bytes(value()))
 
 
-def _child(argv: list[str], worker_id: str, fds: list[int], keep_out: list[int]) -> None:
+def _child(
+    argv: list[str],
+    worker_id: str,
+    fds: list[int],
+    keep_out: list[int],
+    env: dict[str, str | None],
+) -> None:
     """In the forked child: become a worker in its own session, never return."""
     code = 1
     try:
@@ -138,8 +148,10 @@ def _child(argv: list[str], worker_id: str, fds: list[int], keep_out: list[int])
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         from .._shared._tagging import retag
         from . import _server
+        from ._placement import settle
 
         retag(worker_id)
+        settle(env)  # its device and threads, before anything of the adapter runs
         sys.argv = ["snakepit_trio.worker", *argv]
         code = _server.main([*argv, "--ready-fd", str(ready)])
     except SystemExit as exc:
@@ -204,7 +216,11 @@ class Template:
         pid = os.fork()
         if pid == 0:
             _child(
-                request["argv"], request["worker_id"], fds, [self.control.fileno(), *self.children]
+                request["argv"],
+                request["worker_id"],
+                fds,
+                [self.control.fileno(), *self.children],
+                request.get("env") or {},
             )
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = pid

@@ -67,6 +67,8 @@ def test_resilience_example_runs() -> None:
     assert "ping -> CircuitOpen (retry in 0.5s)" in out
     assert "circuit 'backend': half_open -> closed" in out and "probe -> pong" in out
     assert "features: 250/1000" in out and "computed features of 1000 texts" in out
+
+
 def test_two_pools_example_runs() -> None:
     out = run_example("two_pools.py")
     assert "pools: {'text': 2, 'index': 1}" in out
@@ -79,3 +81,12 @@ def test_two_pools_example_runs() -> None:
     assert "text: 1 requests, 2 workers, healthy" in out
     assert "index: 6 requests, 1 workers, healthy" in out
     assert "both pools closed" in out
+
+
+def test_hardware_example_runs() -> None:
+    out = run_example("hardware.py")
+    assert "select_with_fallback -> " in out
+    assert 'identity: {"accelerator": ' in out
+    assert "threads_per_worker='auto'" in out
+    assert out.count("BLAS/OpenMP threads") == 2
+    assert "pool closed" in out
