@@ -22,12 +22,13 @@ import attrs
 import pytest
 
 import snakepit_trio
+import snakepit_trio.telemetry
 import snakepit_trio.testing
 import snakepit_trio.worker
 from snakepit_trio._errors import __all__ as ERROR_NAMES
 from snakepit_trio._public import NoPublicConstructor
 
-PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing)
+PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing, snakepit_trio.telemetry)
 
 # Every public name and member -> what it is and its signature (``surface()`` below).
 # Printed by ``python -m tests.test_exports``.
@@ -97,6 +98,7 @@ EXPECTED: dict[str, str] = {
         "on_progress: 'ProgressCallback | None' = None, "
         "kill_on_cancel: 'bool | None' = None) -> 'AbstractAsyncContextManager[Stream]'"
     ),
+    "Pool.telemetry": "property -> PoolTelemetry",
     "Pool.tools": "(self) -> 'list[ToolSpec]'",
     "Pool.workers": "(self) -> 'list[WorkerInfo]'",
     "PoolClosed": "class(SnakepitError) (*args)",
@@ -129,8 +131,8 @@ EXPECTED: dict[str, str] = {
     "PoolStats": (
         "class (workers: 'int', available: 'int', busy: 'int', queued: 'int', in_flight: 'int', "
         "requests: 'int', errors: 'int', queue_timeouts: 'int', saturated: 'int', restarts: 'int', "
-        "crashes: 'int', sessions: 'int' = 0, recycles: 'int' = 0, "
-        "health: 'str' = 'healthy') -> None"
+        "crashes: 'int', sessions: 'int' = 0, recycles: 'int' = 0, health: 'str' = 'healthy', "
+        "events_dropped: 'int' = 0) -> None"
     ),
     "PoolUnhealthy": (
         "class(SnakepitError) (crashes: 'int', window: 'float', last_cause: 'str', "
@@ -223,6 +225,33 @@ EXPECTED: dict[str, str] = {
         "config: 'PoolConfig | None' = None, "
         "**options: 'Unpack[PoolOptions]') -> 'AsyncIterator[Pool]'"
     ),
+    "telemetry.Event": (
+        "class (name: 'str', measurements: 'dict[str, float]', metadata: 'dict[str, Any]', "
+        "time: 'float') -> None"
+    ),
+    "telemetry.PoolTelemetry": "class: no public constructor",
+    "telemetry.PoolTelemetry.attach": (
+        "(self, name: 'str', patterns: 'str | list[str]', "
+        "handler: 'Callable[[Event], object]') -> 'None'"
+    ),
+    "telemetry.PoolTelemetry.detach": "(self, name: 'str') -> 'bool'",
+    "telemetry.PoolTelemetry.dropped": "property -> int",
+    "telemetry.PoolTelemetry.handlers": "property -> list[str]",
+    "telemetry.PoolTelemetry.subscribe": (
+        "(self, patterns: 'str | list[str]', *, "
+        "buffer: 'int' = 1000) -> 'AbstractAsyncContextManager[Subscription]'"
+    ),
+    "telemetry.Subscription": "class: no public constructor",
+    "telemetry.Subscription.dropped": "property -> int",
+    "telemetry.Subscription.receive": "async (self) -> 'Event'",
+    "telemetry.attach": (
+        "(name: 'str', patterns: 'str | list[str]', handler: 'Callable[[Event], object]') -> 'None'"
+    ),
+    "telemetry.detach": "(name: 'str') -> 'bool'",
+    "telemetry.subscribe": (
+        "(patterns: 'str | list[str]', *, "
+        "buffer: 'int' = 1000) -> 'AbstractAsyncContextManager[Subscription]'"
+    ),
     "testing.Faults": "class: no public constructor",
     "testing.Faults.crash": (
         "(self, worker_id: 'str | None' = None, *, exit_code: 'int' = 1, "
@@ -249,13 +278,28 @@ EXPECTED: dict[str, str] = {
     ),
     "worker.ToolContext.cancelled": "property -> bool",
     "worker.ToolContext.deadline": "attribute",
+    "worker.ToolContext.emit": (
+        "(self, name: 'str', measurements: 'dict[str, float] | None' = None, "
+        "metadata: 'dict[str, Any] | None' = None) -> 'None'"
+    ),
     "worker.ToolContext.progress": (
         "(self, done: 'float', total: 'float | None' = None, "
         "message: 'str | None' = None) -> 'None'"
     ),
     "worker.ToolContext.request_id": "attribute",
     "worker.ToolContext.session_id": "attribute",
+    "worker.ToolContext.span": (
+        "(self, name: 'str', "
+        "**attributes: 'str | float | bool | None') -> 'AbstractContextManager[None]'"
+    ),
     "worker.ToolContext.time_remaining": "(self) -> 'float | None'",
+    "worker.emit": (
+        "(name: 'str', measurements: 'dict[str, float] | None' = None, "
+        "metadata: 'dict[str, Any] | None' = None) -> 'None'"
+    ),
+    "worker.span": (
+        "(name: 'str', **attributes: 'str | float | bool | None') -> 'AbstractContextManager[None]'"
+    ),
     "worker.tool": (
         "(fn: 'F | None' = None, /, *, name: 'str | None' = None, "
         "description: 'str | None' = None, "
@@ -397,7 +441,7 @@ def test_type_checking_block_matches_exports() -> None:
 def test_all_is_the_export_list() -> None:
     assert snakepit_trio.__all__ == list(snakepit_trio._EXPORTS)
     assert set(snakepit_trio.__all__) <= set(dir(snakepit_trio))
-    assert snakepit_trio.worker.__all__ == ["Adapter", "ToolContext", "tool"]
+    assert snakepit_trio.worker.__all__ == ["Adapter", "ToolContext", "emit", "span", "tool"]
 
 
 def test_each_name_comes_from_its_module_and_reads_as_public() -> None:
@@ -457,10 +501,19 @@ def test_pool_options_list_every_config_field() -> None:
     assert snakepit_trio.PoolOptions.__total__ is False
 
 
+# Keyword catch-alls whose names are the caller's by design (a span's attributes): each
+# value is typed, the names are free.
+FREE_KEYWORDS = {"worker.ToolContext.span", "worker.span"}
+
+
 def test_no_untyped_keyword_catch_all() -> None:
     for name, fn in public_callables().items():
         for p in inspect.signature(fn).parameters.values():
-            if p.kind is inspect.Parameter.VAR_KEYWORD:
+            if p.kind is not inspect.Parameter.VAR_KEYWORD:
+                continue
+            if name in FREE_KEYWORDS:
+                assert p.annotation not in ("Any", inspect.Parameter.empty), name
+            else:
                 assert str(p.annotation).startswith("Unpack["), f"{name}: **{p.name}"
 
 

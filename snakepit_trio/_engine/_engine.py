@@ -61,6 +61,9 @@ from .._supervision._worker import ExitInfo, Worker
 from .._tools import ToolSpec
 from .._transport._base import Channel
 from .._transport._describe import WorkerDescription
+from ..telemetry import _calls as call_events
+from ..telemetry import _lifecycle as lifecycle_events
+from ..telemetry._hub import Hub
 from . import _admission as admission
 from ._calls import StreamHandle, UnaryHandle, error_from_frame
 from ._counters import Counters
@@ -95,12 +98,15 @@ class Engine:
         self.counters = Counters()
         self.health = Health(config)
         self.payloads = Payloads(token, config.shm_threshold, self._channel_of)
+        # Events and traces; every emission point tests telemetry.on first (see _hub.py).
+        self.telemetry = Hub(config.name)
         self.sessions = SessionHost(
             max_sessions=config.max_sessions,
             default_ttl=config.session_ttl,
             least_loaded=self._least_loaded_worker,
             is_live=self.core.workers.__contains__,
             send_end=self._send_session_end,
+            telemetry=self.telemetry,
         )
         self.recycler = Recycler(self)
         self.watchdog = Watchdog(self)  # its run() is a pool task
@@ -216,21 +222,50 @@ class Engine:
             self.config.kill_on_cancel if kill_on_cancel is None else kill_on_cancel
         )
         call = Call(next(self._ids), tool, idempotent, handle=waiter)
+        observed = None
+        if self.telemetry.on:
+            observed = waiter.observed = self._observe(call, session, payload, stream=False)
         try:
-            if session is not None:
-                async with self.sessions.use(session, call):
+            try:
+                if session is not None:
+                    async with self.sessions.use(session, call):
+                        self.submit(call)
+                        frame = await self._wait(call, waiter, timeout, call_deadline, now)
+                else:
                     self.submit(call)
                     frame = await self._wait(call, waiter, timeout, call_deadline, now)
-            else:
-                self.submit(call)
-                frame = await self._wait(call, waiter, timeout, call_deadline, now)
-        finally:
-            if segments is not None:
-                segments.release()  # the call is over (or abandoned) on our side
-        if type(frame) is w.Result:
-            return decode(frame.result, what=f"result of {tool!r}", unmapped=self.payloads.unmapped)
-        assert type(frame) is w.Error
-        raise error_from_frame(tool, frame, list(self.tools))
+            finally:
+                if segments is not None:
+                    segments.release()  # the call is over (or abandoned) on our side
+            if type(frame) is not w.Result:
+                assert type(frame) is w.Error
+                raise error_from_frame(tool, frame, list(self.tools))
+            value = decode(
+                frame.result, what=f"result of {tool!r}", unmapped=self.payloads.unmapped
+            )
+        except BaseException as exc:
+            if observed is not None:
+                observed.end(exc)
+            raise
+        if observed is not None:
+            observed.result(frame.result, frame.run_time)
+            observed.end(None)
+        return value
+
+    def _observe(
+        self, call: Call, session: SessionRecord | None, payload: bytes, *, stream: bool
+    ) -> call_events.Observed:
+        """The telemetry of a call submitted while some handler or tracer is attached."""
+        session_id = None if session is None else session.id
+        return call_events.start(
+            self.telemetry,
+            call.id,
+            call.tool,
+            session_id,
+            stream=stream,
+            bytes_in=len(payload),
+            queue_depth=self.core.queued,
+        )
 
     @asynccontextmanager
     async def open_stream(
@@ -281,13 +316,25 @@ class Engine:
         handle.segments = segments
         handle.unmapped = self.payloads.unmapped
         handle.call = Call(next(self._ids), tool, False, handle=handle)
+        observed = None
+        if self.telemetry.on:
+            observed = handle.observed = self._observe(handle.call, session, payload, stream=True)
         try:
             async with self.sessions.use(session, handle.call):
                 self.submit(handle.call)
                 try:
                     yield handle
                 finally:
+                    if observed is not None:
+                        observed.finished = handle.finished
                     handle.close()
+        except BaseException as exc:
+            if observed is not None:
+                call_events.stream_ended(observed, handle, exc)
+            raise
+        else:
+            if observed is not None:
+                call_events.stream_ended(observed, handle, None)
         finally:
             if segments is not None:
                 segments.release()
@@ -400,8 +447,21 @@ class Engine:
             self.payloads.flush()
         if handle.segments is not None:
             handle.segments.sent(worker.id)
+        meta = None
+        if handle.observed is not None:
+            handle.observed.sent(worker.id)
+            if w.CAP_CALL_META in worker.capabilities:
+                meta = handle.observed.meta
         worker.channel.send(
-            w.call(call.id, call.tool, handle.payload, handle.session_id, remaining, handle.window)
+            w.call(
+                call.id,
+                call.tool,
+                handle.payload,
+                handle.session_id,
+                remaining,
+                handle.window,
+                meta,
+            )
         )
 
     def _fail(self, action: Fail) -> None:
@@ -427,10 +487,17 @@ class Engine:
     def next_worker_id(self) -> str:
         return f"{self.config.name}-{next(self._incarnations)}"
 
+    def worker_spawned(self, worker: Worker, spawn: float) -> None:
+        if self.telemetry.on:
+            lifecycle_events.spawned(self.telemetry, worker, spawn)
+
     def worker_ready(self, worker: Worker, description: WorkerDescription) -> None:
         if not self.tools:
             self.tools = {t.name: t for t in description.tools}
         self.workers[worker.id] = worker
+        worker.capabilities = description.capabilities
+        if self.telemetry.on:
+            lifecycle_events.ready(self.telemetry, worker)
         if self.closing:  # a replacement that became ready during shutdown
             worker.request_stop()
             return
@@ -456,6 +523,9 @@ class Engine:
             log.warning("%s", headline)
         else:
             log.debug("worker %s (pid %d) stopped", worker.id, worker.pid)
+        if self.telemetry.on:
+            reason = "recycled" if worker.recycling else "closing" if self.closing else "stopped"
+            lifecycle_events.exited(self.telemetry, worker, crash, reason)
         for call in on_it:
             call.handle.crash = crash
         self.sessions.worker_died(worker.id, f"worker {worker.id} (pid {worker.pid}) exited")
@@ -496,8 +566,10 @@ class Engine:
         self.core.suspend_worker(worker.id)
         worker.kill(reason, cause)
 
-    def note_restart(self) -> None:
+    def note_restart(self, slot: int, backoff: float) -> None:
         self.counters.restarts += 1
+        if self.telemetry.on:
+            lifecycle_events.restarted(self.telemetry, slot, backoff)
 
     # --- helpers ---------------------------------------------------------------------------
     def _channel_of(self, worker_id: str | None) -> Channel | None:

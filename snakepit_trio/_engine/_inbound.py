@@ -11,6 +11,8 @@ shape (``_shared/_frames.py``):
   for a call the host revoked or cancelled.
 - The call's handle decides what fits it: no chunks for unary calls, no RESULT for streams,
   no chunk beyond the credit the host granted.
+- EVENT: a name of dotted words, numbers as measurements, str keys (``telemetry/
+  _from_workers.py``). Its call_id is not checked: a tool may emit after its call ended.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from .._core._dispatcher import Action, Call, CallState, Dispatcher
 from .._errors import PoolClosed
 from .._shared import _frames as w
 from .._supervision._worker import Worker
+from ..telemetry import _from_workers as worker_events
+from ..telemetry._hub import Hub
 from ._counters import Counters
 from ._health import Health
 from ._payloads import Payloads
@@ -75,6 +79,10 @@ def check_batch(
         if kind not in of_a_call:
             if kind is w.Welcome:
                 raise w.ProtocolViolation("WELCOME after the handshake")
+            if kind is w.Event:
+                problem = worker_events.problem(frame)  # type: ignore[arg-type]
+                if problem is not None:
+                    raise w.ProtocolViolation(problem)
             append((frame, None))
             continue
         call_id: int = frame.id  # type: ignore[union-attr]
@@ -112,6 +120,7 @@ class InboundHost(Protocol):
     payloads: Payloads
     health: Health
     counters: Counters
+    telemetry: Hub
 
     @property
     def recycler(self) -> Recycler: ...
@@ -164,6 +173,14 @@ class Inbound:
     def _on_unmapped_args(self, worker: Worker, frame: w.UnmappedArgs, call: None) -> None:
         self._engine.payloads.returned(frame.names, worker.id)
 
+    def _on_event(self, worker: Worker, frame: w.Event, call: None) -> None:
+        telemetry = self._engine.telemetry
+        if telemetry.on:
+            of = None if frame.call_id is None else self._engine.core.calls.get(frame.call_id)
+            if of is not None and of.worker != worker.id:
+                of = None  # not its call (any more): the event names no tool
+            worker_events.deliver(telemetry, worker.id, frame, of)
+
     def _on_chunk(self, worker: Worker, frame: w.Chunk, call: Call) -> None:
         if call.state is CallState.SENT:
             call.handle.chunk(frame.chunk)
@@ -213,6 +230,7 @@ class Inbound:
     _HANDLERS: dict[type[Any], Callable[[Inbound, Worker, Any, Any], None]] = {
         w.Pong: _on_pong,
         w.UnmappedArgs: _on_unmapped_args,
+        w.Event: _on_event,
         w.Chunk: _on_chunk,
         w.Progress: _on_progress,
         w.Result: _on_final,

@@ -8,14 +8,19 @@ exception's type, and the worker serves on. That holds for ``SystemExit`` and
 async tools and in generators of both kinds. A worker exits only when the host stops it or
 goes away; a tool that must end its process for good calls ``os._exit()``, which the host
 reports as ``WorkerCrashed``.
+
+Telemetry: ``ctx.emit`` / ``ctx.span`` in tools, ``emit`` / ``span`` outside calls; the host's
+handlers get them as ``adapter.<name>`` events.
 """
 
 from .._shared._metadata import fixup_module_metadata
 from ._adapter import Adapter as Adapter
 from ._adapter import tool as tool
 from ._context import ToolContext as ToolContext
+from ._events import emit as emit
+from ._events import span as span
 
-__all__ = ["Adapter", "ToolContext", "tool"]
+__all__ = ["Adapter", "ToolContext", "emit", "span", "tool"]
 
 for _name in __all__:  # reprs and tracebacks read snakepit_trio.worker.Adapter
     fixup_module_metadata(globals()[_name], __name__)

@@ -39,6 +39,7 @@ class Connection:
         # What the host serves, from its HELLO (the first frame on either carrier); until
         # then nothing beyond the base frames is sent to it.
         self.host_capabilities: frozenset[str] = frozenset()
+        self.events = False  # the host takes EVENT frames
 
     def emit(self, frame: Frame) -> None:
         self.outbox.append(frame)
@@ -82,6 +83,8 @@ class Connection:
                 frame.window,
                 self.emit,
                 self._call_done,
+                meta=frame.meta,
+                events=self.events,
             )
             if call is not None:
                 self.calls[frame.id] = call
@@ -106,8 +109,13 @@ class Connection:
         elif type(frame) is w.Hello:
             # The lane answers it with WELCOME (worker/_lane.py); Connect does not.
             self.host_capabilities = frozenset(frame.capabilities or ())
+            self.events = w.CAP_EVENTS in self.host_capabilities
+            if self.events:  # events from outside calls go to this host
+                self.runtime.outlet.bind(self.emit, asyncio.get_running_loop())
 
     def cancel_all(self) -> None:
+        """The connection is over (both carriers call this last)."""
+        self.runtime.outlet.unbind(self.emit)
         for call in list(self.calls.values()):
             call.cancel()
 

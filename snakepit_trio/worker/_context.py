@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ._events import CallTelemetry, Span, emit_event
 
 
 class ToolContext:
@@ -16,7 +20,15 @@ class ToolContext:
             (in ``snakepit_trio.testing``, a value of the virtual clock).
     """
 
-    __slots__ = ("_cancelled", "_clock", "_progress", "deadline", "request_id", "session_id")
+    __slots__ = (
+        "_cancelled",
+        "_clock",
+        "_progress",
+        "_telemetry",
+        "deadline",
+        "request_id",
+        "session_id",
+    )
 
     def __init__(
         self,
@@ -33,6 +45,8 @@ class ToolContext:
         self._cancelled = False
         self._progress = progress
         self._clock = clock  # what deadline is measured on
+        # Its events' way to the host and its trace, set as the call starts (_events.py).
+        self._telemetry: CallTelemetry | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -71,6 +85,52 @@ class ToolContext:
         """
         if self._progress is not None and not self.cancelled:
             self._progress(done, total, message)
+
+    def emit(
+        self,
+        name: str,
+        measurements: dict[str, float] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Send a telemetry event to the host; safe from any thread, never blocks.
+
+        The host's handlers get it as ``adapter.<name>``, its metadata with ``pool``,
+        ``worker_id``, ``call_id``, ``tool`` and ``session_id`` added (those keys are the
+        host's).
+
+        Args:
+            name: dotted words of letters, digits, ``_`` or ``-`` (``"model.inference"``).
+            measurements: numbers by name (seconds, bytes, counts).
+            metadata: str, number, bool or None values by name (strings are cut to 4096
+                characters).
+
+        Raises:
+            TypeError: a value of the wrong type (the message names its key).
+            ValueError: a malformed name, a NaN measurement, or more than 64 entries.
+        """
+        emit_event(self._telemetry, name, measurements, metadata)
+
+    def span(
+        self, name: str, **attributes: str | float | bool | None
+    ) -> AbstractContextManager[None]:
+        """Time a block: ``with ctx.span("tokenize", model="small"): ...``.
+
+        On leaving it the host gets ``adapter.<name>.stop`` with the block's ``duration``
+        in seconds and ``attributes`` as metadata, preceded by ``adapter.<name>.exception``
+        (with ``error_type``) when the block raised; the exception propagates. In a call
+        traced with OpenTelemetry it is also a span, a child of the call's.
+
+        Args:
+            name: as for ``emit`` (at most 190 characters).
+            **attributes: str, number, bool or None values.
+
+        Returns:
+            A context manager (not reentrant: make one per block).
+
+        Raises:
+            TypeError, ValueError: as for ``emit``.
+        """
+        return Span(self._telemetry, name, attributes)
 
     def _cancel(self) -> None:
         self._cancelled = True

@@ -42,6 +42,7 @@ from .._shared._tagging import POOL_TOKEN, WORKER_ID
 from ._adapter import ToolInfo
 from ._claim import QUEUED, RUNNING, WITHDRAWN
 from ._context import ToolContext
+from ._events import crossing, current_outlet, observe
 from ._genpump import GeneratorPump
 from ._inline import InlinePump, InlineTools
 from ._outcomes import (
@@ -195,6 +196,9 @@ class Runtime:
         self._idle.set()
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        # Where events outside calls go (the worker's; snakepit_trio.testing has one each).
+        self.outlet = current_outlet()
+        crossing(self._loop)  # made here, on the loop's thread
         self.clock: Callable[[], float] = self._loop.time if inline else time.monotonic
         # What run times (reported for prefetch decisions) are measured with.
         self.timer: Callable[[], float] = self._loop.time if inline else time.perf_counter
@@ -311,8 +315,15 @@ class Runtime:
         window: int,
         sink: Sink,
         on_done: Callable[[int], None] | None = None,
+        *,
+        meta: dict[str, Any] | None = None,
+        events: bool = False,
     ) -> RunningCall | None:
-        """Start a call; on a bad request, send its ERROR frame and return None."""
+        """Start a call; on a bad request, send its ERROR frame and return None.
+
+        ``meta``: the CALL's meta map (its trace context); ``events``: the host takes EVENT
+        frames (it named "events").
+        """
         info = self.tools.get(tool)
         if info is None:
             sink(w.error(call_id, "UnknownTool", f"unknown tool {tool!r}", w.KIND_UNKNOWN_TOOL))
@@ -340,6 +351,8 @@ class Runtime:
         )
         if info.context_param is not None:
             args[info.context_param] = ctx
+        if events or meta is not None:
+            info = observe(self._loop, ctx, call_id, sink, meta, events, info)
         credit = max(window, 1) if info.streaming else 0
         call = RunningCall(call_id, info, ctx, credit, sink, on_done, self)
         self.calls.add(call)
