@@ -207,6 +207,10 @@ class PoolConfig:
         pythonpath: extra import paths, searched before the inherited ones.
         inherit_path: give workers the host's ``sys.path``, so whatever the host can import,
             the workers can too.
+        tracing: trace every call with OpenTelemetry (a CLIENT span per call, its context
+            carried to the worker, whose SERVER span is its child) and record the pool's
+            metrics, with the global tracer and meter providers; needs the ``otel`` extra.
+            ``snakepit_trio.contrib.otel.instrument(pool, ...)`` takes providers of your own.
         worker_output: where workers' stdout and stderr go. ``"log"`` (default): the host
             reads them and logs each line to the ``snakepit_trio.worker`` logger (stderr at
             WARNING, stdout at INFO, with ``worker_id`` and ``stream`` on each record;
@@ -282,6 +286,7 @@ class PoolConfig:
     pythonpath: tuple[str, ...] = attrs.field(default=(), converter=_paths)
     inherit_path: bool = attrs.field(default=True, validator=_flag)
     worker_output: str = attrs.field(default="log", validator=_worker_output)
+    tracing: bool = attrs.field(default=False, validator=_flag)
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= self.heartbeat_interval:
@@ -379,6 +384,7 @@ class PoolOptions(TypedDict, total=False):
     pythonpath: Sequence[str]  # the field converts it to a tuple
     inherit_path: bool
     worker_output: str
+    tracing: bool
 
 
 _NULLABLE = {

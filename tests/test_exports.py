@@ -22,13 +22,20 @@ import attrs
 import pytest
 
 import snakepit_trio
+import snakepit_trio.contrib.otel
 import snakepit_trio.telemetry
 import snakepit_trio.testing
 import snakepit_trio.worker
 from snakepit_trio._errors import __all__ as ERROR_NAMES
 from snakepit_trio._public import NoPublicConstructor
 
-PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing, snakepit_trio.telemetry)
+PACKAGES = (
+    snakepit_trio,
+    snakepit_trio.worker,
+    snakepit_trio.testing,
+    snakepit_trio.telemetry,
+    snakepit_trio.contrib.otel,
+)
 
 # Every public name and member -> what it is and its signature (``surface()`` below).
 # Printed by ``python -m tests.test_exports``.
@@ -120,7 +127,7 @@ EXPECTED: dict[str, str] = {
         "registry: 'bool' = True, state_dir: 'str | None' = None, name: 'str' = 'pool', "
         "python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, cwd: 'str | None' = None, "
         "pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
-        "worker_output: 'str' = 'log') -> None"
+        "worker_output: 'str' = 'log', tracing: 'bool' = False) -> None"
     ),
     "PoolConfig.build": (
         "classmethod (adapter: 'str | None', config: 'PoolConfig | None', "
@@ -219,6 +226,12 @@ EXPECTED: dict[str, str] = {
     ),
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"
+    ),
+    "contrib.otel.Instrumentation": "class: no public constructor",
+    "contrib.otel.Instrumentation.close": "(self) -> 'None'",
+    "contrib.otel.instrument": (
+        "(pool: 'Pool', *, tracer_provider: 'Any' = None, meter_provider: 'Any' = None, "
+        "metrics: 'bool' = True) -> 'Instrumentation'"
     ),
     "open_pool": (
         "asynccontextmanager (adapter: 'str | None' = None, *, size: 'int | None' = None, "

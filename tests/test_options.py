@@ -144,6 +144,7 @@ OPTIONS: dict[str, str] = {
     "pythonpath": "pythonpath",
     "inherit_path": "bool",
     "worker_output": "worker_output",
+    "tracing": "bool",
 }
 
 

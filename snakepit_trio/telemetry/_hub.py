@@ -27,6 +27,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 import attrs
@@ -243,6 +244,17 @@ class Hub:
                 entry.scope,
                 event.name,
             )
+
+    # --- traces -------------------------------------------------------------------------------
+    def span_from_meta(
+        self, name: str, meta: dict[str, Any] | None, attributes: dict[str, Any] | None = None
+    ) -> AbstractContextManager[Any]:
+        """For engine code that runs on behalf of a worker's call (a host tool): a span
+        under the trace context the worker sent in ``meta``, current for the block, so the
+        calls made in it are its children. Does nothing when the pool is not traced."""
+        if self.tracer is None:
+            return nullcontext()
+        return self.tracer.span_from_meta(name, meta, attributes or {})  # type: ignore[no-any-return]
 
     # --- events from workers ------------------------------------------------------------------
     def worker_time(self, worker_id: str, worker_time: float) -> float:
