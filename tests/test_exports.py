@@ -23,6 +23,7 @@ import pytest
 
 import snakepit_trio
 import snakepit_trio.contrib.otel
+import snakepit_trio.contrib.prometheus
 import snakepit_trio.telemetry
 import snakepit_trio.testing
 import snakepit_trio.worker
@@ -35,6 +36,7 @@ PACKAGES = (
     snakepit_trio.testing,
     snakepit_trio.telemetry,
     snakepit_trio.contrib.otel,
+    snakepit_trio.contrib.prometheus,
 )
 
 # Every public name and member -> what it is and its signature (``surface()`` below).
@@ -232,6 +234,19 @@ EXPECTED: dict[str, str] = {
     "contrib.otel.instrument": (
         "(pool: 'Pool', *, tracer_provider: 'Any' = None, meter_provider: 'Any' = None, "
         "metrics: 'bool' = True) -> 'Instrumentation'"
+    ),
+    "contrib.prometheus.PoolCollector": (
+        "class(Collector) (*pools: 'Pool', registry: 'CollectorRegistry | None' = None, "
+        "buckets: 'Iterable[float] | None' = None) -> 'None'"
+    ),
+    "contrib.prometheus.PoolCollector.add": "(self, pool: 'Pool') -> 'None'",
+    "contrib.prometheus.PoolCollector.collect": "(self) -> 'Iterable[Metric]'",
+    "contrib.prometheus.PoolCollector.describe": "(self) -> 'Iterable[Metric]'",
+    "contrib.prometheus.PoolCollector.remove": "(self, pool: 'Pool') -> 'bool'",
+    "contrib.prometheus.serve": (
+        "async (port: 'int' = 9464, registry: 'CollectorRegistry | None' = None, *, "
+        "host: 'str' = '127.0.0.1', "
+        "task_status: 'trio.TaskStatus[int]' = TASK_STATUS_IGNORED) -> 'None'"
     ),
     "open_pool": (
         "asynccontextmanager (adapter: 'str | None' = None, *, size: 'int | None' = None, "
