@@ -254,8 +254,8 @@ EXPECTED: dict[str, str] = {
         "**options: 'Unpack[PoolOptions]') -> 'AsyncIterator[Pool]'"
     ),
     "telemetry.Event": (
-        "class (name: 'str', measurements: 'dict[str, float]', metadata: 'dict[str, Any]', "
-        "time: 'float') -> None"
+        "NamedTuple (name: ForwardRef('str'), measurements: ForwardRef('dict[str, float]'), "
+        "metadata: ForwardRef('dict[str, Any]'), time: ForwardRef('float'))"
     ),
     "telemetry.PoolTelemetry": "class: no public constructor",
     "telemetry.PoolTelemetry.attach": (
@@ -360,6 +360,8 @@ def public_members(cls: type) -> dict[str, object]:
     if attrs.has(cls):  # fields are the constructor's parameters, pinned with it
         for field in attrs.fields(cls):
             members.pop(field.name, None)
+    for field in getattr(cls, "_fields", ()) if issubclass(cls, tuple) else ():  # NamedTuple
+        members.pop(field, None)
     return members
 
 
@@ -381,6 +383,8 @@ def _describe_callable(fn: typing.Callable[..., object]) -> str:
 def _describe_class(cls: type) -> str:
     if typing.is_typeddict(cls):
         return f"TypedDict(total={cls.__total__})"  # type: ignore[attr-defined]
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        return f"NamedTuple {_signature(cls)}"
     bases = ", ".join(b.__qualname__ for b in cls.__bases__ if b is not object)
     head = f"class({bases})" if bases else "class"
     if isinstance(cls, NoPublicConstructor):

@@ -449,7 +449,7 @@ class Engine:
             handle.segments.sent(worker.id)
         meta = None
         if handle.observed is not None:
-            handle.observed.sent(worker.id)
+            handle.observed.sent(worker.id, handle.sent_at)
             if w.CAP_CALL_META in worker.capabilities:
                 meta = handle.observed.meta
         worker.channel.send(

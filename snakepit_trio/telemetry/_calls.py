@@ -102,9 +102,10 @@ class Observed:
         self.meta: dict[str, Any] | None = None  # for the CALL frame (trace context)
 
     # --- what the engine reports --------------------------------------------------------
-    def sent(self, worker_id: str) -> None:
+    def sent(self, worker_id: str, now: float) -> None:
+        """Sent to ``worker_id`` at ``now`` (Trio's clock)."""
         if self.sent_at is None:
-            self.sent_at = trio.current_time()
+            self.sent_at = now
         self.worker = worker_id
 
     def chunk(self, payload: bytes) -> None:
@@ -119,11 +120,9 @@ class Observed:
         """The call is over: ``error`` is what it raised (None: it succeeded), ``outcome``
         overrides the one ``error`` implies (a stream left early is "abandoned")."""
         hub = self.hub
-        now = trio.current_time()
-        duration = now - self.started_at
+        duration = trio.current_time() - self.started_at
         if outcome is None:
             outcome = "ok" if error is None else outcome_of(error)
-        kind = "stream" if self.stream else "call"
         metadata: dict[str, Any] = {
             "pool": hub.pool,
             "call_id": self.call_id,
@@ -132,18 +131,17 @@ class Observed:
             "worker_id": self.worker,
             "outcome": outcome,
         }
+        names = _STREAM if self.stream else _CALL
         if error is not None:
-            routes = hub.routes(f"{kind}.exception")
+            routes = hub.routes(names[2])
             if routes:
                 details = {
                     **metadata,
                     "error_type": error_type(error),
                     "started": self.sent_at is not None,
                 }
-                hub.deliver(
-                    routes, Event(f"{kind}.exception", {"duration": duration}, details, time.time())
-                )
-        routes = hub.routes(f"{kind}.stop")
+                hub.deliver(routes, Event(names[2], {"duration": duration}, details, time.time()))
+        routes = hub.routes(names[1])
         if routes:
             measurements: dict[str, float] = {"duration": duration, "bytes_in": self.bytes_in}
             if self.sent_at is not None:
@@ -153,10 +151,14 @@ class Observed:
                 measurements["chunks"] = self.chunks
             elif self.run_time is not None:
                 measurements["run_time"] = self.run_time
-            hub.deliver(routes, Event(f"{kind}.stop", measurements, metadata, time.time()))
-        tracer = hub.tracer
-        if self.span is not None and tracer is not None:
-            tracer.end(self.span, self, outcome, error)
+            hub.deliver(routes, Event(names[1], measurements, metadata, time.time()))
+        if self.span is not None and hub.tracer is not None:
+            hub.tracer.end(self.span, self, outcome, error)
+
+
+# Each kind's event names: start, stop, exception.
+_CALL = ("call.start", "call.stop", "call.exception")
+_STREAM = ("stream.start", "stream.stop", "stream.exception")
 
 
 def start(
@@ -171,7 +173,7 @@ def start(
 ) -> Observed:
     """A call is submitted while the hub is on: its ``*.start`` event, and its span."""
     observed = Observed(hub, call_id, tool, session_id, stream, bytes_in)
-    name = "stream.start" if stream else "call.start"
+    name = _STREAM[0] if stream else _CALL[0]
     routes = hub.routes(name)
     if routes:
         metadata = {"pool": hub.pool, "call_id": call_id, "tool": tool, "session_id": session_id}

@@ -93,18 +93,18 @@ EVENTS: Final[dict[str, Spec]] = {
 OPEN_NAMESPACES: Final = ("adapter", "host_tool", "breaker", "retry")
 RESERVED: Final[dict[str, Spec]] = {
     "adapter.<name>": Spec(
-        ("<yours>",),
-        ("<yours>", "worker_id", "call_id", "tool", "session_id"),
+        ("(yours)",),
+        ("(yours)", "worker_id", "call_id", "tool", "session_id"),
         "ctx.emit(name, ...) in a worker, or snakepit_trio.worker.emit outside calls",
     ),
     "adapter.<name>.stop": Spec(
         ("duration",),
-        ("<span attributes>", "worker_id", "call_id", "tool", "session_id"),
+        ("(span attributes)", "worker_id", "call_id", "tool", "session_id"),
         "the end of a `with ctx.span(name, **attributes):` block",
     ),
     "adapter.<name>.exception": Spec(
         ("duration",),
-        ("<span attributes>", "error_type", "worker_id", "call_id", "tool", "session_id"),
+        ("(span attributes)", "error_type", "worker_id", "call_id", "tool", "session_id"),
         "a ctx.span block raised (just before its .stop)",
     ),
     "host_tool.start / .stop / .exception": Spec(

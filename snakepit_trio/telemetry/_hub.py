@@ -28,7 +28,7 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 
@@ -41,9 +41,11 @@ log = logging.getLogger("snakepit_trio")
 __all__ = ["Event", "Hub"]
 
 
-@attrs.frozen
-class Event:
-    """One telemetry event, as handlers and subscriptions receive it.
+class Event(NamedTuple):
+    """One telemetry event, as handlers and subscriptions receive it (immutable).
+
+    A named tuple rather than a frozen attrs class: one is made per event a handler wants,
+    on the pool's hot path, and a tuple is made four times faster.
 
     Attributes:
         name: dotted, such as ``"call.stop"`` (the README's table lists them).

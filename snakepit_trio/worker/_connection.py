@@ -18,6 +18,7 @@ import psutil
 
 from .._shared import _frames as w
 from .._shared._codec import encode
+from ._events import Route
 from ._runtime import Frame, RunningCall, Runtime
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -39,7 +40,7 @@ class Connection:
         # What the host serves, from its HELLO (the first frame on either carrier); until
         # then nothing beyond the base frames is sent to it.
         self.host_capabilities: frozenset[str] = frozenset()
-        self.events = False  # the host takes EVENT frames
+        self.events: Route | None = None  # how EVENT frames reach a host that takes them
 
     def emit(self, frame: Frame) -> None:
         self.outbox.append(frame)
@@ -109,13 +110,13 @@ class Connection:
         elif type(frame) is w.Hello:
             # The lane answers it with WELCOME (worker/_lane.py); Connect does not.
             self.host_capabilities = frozenset(frame.capabilities or ())
-            self.events = w.CAP_EVENTS in self.host_capabilities
-            if self.events:  # events from outside calls go to this host
-                self.runtime.outlet.bind(self.emit, asyncio.get_running_loop())
+            if w.CAP_EVENTS in self.host_capabilities and self.events is None:
+                self.events = Route(self.emit, asyncio.get_running_loop())
+                self.runtime.outlet.bind(self.events)  # events outside calls go here too
 
     def cancel_all(self) -> None:
         """The connection is over (both carriers call this last)."""
-        self.runtime.outlet.unbind(self.emit)
+        self.runtime.outlet.unbind(self.events)
         for call in list(self.calls.values()):
             call.cancel()
 

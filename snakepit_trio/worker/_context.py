@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ._events import CallTelemetry, Span, emit_event
+from ._events import Route, Span, emit_event
 
 
 class ToolContext:
@@ -24,7 +24,8 @@ class ToolContext:
         "_cancelled",
         "_clock",
         "_progress",
-        "_telemetry",
+        "_route",
+        "_trace",
         "deadline",
         "request_id",
         "session_id",
@@ -45,8 +46,9 @@ class ToolContext:
         self._cancelled = False
         self._progress = progress
         self._clock = clock  # what deadline is measured on
-        # Its events' way to the host and its trace, set as the call starts (_events.py).
-        self._telemetry: CallTelemetry | None = None
+        # Its events' way to the host, and its trace: set as the call starts (_events.py).
+        self._route: Route | None = None
+        self._trace: Any = None
 
     @property
     def cancelled(self) -> bool:
@@ -108,7 +110,7 @@ class ToolContext:
             TypeError: a value of the wrong type (the message names its key).
             ValueError: a malformed name, a NaN measurement, or more than 64 entries.
         """
-        emit_event(self._telemetry, name, measurements, metadata)
+        emit_event(self, name, measurements, metadata)
 
     def span(
         self, name: str, **attributes: str | float | bool | None
@@ -130,7 +132,7 @@ class ToolContext:
         Raises:
             TypeError, ValueError: as for ``emit``.
         """
-        return Span(self._telemetry, name, attributes)
+        return Span(self, name, attributes)
 
     def _cancel(self) -> None:
         self._cancelled = True

@@ -174,24 +174,37 @@ def crossing(loop: asyncio.AbstractEventLoop) -> Crossing:
     return found
 
 
+class Route:
+    """A connection's way for events (one per connection to a host that takes them): its
+    sink, reached from any thread. A call's ToolContext holds its connection's route."""
+
+    __slots__ = ("crossing", "sink")
+
+    def __init__(self, sink: Sink, loop: asyncio.AbstractEventLoop) -> None:
+        self.sink = sink
+        self.crossing = crossing(loop)
+
+    def send(self, frame: Frame) -> None:
+        self.crossing.send(self.sink, frame)
+
+
 class Outlet:
-    """Where events that belong to no call go: the connection of a host that takes them."""
+    """Where events that belong to no call go: the route of a host that takes them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sink: Sink | None = None
-        self._crossing: Crossing | None = None
+        self._route: Route | None = None
         self._pending: list[Frame] = []
         self.dropped = 0
 
-    def bind(self, sink: Sink, loop: asyncio.AbstractEventLoop) -> None:
+    def bind(self, route: Route) -> None:
         """A host that takes events connected (on the loop): what waited goes to it first."""
         with self._lock:
-            self._sink, self._crossing = sink, crossing(loop)
+            self._route = route
             pending, self._pending = self._pending, []
             dropped, self.dropped = self.dropped, 0
         for frame in pending:
-            sink(frame)
+            route.sink(frame)
         if dropped:
             log.warning(
                 "%d telemetry events emitted before the host connected were dropped "
@@ -200,21 +213,21 @@ class Outlet:
                 MAX_PENDING,
             )
 
-    def unbind(self, sink: Sink) -> None:
+    def unbind(self, route: Route | None) -> None:
         with self._lock:
-            if self._sink == sink:
-                self._sink = self._crossing = None
+            if route is not None and self._route is route:
+                self._route = None
 
     def send(self, frame: Frame) -> None:
         with self._lock:
-            sink, via = self._sink, self._crossing
-            if sink is None or via is None:
+            route = self._route
+            if route is None:
                 if len(self._pending) < MAX_PENDING:
                     self._pending.append(frame)
                 else:
                     self.dropped += 1
                 return
-        via.send(sink, frame)
+        route.send(frame)
 
 
 _PROCESS = Outlet()
@@ -233,55 +246,40 @@ def use_outlet(outlet: Outlet) -> None:
 
 
 # --- a call's events -------------------------------------------------------------------------
-class CallTelemetry:
-    """What a call's ToolContext emits through: its connection (if its host takes events)
-    and its trace (if the call is traced)."""
-
-    __slots__ = ("call_id", "crossing", "sink", "trace")
-
-    def __init__(self, call_id: int, sink: Sink | None, via: Crossing, trace: Any) -> None:
-        self.call_id = call_id
-        self.sink = sink  # None: the host did not name "events"
-        self.crossing = via
-        self.trace = trace  # a _tracing.CallTrace, or None
-
-    def send(self, name: str, measurements: dict[str, float], metadata: dict[str, Any]) -> None:
-        if self.sink is not None:
-            frame = w.event(self.call_id, name, measurements, metadata, now())
-            self.crossing.send(self.sink, frame)
-
-
-def emit_event(
-    telemetry: CallTelemetry | None, name: Any, measurements: Any, metadata: Any
-) -> None:
-    """``ctx.emit`` (``telemetry`` is its call's) or ``emit`` (None: outside calls)."""
+# What ctx.emit and ctx.span read of a ToolContext: ``request_id``, ``_route`` (its
+# connection's, None if its host takes no events) and ``_trace`` (None unless traced). A
+# call that emits nothing costs one attribute set as it starts.
+def emit_event(ctx: Any, name: Any, measurements: Any, metadata: Any) -> None:
+    """``ctx.emit`` (``ctx``: the call's ToolContext) or ``emit`` (None: outside calls)."""
     check_name("event name", name)
     values = check_measurements(measurements)
     details = check_metadata(metadata)
-    if telemetry is not None:
-        telemetry.send(name, values, details)
-    else:
-        current_outlet().send(w.event(None, name, values, details, now()))
+    _send(ctx, name, values, details)
+
+
+def _send(ctx: Any, name: str, measurements: dict[str, float], metadata: dict[str, Any]) -> None:
+    if ctx is None:
+        current_outlet().send(w.event(None, name, measurements, metadata, now()))
+    elif ctx._route is not None:
+        ctx._route.send(w.event(ctx.request_id, name, measurements, metadata, now()))
 
 
 class Span:
     """``with ctx.span(name, **attributes):`` — see ``ToolContext.span``."""
 
-    __slots__ = ("_attributes", "_name", "_otel", "_started", "_telemetry")
+    __slots__ = ("_attributes", "_ctx", "_name", "_otel", "_started")
 
-    def __init__(
-        self, telemetry: CallTelemetry | None, name: Any, attributes: dict[str, Any]
-    ) -> None:
+    def __init__(self, ctx: Any, name: Any, attributes: dict[str, Any]) -> None:
         self._name = check_span_name(name)
         self._attributes = check_metadata(attributes, "span attributes")
-        self._telemetry = telemetry
+        self._ctx = ctx
         self._otel: Any = None
         self._started = 0.0
 
     def __enter__(self) -> None:
-        telemetry = self._telemetry
-        if telemetry is not None and telemetry.trace is not None:
-            self._otel = telemetry.trace.child(self._name, self._attributes)
+        trace = None if self._ctx is None else self._ctx._trace
+        if trace is not None:
+            self._otel = trace.child(self._name, self._attributes)
         self._started = time.perf_counter()
 
     def __exit__(
@@ -296,44 +294,28 @@ class Span:
         measurements = {"duration": duration}
         if error is not None:
             details = {**self._attributes, "error_type": type(error).__name__}
-            self._send(f"{self._name}.exception", measurements, details)
-        self._send(f"{self._name}.stop", measurements, dict(self._attributes))
-
-    def _send(self, name: str, measurements: dict[str, float], metadata: dict[str, Any]) -> None:
-        if self._telemetry is not None:
-            self._telemetry.send(name, measurements, metadata)
-        else:
-            current_outlet().send(w.event(None, name, measurements, metadata, now()))
+            _send(self._ctx, f"{self._name}.exception", measurements, details)
+        _send(self._ctx, f"{self._name}.stop", measurements, dict(self._attributes))
 
 
-def observe(
-    loop: asyncio.AbstractEventLoop,
-    ctx: Any,
-    call_id: int,
-    sink: Sink,
-    meta: dict[str, Any] | None,
-    events: bool,
-    info: Any,
-) -> Any:
-    """Give a starting call its telemetry (``ctx._telemetry``); return the ToolInfo to run
-    (a traced copy when ``meta`` carries a sampled trace context, see ``_tracing.py``)."""
-    trace = None
-    if meta is not None and sampled(meta):
-        from ._tracing import CallTrace
+def trace_call(ctx: Any, call_id: int, meta: dict[str, Any], info: Any) -> Any:
+    """A call whose CALL frame carries ``meta``: when it holds a sampled trace context, the
+    call is traced (``ctx._trace``) and the ToolInfo to run is a traced copy."""
+    if not sampled(meta):
+        return info
+    from ._tracing import CallTrace
 
-        trace = CallTrace.start(info.name, call_id, ctx.session_id, meta)
-        info = trace.wrap(info)
-    ctx._telemetry = CallTelemetry(call_id, sink if events else None, crossing(loop), trace)
-    return info
+    ctx._trace = CallTrace.start(info.name, call_id, ctx.session_id, meta)
+    return ctx._trace.wrap(info)
 
 
 def trace_meta(ctx: Any) -> dict[str, str] | None:
     """The trace context of a running call, as a meta map for the frames it sends the host
     (a host call's): its innermost open span's, or None when the call is not traced."""
-    telemetry = ctx._telemetry
-    if telemetry is None or telemetry.trace is None:
+    trace = ctx._trace
+    if trace is None:
         return None
-    meta: dict[str, str] = telemetry.trace.meta()
+    meta: dict[str, str] = trace.meta()
     return meta or None
 
 

@@ -42,7 +42,7 @@ from .._shared._tagging import POOL_TOKEN, WORKER_ID
 from ._adapter import ToolInfo
 from ._claim import QUEUED, RUNNING, WITHDRAWN
 from ._context import ToolContext
-from ._events import crossing, current_outlet, observe
+from ._events import Route, current_outlet, trace_call
 from ._genpump import GeneratorPump
 from ._inline import InlinePump, InlineTools
 from ._outcomes import (
@@ -198,7 +198,6 @@ class Runtime:
         self._loop_thread = threading.get_ident()
         # Where events outside calls go (the worker's; snakepit_trio.testing has one each).
         self.outlet = current_outlet()
-        crossing(self._loop)  # made here, on the loop's thread
         self.clock: Callable[[], float] = self._loop.time if inline else time.monotonic
         # What run times (reported for prefetch decisions) are measured with.
         self.timer: Callable[[], float] = self._loop.time if inline else time.perf_counter
@@ -317,12 +316,12 @@ class Runtime:
         on_done: Callable[[int], None] | None = None,
         *,
         meta: dict[str, Any] | None = None,
-        events: bool = False,
+        events: Route | None = None,
     ) -> RunningCall | None:
         """Start a call; on a bad request, send its ERROR frame and return None.
 
-        ``meta``: the CALL's meta map (its trace context); ``events``: the host takes EVENT
-        frames (it named "events").
+        ``meta``: the CALL's meta map (its trace context); ``events``: the route of EVENT
+        frames to its host, if that host takes them (it named "events").
         """
         info = self.tools.get(tool)
         if info is None:
@@ -351,8 +350,9 @@ class Runtime:
         )
         if info.context_param is not None:
             args[info.context_param] = ctx
-        if events or meta is not None:
-            info = observe(self._loop, ctx, call_id, sink, meta, events, info)
+        ctx._route = events
+        if meta is not None:
+            info = trace_call(ctx, call_id, meta, info)
         credit = max(window, 1) if info.streaming else 0
         call = RunningCall(call_id, info, ctx, credit, sink, on_done, self)
         self.calls.add(call)

@@ -88,10 +88,9 @@ class Telemetry(Adapter):
     @tool
     def rogue_event(self, ctx: ToolContext) -> None:
         """Send an EVENT frame that breaks the protocol, bypassing the checks."""
-        telemetry = ctx._telemetry
-        assert telemetry is not None and telemetry.sink is not None
-        frame = w.event(ctx.request_id, "x", {"v": "not a number"}, {}, 0.0)
-        telemetry.crossing.send(telemetry.sink, frame)
+        route = ctx._route
+        assert route is not None
+        route.send(w.event(ctx.request_id, "x", {"v": "not a number"}, {}, 0.0))
 
     @tool(streaming=True)
     def count(self, n: int):  # type: ignore[no-untyped-def]

@@ -95,3 +95,11 @@ def test_a_pattern_without_a_star_matches_itself_only(name: str) -> None:
     matches = matcher([name])
     assert matches(name)
     assert not matches(name + ".x")
+
+
+def test_the_readme_lists_every_event() -> None:
+    import pathlib
+
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    for name in EVENTS:
+        assert f"| `{name}` |" in readme, name
