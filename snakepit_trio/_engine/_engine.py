@@ -538,7 +538,9 @@ class Engine:
         self.recycler.recheck()  # a replacement may have waited for it to go
         self.check_settled()
 
-    def note_start_failure(self, reason: str) -> None:
+    def note_start_failure(self, reason: str, slot: int | None = None) -> None:
+        if self.telemetry.on:
+            lifecycle_events.start_failed(self.telemetry, slot, reason)
         self._crashed(f"a replacement failed to start: {reason.splitlines()[0]}")
 
     def _crashed(self, cause: str) -> None:

@@ -138,7 +138,7 @@ async def supervise(
             if first and not retry_first:
                 raise
             log.warning("starting a worker in slot %d failed: %s", slot, exc.reason)
-            pool.note_start_failure(exc.reason)
+            pool.note_start_failure(exc.reason, slot)
             info = ExitInfo(None, None, False)
         first = False
         if info.expected or info.replaced or pool.closing:

@@ -33,6 +33,11 @@ EVENTS: Final[dict[str, Spec]] = {
         ("worker_id", "pid", "slot", "start_method"),
         "a worker serves (startup: seconds from spawned to ready: imports, initialize())",
     ),
+    "worker.start_failed": Spec(
+        (),
+        ("slot", "reason"),
+        "a replacement worker could not start (it is retried with backoff)",
+    ),
     "worker.crashed": Spec(
         ("uptime", "last_rss"),
         ("worker_id", "pid", "cause", "exit_code", "signal", "running"),

@@ -211,10 +211,11 @@ class Hub:
     # --- emitting ---------------------------------------------------------------------------
     def routes(self, name: str) -> tuple[Attached, ...]:
         """The handlers that want events named ``name`` (empty: build nothing)."""
-        found = self._routes.get(name)
+        routes = self._routes  # refresh() may replace it from another thread meanwhile
+        found = routes.get(name)
         if found is None:
             entries = (*self.handlers.entries.values(), *GLOBAL.handlers.entries.values())
-            found = self._routes[name] = tuple(e for e in entries if e.matches(name))
+            found = routes[name] = tuple(e for e in entries if e.matches(name))
         return found
 
     def emit(self, name: str, measurements: dict[str, float], metadata: dict[str, Any]) -> None:

@@ -111,6 +111,11 @@ def recycled(hub: Hub, worker: WorkerLike, reason: str) -> None:
         hub.emit("worker.recycled", measurements, {**_worker(worker), "reason": reason})
 
 
+def start_failed(hub: Hub, slot: int | None, reason: str) -> None:
+    if hub.routes("worker.start_failed"):
+        hub.emit("worker.start_failed", {}, {"slot": slot, "reason": reason})
+
+
 def restarted(hub: Hub, slot: int, backoff: float) -> None:
     if hub.routes("worker.restarted"):
         hub.emit("worker.restarted", {"backoff": backoff}, {"slot": slot})

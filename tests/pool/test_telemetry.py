@@ -404,3 +404,22 @@ async def test_a_subscription_buffer_is_a_whole_number(
             async with pool.telemetry.subscribe("nothing.*"):
                 pass  # pragma: no cover
         assert pool.telemetry.handlers == []
+
+
+class StartsOnce(Telemetry):
+    started = 0
+
+    async def initialize(self) -> None:
+        StartsOnce.started += 1
+        if StartsOnce.started > 1:
+            raise RuntimeError("the model file is gone")
+        await super().initialize()
+
+
+async def test_a_replacement_that_cannot_start_is_reported(autojump_clock: Clock) -> None:
+    async with open_fake_pool(StartsOnce, size=1, crash_threshold=None) as pool:
+        async with pool.telemetry.subscribe("worker.start_failed") as failures:
+            faults(pool).crash()
+            failed = await failures.receive()
+    assert failed.metadata["slot"] == 0
+    assert "exited with code 3" in failed.metadata["reason"]
