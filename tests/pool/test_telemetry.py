@@ -417,9 +417,11 @@ class StartsOnce(Telemetry):
 
 
 async def test_a_replacement_that_cannot_start_is_reported(autojump_clock: Clock) -> None:
-    async with open_fake_pool(StartsOnce, size=1, crash_threshold=None) as pool:
-        async with pool.telemetry.subscribe("worker.start_failed") as failures:
-            faults(pool).crash()
-            failed = await failures.receive()
+    async with (
+        open_fake_pool(StartsOnce, size=1, crash_threshold=None) as pool,
+        pool.telemetry.subscribe("worker.start_failed") as failures,
+    ):
+        faults(pool).crash()
+        failed = await failures.receive()
     assert failed.metadata["slot"] == 0
     assert "exited with code 3" in failed.metadata["reason"]
