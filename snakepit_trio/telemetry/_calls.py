@@ -94,7 +94,7 @@ class Observed:
         self.bytes_out = 0
         self.chunks = 0
         self.run_time: float | None = None
-        self.started_at = trio.current_time()
+        self.started_at = hub.clock()
         self.sent_at: float | None = None  # first sent to a worker
         self.worker: str | None = None  # the last worker it was sent to
         self.finished = False  # a stream: its END (or ERROR) came before it was closed
@@ -120,7 +120,7 @@ class Observed:
         """The call is over: ``error`` is what it raised (None: it succeeded), ``outcome``
         overrides the one ``error`` implies (a stream left early is "abandoned")."""
         hub = self.hub
-        duration = trio.current_time() - self.started_at
+        duration = hub.clock() - self.started_at
         if outcome is None:
             outcome = "ok" if error is None else outcome_of(error)
         metadata: dict[str, Any] = {

@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple, Protocol
 
 import attrs
+import trio
 
 from .._core import _checks as checks
 from .._core._event_names import check_patterns, matcher
@@ -163,6 +164,9 @@ class Hub:
         self.dropped = 0  # events subscriptions of this pool had no room for
         self._routes: dict[str, tuple[Attached, ...]] = {}
         self._offsets: dict[str, float] = {}  # per worker: host time - worker time, least
+        # Trio's clock, read without trio.current_time()'s checks (a call's durations are
+        # read twice per observed call); virtual under a MockClock, as the pool's.
+        self.clock: Callable[[], float] = trio.lowlevel.current_clock().current_time
         self._closers: dict[int, Callable[[], None]] = {}
         self._closer_ids = itertools.count()
         with GLOBAL.lock:
