@@ -11,6 +11,8 @@ Workloads (each figure is the median of ``--repeats``; peers interleave run by r
 - memory: host RSS and per-worker USS with 10,000 calls in flight (snakepit_trio);
 - map: 100,000 trivial calls with pool.map against multiprocessing.Pool.map / imap and
   ProcessPoolExecutor.map (``bench_map.py``, which also runs alone).
+- telemetry (``bench_telemetry.py``): 64 in flight on 2 workers with nothing attached, one
+  handler, OpenTelemetry tracing, and the package before telemetry (``--telemetry-baseline``).
 Writes ``suite.json`` and ``suite.md`` to ``--out`` and prints the markdown with the ratios
 the targets are stated in.
 """
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_map
 import bench_streaming
+import bench_telemetry
 import peers
 
 import snakepit_trio as sp
@@ -187,11 +191,31 @@ def render(med: dict[str, dict[str, float]], extra: dict[str, Any], repeats: int
     return "\n".join(lines) + "\n"
 
 
+# The last commit before telemetry: the "no telemetry" row of the telemetry section.
+TELEMETRY_BASELINE = "d171df2"
+
+
+def _telemetry(rounds: int, baseline: str | None) -> dict[str, Any]:
+    try:
+        return bench_telemetry.run(rounds, 20000, baseline)
+    except subprocess.CalledProcessError as exc:  # the ref is not in this clone's history
+        if baseline is None:
+            raise
+        print(f"telemetry baseline {baseline!r} unavailable ({exc}); without it", file=sys.stderr)
+        return bench_telemetry.run(rounds, 20000, None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     parser.add_argument("--only", nargs="*", help="peer names to run (default: all)")
+    parser.add_argument("--telemetry-rounds", type=int, default=7, help="0: skip that section")
+    parser.add_argument(
+        "--telemetry-baseline",
+        default=TELEMETRY_BASELINE,
+        help="git ref of the package without telemetry ('' for none)",
+    )
     args = parser.parse_args()
     chosen = [p for p in peers.all_peers() if not args.only or p.name in args.only]
     raw: dict[str, dict[str, list[float]]] = {p.name: {} for p in chosen}
@@ -222,6 +246,10 @@ def main() -> None:
         "map": {k: statistics.median(v) for k, v in maps.items()},
     }
     text = render(med, extra, args.repeats)
+    if args.telemetry_rounds:
+        telemetry = _telemetry(args.telemetry_rounds, args.telemetry_baseline or None)
+        extra["telemetry"] = telemetry
+        text += "\n" + bench_telemetry.render(telemetry)
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

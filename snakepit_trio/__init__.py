@@ -12,6 +12,9 @@ Public names (all re-exported here):
 - errors ..................... _errors.py (all derive from SnakepitError)
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
 - snakepit_trio.testing ...... open_fake_pool, faults: the pool in memory, for tests
+- snakepit_trio.telemetry .... attach, detach, subscribe: events of every pool (also
+                               ``pool.telemetry``); its _otel.py: OpenTelemetry, when asked
+- snakepit_trio.contrib ...... otel (instrument a pool), prometheus (a collector, a server)
 
 Rooms below the handles (docs/architecture.md tells the whole story; import contracts in
 pyproject.toml keep it true): _engine/ carries out the decisions of _core/ (pure); _supervision/
@@ -139,7 +142,13 @@ _EXPORTS: dict[str, str] = {
 __all__ = list(_EXPORTS)
 
 
+# Public subpackages reachable as attributes before they are imported (``sp.telemetry``).
+_SUBPACKAGES = ("telemetry",)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -243,6 +243,10 @@ class PoolConfig:
         pythonpath: extra import paths, searched before the inherited ones.
         inherit_path: give workers the host's ``sys.path``, so whatever the host can import,
             the workers can too.
+        tracing: trace every call with OpenTelemetry (a CLIENT span per call, its context
+            carried to the worker, whose SERVER span is its child) and record the pool's
+            metrics, with the global tracer and meter providers; needs the ``otel`` extra.
+            ``snakepit_trio.contrib.otel.instrument(pool, ...)`` takes providers of your own.
         worker_output: where workers' stdout and stderr go. ``"log"`` (default): the host
             reads them and logs each line to the ``snakepit_trio.worker`` logger (stderr at
             WARNING, stdout at INFO, with ``worker_id`` and ``stream`` on each record;
@@ -345,6 +349,7 @@ class PoolConfig:
     max_reentry_depth: int = attrs.field(default=4, validator=_whole(minimum=0, unit="levels"))
     devices: str | tuple[str, ...] | None = attrs.field(default=None, converter=_devices)
     threads_per_worker: int | Literal["auto"] | None = attrs.field(default=1, validator=_threads)
+    tracing: bool = attrs.field(default=False, validator=_flag)
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= self.heartbeat_interval:
@@ -447,6 +452,7 @@ class PoolOptions(TypedDict, total=False):
     max_reentry_depth: int
     devices: str | Sequence[str | Device] | None  # the field normalizes it
     threads_per_worker: int | Literal["auto"] | None
+    tracing: bool
 
 
 _NULLABLE = {

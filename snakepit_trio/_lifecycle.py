@@ -200,6 +200,24 @@ async def _open_bridge_if(cfg: PoolConfig) -> AsyncIterator[object]:
         yield bridge
 
 
+def _tracing(cfg: PoolConfig) -> Callable[..., object] | None:
+    """``tracing=True``: what installs it (telemetry/_otel.py), imported now.
+
+    Raises:
+        ImportError: OpenTelemetry is not installed (the message names the extra).
+    """
+    if not cfg.tracing:
+        return None
+    try:
+        from .telemetry._otel import install
+    except ImportError as exc:
+        raise ImportError(
+            f"tracing=True needs OpenTelemetry ({exc}); install it with "
+            "pip install 'snakepit_trio[otel]'"
+        ) from exc
+    return install
+
+
 @asynccontextmanager
 async def run_engine(
     cfg: PoolConfig, launcher: Callable[[trio.Nursery], Launcher], token: str
@@ -212,9 +230,13 @@ async def run_engine(
     body_error: BaseException | None = None
     interrupt: KeyboardInterrupt | None = None
     escaped: BaseException | None = None
+    install = _tracing(cfg)  # before the nursery: a missing extra raises as itself
     try:
         async with trio.open_nursery() as nursery:
             engine = Engine(cfg, launcher(nursery), nursery, token)
+            if install is not None:
+                pool = Pool._create(engine)
+                install(engine.telemetry, pool.stats, engine.terminated.is_set)
             try:
                 started: BaseException | None = None
                 try:

@@ -36,6 +36,7 @@ from ._session import Session
 from ._stats import CallInfo, PoolStats, SessionInfo, WorkerInfo
 from ._streaming import Stream, feed
 from ._tools import ToolSpec
+from .telemetry._api import PoolTelemetry
 
 __all__ = ["HostToolContext", "Pool"]
 
@@ -107,6 +108,12 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
     def config(self) -> PoolConfig:
         """The pool's configuration (frozen)."""
         return self._engine.config
+
+    @property
+    def telemetry(self) -> PoolTelemetry:
+        """The pool's events: ``attach`` handlers, ``subscribe`` in a task (see the README's
+        "Observability" section for every event)."""
+        return PoolTelemetry._create(self._engine.telemetry)
 
     # --- calls ---------------------------------------------------------------------------
     async def execute(
@@ -672,6 +679,7 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
             sessions=len(engine.sessions.store.sessions),
             recycles=c.recycles,
             health=engine.health.state,
+            events_dropped=engine.telemetry.dropped,
         )
 
     def workers(self) -> list[WorkerInfo]:

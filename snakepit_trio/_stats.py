@@ -33,6 +33,8 @@ class PoolStats:
         health: ``"healthy"``; ``"unhealthy"`` after ``crash_threshold`` crashes within
             ``crash_window`` (calls fail with PoolUnhealthy); ``"probing"`` while one call
             tests whether workers run again.
+        events_dropped: telemetry events that found a subscription's buffer full
+            (``pool.telemetry.subscribe``).
     """
 
     workers: int
@@ -49,6 +51,7 @@ class PoolStats:
     sessions: int = 0
     recycles: int = 0
     health: str = "healthy"
+    events_dropped: int = 0
 
 
 @attrs.frozen

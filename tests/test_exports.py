@@ -23,13 +23,22 @@ import attrs
 import pytest
 
 import snakepit_trio
-import snakepit_trio.hardware
+import snakepit_trio.contrib.otel
+import snakepit_trio.contrib.prometheus
+import snakepit_trio.telemetry
 import snakepit_trio.testing
 import snakepit_trio.worker
 from snakepit_trio._errors import __all__ as ERROR_NAMES
 from snakepit_trio._public import NoPublicConstructor
 
-PACKAGES = (snakepit_trio, snakepit_trio.worker, snakepit_trio.testing, snakepit_trio.hardware)
+PACKAGES = (
+    snakepit_trio,
+    snakepit_trio.worker,
+    snakepit_trio.testing,
+    snakepit_trio.telemetry,
+    snakepit_trio.contrib.otel,
+    snakepit_trio.contrib.prometheus,
+)
 
 # Every public name and member -> what it is and its signature (``surface()`` below).
 # Printed by ``python -m tests.test_exports``.
@@ -158,6 +167,7 @@ EXPECTED: dict[str, str] = {
         "on_progress: 'ProgressCallback | None' = None, "
         "kill_on_cancel: 'bool | None' = None) -> 'AbstractAsyncContextManager[Stream]'"
     ),
+    "Pool.telemetry": "property -> PoolTelemetry",
     "Pool.tools": "(self) -> 'list[ToolSpec]'",
     "Pool.unregister_host_tool": "(self, name: 'str') -> 'bool'",
     "Pool.workers": "(self) -> 'list[WorkerInfo]'",
@@ -182,7 +192,7 @@ EXPECTED: dict[str, str] = {
         "cwd: 'str | None' = None, pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
         "worker_output: 'str' = 'log', max_host_tool_calls: 'int' = 64, "
         "max_reentry_depth: 'int' = 4, devices: 'str | Sequence[str | Device] | None' = None, "
-        "threads_per_worker: \"int | Literal['auto'] | None\" = 1) -> None"
+        "threads_per_worker: \"int | Literal['auto'] | None\" = 1, tracing: 'bool' = False) -> None"
     ),
     "PoolConfig.build": (
         "classmethod (adapter: 'str | None', config: 'PoolConfig | None', "
@@ -193,8 +203,8 @@ EXPECTED: dict[str, str] = {
     "PoolStats": (
         "class (workers: 'int', available: 'int', busy: 'int', queued: 'int', in_flight: 'int', "
         "requests: 'int', errors: 'int', queue_timeouts: 'int', saturated: 'int', restarts: 'int', "
-        "crashes: 'int', sessions: 'int' = 0, recycles: 'int' = 0, "
-        "health: 'str' = 'healthy') -> None"
+        "crashes: 'int', sessions: 'int' = 0, recycles: 'int' = 0, health: 'str' = 'healthy', "
+        "events_dropped: 'int' = 0) -> None"
     ),
     "PoolUnhealthy": (
         "class(SnakepitError) (crashes: 'int', window: 'float', last_cause: 'str', "
@@ -354,37 +364,24 @@ EXPECTED: dict[str, str] = {
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"
     ),
-    "hardware.CpuInfo": (
-        "class (model: 'str | None', arch: 'str', logical: 'int', physical: 'int | None', "
-        "affinity: 'tuple[int, ...]', quota: 'float | None', flags: 'frozenset[str]') -> None"
+    "contrib.otel.Instrumentation": "class: no public constructor",
+    "contrib.otel.Instrumentation.close": "(self) -> 'None'",
+    "contrib.otel.instrument": (
+        "(pool: 'Pool', *, tracer_provider: 'Any' = None, meter_provider: 'Any' = None, "
+        "metrics: 'bool' = True) -> 'Instrumentation'"
     ),
-    "hardware.CpuInfo.to_dict": "(self) -> 'dict[str, Any]'",
-    "hardware.CpuInfo.usable": "property -> int",
-    "hardware.Device": (
-        "class (kind: 'str', index: 'int', uuid: 'str | None', name: 'str', "
-        "memory_total: 'int | None' = None, memory_free: 'int | None' = None, "
-        "compute_capability: 'str | None' = None, parent: 'str | None' = None) -> None"
+    "contrib.prometheus.PoolCollector": (
+        "class(Collector) (*pools: 'Pool', registry: 'CollectorRegistry | None' = None, "
+        "buckets: 'Iterable[float] | None' = None) -> 'None'"
     ),
-    "hardware.Device.spec": "property -> str",
-    "hardware.Device.to_dict": "(self) -> 'dict[str, Any]'",
-    "hardware.HardwareInfo": (
-        "class (cpu: 'CpuInfo', cuda: 'tuple[Device, ...]' = (), cuda_driver: 'str | None' = None, "
-        "cuda_source: 'str | None' = None, rocm: 'tuple[Device, ...]' = (), mps: 'bool' = False, "
-        "notes: 'tuple[str, ...]' = ()) -> None"
-    ),
-    "hardware.HardwareInfo.accelerator": "property -> str",
-    "hardware.HardwareInfo.devices": "(self, kind: 'str') -> 'tuple[Device, ...]'",
-    "hardware.HardwareInfo.to_dict": "(self) -> 'dict[str, Any]'",
-    "hardware.capabilities": "(info: 'HardwareInfo | None' = None) -> 'dict[str, bool]'",
-    "hardware.detect": (
-        "(*, root: 'str | os.PathLike[str]' = '/', refresh: 'bool' = False) -> 'HardwareInfo'"
-    ),
-    "hardware.identity": (
-        "(info: 'HardwareInfo | None' = None, *, instance: 'bool' = False) -> 'dict[str, Any]'"
-    ),
-    "hardware.select_with_fallback": (
-        "(preferences: 'Sequence[str]' = ('cuda', 'rocm', 'mps', 'cpu'), *, "
-        "min_free_mb: 'float | None' = None, info: 'HardwareInfo | None' = None) -> 'Device'"
+    "contrib.prometheus.PoolCollector.add": "(self, pool: 'Pool') -> 'None'",
+    "contrib.prometheus.PoolCollector.collect": "(self) -> 'Iterable[Metric]'",
+    "contrib.prometheus.PoolCollector.describe": "(self) -> 'Iterable[Metric]'",
+    "contrib.prometheus.PoolCollector.remove": "(self, pool: 'Pool') -> 'bool'",
+    "contrib.prometheus.serve": (
+        "async (port: 'int' = 9464, registry: 'CollectorRegistry | None' = None, *, "
+        "host: 'str' = '127.0.0.1', "
+        "task_status: 'trio.TaskStatus[int]' = TASK_STATUS_IGNORED) -> 'None'"
     ),
     "load_pools": "(path: 'str | os.PathLike[str]') -> 'dict[str, PoolConfig]'",
     "open_pool": (
@@ -398,6 +395,33 @@ EXPECTED: dict[str, str] = {
     "retry": (
         "async (policy: 'RetryPolicy', fn: 'Callable[..., Awaitable[T]]', *args: 'Any', "
         "idempotent: 'bool' = False) -> 'T'"
+    ),
+    "telemetry.Event": (
+        "NamedTuple (name: ForwardRef('str'), measurements: ForwardRef('dict[str, float]'), "
+        "metadata: ForwardRef('dict[str, Any]'), time: ForwardRef('float'))"
+    ),
+    "telemetry.PoolTelemetry": "class: no public constructor",
+    "telemetry.PoolTelemetry.attach": (
+        "(self, name: 'str', patterns: 'str | list[str]', "
+        "handler: 'Callable[[Event], object]') -> 'None'"
+    ),
+    "telemetry.PoolTelemetry.detach": "(self, name: 'str') -> 'bool'",
+    "telemetry.PoolTelemetry.dropped": "property -> int",
+    "telemetry.PoolTelemetry.handlers": "property -> list[str]",
+    "telemetry.PoolTelemetry.subscribe": (
+        "(self, patterns: 'str | list[str]', *, "
+        "buffer: 'int' = 1000) -> 'AbstractAsyncContextManager[Subscription]'"
+    ),
+    "telemetry.Subscription": "class: no public constructor",
+    "telemetry.Subscription.dropped": "property -> int",
+    "telemetry.Subscription.receive": "async (self) -> 'Event'",
+    "telemetry.attach": (
+        "(name: 'str', patterns: 'str | list[str]', handler: 'Callable[[Event], object]') -> 'None'"
+    ),
+    "telemetry.detach": "(name: 'str') -> 'bool'",
+    "telemetry.subscribe": (
+        "(patterns: 'str | list[str]', *, "
+        "buffer: 'int' = 1000) -> 'AbstractAsyncContextManager[Subscription]'"
     ),
     "testing.Faults": "class: no public constructor",
     "testing.Faults.crash": (
@@ -442,6 +466,10 @@ EXPECTED: dict[str, str] = {
     ),
     "worker.ToolContext.cancelled": "property -> bool",
     "worker.ToolContext.deadline": "attribute",
+    "worker.ToolContext.emit": (
+        "(self, name: 'str', measurements: 'dict[str, float] | None' = None, "
+        "metadata: 'dict[str, Any] | None' = None) -> 'None'"
+    ),
     "worker.ToolContext.host": "property -> HostTools",
     "worker.ToolContext.host_tools": "(self) -> 'dict[str, dict[str, Any]]'",
     "worker.ToolContext.progress": (
@@ -451,8 +479,19 @@ EXPECTED: dict[str, str] = {
     "worker.ToolContext.request_id": "attribute",
     "worker.ToolContext.session": "property -> SessionVariables",
     "worker.ToolContext.session_id": "attribute",
+    "worker.ToolContext.span": (
+        "(self, name: 'str', "
+        "**attributes: 'str | float | bool | None') -> 'AbstractContextManager[None]'"
+    ),
     "worker.ToolContext.time_remaining": "(self) -> 'float | None'",
+    "worker.emit": (
+        "(name: 'str', measurements: 'dict[str, float] | None' = None, "
+        "metadata: 'dict[str, Any] | None' = None) -> 'None'"
+    ),
     "worker.placement": "() -> 'Placement'",
+    "worker.span": (
+        "(name: 'str', **attributes: 'str | float | bool | None') -> 'AbstractContextManager[None]'"
+    ),
     "worker.tool": (
         "(fn: 'F | None' = None, /, *, name: 'str | None' = None, "
         "description: 'str | None' = None, streaming: 'bool | None' = None, "
@@ -485,6 +524,8 @@ def public_members(cls: type) -> dict[str, object]:
     if attrs.has(cls):  # fields are the constructor's parameters, pinned with it
         for field in attrs.fields(cls):
             members.pop(field.name, None)
+    for field in getattr(cls, "_fields", ()) if issubclass(cls, tuple) else ():  # NamedTuple
+        members.pop(field, None)
     return members
 
 
@@ -506,6 +547,8 @@ def _describe_callable(fn: typing.Callable[..., object]) -> str:
 def _describe_class(cls: type) -> str:
     if typing.is_typeddict(cls):
         return f"TypedDict(total={cls.__total__})"  # type: ignore[attr-defined]
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        return f"NamedTuple {_signature(cls)}"
     bases = ", ".join(b.__qualname__ for b in cls.__bases__ if b is not object)
     head = f"class({bases})" if bases else "class"
     if isinstance(cls, NoPublicConstructor):
@@ -598,7 +641,9 @@ def test_all_is_the_export_list() -> None:
         "Adapter",
         "Placement",
         "ToolContext",
+        "emit",
         "placement",
+        "span",
         "tool",
     ]
 
@@ -661,10 +706,19 @@ def test_pool_options_list_every_config_field() -> None:
     assert snakepit_trio.PoolOptions.__total__ is False
 
 
+# Keyword catch-alls whose names are the caller's by design (a span's attributes): each
+# value is typed, the names are free.
+FREE_KEYWORDS = {"worker.ToolContext.span", "worker.span"}
+
+
 def test_no_untyped_keyword_catch_all() -> None:
     for name, fn in public_callables().items():
         for p in inspect.signature(fn).parameters.values():
-            if p.kind is inspect.Parameter.VAR_KEYWORD:
+            if p.kind is not inspect.Parameter.VAR_KEYWORD:
+                continue
+            if name in FREE_KEYWORDS:
+                assert p.annotation not in ("Any", inspect.Parameter.empty), name
+            else:
                 assert str(p.annotation).startswith("Unpack["), f"{name}: **{p.name}"
 
 

@@ -181,6 +181,7 @@ OPTIONS: dict[str, str] = {
     "max_reentry_depth": "count>=0",
     "devices": "devices",
     "threads_per_worker": "threads",
+    "tracing": "bool",
 }
 
 

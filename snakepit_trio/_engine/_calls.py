@@ -39,6 +39,7 @@ from .._errors import (
 from .._progress import Progress, ProgressCallback
 from .._shared import _frames as w
 from .._shared._codec import Outbound, Unmapped, segment_names
+from ..telemetry._calls import Observed
 
 log = logging.getLogger("snakepit_trio")
 
@@ -83,6 +84,7 @@ class CallHandle(Protocol):
     segments: Outbound | None
     sent_at: float  # when it was last sent to a worker (Trio's clock)
     cancelled_at: float  # when its caller gave up after it was sent (Trio's clock)
+    observed: Observed | None  # its telemetry, when it began while some was attached
 
     def accepts(self, frame: w.CallFrame) -> str | None: ...
     def requeued(self) -> None: ...
@@ -112,6 +114,7 @@ class UnaryHandle:
     segments: Outbound | None = None  # its arguments' shared memory, if any
     sent_at: float = 0.0
     cancelled_at: float = 0.0
+    observed: Observed | None = None
 
     def requeued(self) -> None:
         """It is waiting for a worker again (its worker gave it back unstarted): its
@@ -173,6 +176,7 @@ class StreamHandle:
     nesting: Any = None  # made inside a host tool: its ancestor calls (_host_calls.Nesting)
     sent_at: float = 0.0
     cancelled_at: float = 0.0
+    observed: Observed | None = None
     buffer: deque[bytes] = attrs.Factory(deque)
     final: w.End | w.Error | None = None
     error: SnakepitError | None = None
@@ -274,6 +278,8 @@ class StreamHandle:
     # --- called by the engine with the worker's frames ---------------------------------
     def chunk(self, payload: bytes) -> None:
         self.received += 1
+        if self.observed is not None:
+            self.observed.chunk(payload)
         self.buffer.append(payload)
         self._wake()
 

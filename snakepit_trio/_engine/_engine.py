@@ -63,6 +63,9 @@ from .._supervision._worker import ExitInfo, Worker
 from .._tools import ToolSpec
 from .._transport._base import Channel
 from .._transport._describe import WorkerDescription
+from ..telemetry import _calls as call_events
+from ..telemetry import _lifecycle as lifecycle_events
+from ..telemetry._hub import Hub
 from . import _admission as admission
 from . import _batches as batches
 from ._calls import StreamHandle, UnaryHandle, error_from_frame
@@ -99,11 +102,12 @@ class Engine:
         )
         self.workers: dict[str, Worker] = {}  # ready and not yet exited
         self.tools: dict[str, ToolSpec] = {}
-        self.worker_caps: dict[str, frozenset[str]] = {}  # what each live worker can do
         self.counters = Counters()
         self.health = Health(config)
         self.payloads = Payloads(token, config.shm_threshold, self._channel_of)
         self.host_calls = HostCalls(self)
+        # Events and traces; every emission point tests telemetry.on first (see _hub.py).
+        self.telemetry = Hub(config.name)
         self.sessions = SessionHost(
             max_sessions=config.max_sessions,
             default_ttl=config.session_ttl,
@@ -111,6 +115,7 @@ class Engine:
             is_live=self.core.workers.__contains__,
             send_end=self._send_session_end,
             on_end=self.host_calls.registry.session_closed,
+            telemetry=self.telemetry,
         )
         self.recycler = Recycler(self)
         self.watchdog = Watchdog(self)  # its run() is a pool task
@@ -226,15 +231,46 @@ class Engine:
             self.config.kill_on_cancel if kill_on_cancel is None else kill_on_cancel
         )
         call = Call(next(self._ids), tool, idempotent, handle=waiter)
+        observed = None
+        if self.telemetry.on:
+            observed = waiter.observed = self._observe(call, session, payload, stream=False)
         try:
-            frame = await self._submit_and_wait(call, waiter, timeout, call_deadline, now, session)
-        finally:
-            if segments is not None:
-                segments.release()  # the call is over (or abandoned) on our side
-        if type(frame) is w.Result:
-            return decode(frame.result, what=f"result of {tool!r}", unmapped=self.payloads.unmapped)
-        assert type(frame) is w.Error
-        raise error_from_frame(tool, frame, list(self.tools))
+            try:
+                frame = await self._submit_and_wait(
+                    call, waiter, timeout, call_deadline, now, session
+                )
+            finally:
+                if segments is not None:
+                    segments.release()  # the call is over (or abandoned) on our side
+            if type(frame) is not w.Result:
+                assert type(frame) is w.Error
+                raise error_from_frame(tool, frame, list(self.tools))
+            value = decode(
+                frame.result, what=f"result of {tool!r}", unmapped=self.payloads.unmapped
+            )
+        except BaseException as exc:
+            if observed is not None:
+                observed.end(exc)
+            raise
+        if observed is not None:
+            observed.result(frame.result, frame.run_time)
+            observed.end(None)
+        return value
+
+    def _observe(
+        self, call: Call, session: SessionRecord | None, payload: bytes, *, stream: bool
+    ) -> call_events.Observed:
+        """The telemetry of a call submitted while some handler or tracer is attached."""
+        session_id = None if session is None else session.id
+        return call_events.start(
+            self.telemetry,
+            call.id,
+            call.tool,
+            session_id,
+            stream=stream,
+            bytes_in=len(payload),
+            queue_depth=self.core.queued,
+        )
 
     async def execute_batch(
         self,
@@ -262,7 +298,7 @@ class Engine:
             tool, timeout=timeout, idempotent=idempotent, kill_on_cancel=kill_on_cancel
         )
         spec = self.spec(tool, streaming=False)
-        if any(w.CAP_BATCH not in caps for caps in self.worker_caps.values()):
+        if any(w.CAP_BATCH not in wk.capabilities for wk in self.workers.values()):
             raise InvalidArguments(
                 tool,
                 "chunksize",
@@ -369,13 +405,25 @@ class Engine:
         handle.segments = segments
         handle.unmapped = self.payloads.unmapped
         handle.call = Call(next(self._ids), tool, False, handle=handle)
+        observed = None
+        if self.telemetry.on:
+            observed = handle.observed = self._observe(handle.call, session, payload, stream=True)
         try:
             async with self.sessions.use(session, handle.call):
                 self.submit(handle.call, place_nested(self, handle.call, session))
                 try:
                     yield handle
                 finally:
+                    if observed is not None:
+                        observed.finished = handle.finished
                     handle.close()
+        except BaseException as exc:
+            if observed is not None:
+                call_events.stream_ended(observed, handle, exc)
+            raise
+        else:
+            if observed is not None:
+                call_events.stream_ended(observed, handle, None)
         finally:
             if segments is not None:
                 segments.release()
@@ -494,7 +542,13 @@ class Engine:
             self.payloads.flush()
         if handle.segments is not None:
             handle.segments.sent(worker.id)
-        meta = _BORROW if call.borrowed else None
+        meta = None
+        if handle.observed is not None:
+            handle.observed.sent(worker.id, handle.sent_at)
+            if w.CAP_CALL_META in worker.capabilities:
+                meta = handle.observed.meta
+        if call.borrowed:  # a nested call in its parked ancestor's slot (_reentry.py)
+            meta = _BORROW if meta is None else {**meta, **_BORROW}
         if type(handle) is batches.BatchHandle:
             frame = w.batch(
                 call.id, call.tool, handle.payload, handle.session_id, remaining, handle.stop, meta
@@ -534,6 +588,10 @@ class Engine:
     def next_worker_id(self) -> str:
         return f"{self.config.name}-{next(self._incarnations)}"
 
+    def worker_spawned(self, worker: Worker, spawn: float) -> None:
+        if self.telemetry.on:
+            lifecycle_events.spawned(self.telemetry, worker, spawn)
+
     def worker_ready(self, worker: Worker, description: WorkerDescription) -> None:
         if not self.tools:
             self.tools = {t.name: t for t in description.tools}
@@ -541,7 +599,9 @@ class Engine:
             if warning is not None:
                 log.warning("%s", warning)
         self.workers[worker.id] = worker
-        self.worker_caps[worker.id] = description.capabilities
+        worker.capabilities = description.capabilities
+        if self.telemetry.on:
+            lifecycle_events.ready(self.telemetry, worker)
         if self.closing:  # a replacement that became ready during shutdown
             worker.request_stop()
             return
@@ -553,7 +613,6 @@ class Engine:
 
     def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None:
         self.workers.pop(worker.id, None)
-        self.worker_caps.pop(worker.id, None)
         self.payloads.gone(worker.id)
         self.host_calls.worker_gone(worker.id)
         worker.gone.set()
@@ -569,6 +628,9 @@ class Engine:
             log.warning("%s", headline)
         else:
             log.debug("worker %s (pid %d) stopped", worker.id, worker.pid)
+        if self.telemetry.on:
+            reason = "recycled" if worker.recycling else "closing" if self.closing else "stopped"
+            lifecycle_events.exited(self.telemetry, worker, crash, reason)
         for call in on_it:
             call.handle.crash = crash
         self.sessions.worker_died(worker.id, f"worker {worker.id} (pid {worker.pid}) exited")
@@ -581,7 +643,9 @@ class Engine:
         self.recycler.recheck()  # a replacement may have waited for it to go
         self.check_settled()
 
-    def note_start_failure(self, reason: str) -> None:
+    def note_start_failure(self, reason: str, slot: int | None = None) -> None:
+        if self.telemetry.on:
+            lifecycle_events.start_failed(self.telemetry, slot, reason)
         self._crashed(f"a replacement failed to start: {reason.splitlines()[0]}")
 
     def _crashed(self, cause: str) -> None:
@@ -609,8 +673,10 @@ class Engine:
         self.core.suspend_worker(worker.id)
         worker.kill(reason, cause)
 
-    def note_restart(self) -> None:
+    def note_restart(self, slot: int, backoff: float) -> None:
         self.counters.restarts += 1
+        if self.telemetry.on:
+            lifecycle_events.restarted(self.telemetry, slot, backoff)
 
     # --- helpers ---------------------------------------------------------------------------
     def channel_send(self, worker_id: str, frame: list[Any]) -> bool:

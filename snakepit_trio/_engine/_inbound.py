@@ -11,6 +11,8 @@ shape (``_shared/_frames.py``):
   for a call the host revoked or cancelled.
 - The call's handle decides what fits it: no chunks for unary calls, no RESULT for streams,
   no chunk beyond the credit the host granted.
+- EVENT: a name of dotted words, numbers as measurements, str keys (``telemetry/
+  _from_workers.py``). Its call_id is not checked: a tool may emit after its call ended.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from .._core._dispatcher import Action, Call, CallState, Dispatcher
 from .._errors import PoolClosed
 from .._shared import _frames as w
 from .._supervision._worker import Worker
+from ..telemetry import _from_workers as worker_events
+from ..telemetry._hub import Hub
 from . import _batches as batches
 from ._counters import Counters
 from ._health import Health
@@ -103,6 +107,10 @@ def check_batch(
                     opened.add(hcid)
                 append((frame, call))
                 continue
+            if kind is w.Event:
+                problem = worker_events.problem(frame)  # type: ignore[arg-type]
+                if problem is not None:
+                    raise w.ProtocolViolation(problem)
             append((frame, None))
             continue
         call_id: int = frame.id  # type: ignore[union-attr]
@@ -141,6 +149,7 @@ class InboundHost(Protocol):
     payloads: Payloads
     health: Health
     counters: Counters
+    telemetry: Hub
 
     @property
     def recycler(self) -> Recycler: ...
@@ -199,6 +208,14 @@ class Inbound:
     def _on_unmapped_args(self, worker: Worker, frame: w.UnmappedArgs, call: None) -> None:
         self._engine.payloads.returned(frame.names, worker.id)
 
+    def _on_event(self, worker: Worker, frame: w.Event, call: None) -> None:
+        telemetry = self._engine.telemetry
+        if telemetry.on:
+            of = None if frame.call_id is None else self._engine.core.calls.get(frame.call_id)
+            if of is not None and of.worker != worker.id:
+                of = None  # not its call (any more): the event names no tool
+            worker_events.deliver(telemetry, worker.id, frame, of)
+
     def _on_chunk(self, worker: Worker, frame: w.Chunk, call: Call) -> None:
         if call.state is CallState.SENT:
             call.handle.chunk(frame.chunk)
@@ -229,9 +246,6 @@ class Inbound:
 
     def _on_host_cancel(self, worker: Worker, frame: w.HostCancel, call: None) -> None:
         self._engine.host_calls.on_host_cancel(worker, frame)
-
-    def _on_event(self, worker: Worker, frame: w.Event, call: None) -> None:
-        pass  # accepted and dropped: no telemetry handler listens
 
     def _on_final(self, worker: Worker, frame: w.Result | w.End | w.Error, call: Call) -> None:
         engine = self._engine
@@ -275,6 +289,7 @@ class Inbound:
     _HANDLERS: dict[type[Any], Callable[[Inbound, Worker, Any, Any], None]] = {
         w.Pong: _on_pong,
         w.UnmappedArgs: _on_unmapped_args,
+        w.Event: _on_event,
         w.Chunk: _on_chunk,
         w.Progress: _on_progress,
         w.Result: _on_final,
@@ -283,5 +298,4 @@ class Inbound:
         w.HostCall: _on_host_call,
         w.HostTools: _on_host_tools,
         w.HostCancel: _on_host_cancel,
-        w.Event: _on_event,
     }

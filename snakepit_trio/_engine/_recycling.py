@@ -33,11 +33,13 @@ import trio
 
 from .._core._worker_state import WorkerState
 from .._supervision._worker import Worker
+from ..telemetry import _lifecycle as events
 
 if TYPE_CHECKING:
     from .._config import PoolConfig
     from .._core._dispatcher import Action, Dispatcher
     from .._supervision._launcher import Launcher
+    from ..telemetry._hub import Hub
     from ._counters import Counters
     from ._sessions import SessionHost
 
@@ -68,6 +70,8 @@ class RecyclingHost(Protocol):
     def launcher(self) -> Launcher: ...
     @property
     def nursery(self) -> trio.Nursery: ...
+    @property
+    def telemetry(self) -> Hub: ...
 
     def start_replacement(self, slot: int) -> None: ...
     async def wait_replacement(self, slot: int) -> bool: ...
@@ -104,6 +108,7 @@ class Recycler:
             return
         worker.recycling = True
         engine.counters.recycles += 1
+        self._recycled(worker, "max_requests")
         log.info(
             "recycling worker %s (pid %d): it nears max_requests=%d", worker.id, worker.pid, limit
         )
@@ -226,6 +231,11 @@ class Recycler:
         worker.rss_checked_at = now
         self._check_memory(worker, limit_mb)
 
+    def _recycled(self, worker: Worker, reason: str) -> None:
+        telemetry = self._engine.telemetry
+        if telemetry.on:
+            events.recycled(telemetry, worker, reason)
+
     def recycle(self, worker: Worker, reason: str) -> None:
         """Replace ``worker``; it stops once its running calls have finished.
 
@@ -239,6 +249,7 @@ class Recycler:
             return  # its strict sessions would be lost: the maintenance tick retries later
         worker.recycling = True
         engine.counters.recycles += 1
+        self._recycled(worker, "max_age")
         log.info("recycling worker %s (pid %d): %s", worker.id, worker.pid, reason)
         serving = [
             w
@@ -328,6 +339,7 @@ class Recycler:
             return
         worker.recycling = True
         engine.counters.recycles += 1
+        self._recycled(worker, "max_memory_mb")
         log.info(
             "recycling worker %s (pid %d): RSS %.0f MB over max_memory_mb=%g",
             worker.id,

@@ -16,6 +16,7 @@ from .._core._reentry import Borrow, Refuse, place_nested, views_of
 from .._core._sessions import SessionRecord
 from .._errors import ReentrancyError
 from .._shared import _frames as w
+from .._supervision._worker import Worker
 from ._host_calls import NESTING, HostCalls
 
 _LIVE = (CallState.SENT, CallState.ABANDONED)  # a call whose host tools may still run
@@ -25,7 +26,7 @@ class ReentryHost(Protocol):
     config: PoolConfig
     core: Dispatcher
     host_calls: HostCalls
-    worker_caps: dict[str, frozenset[str]]
+    workers: dict[str, Worker]
 
 
 def place(engine: ReentryHost, call: Call, session: SessionRecord | None) -> Any | None:
@@ -54,7 +55,8 @@ def place(engine: ReentryHost, call: Call, session: SessionRecord | None) -> Any
     if type(placement) is Refuse:
         raise ReentrancyError(tool, nesting.tools, placement.reason)
     if type(placement) is Borrow:
-        if w.CAP_CALL_META not in engine.worker_caps.get(placement.worker, frozenset()):
+        worker = engine.workers.get(placement.worker)
+        if worker is None or w.CAP_CALL_META not in worker.capabilities:
             raise ReentrancyError(
                 tool,
                 nesting.tools,

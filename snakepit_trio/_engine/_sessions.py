@@ -19,6 +19,8 @@ from .._core._dispatcher import Call
 from .._core._sessions import QuotaExceeded, SessionRecord, SessionStore, check_options
 from .._errors import SessionLost, SessionQuotaExceeded
 from .._stats import SessionInfo, session_info
+from ..telemetry import _lifecycle as events
+from ..telemetry._hub import Hub
 
 log = logging.getLogger("snakepit_trio")
 
@@ -33,6 +35,7 @@ class SessionHost:
         is_live: Callable[[Any], bool],
         send_end: Callable[[SessionRecord], None],
         on_end: Callable[[str], None] = lambda session_id: None,
+        telemetry: Hub | None = None,
     ) -> None:
         counter = itertools.count(1)
         self.store = SessionStore(
@@ -45,6 +48,7 @@ class SessionHost:
         self._send_end = send_end
         self._on_end = on_end  # what the host keeps per session (its host tools) goes
         self._changed = trio.Event()
+        self._telemetry = telemetry
 
     async def create(
         self,
@@ -69,13 +73,15 @@ class SessionHost:
         except QuotaExceeded:
             raise SessionQuotaExceeded(self.store.max_sessions or 0) from None
         self._changed.set()
+        if self._telemetry is not None and self._telemetry.on:
+            events.session_opened(self._telemetry, record)
         return record
 
     def close(self, session_id: str) -> bool:
         record = self.store.delete(session_id)
         if record is None:
             return False
-        self._end(record)
+        self._end(record, "closed")
         self._changed.set()
         return True
 
@@ -87,7 +93,7 @@ class SessionHost:
         records = list(self.store.sessions.values())
         for record in records:
             self.store.delete(record.id)
-            self._end(record)
+            self._end(record, "pool_closed")
         self._changed.set()
         return [r for r in records if r.lost is None and r.worker is not None]
 
@@ -98,6 +104,10 @@ class SessionHost:
     def worker_died(self, worker_id: str, why: str) -> None:
         for record in self.store.worker_died(worker_id, why):
             log.info("session %s lost: %s", record.id, why)
+            if self._telemetry is not None and self._telemetry.on:
+                events.session_ended(
+                    self._telemetry, record, trio.current_time(), reason=why, lost=True
+                )
 
     @asynccontextmanager
     async def use(self, session: SessionRecord | None, call: Call) -> AsyncIterator[None]:
@@ -131,9 +141,11 @@ class SessionHost:
             self._changed = trio.Event()
             for record in self.store.expire(trio.current_time()):
                 log.info("session %s expired after %gs idle", record.id, record.ttl)
-                self._end(record)
+                self._end(record, "expired")
 
-    def _end(self, record: SessionRecord) -> None:
+    def _end(self, record: SessionRecord, reason: str) -> None:
         self._on_end(record.id)
         if record.lost is None:
             self._send_end(record)
+            if self._telemetry is not None and self._telemetry.on:
+                events.session_ended(self._telemetry, record, trio.current_time(), reason=reason)

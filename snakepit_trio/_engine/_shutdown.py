@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .._config import PoolConfig
     from .._core._dispatcher import Action, Dispatcher
     from .._supervision._worker import Worker
+    from ..telemetry._hub import Hub
     from ._sessions import SessionHost
 
 log = logging.getLogger("snakepit_trio")
@@ -72,6 +73,8 @@ class ClosingHost(Protocol):
     def settled(self) -> trio.Event: ...
     @property
     def terminated(self) -> trio.Event: ...
+    @property
+    def telemetry(self) -> Hub: ...
 
     def apply(self, actions: list[Action]) -> None: ...
     def check_settled(self) -> None: ...
@@ -153,6 +156,7 @@ class Closer:
         interrupt = await self._stop_workers() or interrupt
         engine.apply(engine.core.fail_queued())  # what a dying worker gave back meanwhile
         engine.terminated.set()
+        engine.telemetry.closed()  # its subscriptions end, after every event of the pool
         return interrupt
 
     async def _wait_for_first(self) -> KeyboardInterrupt | None:

@@ -45,8 +45,10 @@ async def run_incarnation(
     """Run one worker from spawn to death; ``started`` once it is READY."""
     config = pool.config
     worker_id = pool.next_worker_id()
+    spawning = time.monotonic()
     proc = await launcher.spawn(worker_id, slot)
     worker = Worker(id=worker_id, slot=slot, process=proc, oom_kills=oom_kill_count())
+    pool.worker_spawned(worker, worker.spawned_at - spawning)
     ready = False
     failure: str | None = None
     try:
@@ -127,11 +129,12 @@ async def supervise(
     backoff = Backoff(pool.config.restart)
     status = task_status
     first = True
+    delay = 0.0
     while True:
         if pool.closing:
             return
         if not first:
-            pool.note_restart()
+            pool.note_restart(slot, delay)
         try:
             info = await run_incarnation(pool, launcher, slot, task_status=status)
             status = trio.TASK_STATUS_IGNORED  # started() has fired
@@ -139,10 +142,11 @@ async def supervise(
             if first and not retry_first:
                 raise
             log.warning("starting a worker in slot %d failed: %s", slot, exc.reason)
-            pool.note_start_failure(exc.reason)
+            pool.note_start_failure(exc.reason, slot)
             info = ExitInfo(None, None, False)
         first = False
         if info.expected or info.replaced or pool.closing:
             return  # replaced: its replacement was started when it began to be recycled
         # Time spent starting does not count as time up: a slow import is not stability.
-        await trio.sleep(backoff.next_delay(info.served))
+        delay = backoff.next_delay(info.served)
+        await trio.sleep(delay)

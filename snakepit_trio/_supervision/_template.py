@@ -55,6 +55,8 @@ class ForkedWorker:
     template's report (it reaps its children) says how.
     """
 
+    start_method = "zygote"  # how it came to be (telemetry's worker.spawned says it)
+
     def __init__(
         self, pid: int, pidfd: int, stdin: int, stdout: int | None, stderr: int | None
     ) -> None:

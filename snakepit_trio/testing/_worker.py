@@ -28,6 +28,7 @@ from .._shared import _frames as w
 from .._supervision._worker import Worker
 from .._transport._base import OnFrames, OnLost
 from .._transport._describe import WorkerDescription, description_from_map
+from ..worker import _events
 from ..worker._adapter import Adapter, collect_tools
 from ..worker._connection import Connection, describe_map
 from ..worker._runtime import Runtime
@@ -42,6 +43,7 @@ class FakeProcess:
 
     stdout = None
     stderr = None
+    start_method = "memory"
 
     def __init__(self) -> None:
         self.pid = os.getpid()  # the worker really runs in this process
@@ -131,6 +133,8 @@ class FakeWorker:
                 nursery.cancel_scope.cancel()
 
     async def _boot(self) -> None:
+        # Its own outlet for events outside calls (workers in processes have one each).
+        _events.use_outlet(_events.Outlet())
         adapter = self._adapter_cls()
         tools = collect_tools(adapter)
         await adapter.initialize()
@@ -144,8 +148,7 @@ class FakeWorker:
             thread_safe=self._adapter_cls.thread_safe is True,
         )
         self._connection = Connection(self.runtime)
-        # What a host says first on either carrier: here too, host tools are served.
-        self._connection.handle([w.hello()])
+        self._connection.handle([w.hello()])  # as a host does first, on either carrier
 
     async def _writer(self, conn: Connection, to_host: trio.MemorySendChannel[bytes]) -> None:
         """Asyncio side: each batch the connection has ready goes to the host."""

@@ -11,16 +11,21 @@ reports as ``WorkerCrashed``.
 
 ``placement()`` says where the pool placed this worker (``open_pool(devices=...,
 threads_per_worker=...)``): its device and thread budget, readable from ``__init__`` on.
+
+Telemetry: ``ctx.emit`` / ``ctx.span`` in tools, ``emit`` / ``span`` outside calls; the host's
+handlers get them as ``adapter.<name>`` events.
 """
 
 from .._shared._metadata import fixup_module_metadata
 from ._adapter import Adapter as Adapter
 from ._adapter import tool as tool
 from ._context import ToolContext as ToolContext
+from ._events import emit as emit
+from ._events import span as span
 from ._placement import Placement as Placement
 from ._placement import placement as placement
 
-__all__ = ["Adapter", "Placement", "ToolContext", "placement", "tool"]
+__all__ = ["Adapter", "Placement", "ToolContext", "emit", "placement", "span", "tool"]
 
 for _name in __all__:  # reprs and tracebacks read snakepit_trio.worker.Adapter
     fixup_module_metadata(globals()[_name], __name__)

@@ -19,6 +19,7 @@ import psutil
 
 from .._shared import _frames as w
 from .._shared._codec import encode
+from ._events import Route
 from ._host_calls import HostCalls
 from ._runtime import Frame, RunningCall, Runtime
 
@@ -44,6 +45,7 @@ class Connection:
         self.host = HostCalls(
             asyncio.get_running_loop(), self.emit, self._is_live, runtime.max_payload
         )
+        self.events: Route | None = None  # how EVENT frames reach a host that takes them
 
     def emit(self, frame: Frame) -> None:
         self.outbox.append(frame)
@@ -98,6 +100,8 @@ class Connection:
                 self._call_done,
                 self.host,
                 borrowed=bool(frame.meta and frame.meta.get("borrow") is True),
+                meta=frame.meta,
+                events=self.events,
             )
             if call is not None:
                 self.calls[frame.id] = call
@@ -116,6 +120,8 @@ class Connection:
                 self._call_done,
                 self.host,
                 borrowed=bool(frame.meta and frame.meta.get("borrow") is True),
+                meta=frame.meta,
+                events=self.events,
             )
             if call is not None:
                 self.calls[frame.id] = call
@@ -141,13 +147,18 @@ class Connection:
             # The lane answers it with WELCOME (worker/_lane.py); Connect does not.
             self.host_capabilities = frozenset(frame.capabilities or ())
             self.host.capabilities = self.host_capabilities
+            if w.CAP_EVENTS in self.host_capabilities and self.events is None:
+                self.events = Route(self.emit, asyncio.get_running_loop())
+                self.runtime.outlet.bind(self.events)  # events outside calls go here too
         elif type(frame) is w.HostResult:
             self.host.on_result(frame)
         elif type(frame) is w.HostError:
             self.host.on_error(frame)
 
     def cancel_all(self) -> None:
-        """The host went away: every call is cancelled, every host call fails."""
+        """The connection is over (both carriers call this last): every call is cancelled,
+        every host call fails."""
+        self.runtime.outlet.unbind(self.events)
         for call in list(self.calls.values()):
             call.cancel()
         self.host.close()

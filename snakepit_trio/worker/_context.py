@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .._errors import HostToolsUnavailable, InvalidVariable
+from ._events import Route, Span, emit_event
 from ._host_calls import GET_VARIABLE, SET_VARIABLE, HostCalls
 
 
@@ -26,6 +28,8 @@ class ToolContext:
         "_host",
         "_host_tools",
         "_progress",
+        "_route",
+        "_trace",
         "deadline",
         "request_id",
         "session_id",
@@ -52,6 +56,9 @@ class ToolContext:
         self._clock = clock  # what deadline is measured on
         self._host = host  # None: a context made outside a worker connection
         self._host_tools: dict[str, dict[str, Any]] | None = None  # cached per call
+        # Its events' way to the host, and its trace: set as the call starts (_events.py).
+        self._route: Route | None = None
+        self._trace: Any = None
 
     @property
     def cancelled(self) -> bool:
@@ -187,6 +194,52 @@ class ToolContext:
         if self._host is None:  # a call by gRPC's Execute: no connection to answer on
             raise HostToolsUnavailable(tool)
         return self._host
+
+    def emit(
+        self,
+        name: str,
+        measurements: dict[str, float] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Send a telemetry event to the host; safe from any thread, never blocks.
+
+        The host's handlers get it as ``adapter.<name>``, its metadata with ``pool``,
+        ``worker_id``, ``call_id``, ``tool`` and ``session_id`` added (those keys are the
+        host's).
+
+        Args:
+            name: dotted words of letters, digits, ``_`` or ``-`` (``"model.inference"``).
+            measurements: numbers by name (seconds, bytes, counts).
+            metadata: str, number, bool or None values by name (strings are cut to 4096
+                characters).
+
+        Raises:
+            TypeError: a value of the wrong type (the message names its key).
+            ValueError: a malformed name, a NaN measurement, or more than 64 entries.
+        """
+        emit_event(self, name, measurements, metadata)
+
+    def span(
+        self, name: str, **attributes: str | float | bool | None
+    ) -> AbstractContextManager[None]:
+        """Time a block: ``with ctx.span("tokenize", model="small"): ...``.
+
+        On leaving it the host gets ``adapter.<name>.stop`` with the block's ``duration``
+        in seconds and ``attributes`` as metadata, preceded by ``adapter.<name>.exception``
+        (with ``error_type``) when the block raised; the exception propagates. In a call
+        traced with OpenTelemetry it is also a span, a child of the call's.
+
+        Args:
+            name: as for ``emit`` (at most 190 characters).
+            **attributes: str, number, bool or None values.
+
+        Returns:
+            A context manager (not reentrant: make one per block).
+
+        Raises:
+            TypeError, ValueError: as for ``emit``.
+        """
+        return Span(self, name, attributes)
 
     def _cancel(self) -> None:
         self._cancelled = True

@@ -46,6 +46,7 @@ from . import _batch as batch
 from ._adapter import ToolInfo, check_arguments
 from ._claim import QUEUED
 from ._context import ToolContext
+from ._events import Route, current_outlet, trace_call
 from ._exclusive import Gate
 from ._genpump import GeneratorPump
 from ._host_calls import HostCalls
@@ -213,6 +214,8 @@ class Runtime:
         self._idle.set()
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        # Where events outside calls go (the worker's; snakepit_trio.testing has one each).
+        self.outlet = current_outlet()
         self.clock: Callable[[], float] = self._loop.time if inline else time.monotonic
         # What run times (reported for prefetch decisions) are measured with.
         self.timer: Callable[[], float] = self._loop.time if inline else time.perf_counter
@@ -359,12 +362,16 @@ class Runtime:
         host: HostCalls | None = None,
         *,
         borrowed: bool = False,
+        meta: dict[str, Any] | None = None,
+        events: Route | None = None,
     ) -> RunningCall | None:
         """Start a call; on a bad request, send its ERROR frame and return None.
 
         ``host``: the connection's host calls, for the tool's ``ctx.call_host_tool``.
         ``borrowed``: a nested call whose ancestor waits for it in a host tool here: it
-        starts at once, beyond capacity (its ancestor's slot is idle until it ends)."""
+        starts at once, beyond capacity (its ancestor's slot is idle until it ends).
+        ``meta``: the CALL's meta map (its trace context); ``events``: the route of EVENT
+        frames to its host, if that host takes them (it named "events")."""
         info = self.tools.get(tool)
         if info is None:
             sink(w.error(call_id, "UnknownTool", f"unknown tool {tool!r}", w.KIND_UNKNOWN_TOOL))
@@ -389,6 +396,9 @@ class Runtime:
         ctx = self._context(call_id, session_id, deadline, sink, host)
         if info.context_param is not None:
             args[info.context_param] = ctx
+        ctx._route = events
+        if meta is not None:
+            info = trace_call(ctx, call_id, meta, info)
         credit = max(window, 1) if info.streaming else 0
         call = RunningCall(call_id, info, ctx, credit, sink, on_done, self, args, borrowed)
         return self._launch(call)
@@ -406,9 +416,12 @@ class Runtime:
         host: HostCalls | None = None,
         *,
         borrowed: bool = False,
+        meta: dict[str, Any] | None = None,
+        events: Route | None = None,
     ) -> RunningCall | None:
         """Start a BATCH (see _batch.py); on a bad request, send its ERROR frame and
-        return None. ``host`` and ``borrowed``: as for ``start_call``."""
+        return None. ``host``, ``borrowed`` and ``events``: as for ``start_call``; a batch
+        is not traced (``meta`` is read for ``borrow`` only, by the connection)."""
         info = self.tools.get(tool)
         refusal = batch.refused(call_id, info, tool)
         if refusal is not None:
@@ -426,6 +439,7 @@ class Runtime:
             sink(w.error(call_id, "InvalidArguments", problem, w.KIND_INVALID_ARGUMENTS))
             return None
         ctx = self._context(call_id, session_id, deadline, sink, host)
+        ctx._route = events
         if info.context_param is not None:
             for args in calls:
                 args[info.context_param] = ctx

@@ -26,6 +26,7 @@ from .._shared import _frames as w
 from .._shared._codec import DEFAULT_MAX_PAYLOAD
 from .._shared._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
 from ._adapter import collect_tools, load_adapter
+from ._events import flush_traces
 
 log = logging.getLogger("snakepit_trio.worker")
 
@@ -156,6 +157,7 @@ async def serve(args: argparse.Namespace) -> int:
         await adapter.cleanup()
     except Exception:
         log.exception("adapter cleanup() failed")
+    flush_traces()  # spans the worker exports itself, if it traced calls
     return 0
 
 

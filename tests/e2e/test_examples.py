@@ -90,3 +90,16 @@ def test_hardware_example_runs() -> None:
     assert "threads_per_worker='auto'" in out
     assert out.count("BLAS/OpenMP threads") == 2
     assert "pool closed" in out
+
+
+def test_telemetry_example_runs() -> None:
+    out = run_example("telemetry.py")
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[1:4]}
+    assert out.startswith("tool       calls errors  p50 ms")
+    assert rows == {"broken": ["3", "3"], "classify": ["40", "0"], "summarize": ["5", "0"]}
+    assert "worker event adapter.model.loaded: 2" in out
+    assert "worker event adapter.tokenize.stop: 40" in out
+    client, root = (line.split() for line in out.splitlines()[-2:])
+    assert client[:3] == ["span", "classify", "kind=CLIENT"]
+    assert root[:3] == ["span", "request", "kind=INTERNAL"]
+    assert client[3] == root[3]  # one trace

@@ -17,7 +17,7 @@ import snakepit_trio as sp
 from tests.helpers import wait_for
 
 ROGUE = "tests.adapters.rogue:Rogue"
-RESULT, CHUNK, ERROR, WELCOME = 10, 11, 13, 16
+RESULT, CHUNK, ERROR, WELCOME, EVENT = 10, 11, 13, 16, 20
 
 CASES: dict[str, tuple[list[Any], bool]] = {
     "a frame that is not an array": (["junk"], False),
@@ -28,6 +28,8 @@ CASES: dict[str, tuple[list[Any], bool]] = {
     "a RESULT for a call it never got": ([[RESULT, 10**9, b"\xc0", None]], False),
     "a WELCOME after the handshake": ([[WELCOME, {}]], False),
     "a CHUNK for a unary call": ([], True),
+    "an EVENT whose measurement is not a number": ([[EVENT, None, "x", {"v": "s"}, {}, 0]], False),
+    "an EVENT whose name is not dotted words": ([[EVENT, None, "a b", {}, {}, 0.0]], False),
 }
 
 

@@ -327,7 +327,8 @@ async def test_chunks_go_only_to_workers_that_say_they_run_them(autojump_clock: 
     is never sent a chunk: the caller is told to use single calls."""
     async with open_fake_pool(Tools, size=1) as pool:
         engine = pool._engine
-        engine.worker_caps = {wid: frozenset() for wid in engine.worker_caps}
+        for worker in engine.workers.values():
+            worker.capabilities = frozenset()
         with pytest.raises(sp.InvalidArguments, match="chunksize=1"):
             async with pool.map("echo", [{"value": 1}, {"value": 2}], chunksize=2) as results:
                 [r async for r in results]
