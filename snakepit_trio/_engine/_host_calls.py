@@ -37,6 +37,7 @@ from .._shared import _frames as w
 from .._shared._codec import decode, encode
 from .._supervision._worker import Worker
 from .._tools import check_arguments
+from ..telemetry._hub import Hub
 from ._host_tools import HostTool, HostToolRegistry
 
 log = logging.getLogger("snakepit_trio")
@@ -71,6 +72,7 @@ class HostCallInfo:
     worker_id: str
     session: SessionRecord | None
     deadline: float | None
+    meta: dict[str, Any] | None = None  # HOST_CALL's: the worker's trace context
 
 
 class HostCallsHost(Protocol):
@@ -78,6 +80,7 @@ class HostCallsHost(Protocol):
 
     config: PoolConfig
     nursery: trio.Nursery
+    telemetry: Hub
 
     def channel_send(self, worker_id: str, frame: list[Any]) -> bool: ...
     def session_record(self, session_id: str) -> SessionRecord | None: ...
@@ -160,6 +163,7 @@ class HostCalls:
             worker.id,
             None if session_id is None else self._engine.session_record(session_id),
             None if deadline == math.inf else deadline,
+            frame.meta,
         )
         self._engine.nursery.start_soon(self._run, key, tool, args, opened, info)
 
@@ -217,6 +221,7 @@ class HostCalls:
     ) -> None:
         hcid = key[1]
         answer: list[Any] | None = None
+        started = trio.current_time()
         try:
             with opened.scope:
                 # Not NESTING.get(): this task was spawned from the frame reader, whose
@@ -230,13 +235,18 @@ class HostCalls:
                 NESTING.set(ancestors)  # this task's own context: nothing else sees it
                 if tool.context_param is not None and self.make_context is not None:
                     args[tool.context_param] = self.make_context(info)
-                if outer is None:
-                    async with self._limiter:
+                hub = self._engine.telemetry
+                if hub.on:
+                    hub.emit("host_tool.start", {}, _about(tool, info))
+                # Under the worker's span (a traced call): the calls it makes are its children.
+                with hub.span_from_meta(f"host_tool {tool.spec.name}", info.meta):
+                    if outer is None:
+                        async with self._limiter:
+                            value = await self._call(tool, args)
+                    else:
+                        # Under a nested call: an ancestor's host tool holds a slot and waits
+                        # for this one, which must not wait for one in turn (it could be it).
                         value = await self._call(tool, args)
-                else:
-                    # Under a nested call: an ancestor's host tool holds a slot and waits for
-                    # this one, which must not wait for a slot in turn (it could be that one).
-                    value = await self._call(tool, args)
                 answer = self._result(hcid, tool.spec.name, value)
             if answer is None:  # cancelled: the worker gave up, its call ended or timed out
                 answer = w.host_error(
@@ -254,6 +264,8 @@ class HostCalls:
             answer = w.host_error(hcid, _type_name(exc), _text(exc), w.KIND_REMOTE)
         finally:
             self._close(key, opened)
+        if self._engine.telemetry.on:
+            _report(self._engine.telemetry, tool, info, trio.current_time() - started, answer)
         if not opened.silent:
             self._engine.channel_send(key[0], answer)
 
@@ -331,6 +343,28 @@ class HostCalls:
             except Exception as exc:  # a value its rules cannot even be checked against
                 return w.host_error(frame.id, _type_name(exc), _text(exc), w.KIND_REMOTE)
         return self._result(frame.id, frame.tool, reply)
+
+
+def _about(tool: HostTool, info: HostCallInfo) -> dict[str, Any]:
+    return {
+        "tool": tool.spec.name,
+        "call_id": info.call.id,
+        "session_id": None if info.session is None else info.session.id,
+        "worker_id": info.worker_id,
+    }
+
+
+def _report(hub: Hub, tool: HostTool, info: HostCallInfo, duration: float, answer: Any) -> None:
+    """``host_tool.exception`` (when it failed) and ``host_tool.stop``."""
+    metadata = _about(tool, info)
+    if answer[0] == w.HOST_RESULT:
+        outcome = "ok"
+    else:
+        outcome = answer[4]  # the HOST_ERROR's kind: remote, cancelled, reentrancy, ...
+        hub.emit(
+            "host_tool.exception", {"duration": duration}, {**metadata, "error_type": answer[2]}
+        )
+    hub.emit("host_tool.stop", {"duration": duration}, {**metadata, "outcome": outcome})
 
 
 def _text(exc: BaseException) -> str:

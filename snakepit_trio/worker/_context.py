@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from .._errors import HostToolsUnavailable, InvalidVariable
-from ._events import Route, Span, emit_event
+from ._events import Route, Span, emit_event, trace_meta
 from ._host_calls import GET_VARIABLE, SET_VARIABLE, HostCalls
 
 
@@ -126,7 +126,8 @@ class ToolContext:
             RuntimeError: called on the worker's event-loop thread (an async tool); use
                 ``await ctx.acall_host_tool(...)`` there.
         """
-        return self._bridge(name).call_sync(self.request_id, name, _args(name, args))
+        bridge = self._bridge(name)
+        return bridge.call_sync(self.request_id, name, _args(name, args), trace_meta(self))
 
     async def acall_host_tool(self, name: str, args: dict[str, Any] | None = None) -> Any:
         """Call a host tool from an async tool (``await ctx.ahost.<name>(**args)`` says the
@@ -143,7 +144,9 @@ class ToolContext:
             The errors of ``call_host_tool`` (but no RuntimeError). Cancelling the awaiting
             task cancels the host tool.
         """
-        return await self._bridge(name).call_async(self.request_id, name, _args(name, args))
+        bridge = self._bridge(name)
+        meta = trace_meta(self)
+        return await bridge.call_async(self.request_id, name, _args(name, args), meta)
 
     @property
     def host(self) -> HostTools:

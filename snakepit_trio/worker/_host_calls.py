@@ -77,13 +77,20 @@ class HostCalls:
         self.capabilities: frozenset[str] = frozenset()  # the host's, from its HELLO
 
     # --- from tools ------------------------------------------------------------------------
-    def call_sync(self, call_id: int, tool: str, kwargs: dict[str, Any]) -> Any:
-        """Call host tool ``tool`` and wait for its value (in a tool's own thread)."""
-        return self._wait(call_id, tool, self._encode(tool, kwargs), listing=False)
+    def call_sync(
+        self, call_id: int, tool: str, kwargs: dict[str, Any], meta: dict[str, Any] | None
+    ) -> Any:
+        """Call host tool ``tool`` and wait for its value (in a tool's own thread).
+        ``meta``: the call's trace context, for the host tool's span."""
+        payload = self._encode(tool, kwargs)
+        return self._wait(call_id, tool, payload, listing=False, meta=meta)
 
-    async def call_async(self, call_id: int, tool: str, kwargs: dict[str, Any]) -> Any:
+    async def call_async(
+        self, call_id: int, tool: str, kwargs: dict[str, Any], meta: dict[str, Any] | None
+    ) -> Any:
         """Call host tool ``tool`` and wait for its value (on the loop)."""
-        return await self._await(call_id, tool, self._encode(tool, kwargs), listing=False)
+        payload = self._encode(tool, kwargs)
+        return await self._await(call_id, tool, payload, listing=False, meta=meta)
 
     def list_sync(self, call_id: int) -> Any:
         """The host tools ``call_id`` may use (in a tool's own thread)."""
@@ -94,7 +101,15 @@ class HostCalls:
         self._check_capable(_LIST)
         return await self._await(call_id, _LIST, b"", listing=True)
 
-    def _wait(self, call_id: int, tool: str, payload: bytes, *, listing: bool) -> Any:
+    def _wait(
+        self,
+        call_id: int,
+        tool: str,
+        payload: bytes,
+        *,
+        listing: bool,
+        meta: dict[str, Any] | None = None,
+    ) -> Any:
         if threading.get_ident() == self._loop_thread:
             use = "ctx.ahost_tools()" if listing else "ctx.acall_host_tool(...)"
             raise RuntimeError(
@@ -104,14 +119,24 @@ class HostCalls:
             )
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         try:
-            self._loop.call_soon_threadsafe(self._start, call_id, tool, payload, future, listing)
+            self._loop.call_soon_threadsafe(
+                self._start, call_id, tool, payload, future, listing, meta
+            )
         except RuntimeError:  # the loop is closed: the worker is exiting
             raise HostToolError(tool, w.KIND_CANCELLED, "the worker is stopping") from None
         return future.result()
 
-    async def _await(self, call_id: int, tool: str, payload: bytes, *, listing: bool) -> Any:
+    async def _await(
+        self,
+        call_id: int,
+        tool: str,
+        payload: bytes,
+        *,
+        listing: bool,
+        meta: dict[str, Any] | None = None,
+    ) -> Any:
         future: asyncio.Future[Any] = self._loop.create_future()
-        hcid = self._start(call_id, tool, payload, future, listing)
+        hcid = self._start(call_id, tool, payload, future, listing, meta)
         try:
             return await future
         except asyncio.CancelledError:
@@ -138,6 +163,7 @@ class HostCalls:
         payload: bytes,
         future: concurrent.futures.Future[Any] | asyncio.Future[Any],
         listing: bool,
+        meta: dict[str, Any] | None = None,
     ) -> int | None:
         if not self._is_live(call_id):
             future.set_exception(
@@ -148,7 +174,9 @@ class HostCalls:
         self._open[hcid] = _Pending(call_id, tool, future)
         self._by_call.setdefault(call_id, set()).add(hcid)
         self._emit(
-            w.host_tools(hcid, call_id) if listing else w.host_call(hcid, call_id, tool, payload)
+            w.host_tools(hcid, call_id)
+            if listing
+            else w.host_call(hcid, call_id, tool, payload, meta)
         )
         return hcid
 

@@ -22,6 +22,7 @@ from snakepit_trio.contrib.otel import instrument
 from tests.otlp import Span, otlp_receiver
 
 TELEMETRY = "tests.adapters.telemetry:Telemetry"
+BRIDGE = "tests.adapters.bridge:Bridge"
 SERVER, INTERNAL = 2, 1  # opentelemetry.proto's span kinds
 
 
@@ -118,3 +119,43 @@ async def test_a_call_not_sampled_costs_the_worker_no_opentelemetry() -> None:
                 meta = await pool.execute("ameta")
                 assert meta is not None and int(meta["traceparent"][-2:], 16) & 1  # sampled
                 assert "opentelemetry.trace" in await pool.execute("modules")
+
+
+async def test_a_host_tool_and_its_nested_call_are_in_the_calls_trace() -> None:
+    """host CLIENT -> worker SERVER -> host tool (INTERNAL, on the host) -> nested CLIENT ->
+    nested worker SERVER: three hops, one trace, every parent link as it happened."""
+    provider, exporter = host_tracing()
+    tracer = provider.get_tracer("test")
+    with trio.fail_after(60):
+        async with otlp_receiver() as receiver:
+            env = {
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+                "OTEL_SERVICE_NAME": "worker-under-test",
+            }
+            async with sp.open_pool(BRIDGE, size=1, env=env) as pool:
+                instrument(pool, tracer_provider=provider, metrics=False)
+
+                @pool.host_tool
+                async def nest(ctx: sp.HostToolContext) -> int:
+                    return await ctx.pool.execute("pid")  # type: ignore[no-any-return]
+
+                with tracer.start_as_current_span("request"):
+                    got = await pool.execute("acall", {"name": "nest", "args": None})
+                assert got == {"value": pool.workers()[0].pid}
+            await receiver.wait_for(2)  # the worker's acall and pid SERVER spans
+    host = {s.name: s for s in exporter.get_finished_spans()}
+    worker = {s.name: s for s in receiver.spans}
+    root = host["request"]
+    assert {s.trace_id for s in receiver.spans} == {f"{root.context.trace_id:032x}"}
+    client = host["acall"]
+    assert client.kind is SpanKind.CLIENT and client.parent.span_id == root.context.span_id
+    server = worker["acall"]
+    assert server.kind == SERVER and server.parent_span_id == f"{client.context.span_id:016x}"
+    tool = host["host_tool nest"]
+    assert tool.kind is SpanKind.INTERNAL and f"{tool.parent.span_id:016x}" == server.span_id
+    nested_client = host["pid"]
+    assert nested_client.kind is SpanKind.CLIENT
+    assert nested_client.parent.span_id == tool.context.span_id
+    nested_server = worker["pid"]
+    assert nested_server.parent_span_id == f"{nested_client.context.span_id:016x}"
