@@ -17,7 +17,7 @@ from ._engine import _admission as admission
 from ._engine._batches import Outcome
 from ._engine._engine import Engine
 from ._progress import ProgressCallback
-from ._retry import RetryPolicy, check_breaker, check_policy, guarded
+from ._retry import EventSink, RetryPolicy, check_breaker, check_policy, guarded
 
 
 async def execute(
@@ -72,6 +72,7 @@ async def execute(
         timeout=None if timeout is None else float(timeout),
         default_timeout=engine.config.timeout,
         idempotent=idempotent,
+        events=_events(engine, tool),
     )
 
 
@@ -138,4 +139,19 @@ async def execute_batch(
         timeout=None if timeout is None else float(timeout),
         default_timeout=engine.config.timeout,
         idempotent=idempotent,
+        events=_events(engine, tool),
     )
+
+
+def _events(engine: Engine, tool: str) -> EventSink | None:
+    """Where a call's retries and breaker changes go: the pool's telemetry, while it
+    listens (``retry.*``, ``breaker.*``)."""
+    hub = engine.telemetry
+    if not hub.on:
+        return None
+
+    def emit(name: str, measurements: dict[str, float], metadata: dict[str, Any]) -> None:
+        metadata["tool"] = tool
+        hub.emit(name, measurements, metadata)
+
+    return emit

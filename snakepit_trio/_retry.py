@@ -265,12 +265,18 @@ def check_breaker(breaker: Any) -> None:
     )
 
 
+# Where a pool call's retries and breaker changes are reported: (event name, measurements,
+# metadata), for the pool's telemetry (``_calling.py`` passes one only while it listens).
+EventSink = Callable[[str, dict[str, float], dict[str, Any]], None]
+
+
 async def retrying(
     policy: RetryPolicy,
     attempt: Callable[[], Awaitable[T]],
     *,
     idempotent: bool,
     deadline: float,
+    events: EventSink | None = None,
 ) -> T:
     """Run ``attempt()`` until it succeeds or ``policy`` gives up (then raise its error)."""
     schedule = policy._schedule(deadline, idempotent)
@@ -285,9 +291,21 @@ async def retrying(
                 # Said unless the error is simply not one to retry.
                 if schedule.failures > 1 or step.reason is not Reason.FINAL:
                     exc.add_note(_gave_up(schedule.failures, started, step.reason.value))
+                    if events is not None:
+                        events(
+                            "retry.exhausted",
+                            {"attempt": schedule.failures},
+                            {"error_type": type(exc).__name__, "reason": step.reason.value},
+                        )
                 raise
             error = exc
         _report(policy, schedule.failures, error, step.delay)
+        if events is not None:
+            events(
+                "retry.attempt",
+                {"attempt": schedule.failures, "backoff": step.delay},
+                {"error_type": type(error).__name__},
+            )
         await trio.sleep(step.delay)
         if trio.current_time() >= deadline:  # the sleep overshot: no attempt may start now
             error.add_note(_gave_up(schedule.failures, started, "the deadline passed"))
@@ -319,15 +337,17 @@ async def guarded(
     timeout: float | None,
     default_timeout: float | None,
     idempotent: bool,
+    events: EventSink | None = None,
 ) -> T:
     """A pool call under ``retry`` and ``breaker``; ``attempt(t)`` runs it once with
-    timeout ``t`` (None: the pool's).
+    timeout ``t`` (None: the pool's). ``events``: where retries and the breaker's changes
+    are reported, if anywhere.
 
     One deadline holds for every attempt and wait: ``timeout`` when given (math.inf: none),
     and the policy's budget. Without either, each attempt has the pool's timeout.
     """
     if retry is None:
-        return await _under(breaker, attempt, timeout)
+        return await _under(breaker, attempt, timeout, events)
     limit = math.inf if timeout is None else timeout
     if retry.budget is not None:
         limit = min(limit, retry.budget)
@@ -335,21 +355,37 @@ async def guarded(
 
     def once() -> Awaitable[T]:
         if deadline == math.inf:
-            return _under(breaker, attempt, timeout)
+            return _under(breaker, attempt, timeout, events)
         left = deadline - trio.current_time()
         if timeout is None and default_timeout is not None:
             left = min(left, default_timeout)
-        return _under(breaker, attempt, left)
+        return _under(breaker, attempt, left, events)
 
-    return await retrying(retry, once, idempotent=idempotent, deadline=deadline)
+    return await retrying(retry, once, idempotent=idempotent, deadline=deadline, events=events)
 
 
 async def _under(
     breaker: CircuitBreaker | None,
     attempt: Callable[[float | None], Awaitable[T]],
     timeout: float | None,
+    events: EventSink | None = None,
 ) -> T:
     if breaker is None:
         return await attempt(timeout)
-    async with breaker.guard():
-        return await attempt(timeout)
+    if events is None:
+        async with breaker.guard():
+            return await attempt(timeout)
+    before = breaker.state
+    try:
+        async with breaker.guard():
+            if before == "half_open":  # this call is a probe
+                events("breaker.half_open", {"failures": 0}, {"breaker": breaker.name})
+            return await attempt(timeout)
+    except CircuitOpen:
+        events("breaker.rejected", {"failures": breaker.failures}, {"breaker": breaker.name})
+        raise
+    finally:
+        after = breaker.state
+        if after != before:  # "breaker.opened", "breaker.closed", "breaker.half_open"
+            name = "breaker.opened" if after == "open" else f"breaker.{after}"
+            events(name, {"failures": breaker.failures}, {"breaker": breaker.name})

@@ -119,7 +119,9 @@ RESERVED: Final[dict[str, Spec]] = {
         ("failures",), ("breaker", "tool"), "a circuit breaker changed state or refused"
     ),
     "retry.attempt / .exhausted": Spec(
-        ("attempt", "backoff"), ("tool", "error_type"), "a call is retried, or gives up"
+        ("attempt", "backoff"),
+        ("tool", "error_type", "reason"),
+        "a call is retried, or gives up (why: reason)",
     ),
 }
 

@@ -352,3 +352,48 @@ async def test_a_wait_that_overshoots_the_deadline_starts_no_attempt(
     with pytest.raises(Flaky) as info:
         await sp.retry(policy, op)
     assert calls == 1 and notes(info.value) == ["snakepit_trio: not retried: the deadline passed"]
+
+
+async def test_retries_and_breaker_changes_of_pool_calls_are_telemetry_events(
+    autojump_clock: Clock,
+) -> None:
+    TRIES.clear()
+    seen: list[tuple[str, dict[str, float], dict[str, object]]] = []
+    breaker = sp.CircuitBreaker(failure_threshold=2, reset_timeout=5, name="backend")
+    policy = sp.RetryPolicy(attempts=3, initial=0.5, jitter="none", retry_on=("ValueError",))
+    async with open_fake_pool(Tools, size=1) as pool:
+        pool.telemetry.attach(
+            "test",
+            ["retry.*", "breaker.*"],
+            lambda e: seen.append((e.name, e.measurements, e.metadata)),
+        )
+        args = {"key": "events", "failures": 2, "value": "ok"}
+        assert await pool.execute("flaky", args, retry=policy) == "ok"
+        assert [(n, m) for n, m, _ in seen] == [
+            ("retry.attempt", {"attempt": 1, "backoff": 0.5}),
+            ("retry.attempt", {"attempt": 2, "backoff": 1.0}),
+        ]
+        assert seen[0][2] == {
+            "tool": "flaky",
+            "error_type": "RemoteError",
+            "pool": pool.config.name,
+        }
+        seen.clear()
+        with pytest.raises(sp.RemoteError):
+            await pool.execute("flaky", {"key": "gone", "failures": 9}, retry=policy)
+        assert [n for n, _, _ in seen] == ["retry.attempt", "retry.attempt", "retry.exhausted"]
+        seen.clear()
+        for _ in range(2):
+            with pytest.raises(sp.RemoteError):
+                await pool.execute("flaky", {"key": "b", "failures": 9}, breaker=breaker)
+        with pytest.raises(sp.CircuitOpen):
+            await pool.execute("echo", breaker=breaker)
+        await trio.sleep(5)
+        await pool.execute("echo", breaker=breaker)
+        assert [n for n, _, _ in seen] == [
+            "breaker.opened",
+            "breaker.rejected",
+            "breaker.half_open",  # the probe
+            "breaker.closed",
+        ]
+        assert all(m["breaker"] == "backend" for _, _, m in seen)
