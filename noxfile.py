@@ -1,4 +1,4 @@
-"""Development sessions: nox -s tests lint typecheck proto proto_check examples chaos bench."""
+"""Development sessions: nox -s tests lint typecheck proto proto_check docs examples chaos bench."""
 
 from __future__ import annotations
 
@@ -74,6 +74,15 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
     session.install("-e", ".[test]", "mypy>=1.10")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml), built with --strict into site/ (git-ignored)."""
+    session.install("-e", ".[docs]")
+    # Quiet the banners some theme and plugin releases print about a future MkDocs 2.
+    quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"), env=quiet)
 
 
 def _generate(session: nox.Session, out: pathlib.Path) -> None:
