@@ -1,10 +1,12 @@
-"""The ``snakepit-trio`` command: ``snakepit-trio cleanup [--dry-run] [--state-dir DIR]``."""
+"""The ``snakepit-trio`` command: ``cleanup`` here; ``doctor``, ``status`` and ``new`` in
+``snakepit_trio/cli/``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from typing import Any
 
 from ._supervision._registry import (
     Registry,
@@ -39,6 +41,12 @@ def _cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subcommands() -> dict[str, Any]:
+    from .cli import _doctor
+
+    return {"doctor": _doctor}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="snakepit-trio", description="Tools for snakepit_trio worker pools."
@@ -59,9 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"the registry's directory (default: {default_state_dir()})",
     )
+    subcommands = _subcommands()
+    for module in subcommands.values():
+        module.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "cleanup":
         return _cleanup(args)
+    if args.command in subcommands:
+        return int(subcommands[args.command].run(args))
     return 2  # unreachable: argparse refuses unknown commands
 
 
