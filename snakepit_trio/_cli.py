@@ -42,9 +42,9 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _subcommands() -> dict[str, Any]:
-    from .cli import _doctor
+    from .cli import _doctor, _new
 
-    return {"doctor": _doctor}
+    return {"doctor": _doctor, "new": _new}
 
 
 def main(argv: list[str] | None = None) -> int:
