@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from ._supervision import _pool_table as pool_table
 from ._supervision._registry import (
     Registry,
     UnsafeStateDir,
@@ -24,6 +25,8 @@ def _cleanup(args: argparse.Namespace) -> int:
         print(f"snakepit-trio cleanup: {exc}", file=sys.stderr)
         return 2
     found = registry.sweep(dry_run=args.dry_run)
+    if not args.dry_run:
+        pool_table.forget_dead(registry)  # what `snakepit-trio status` listed as dead
     verb = "would kill" if args.dry_run else "killed"
     for left in found:
         e = left.entry
@@ -42,9 +45,9 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _subcommands() -> dict[str, Any]:
-    from .cli import _doctor, _new
+    from .cli import _doctor, _new, _status
 
-    return {"doctor": _doctor, "new": _new}
+    return {"doctor": _doctor, "new": _new, "status": _status}
 
 
 def main(argv: list[str] | None = None) -> int:
