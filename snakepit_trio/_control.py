@@ -69,6 +69,7 @@ async def serve(
     listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         await listener.bind(path)
+        os.chmod(path, 0o600)  # the directory is 0700 already; the socket says so too
         listener.listen(8)
     except OSError as exc:
         listener.close()

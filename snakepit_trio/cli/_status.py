@@ -3,8 +3,8 @@
 Pools list themselves in the registry's ``pools`` table (state dir); for each, status checks
 that the host is still the process that recorded it, then asks its control socket
 (``snakepit_trio/_control.py``) for a snapshot. Hosts that died are shown as dead, with their
-recorded workers, and a hint to run ``snakepit-trio cleanup``. Only reads: status never
-changes a pool or the registry.
+recorded workers, and a hint to run ``snakepit-trio cleanup``. Status never changes a pool
+or a row of the registry (it makes the state directory if there is none).
 """
 
 from __future__ import annotations
