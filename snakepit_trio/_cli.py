@@ -1,4 +1,5 @@
-"""The ``snakepit-trio`` command: ``cleanup [--dry-run] [--state-dir DIR]``, ``hardware``."""
+"""The ``snakepit-trio`` command: ``cleanup`` and ``hardware`` here; ``doctor``, ``status``
+and ``new`` in ``snakepit_trio/cli/``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
+from ._supervision import _pool_table as pool_table
 from ._supervision._registry import (
     Registry,
     UnsafeStateDir,
@@ -24,6 +27,8 @@ def _cleanup(args: argparse.Namespace) -> int:
         print(f"snakepit-trio cleanup: {exc}", file=sys.stderr)
         return 2
     found = registry.sweep(dry_run=args.dry_run)
+    if not args.dry_run:
+        pool_table.forget_dead(registry)  # what `snakepit-trio status` listed as dead
     verb = "would kill" if args.dry_run else "killed"
     for left in found:
         e = left.entry
@@ -51,6 +56,12 @@ def _hardware(args: argparse.Namespace) -> int:
     else:
         print("\n".join(report(info, os.environ)))
     return 0
+
+
+def _subcommands() -> dict[str, Any]:
+    from .cli import _doctor, _new, _status
+
+    return {"doctor": _doctor, "new": _new, "status": _status}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +95,16 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     hardware.add_argument("--json", action="store_true", help="print it as JSON")
+    subcommands = _subcommands()
+    for module in subcommands.values():
+        module.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "cleanup":
         return _cleanup(args)
     if args.command == "hardware":
         return _hardware(args)
+    if args.command in subcommands:
+        return int(subcommands[args.command].run(args))
     return 2  # unreachable: argparse refuses unknown commands
 
 

@@ -17,6 +17,7 @@ from typing import Unpack
 
 import trio
 
+from . import _control as control
 from ._config import PoolConfig, PoolOptions
 from ._engine import _signals as signals
 from ._engine._engine import Engine
@@ -173,7 +174,9 @@ async def open_pool(
 
                 try:
                     async with run_engine(cfg, launcher, records.token) as engine:
-                        yield Pool._create(engine)
+                        pool = Pool._create(engine)
+                        await engine.nursery.start(control.serve_pool, pool, records, socket_dir)
+                        yield pool
                 except BaseException as exc:
                     if _is_cancellation(exc):
                         raise

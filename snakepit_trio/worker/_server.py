@@ -27,6 +27,7 @@ from .._shared._codec import DEFAULT_MAX_PAYLOAD
 from .._shared._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
 from ._adapter import collect_tools, load_adapter
 from ._events import flush_traces
+from ._title import set_title
 
 log = logging.getLogger("snakepit_trio.worker")
 
@@ -182,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once f
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    set_title(os.environ.get(WORKER_ID, ""))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A tool that crashes the interpreter (a segfault in C code, an abort) leaves the Python
     # stack of the crashing thread on stderr, whose last lines the host attaches to

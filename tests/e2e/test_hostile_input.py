@@ -282,7 +282,9 @@ async def test_worker_sockets_live_in_a_private_directory() -> None:
             directory = pool._engine.launcher._socket_dir  # type: ignore[attr-defined]
             assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
             sockets = sorted(os.listdir(directory))
-            assert [os.path.splitext(name)[1] for name in sockets] == [".lane", ".sock"]
+            workers = [name for name in sockets if name != "control.sock"]
+            assert [os.path.splitext(name)[1] for name in workers] == [".lane", ".sock"]
+            assert "control.sock" in sockets  # the pool's read-only status endpoint
             for name in sockets:
                 assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) == 0o600
 

@@ -1,0 +1,40 @@
+"""Worker processes carry a readable name (``/proc/PID/comm``: what ``top`` and ``ps -e`` show).
+
+Layer: e2e (real worker processes, both start methods) and unit (the 15-byte limit).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+import snakepit_trio as sp
+from snakepit_trio.worker._title import title
+
+TRANSPORT_AGNOSTIC = True  # see conftest.py
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+
+def test_title_keeps_the_worker_number_within_15_bytes() -> None:
+    assert title("pool-3") == b"sp:pool-3"
+    long = title("a-very-long-pool-name-12")
+    assert len(long) == 15
+    assert long.endswith(b"name-12")
+    assert long.startswith(b"sp:~")
+
+
+@pytest.mark.parametrize("start_method", ["zygote", "spawn"])
+async def test_workers_are_named_after_their_ids(start_method: str) -> None:
+    with trio.fail_after(60):
+        async with sp.open_pool(
+            "tests.adapters.basic:Echo", size=2, name="titles", start_method=start_method
+        ) as pool:
+            for worker in pool.workers():
+                comm = Path(f"/proc/{worker.pid}/comm").read_text().strip()  # noqa: ASYNC240
+                assert comm == f"sp:{worker.id}"
+                cmdline = Path(f"/proc/{worker.pid}/cmdline").read_bytes()  # noqa: ASYNC240
+                assert b"tests.adapters.basic:Echo" in cmdline
