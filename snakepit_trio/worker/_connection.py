@@ -84,47 +84,25 @@ class Connection:
                 continue
             self._handle_one(parsed)
 
+    def _start(self, frame: w.Call | w.Batch) -> None:
+        """A CALL or a BATCH: one call id, started by the runtime (or answered with ERROR)."""
+        if frame.id in self.calls:
+            self.emit(w.error(frame.id, "ProtocolError", "duplicate call id", w.KIND_PROTOCOL))
+            return
+        borrowed = bool(frame.meta and frame.meta.get("borrow") is True)
+        start = (frame.id, frame.tool, frame.args, frame.session_id, frame.deadline)
+        ends = (self.emit, self._call_done, self.host)
+        options: dict[str, Any] = {"borrowed": borrowed, "meta": frame.meta, "events": self.events}
+        if isinstance(frame, w.Call):
+            call = self.runtime.start_call(*start, frame.window, *ends, **options)
+        else:
+            call = self.runtime.start_batch(*start, bool(frame.stop), *ends, **options)
+        if call is not None:
+            self.calls[frame.id] = call
+
     def _handle_one(self, frame: w.HostFrame) -> None:
-        if type(frame) is w.Call:
-            if frame.id in self.calls:
-                self.emit(w.error(frame.id, "ProtocolError", "duplicate call id", w.KIND_PROTOCOL))
-                return
-            call = self.runtime.start_call(
-                frame.id,
-                frame.tool,
-                frame.args,
-                frame.session_id,
-                frame.deadline,
-                frame.window,
-                self.emit,
-                self._call_done,
-                self.host,
-                borrowed=bool(frame.meta and frame.meta.get("borrow") is True),
-                meta=frame.meta,
-                events=self.events,
-            )
-            if call is not None:
-                self.calls[frame.id] = call
-        elif type(frame) is w.Batch:
-            if frame.id in self.calls:
-                self.emit(w.error(frame.id, "ProtocolError", "duplicate call id", w.KIND_PROTOCOL))
-                return
-            call = self.runtime.start_batch(
-                frame.id,
-                frame.tool,
-                frame.args,
-                frame.session_id,
-                frame.deadline,
-                bool(frame.stop),
-                self.emit,
-                self._call_done,
-                self.host,
-                borrowed=bool(frame.meta and frame.meta.get("borrow") is True),
-                meta=frame.meta,
-                events=self.events,
-            )
-            if call is not None:
-                self.calls[frame.id] = call
+        if type(frame) is w.Call or type(frame) is w.Batch:
+            self._start(frame)
         elif type(frame) is w.Cancel:
             running = self.calls.get(frame.id)
             if running is not None:

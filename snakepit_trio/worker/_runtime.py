@@ -393,10 +393,9 @@ class Runtime:
             message = reason if param is None else f"argument {param!r}: {reason}"
             sink(w.error(call_id, "InvalidArguments", message, w.KIND_INVALID_ARGUMENTS))
             return None
-        ctx = self._context(call_id, session_id, deadline, sink, host)
+        ctx = self._context(call_id, session_id, deadline, sink, host, events)
         if info.context_param is not None:
             args[info.context_param] = ctx
-        ctx._route = events
         if meta is not None:
             info = trace_call(ctx, call_id, meta, info)
         credit = max(window, 1) if info.streaming else 0
@@ -438,8 +437,7 @@ class Runtime:
         if problem is not None:
             sink(w.error(call_id, "InvalidArguments", problem, w.KIND_INVALID_ARGUMENTS))
             return None
-        ctx = self._context(call_id, session_id, deadline, sink, host)
-        ctx._route = events
+        ctx = self._context(call_id, session_id, deadline, sink, host, events)
         if info.context_param is not None:
             for args in calls:
                 args[info.context_param] = ctx
@@ -464,10 +462,13 @@ class Runtime:
         deadline: float | None,
         sink: Sink,
         host: HostCalls | None,
+        events: Route | None,
     ) -> ToolContext:
         abs_deadline = None if deadline is None else self.clock() + float(deadline)
         progress = self._progress_emitter(call_id, sink)
-        return ToolContext(call_id, session_id, abs_deadline, progress, self.clock, host)
+        ctx = ToolContext(call_id, session_id, abs_deadline, progress, self.clock, host)
+        ctx._route = events  # its events' way to the host (None: the host takes none)
+        return ctx
 
     def _launch(self, call: RunningCall) -> RunningCall:
         """Count ``call`` in and start it, or let it wait for a slot."""
