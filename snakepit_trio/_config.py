@@ -23,6 +23,10 @@ STOP_MARGIN = 5.0
 
 
 def _adapter_spec(instance: Any, attribute: Any, value: Any) -> None:
+    if instance.runtime != "python" or instance.worker_command is not None:
+        # Another runtime's adapter is a file (or whatever its worker_command takes).
+        checks.text("adapter", value, empty=False)
+        return
     if isinstance(value, type):  # the class itself, as open_fake_pool accepts
         where = f"{value.__module__}:{value.__qualname__}"
         move = " from a module of its own" if where.startswith("__main__:") else ""
@@ -125,6 +129,38 @@ def _path_value(*, none: str | None = None) -> Any:
     return check
 
 
+RUNTIMES = ("python", "node")  # the runtimes whose workers the pool knows how to start
+
+
+def _runtime(instance: Any, attribute: Any, value: object) -> None:
+    checks.text("runtime", value, empty=False)
+    assert isinstance(value, str)
+    if value not in RUNTIMES and instance.worker_command is None:
+        raise ValueError(
+            f"runtime={value!r} has no built-in worker; valid runtimes: "
+            f"{', '.join(RUNTIMES)}, or pass worker_command=[...] that starts a worker "
+            "speaking proto/snakepit/v1/worker.proto"
+        )
+
+
+def _command(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    wrong = "worker_command must be a list of str (the program and its arguments)"
+    if isinstance(value, str | bytes | os.PathLike):
+        raise TypeError(f"{wrong}; got {checks.shown(value)}: pass [{checks.shown(value)}]")
+    try:
+        argv = tuple(_path(a) for a in value)
+    except TypeError:
+        raise TypeError(f"{wrong}; got {checks.shown(value)} ({checks.a_type(value)})") from None
+    if not argv:
+        raise ValueError(f"{wrong}; got an empty list")
+    for arg in argv:
+        if not isinstance(arg, str):
+            raise TypeError(f"{wrong}; got {checks.shown(arg)} ({checks.a_type(arg)}) in it")
+    return argv
+
+
 def _worker_output(instance: Any, attribute: Any, value: object) -> None:
     checks.choice(attribute.name, value, ("log", "inherit"))
 
@@ -166,7 +202,8 @@ class PoolConfig:
     """Everything ``open_pool`` needs; every field is also an ``open_pool`` keyword.
 
     Attributes:
-        adapter: ``"package.module:AdapterClass"``, importable in the worker.
+        adapter: ``"package.module:AdapterClass"``, importable in the worker; with
+            ``runtime="node"``, the path of the adapter's module file (``"./adapter.mjs"``).
         size: number of worker processes.
         worker_capacity: calls each worker runs at once, sync, async and streaming ones
             together (>1 runs sync tools in that many threads, sharing the adapter).
@@ -238,6 +275,17 @@ class PoolConfig:
             user state directory, e.g. ``~/.local/state/snakepit-trio``).
         name: used in worker ids, thread names and logs.
         python: interpreter that runs the workers.
+        runtime: the language of the workers: ``"python"`` (default) or ``"node"``
+            (``node`` on PATH, Node.js 20 or later, runs the worker of the
+            ``snakepit-trio-worker`` npm package: found in ``node_modules`` beside the
+            adapter or above it, else ``$SNAKEPIT_TRIO_NODE_WORKER``). Workers of other
+            runtimes start fresh (``start_method`` is for Python workers) and receive
+            payloads inline (no shared memory). Any other name needs ``worker_command``.
+        worker_command: the program that starts one worker, with its arguments, for a
+            worker of any language that speaks ``proto/snakepit/v1/worker.proto``
+            (``["ruby", "worker.rb"]``); the pool appends the worker flags (``--adapter``,
+            ``--socket``, ``--ready-fd``, ...). It replaces ``python -m
+            snakepit_trio.worker`` or the Node worker. None (default): the runtime's own.
         env: extra environment variables for the workers.
         cwd: the workers' working directory (default: the host's).
         pythonpath: extra import paths, searched before the inherited ones.
@@ -278,7 +326,7 @@ class PoolConfig:
             leaves these variables alone.
     """
 
-    adapter: str = attrs.field(validator=_adapter_spec)
+    adapter: str = attrs.field(converter=_path, validator=_adapter_spec)
     size: int = attrs.field(factory=_default_size, validator=_whole(unit="workers"))
     worker_capacity: int = attrs.field(default=1, validator=_whole(unit="calls"))
     profile: str = attrs.field(default="process", validator=_profile)
@@ -338,6 +386,8 @@ class PoolConfig:
     python: str = attrs.field(
         factory=lambda: sys.executable, converter=_path, validator=_path_value()
     )
+    runtime: str = attrs.field(default="python", validator=_runtime)
+    worker_command: tuple[str, ...] | None = attrs.field(default=None, converter=_command)
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_env)
     cwd: str | None = attrs.field(
         default=None, converter=_path_or_none, validator=_path_value(none="the host's")
@@ -443,6 +493,8 @@ class PoolOptions(TypedDict, total=False):
     state_dir: str | None
     name: str
     python: str
+    runtime: str
+    worker_command: Sequence[str] | None  # the field converts it to a tuple
     env: Mapping[str, str]
     cwd: str | None
     pythonpath: Sequence[str]  # the field converts it to a tuple

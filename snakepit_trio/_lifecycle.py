@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Unpack
 
+import attrs
 import trio
 
 from . import _control as control
@@ -22,6 +23,7 @@ from ._config import PoolConfig, PoolOptions
 from ._engine import _signals as signals
 from ._engine._engine import Engine
 from ._pool import Pool
+from ._supervision import _runtimes as runtimes
 from ._supervision._launcher import Launcher, ProcessLauncher
 from ._supervision._placement import resolve as resolve_placement
 from ._supervision._records import WorkerRecords
@@ -155,6 +157,13 @@ async def open_pool(
     """
     _require_trio()
     cfg = PoolConfig.build(adapter, config, {"size": size, **options})
+    program = runtimes.program(cfg)  # which program starts a worker, found now
+    # Only Python workers map shared-memory segments, and only those that config.python
+    # starts can be forked from the template instead.
+    if not program.maps_segments:
+        cfg = attrs.evolve(cfg, shm_threshold=None)
+    if not program.forks:
+        cfg = attrs.evolve(cfg, start_method="spawn")
     placement = await resolve_placement(cfg)  # devices and threads, checked before any start
     records = await WorkerRecords.open(cfg)  # also kills leftovers of dead hosts
     socket_dir = tempfile.mkdtemp(prefix="snakepit-")  # mode 0700: only we can connect
@@ -169,7 +178,7 @@ async def open_pool(
 
                 def launcher(nursery: trio.Nursery) -> ProcessLauncher:
                     return ProcessLauncher(
-                        cfg, records, template, socket_dir, bridge, nursery, placement
+                        cfg, records, template, socket_dir, bridge, nursery, placement, program
                     )
 
                 try:

@@ -726,6 +726,7 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
                     gil_enabled=None if wk.description is None else wk.description.gil_enabled,
                     thread_safe=wk.description is not None and wk.description.thread_safe,
                     device=wk.device,
+                    runtime=None if wk.description is None else wk.description.runtime,
                 )
             )
         return out

@@ -78,6 +78,8 @@ class WorkerInfo:
         thread_safe: its adapter declares ``thread_safe = True``.
         device: the device it is pinned to (``"cuda:GPU-…"``: ``open_pool(devices=...)``),
             the same for every worker of its slot; None when not pinned.
+        runtime: the language it runs (``"python"``, ``"node"``), as it said; None: it
+            did not say.
     """
 
     id: str
@@ -93,6 +95,7 @@ class WorkerInfo:
     gil_enabled: bool | None = None
     thread_safe: bool = False
     device: str | None = None
+    runtime: str | None = None
 
 
 @attrs.frozen

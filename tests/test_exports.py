@@ -188,7 +188,8 @@ EXPECTED: dict[str, str] = {
         "crash_window: 'float' = 10.0, probe_after: 'float' = 5.0, "
         "heartbeat_interval: 'float' = 0.5, heartbeat_timeout: 'float | None' = 2.0, "
         "handle_sigterm: 'bool' = True, registry: 'bool' = True, state_dir: 'str | None' = None, "
-        "name: 'str' = 'pool', python: 'str' = NOTHING, env: 'Mapping[str, str]' = NOTHING, "
+        "name: 'str' = 'pool', python: 'str' = NOTHING, runtime: 'str' = 'python', "
+        "worker_command: 'Sequence[str] | None' = None, env: 'Mapping[str, str]' = NOTHING, "
         "cwd: 'str | None' = None, pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
         "worker_output: 'str' = 'log', max_host_tool_calls: 'int' = 64, "
         "max_reentry_depth: 'int' = 4, devices: 'str | Sequence[str | Device] | None' = None, "
@@ -359,7 +360,7 @@ EXPECTED: dict[str, str] = {
         "uptime: 'float', rss: 'int | None', silent: 'float' = 0.0, "
         "calls: 'tuple[CallInfo, ...]' = (), accepting: 'bool' = True, "
         "gil_enabled: 'bool | None' = None, thread_safe: 'bool' = False, "
-        "device: 'str | None' = None) -> None"
+        "device: 'str | None' = None, runtime: 'str | None' = None) -> None"
     ),
     "WorkerStartError": (
         "class(SnakepitError) (worker_id: 'str', reason: 'str', stderr_tail: 'str' = '') -> 'None'"
@@ -700,7 +701,11 @@ def test_pool_options_list_every_config_field() -> None:
     }
     assert set(options) == set(fields) - separate
     # the field converts what it is given
-    converted = {"pythonpath": "Sequence[str]", "devices": "str | Sequence[str | Device] | None"}
+    converted = {
+        "pythonpath": "Sequence[str]",
+        "worker_command": "Sequence[str] | None",
+        "devices": "str | Sequence[str | Device] | None",
+    }
     for name, type_ in options.items():
         assert type_ == converted.get(name, fields[name]), name
     assert snakepit_trio.PoolOptions.__total__ is False

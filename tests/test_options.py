@@ -102,6 +102,12 @@ KINDS: dict[str, tuple[list[tuple[Any, type[Exception]]], Any]] = {
         [pathlib.Path("src"), "lib"],
     ),
     "restart": ([({"initial": 1}, TypeError), (1, TypeError)], sp.RestartPolicy(initial=1)),
+    # Another name needs a worker_command: the pool knows how to start only these.
+    "runtime": ([("ruby", ValueError), ("", ValueError), (1, TypeError)], "node"),
+    "command": (
+        [("node w.mjs", TypeError), ([], ValueError), ([1], TypeError), (5, TypeError)],
+        ["node", pathlib.Path("w.mjs")],
+    ),
     "devices": (
         [
             ("GPU-8932f937", ValueError),  # one uuid, not a list of them
@@ -172,6 +178,8 @@ OPTIONS: dict[str, str] = {
     "state_dir": "path|None",
     "name": "str",
     "python": "path",
+    "runtime": "runtime",
+    "worker_command": "command",
     "env": "env",
     "cwd": "path|None",
     "pythonpath": "pythonpath",
@@ -236,6 +244,8 @@ def test_each_option_takes_a_good_value(name: str, kind: str) -> None:
     stored = getattr(cfg, name)
     if name == "pythonpath":
         assert stored == ("src", "lib")  # paths are kept as str
+    elif name == "worker_command":
+        assert stored == ("node", "w.mjs")
     elif isinstance(good, pathlib.Path):
         assert stored == str(good)
     else:

@@ -24,10 +24,11 @@ from .._shared import _frames as w
 from .._transport._base import OnFrames, OnLost
 from .._transport._describe import WorkerDescription
 from .._transport._errors import TransportError
-from . import _spawn
+from . import _runtimes, _spawn
 from ._output import pump
 from ._placement import Placement
 from ._records import WorkerRecords
+from ._runtimes import Program
 from ._template import ForkedWorker, Templates
 from ._worker import Worker
 
@@ -89,8 +90,10 @@ class ProcessLauncher:
         bridge: object,
         nursery: trio.Nursery,
         placement: Placement | None = None,
+        program: Program | None = None,
     ) -> None:
         self._config = config
+        self._program = program or _runtimes.program(config)  # found when the pool opens
         self._placement = placement or Placement()  # where each slot's workers run
         self.records = records
         self._template = template
@@ -103,6 +106,7 @@ class ProcessLauncher:
         socket_path = os.path.join(self._socket_dir, f"{worker_id}.sock")
         proc, ready_fd = await _spawn.spawn(
             self._config,
+            self._program,
             socket_path,
             self.records.tags(worker_id),
             self._template,

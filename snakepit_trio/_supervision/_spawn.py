@@ -14,6 +14,7 @@ import trio
 from .._config import PoolConfig
 from .._shared._placement import Overrides, apply
 from .._shared._tagging import POOL_TOKEN, SLACK, WORKER_ID
+from ._runtimes import Program
 from ._template import Templates, TemplateUnavailable
 
 log = logging.getLogger("snakepit_trio")
@@ -58,11 +59,17 @@ def worker_env(
     return env
 
 
-def worker_args(config: PoolConfig, socket_path: str, parent_pid: int) -> list[str]:
-    """Arguments of ``python -m snakepit_trio.worker`` (all but ``--ready-fd``)."""
+def worker_args(
+    config: PoolConfig, socket_path: str, parent_pid: int, adapter: str | None = None
+) -> list[str]:
+    """Arguments of a worker (all but ``--ready-fd``), the same for every runtime.
+
+    ``adapter``: what ``--adapter`` names, when not ``config.adapter`` (a file adapter made
+    absolute, ``_runtimes.Program``).
+    """
     return [
         "--adapter",
-        config.adapter,
+        config.adapter if adapter is None else adapter,
         "--socket",
         socket_path,
         "--capacity",
@@ -88,6 +95,7 @@ HOST_STDERR = 2  # where workers write with worker_output="inherit": the host's 
 
 async def spawn(
     config: PoolConfig,
+    program: Program,
     socket_path: str,
     tags: dict[str, str],
     template: Templates | None,
@@ -95,6 +103,7 @@ async def spawn(
 ) -> tuple[WorkerProcess, int]:
     """Start a worker in its own session (so its children share its process group).
 
+    ``program`` starts it (``_runtimes.py``: its runtime's, or the pool's worker_command).
     Forked from ``template`` when there is one (it falls back to a fresh interpreter if the
     template cannot fork). Its stdout and stderr are pipes to the host, or with
     ``worker_output="inherit"`` the host's stderr itself. ``placement`` is its device and
@@ -111,8 +120,8 @@ async def spawn(
         except TemplateUnavailable as exc:
             log.warning("%s: starting a fresh interpreter instead: %s", tags[WORKER_ID], exc)
     ready_r, ready_w = os.pipe()
-    argv = [config.python, "-m", "snakepit_trio.worker"]
-    argv += [*worker_args(config, socket_path, os.getpid()), "--ready-fd", str(ready_w)]
+    argv = [*program.argv, *worker_args(config, socket_path, os.getpid(), program.adapter)]
+    argv += ["--ready-fd", str(ready_w)]
     output = subprocess.PIPE if config.worker_output == "log" else HOST_STDERR
     try:
         proc = await trio.lowlevel.open_process(

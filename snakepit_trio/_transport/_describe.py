@@ -4,15 +4,15 @@ The worker sends one msgpack map (the lane's WELCOME frame; gRPC's Describe repl
 same fields). Its shape, which proto/snakepit/v1/worker.proto documents beside the frames:
 
     {"protocol": str, "adapter": str, "pid": uint, "capacity": uint, "capabilities": [str],
-     "gil_enabled": bool, "thread_safe": bool,
+     "runtime": str, "gil_enabled": bool, "thread_safe": bool,
      "tools": [{"name": str, "description": str, "streaming": bool, "accepts_extra": bool,
                 "threaded": bool,
                 "params": [{"name": str, "type": str, "required": bool, "default": bin}]}]}
 
 ``default`` is the msgpack encoding of the parameter's default, empty when it has none (or
-when it cannot be encoded). ``gil_enabled``, ``thread_safe`` and ``threaded`` may be left out
-(a worker that does not say: unknown, not declared, not in threads). Checked here, so nothing
-past the transport reads a raw map.
+when it cannot be encoded). ``runtime``, ``gil_enabled``, ``thread_safe`` and ``threaded``
+may be left out (a worker that does not say: unknown, not declared, not in threads). Checked
+here, so nothing past the transport reads a raw map.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class WorkerDescription:
     # What it can do beyond the base frames (``_frames.WORKER_CAPABILITIES``); a worker
     # that names none (an older or a minimal one) is sent nothing beyond them.
     capabilities: frozenset[str] = frozenset()
+    runtime: str | None = None  # its language ("python", "node"); None: it did not say
     gil_enabled: bool | None = None  # None: it did not say
     thread_safe: bool = False  # its adapter declares that its tools may run in threads at once
     threaded: tuple[str, ...] = ()  # the tools whose calls run in threads (sync ones)
@@ -104,6 +105,9 @@ def description_from_map(m: object) -> WorkerDescription:
         raise ProtocolViolation(
             f"describe.capabilities must be a list of str, got {type(capabilities).__name__}"
         )
+    runtime = m.get("runtime") or None  # gRPC's Describe leaves "" when unset
+    if runtime is not None and type(runtime) is not str:
+        raise ProtocolViolation(f"describe.runtime must be str, got {type(runtime).__name__}")
     gil = m.get("gil_enabled")
     if gil is not None and type(gil) is not bool:
         raise ProtocolViolation(f"describe.gil_enabled must be bool, got {type(gil).__name__}")
@@ -129,6 +133,7 @@ def description_from_map(m: object) -> WorkerDescription:
         tools=specs,
         protocol=protocol,
         capabilities=frozenset(capabilities),
+        runtime=runtime,
         gil_enabled=gil,
         thread_safe=thread_safe,
         threaded=tuple(threaded),

@@ -39,6 +39,7 @@ def description_map(reply: pb.DescribeResponse) -> dict[str, Any]:
         "pid": reply.pid,
         "capacity": reply.capacity,
         "capabilities": list(reply.capabilities),
+        "runtime": reply.runtime,  # "" when the worker left it unset
         "gil_enabled": reply.gil_enabled,  # None when the worker left it unset
         "thread_safe": reply.thread_safe,
         "tools": [

@@ -180,6 +180,7 @@ def describe_map(runtime: Runtime, adapter_name: str) -> dict[str, Any]:
         "pid": os.getpid(),
         "capacity": runtime.capacity,
         "capabilities": list(w.WORKER_CAPABILITIES),
+        "runtime": "python",
         # Read now, after the adapter's import: an extension built without free-threading
         # support turns the GIL back on when it is imported.
         "gil_enabled": gil_enabled(),

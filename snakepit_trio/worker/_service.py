@@ -44,6 +44,7 @@ class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped 
             tools=tools,
             protocol=d["protocol"],
             capabilities=d["capabilities"],
+            runtime=d["runtime"],
             gil_enabled=d["gil_enabled"],
             thread_safe=d["thread_safe"],
         )

@@ -70,6 +70,11 @@ class DescribeResponse(betterproto2.Message):
     What the worker can do beyond the base frames (see "The worker's description").
     """
 
+    runtime: "str" = betterproto2.field(7, betterproto2.TYPE_STRING)
+    """
+    The worker's language: "python", "node", ... (empty: it did not say).
+    """
+
     gil_enabled: "bool | None" = betterproto2.field(8, betterproto2.TYPE_BOOL, optional=True)
     """
     Whether its interpreter runs with a GIL (unset: unknown).
