@@ -11,7 +11,6 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -21,20 +20,31 @@ import msgpack
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 
+from snakepit_trio._config import PoolConfig
 from snakepit_trio._proto.snakepit import v1 as pb
 from snakepit_trio._shared import _frames as w
+from snakepit_trio._supervision import _runtimes
+
+
+def program(adapter: str, runtime: str = "python") -> list[str]:
+    """The command that starts a worker of ``runtime`` for ``adapter``, as the pool's."""
+    found = _runtimes.program(PoolConfig(adapter=adapter, runtime=runtime))
+    return [*found.argv, "--adapter", found.adapter]
 
 
 @contextmanager
 def start_worker(
-    adapter: str = "tests.adapters.basic:Echo", *extra: str, stdin: int | None = None
+    adapter: str = "tests.adapters.basic:Echo",
+    *extra: str,
+    stdin: int | None = None,
+    runtime: str = "python",
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A worker started the way the pool starts one; yields its socket path and process."""
     with tempfile.TemporaryDirectory() as tmp:
         sock = os.path.join(tmp, "w.sock")
         ready_r, ready_w = os.pipe()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "snakepit_trio.worker", "--adapter", adapter,
+            [*program(adapter, runtime),
              "--socket", sock, "--ready-fd", str(ready_w), *extra],
             pass_fds=(ready_w,),
             start_new_session=True,
@@ -112,7 +122,10 @@ class Lane:
         assert self._receive()[0][0] == w.WELCOME
 
     def send(self, frames: list[Any]) -> None:
-        data = msgpack.packb(frames, use_bin_type=True)
+        self.send_raw(msgpack.packb(frames, use_bin_type=True))
+
+    def send_raw(self, data: bytes) -> None:
+        """One lane message of any bytes (junk included)."""
         self.sock.sendall(struct.pack("<I", len(data)) + data)
 
     def _exactly(self, n: int) -> bytes:
