@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import stat
-import struct
-import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -23,8 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import snakepit_trio as sp
-from snakepit_trio._shared import _frames as w
-from tests.e2e.wire_helpers import exchange, run, start_worker, worker_socket
 
 TRANSPORT_AGNOSTIC = True  # see conftest.py
 
@@ -178,102 +173,8 @@ def test_oversized_results_are_refused_by_the_worker(pool_thread: PoolThread) ->
     assert pool_thread.call("add", {"a": 1}) == 2  # the worker lives on
 
 
-frame_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
-    | st.text(max_size=10) | st.binary(max_size=10),
-    lambda inner: st.lists(inner, max_size=8),
-    max_leaves=20,
-)  # fmt: skip
-frames = st.lists(
-    st.one_of(
-        frame_values,
-        st.tuples(st.sampled_from(sorted(w.TABLE)), frame_values).map(list),  # junk fields
-        st.tuples(st.sampled_from([1, 2, 4]), st.integers(-5, 5)).map(list),  # out of order
-    ),
-    max_size=10,
-)
-
-
-@pytest.fixture(scope="module")
-def worker_sock() -> Iterator[str]:
-    with worker_socket() as sock:  # it must also still exit cleanly on SIGTERM at the end
-        yield sock
-
-
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batches=st.lists(frames | frame_values, min_size=1, max_size=5))
-def test_junk_and_out_of_order_frames_leave_the_worker_answering(
-    worker_sock: str, batches: list[Any]
-) -> None:
-    def answered(frames: list[Any]) -> bool:
-        return any(frame[:2] == [10, 4242] for frame in frames)
-
-    call = [0, 4242, "add", msgpack.packb({"a": 41}), None, None, 0]
-    messages = [msgpack.packb(batch) for batch in batches]
-    messages += [b"\xc1\xc1", msgpack.packb([call])]  # not msgpack at all, then a real call
-    abuse = exchange(messages, answered)
-
-    [result] = [frame for frame in run(worker_sock, abuse) if frame[:2] == [10, 4242]]
-    assert msgpack.unpackb(result[2]) == 42
-
-
-@pytest.fixture(scope="module")
-def lane_sock() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        lane = os.path.join(tmp, "w.lane")
-        with start_worker("tests.adapters.basic:Echo", "--lane", lane) as (_, proc):
-            yield lane
-            assert proc.poll() is None, "the worker must still be alive"
-
-
-def _lane_send(sock: socket.socket, data: bytes) -> None:
-    sock.sendall(struct.pack("<I", len(data)) + data)
-
-
-def _lane_recv(sock: socket.socket) -> list[Any]:
-    def exactly(n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            assert chunk, "the worker closed the lane"
-            data += chunk
-        return data
-
-    (size,) = struct.unpack("<I", exactly(4))
-    frames: list[Any] = msgpack.unpackb(exactly(size))
-    return frames
-
-
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batches=st.lists(frames | frame_values, min_size=1, max_size=5))
-def test_junk_and_out_of_order_frames_on_the_local_lane(lane_sock: str, batches: list[Any]) -> None:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(20)
-        sock.connect(lane_sock)
-        _lane_send(sock, msgpack.packb([[5, "snakepit.v1"]]))
-        assert _lane_recv(sock)[0][0] == 16  # WELCOME
-        for batch in batches:
-            _lane_send(sock, msgpack.packb(batch))
-        _lane_send(sock, b"\xc1\xc1")  # not msgpack at all
-        _lane_send(sock, msgpack.packb([[0, 4242, "add", msgpack.packb({"a": 41}), None, None, 0]]))
-        while True:
-            for frame in _lane_recv(sock):
-                if frame[:2] == [10, 4242]:
-                    assert msgpack.unpackb(frame[2]) == 42
-                    return
-
-
-def test_an_oversized_lane_message_closes_only_that_connection(lane_sock: str) -> None:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(20)
-        sock.connect(lane_sock)
-        sock.sendall(struct.pack("<I", 2**31))  # claims 2 GiB
-        assert sock.recv(1) == b""  # the worker hung up on it
-    with socket.socket(socket.AF_UNIX) as sock:  # and still serves others
-        sock.settimeout(20)
-        sock.connect(lane_sock)
-        _lane_send(sock, msgpack.packb([[5, "snakepit.v1"]]))
-        assert _lane_recv(sock)[0][0] == 16
+# Junk frames on both carriers, and oversized lane messages: tests/contract/test_wire.py
+# (against every worker runtime).
 
 
 async def test_worker_sockets_live_in_a_private_directory() -> None:
