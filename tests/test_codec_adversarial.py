@@ -90,6 +90,22 @@ class _IntSub(int):
     pass
 
 
+_HOUR = datetime.timedelta(hours=1)
+
+
+class _BrokenZone(datetime.tzinfo):
+    def utcoffset(self, dt: datetime.datetime | None) -> datetime.timedelta:
+        raise RuntimeError("no offset")
+
+
+class _DateSub(datetime.date):
+    pass
+
+
+class _DecimalSub(decimal.Decimal):
+    pass
+
+
 def _holds_itself() -> list[Any]:
     value: list[Any] = [1]
     value.append(value)
@@ -112,13 +128,29 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("int beyond 64 bits", lambda: [2**64], "out of msgpack's 64-bit range"),
     ("negative int beyond 64 bits", lambda: {"n": -(2**63) - 1}, "at ['n']: the integer"),
     ("lone surrogate", lambda: ["ok", "\ud800"], "at [1]: a str that is not valid UTF-8"),
-    ("datetime", lambda: {"when": datetime.datetime(2024, 1, 1)}, "value.isoformat()"),
-    ("date", lambda: datetime.date(2024, 1, 1), "an object of type 'date'"),
-    ("timedelta", lambda: datetime.timedelta(1), "total_seconds()"),
-    ("Decimal", lambda: decimal.Decimal("1.5"), "str(value)"),
+    ("time", lambda: {"when": datetime.time(12)}, "at ['when']: an object of type 'time'"),
+    (
+        "aware datetime beyond year 9999 in UTC",
+        lambda: [datetime.datetime(9999, 12, 31, 23, tzinfo=datetime.timezone(-_HOUR))],
+        "at [0]: an aware datetime whose UTC instant is outside years 1 to 9999",
+    ),
+    (
+        "aware datetime before year 1 in UTC",
+        lambda: {"t": datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(_HOUR))},
+        "at ['t']: an aware datetime whose UTC instant is outside years 1 to 9999",
+    ),
+    (
+        "a tzinfo whose utcoffset raises",
+        lambda: [datetime.datetime(2024, 1, 1, tzinfo=_BrokenZone())],
+        "at [0]: its tzinfo's utcoffset() raised RuntimeError: no offset",
+    ),
+    (
+        "a time beside a datetime",
+        lambda: [datetime.datetime(2024, 1, 1), datetime.time()],
+        "at [1]: an object of type 'time'",
+    ),
     ("Fraction", lambda: fractions.Fraction(1, 3), "numerator"),
     ("complex", lambda: 1 + 2j, "[value.real, value.imag]"),
-    ("UUID", lambda: uuid.UUID(int=1), "str(value)"),
     ("set", lambda: {1, 2}, "list(value)"),
     ("frozenset", frozenset, "list(value)"),
     ("array.array", lambda: array.array("i", [1]), "an object of type 'array'"),
@@ -194,12 +226,33 @@ CARRIED: list[tuple[str, Any, Any]] = [
     ("numpy uint8", lambda: np.uint8(255), 255),
     ("numpy bool", lambda: [np.bool_(True), np.bool_(False)], [True, False]),
     ("numpy str and bytes", lambda: [np.str_("s"), np.bytes_(b"b")], ["s", b"b"]),
+    ("naive datetime", lambda: {"when": datetime.datetime(2024, 1, 1, 12, 30, 1, 5)}, None),
+    (
+        "aware datetime, in UTC on arrival",
+        lambda: datetime.datetime(2024, 1, 1, 12, tzinfo=datetime.timezone(-5 * _HOUR)),
+        datetime.datetime(2024, 1, 1, 17, tzinfo=datetime.UTC),
+    ),
+    ("date", lambda: datetime.date(2024, 1, 1), None),
+    ("date subclass, as a date", lambda: _DateSub(2024, 2, 3), datetime.date(2024, 2, 3)),
+    ("timedelta", lambda: datetime.timedelta(-1, 5, 7), None),
+    ("Decimal", lambda: decimal.Decimal("1.50"), None),
+    ("Decimal subclass", lambda: _DecimalSub("-0.0"), decimal.Decimal("-0.0")),
+    ("UUID", lambda: uuid.UUID(int=1), None),
+    (
+        "everyday keys",
+        lambda: {datetime.date(2024, 1, 1): 1, uuid.UUID(int=2): 2, (decimal.Decimal(1),): 3},
+        None,
+    ),
 ]
 
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and math.isnan(a):
         return isinstance(b, float) and math.isnan(b)
+    if isinstance(a, decimal.Decimal):  # exactly the same digits, sign and exponent
+        return type(b) is decimal.Decimal and str(a) == str(b)
+    if isinstance(a, datetime.datetime):  # equal instants, or equal naive times
+        return type(b) is datetime.datetime and a == b and (a.tzinfo is None) is (b.tzinfo is None)
     if isinstance(a, list):
         return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
     if isinstance(a, dict):
@@ -288,7 +341,15 @@ def _plain(value: Any) -> Any:
         return bytes(value)
     if isinstance(value, np.generic):
         return value.item()
-    for kind in (bool, int, float, str):
+    if isinstance(value, datetime.datetime):
+        if value.utcoffset() is None:
+            return value.replace(tzinfo=None)
+        return value.astimezone(datetime.UTC)
+    if isinstance(value, datetime.date):
+        return datetime.date(value.year, value.month, value.day)
+    if isinstance(value, datetime.timedelta):
+        return datetime.timedelta(value.days, value.seconds, value.microseconds)
+    for kind in (bool, int, float, str, decimal.Decimal):
         if isinstance(value, kind):
             return kind(value)
     return value
@@ -301,9 +362,18 @@ def _plain_key(key: Any) -> Any:
 
 
 # --- generated values --------------------------------------------------------------------
+def _in_utc_range(value: datetime.datetime) -> bool:
+    try:
+        value.astimezone(datetime.UTC)
+    except OverflowError:
+        return False
+    return True
+
+
 ODD_LEAVES = [
-    datetime.datetime(2024, 1, 1),
-    decimal.Decimal(1),
+    datetime.time(1),
+    datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(_HOUR)),
+    fractions.Fraction(1, 2),
     {1, 2},
     1j,
     object(),
@@ -332,6 +402,12 @@ GOOD_LEAVES = st.one_of(
     st.sampled_from([np.float32(0.25), np.int64(-5), np.uint8(7), np.bool_(False)]),
     st.just(np.arange(6, dtype=np.int32).reshape(2, 3)),
     st.just(b"B" * BIG),  # lifted to shared memory in the "shm" run
+    st.datetimes(),
+    st.datetimes(timezones=st.timezones(), allow_imaginary=False).filter(_in_utc_range),
+    st.dates(),
+    st.timedeltas(),
+    st.decimals(),
+    st.uuids(),
 )
 KEYS = st.one_of(
     st.text(max_size=5),
