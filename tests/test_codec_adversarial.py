@@ -10,6 +10,7 @@ covered: inline, and with large buffers lifted into shared memory.
 from __future__ import annotations
 
 import array
+import dataclasses
 import datetime
 import decimal
 import fractions
@@ -24,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import snakepit_trio as sp
-from snakepit_trio._shared import _shm
+from snakepit_trio._shared import _shm, _user_types
 from snakepit_trio._shared._codec import Outbound, decode, encode
 from snakepit_trio._shared._segments import SegmentCache
 
@@ -106,6 +107,38 @@ class _DecimalSub(decimal.Decimal):
     pass
 
 
+@dataclasses.dataclass(frozen=True)
+class _Card:  # registered (code 120)
+    rank: int
+    suit: str
+
+
+class _Joker(_Card):  # not registered: a registration covers exactly its class
+    pass
+
+
+class _Broken:  # registered (code 121); its encode raises
+    pass
+
+
+@dataclasses.dataclass
+class _Unregistered:
+    pass
+
+
+def _no_encoding(value: Any) -> Any:
+    raise RuntimeError("cannot encode this")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered() -> Iterator[None]:
+    sp.register_type(_Card, 120, encode=lambda c: [c.rank, c.suit], decode=lambda v: _Card(*v))
+    sp.register_type(_Broken, 121, encode=_no_encoding, decode=lambda v: _Broken())
+    yield
+    for cls in (_Card, _Broken):
+        del _user_types.BY_CODE[_user_types.BY_TYPE.pop(cls).code]
+
+
 def _holds_itself() -> list[Any]:
     value: list[Any] = [1]
     value.append(value)
@@ -148,6 +181,17 @@ REFUSED: list[tuple[str, Any, str]] = [
         "a time beside a datetime",
         lambda: [datetime.datetime(2024, 1, 1), datetime.time()],
         "at [1]: an object of type 'time'",
+    ),
+    (
+        "a registered type whose encode raises",
+        lambda: {"b": [_Broken()]},
+        "at ['b'][0]: the encode registered for '_Broken' (code 121) raised RuntimeError",
+    ),
+    ("a subclass of a registered type", lambda: [_Joker(1, "s")], "register this one too"),
+    (
+        "an unregistered dataclass",
+        lambda: {"k": _Unregistered()},
+        "send dataclasses.asdict(value), or register its type with snakepit_trio.register_type",
     ),
     ("Fraction", lambda: fractions.Fraction(1, 3), "numerator"),
     ("complex", lambda: 1 + 2j, "[value.real, value.imag]"),
@@ -238,6 +282,8 @@ CARRIED: list[tuple[str, Any, Any]] = [
     ("Decimal", lambda: decimal.Decimal("1.50"), None),
     ("Decimal subclass", lambda: _DecimalSub("-0.0"), decimal.Decimal("-0.0")),
     ("UUID", lambda: uuid.UUID(int=1), None),
+    ("registered type", lambda: {"card": (_Card(12, "hearts"), 1)}, None),
+    ("registered type as a key", lambda: {_Card(1, "s"): [_Card(2, "c")]}, None),
     (
         "everyday keys",
         lambda: {datetime.date(2024, 1, 1): 1, uuid.UUID(int=2): 2, (decimal.Decimal(1),): 3},
@@ -374,6 +420,8 @@ ODD_LEAVES = [
     datetime.time(1),
     datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(_HOUR)),
     fractions.Fraction(1, 2),
+    _Broken(),
+    _Joker(1, "j"),
     {1, 2},
     1j,
     object(),
@@ -408,6 +456,7 @@ GOOD_LEAVES = st.one_of(
     st.timedeltas(),
     st.decimals(),
     st.uuids(),
+    st.builds(_Card, st.integers(1, 13), st.text(max_size=2)),
 )
 KEYS = st.one_of(
     st.text(max_size=5),
@@ -415,7 +464,7 @@ KEYS = st.one_of(
     st.none(),
     st.binary(max_size=3),
     st.tuples(st.integers(0, 3), st.text(max_size=2)),
-    st.sampled_from([frozenset(), np.int64(1), 2**64, 0.5]),
+    st.sampled_from([frozenset(), np.int64(1), 2**64, 0.5, _Card(1, "k")]),
 )
 VALUES = st.recursive(
     st.one_of(GOOD_LEAVES, st.sampled_from(ODD_LEAVES)),

@@ -11,8 +11,9 @@ floating scalars travel as plain bool, int and float. numpy is imported only whe
 is seen.
 
 datetime, date, timedelta, Decimal and UUID travel as msgpack's timestamp (-1) and codes 6
-to 10 (``_values.py``). An extension code nobody here knows is refused on decode, never
-handed on as raw bytes.
+to 10 (``_values.py``); a user's own classes as codes 32 to 127, once registered with
+``register_type`` on both sides (``_user_types.py``). An extension code nobody here knows is
+refused on decode, never handed on as raw bytes.
 
 Every failure to encode is a SerializationError (or PayloadTooLarge) naming where in the
 value the problem is (``_unencodable.py``); no TypeError, RecursionError or BufferError of
@@ -32,9 +33,9 @@ import msgpack
 
 from .._core._types import is_ndarray, numpy_kind
 from .._errors import PayloadTooLarge, SerializationError
-from . import _shm, _values
+from . import _shm, _user_types, _values
 from ._segments import SegmentCache
-from ._unencodable import MAX_DEPTH, array_problem, explain
+from ._unencodable import MAX_DEPTH, Refused, array_problem, explain
 
 DEFAULT_MAX_PAYLOAD: int = 64 * 1024 * 1024
 
@@ -45,7 +46,7 @@ SHM_BYTES_EXT = 3  # [segment name, size]
 _HEADER = struct.Struct("<I")
 
 # Codes 6 to 10: datetime, date, timedelta, Decimal, UUID (_values.py); an aware datetime is
-# msgpack's own timestamp (-1). 4 and 5: Arrow.
+# msgpack's own timestamp (-1). 32 to 127: users' types (_user_types.py). 4 and 5: Arrow.
 
 
 def _bytes_of(array: Any) -> memoryview:
@@ -59,6 +60,9 @@ def _bytes_of(array: Any) -> memoryview:
 
 
 def _default(obj: Any) -> Any:
+    entry = _user_types.BY_TYPE.get(type(obj))
+    if entry is not None:  # a user's registered type (exactly its class)
+        return msgpack.ExtType(entry.code, _user_payload(entry, obj))
     if is_ndarray(obj):
         import numpy as np
 
@@ -85,6 +89,51 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"can not serialize {type(obj).__name__!r} object")
 
 
+def _user_payload(entry: _user_types.Entry, obj: Any) -> bytes:
+    """The payload of a registered type's extension: its encode's value, encoded."""
+    shown = _user_types.shown_name(entry.cls)
+    name = f"{shown!r} (code {entry.code})"
+    too_deep = (
+        f"the encode registered for {name} returned registered types nested too deep (does "
+        "an encode return an object whose encoding leads back to it?)"
+    )
+    try:
+        value = entry.encode(obj)
+    except MemoryError:
+        raise
+    except RecursionError as exc:
+        raise Refused(obj, too_deep, too_deep=True) from exc
+    except Exception as exc:
+        why = f"the encode registered for {name} raised {type(exc).__name__}: {exc}"
+        raise Refused(obj, why) from exc
+    if type(value) is type(obj):
+        why = (
+            f"the encode registered for {name} returned a {shown!r} again; return what it "
+            "is made of (a dict or list of plain values)"
+        )
+        raise Refused(obj, why)
+    try:
+        # Inline, always: large buffers inside it do not go to shared memory.
+        data: bytes = msgpack.packb(value, use_bin_type=True, default=_default)
+    except MemoryError:
+        raise
+    except RecursionError as exc:
+        raise Refused(obj, too_deep, too_deep=True) from exc
+    except Exception as exc:
+        if isinstance(exc, Refused) and exc.too_deep:  # said once, not once per level
+            raise Refused(obj, too_deep, too_deep=True) from None
+        why = f"the encode registered for {name} returned what cannot travel: "
+        raise Refused(obj, why + _clipped(explain(value, exc))) from exc
+    return data
+
+
+def _clipped(text: str, limit: int = 600) -> str:
+    """``text``, its middle cut when long (registered types nested in one another)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 3]} ... {text[-(limit - limit // 3) :]}"
+
+
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == NDARRAY_EXT:
         import numpy as np
@@ -95,7 +144,35 @@ def _ext_hook(code: int, data: bytes) -> Any:
     everyday = _values.DECODERS.get(code)
     if everyday is not None:  # datetime, date, timedelta, Decimal, UUID
         return everyday(data)
+    entry = _user_types.BY_CODE.get(code)
+    if entry is not None:  # a user's registered type
+        return _user_value(entry, data)
     raise _values.Malformed(_values.unknown_code(code))
+
+
+def _user_value(entry: _user_types.Entry, data: bytes) -> Any:
+    """A registered type's object, rebuilt by its decode from the extension's payload."""
+    name = f"{_user_types.shown_name(entry.cls)!r} (extension {entry.code})"
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=False,
+            ext_hook=_ext_hook,
+            timestamp=3,
+            object_pairs_hook=_pairs,
+        )
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise _values.Malformed(f"the payload of a {name} does not decode: {exc}") from exc
+    try:
+        return entry.decode(value)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        why = f"the decode registered for {name} raised {type(exc).__name__}: {exc}"
+        raise _values.Malformed(why) from exc
 
 
 class Outbound:
@@ -307,8 +384,9 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
 
     Raises:
         SerializationError: the bytes are not a single valid msgpack value, an extension's
-            payload is malformed (the message names its type and what is wrong), or its
-            code is unknown here.
+            payload is malformed (the message names its type and what is wrong), its code
+            is unknown here (a user's type not registered in this process), or a registered
+            type's decode raised.
     """
 
     hook = _plain_hook if unmapped is None else _hook_for(unmapped)

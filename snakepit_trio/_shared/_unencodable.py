@@ -4,12 +4,13 @@ Used only after msgpack has refused a payload, so nothing here is on the hot pat
 mirrors what the codec carries (see ``_codec.py``): None, bool, int within 64 bits, float,
 str (UTF-8), bytes-like (a memoryview must be C-contiguous), list, tuple, dict, numpy arrays
 (not of Python objects, not structured), numpy bool/int/float scalars, datetime, date,
-timedelta, Decimal and UUID (``_values.py``). It is iterative and bounded, so a value nested
-too deep, or holding itself, is named instead of overflowing the stack.
+timedelta, Decimal, UUID (``_values.py``) and the types registered with ``register_type``
+(``_user_types.py``). It is iterative and bounded, so a value nested too deep, or holding
+itself, is named instead of overflowing the stack.
 
-An object of a carried type that still cannot travel (an aware datetime beyond UTC's years)
-raises ``Refused`` from the codec: the walk finds that very object and says where it is and
-why.
+An object of a carried type that still cannot travel (a registered type whose encode fails,
+a datetime beyond UTC's years) raises ``Refused`` from the codec: the walk finds that very
+object and says where it is and why.
 """
 
 from __future__ import annotations
@@ -20,27 +21,35 @@ from typing import Any
 
 from .._core._checks import shown
 from .._core._types import is_ndarray, numpy_kind
+from . import _user_types
 
 MAX_DEPTH = 1024  # msgpack refuses lists and maps nested deeper than this
 _PATH_SHOWN = 6  # path elements shown before "..." (a deep path stays readable)
 
 CARRIED = (
     "None, bool, int (64-bit), float, str, bytes, datetime, date, timedelta, Decimal, UUID, "
-    "a list, tuple or dict of those, or a numpy array"
+    "a list, tuple or dict of those, a numpy array, or a type registered with "
+    "snakepit_trio.register_type"
 )
 KEYS = (
     "dict keys may be str, int, float, bool, None, bytes, datetime, date, timedelta, Decimal, "
-    "UUID, or tuples of those"
+    "UUID, a registered type, or tuples of those"
 )
+_REGISTER = "or register its type with snakepit_trio.register_type"
 
 
 class Refused(TypeError):
-    """One object of a type the codec carries cannot travel; ``why`` says why."""
+    """One object of a type the codec carries cannot travel; ``why`` says why.
 
-    def __init__(self, obj: Any, why: str) -> None:
+    ``too_deep``: registered types nested past Python's recursion limit (said once, at the
+    outermost of them, not once per level).
+    """
+
+    def __init__(self, obj: Any, why: str, *, too_deep: bool = False) -> None:
         super().__init__(why)
         self.obj = obj
         self.why = why
+        self.too_deep = too_deep
 
 
 def _everyday(obj: Any) -> bool:
@@ -76,6 +85,13 @@ def _hint(obj: Any) -> str:
     import pathlib
 
     kind = numpy_kind(obj)
+    base = _user_types.registered_base(type(obj))
+    if base is not None:
+        return (
+            f"its class is a subclass of {_user_types.shown_name(base)!r}, which is "
+            "registered, but a "
+            "registration covers exactly its own class: register this one too"
+        )
     if isinstance(obj, set | frozenset):
         return "send a list: list(value)"
     if isinstance(obj, datetime.time):
@@ -91,9 +107,9 @@ def _hint(obj: Any) -> str:
     if kind in ("M", "m"):
         return "send str(value) or value.astype('int64')"
     if hasattr(type(obj), "__dataclass_fields__"):
-        return "send dataclasses.asdict(value)"
+        return f"send dataclasses.asdict(value), {_REGISTER}"
     if hasattr(type(obj), "__attrs_attrs__"):
-        return "send attrs.asdict(value)"
+        return f"send attrs.asdict(value), {_REGISTER}"
     return f"convert it to {CARRIED} (nothing is pickled)"
 
 
@@ -123,7 +139,7 @@ def _leaf_problem(obj: Any, refused: Refused | None) -> str | None:
         return array_problem(obj)
     if numpy_kind(obj) in ("b", "i", "u", "f"):
         return None
-    if _everyday(obj):
+    if type(obj) in _user_types.BY_TYPE or _everyday(obj):
         return None
     return f"an object of type {type(obj).__name__!r}; {_hint(obj)}"
 
@@ -135,6 +151,7 @@ def _key_problem(key: Any, refused: Refused | None) -> str | None:
         isinstance(key, bytes | str | int | float)
         or key is None
         or numpy_kind(key)
+        or type(key) in _user_types.BY_TYPE
         or _everyday(key)
     ):
         return _leaf_problem(key, refused)

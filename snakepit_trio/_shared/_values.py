@@ -38,6 +38,7 @@ import msgpack
 
 from .._core._checks import shown
 from ._unencodable import Refused
+from ._user_types import FIRST_USER_CODE, LAST_USER_CODE
 
 NAIVE_DATETIME_EXT = 6  # UTF-8 "YYYY-MM-DDTHH:MM:SS[.ffffff]"
 DATE_EXT = 7  # UTF-8 "YYYY-MM-DD"
@@ -219,6 +220,13 @@ def timestamp_problem(exc: Exception) -> str | None:
 
 def unknown_code(code: int) -> str:
     """Why an extension of ``code`` cannot be decoded here."""
+    if FIRST_USER_CODE <= code <= LAST_USER_CODE:
+        return (
+            f"extension code {code} is a registered type's, and no type is registered with "
+            f"code {code} in this process; register it here too with "
+            "snakepit_trio.register_type (in a worker: at import of the adapter's module; "
+            "in the host: before calling)"
+        )
     if code >= 0:
         return (
             f"extension code {code} is reserved for snakepit_trio and unknown to this "
