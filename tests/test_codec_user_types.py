@@ -397,3 +397,20 @@ def test_a_malformed_value_inside_a_registered_type_is_named() -> None:
     _register_point()
     data = msgpack.packb([msgpack.ExtType(40, msgpack.packb([msgpack.ExtType(10, b"x")]))])
     assert "a UUID (extension 10) must be 16 bytes, got 1" in _cannot_decode(data)
+
+
+def test_a_key_decoded_to_something_unhashable_is_named() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Key:
+        n: int
+
+    @dataclasses.dataclass  # compares by value, so it has no hash
+    class Loose:
+        n: int
+
+    sp.register_type(Key, 44, encode=lambda k: k.n, decode=Loose)
+    data = encode({Key(1): "v"}, what="the value", limit=LIMIT)
+    assert _cannot_decode(data) == (
+        "unhashable type: 'Loose' (a dict key must be hashable where it arrives: a registered "
+        "type's decode returned an object that is not)"
+    )

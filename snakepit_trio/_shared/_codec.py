@@ -410,8 +410,11 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
             )
     except Exception as exc:
         why = _values.timestamp_problem(exc) or str(exc)
-        if isinstance(exc, TypeError) and "unhashable" in why:
+        if isinstance(exc, TypeError) and "unhashable type: 'list'" in why:
             why += " (a tuple as a dict key cannot travel with shared-memory buffers)"
+        elif isinstance(exc, TypeError) and "unhashable" in why:
+            why += " (a dict key must be hashable where it arrives: a registered type's decode "
+            why += "returned an object that is not)"
         raise SerializationError(f"cannot decode {what}: {why}") from exc
 
 
