@@ -174,6 +174,13 @@ def test_edge_values_round_trip_exactly(value: Any) -> None:
     assert _exactly(_round_trip({"k": [value]})["k"][0], value)
 
 
+def test_a_decimal_is_written_the_same_under_any_context() -> None:
+    with decimal.localcontext() as context:
+        context.capitals = 0  # str() would write 1.5e+7
+        data = encode(decimal.Decimal("1.5E+7"), what="the value", limit=LIMIT)
+    assert data == msgpack.packb(msgpack.ExtType(9, b"1.5E+7"))
+
+
 def test_offsets_are_normalized_to_utc_and_microseconds_kept() -> None:
     india = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
     odd = datetime.timezone(datetime.timedelta(hours=-3, seconds=7, microseconds=11))

@@ -97,7 +97,7 @@ def _carried_already(cls: type[Any]) -> str | None:
                 "a registered type); convert them to your class where they arrive"
             )
     if _everyday(cls):
-        return f"{qualified(cls)} travels already (see the values that cross the wire)"
+        return f"{qualified(cls)} travels already, as one of the package's own extensions"
     if cls.__name__ == "ndarray" and cls.__module__.split(".")[0] == "numpy":
         return "numpy arrays travel already"
     return None

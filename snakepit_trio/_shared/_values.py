@@ -72,7 +72,10 @@ def to_msgpack(obj: Any) -> Any:
         return msgpack.ExtType(TIMEDELTA_EXT, parts)
     decimal = sys.modules.get("decimal")  # not loaded: ``obj`` is no Decimal
     if decimal is not None and isinstance(obj, decimal.Decimal):
-        return msgpack.ExtType(DECIMAL_EXT, decimal.Decimal.__str__(obj).encode())
+        # str() writes "e" under a context with capitals=0; the wire has "E" (the specials,
+        # "Infinity", "NaN" and "sNaN", hold no "e").
+        text = decimal.Decimal.__str__(obj).replace("e", "E")
+        return msgpack.ExtType(DECIMAL_EXT, text.encode())
     uuid = sys.modules.get("uuid")
     if uuid is not None and isinstance(obj, uuid.UUID):
         return msgpack.ExtType(UUID_EXT, obj.int.to_bytes(16, "big"))
