@@ -682,6 +682,7 @@ def test_reprs_and_tracebacks_name_the_package() -> None:
 def test_import_is_lazy_and_metadata_needs_no_lookup() -> None:
     code = (
         "import sys, snakepit_trio, snakepit_trio.worker\n"
+        "snakepit_trio.register_type\n"  # a module shared with workers may call it
         "print('trio' in sys.modules)\n"
         "snakepit_trio.open_pool\n"  # imports the engine, and with it every error class
         "from snakepit_trio._errors import WorkerCrashed\n"

@@ -162,14 +162,10 @@ def _user_value(entry: _user_types.Entry, data: bytes) -> Any:
             timestamp=3,
             object_pairs_hook=_pairs,
         )
-    except MemoryError:
-        raise
     except Exception as exc:
         raise _values.Malformed(f"the payload of a {name} does not decode: {exc}") from exc
     try:
         return entry.decode(value)
-    except MemoryError:
-        raise
     except Exception as exc:
         why = f"the decode registered for {name} raised {type(exc).__name__}: {exc}"
         raise _values.Malformed(why) from exc
