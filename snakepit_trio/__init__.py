@@ -10,6 +10,8 @@ Public names (all re-exported here):
 - Progress .................. _progress.py (events from ToolContext.progress)
 - RetryPolicy, retry ........ _retry.py;  CircuitBreaker .. _circuit.py (around any awaitable)
 - errors ..................... _errors.py (all derive from SnakepitError)
+- register_type .............. _shared/_user_types.py (a user's own types as values, both
+                               sides; also in snakepit_trio.worker)
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
 - snakepit_trio.testing ...... open_fake_pool, faults: the pool in memory, for tests
 - snakepit_trio.telemetry .... attach, detach, subscribe: events of every pool (also
@@ -73,6 +75,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._retry import retry as retry
     from ._session import Session as Session
     from ._session import Variable as Variable
+    from ._shared._user_types import register_type as register_type
     from ._stats import CallInfo as CallInfo
     from ._stats import PoolStats as PoolStats
     from ._stats import SessionInfo as SessionInfo
@@ -102,6 +105,8 @@ _EXPORTS: dict[str, str] = {
     "Progress": "._progress",
     # host tools (called by workers' tools)
     "HostToolContext": "._pool",
+    # a user's own types as arguments and results (the worker registers them too)
+    "register_type": "._shared._user_types",
     # retries and circuit breakers (pool calls take them; they also wrap any awaitable)
     "RetryPolicy": "._retry",
     "retry": "._retry",

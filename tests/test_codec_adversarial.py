@@ -10,6 +10,7 @@ covered: inline, and with large buffers lifted into shared memory.
 from __future__ import annotations
 
 import array
+import dataclasses
 import datetime
 import decimal
 import fractions
@@ -24,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import snakepit_trio as sp
-from snakepit_trio._shared import _shm
+from snakepit_trio._shared import _shm, _user_types
 from snakepit_trio._shared._codec import Outbound, decode, encode
 from snakepit_trio._shared._segments import SegmentCache
 
@@ -90,6 +91,54 @@ class _IntSub(int):
     pass
 
 
+_HOUR = datetime.timedelta(hours=1)
+
+
+class _BrokenZone(datetime.tzinfo):
+    def utcoffset(self, dt: datetime.datetime | None) -> datetime.timedelta:
+        raise RuntimeError("no offset")
+
+
+class _DateSub(datetime.date):
+    pass
+
+
+class _DecimalSub(decimal.Decimal):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class _Card:  # registered (code 120)
+    rank: int
+    suit: str
+
+
+class _Joker(_Card):  # not registered: a registration covers exactly its class
+    pass
+
+
+class _Broken:  # registered (code 121); its encode raises
+    pass
+
+
+@dataclasses.dataclass
+class _Unregistered:
+    pass
+
+
+def _no_encoding(value: Any) -> Any:
+    raise RuntimeError("cannot encode this")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered() -> Iterator[None]:
+    sp.register_type(_Card, 120, encode=lambda c: [c.rank, c.suit], decode=lambda v: _Card(*v))
+    sp.register_type(_Broken, 121, encode=_no_encoding, decode=lambda v: _Broken())
+    yield
+    for cls in (_Card, _Broken):
+        del _user_types.BY_CODE[_user_types.BY_TYPE.pop(cls).code]
+
+
 def _holds_itself() -> list[Any]:
     value: list[Any] = [1]
     value.append(value)
@@ -112,13 +161,40 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("int beyond 64 bits", lambda: [2**64], "out of msgpack's 64-bit range"),
     ("negative int beyond 64 bits", lambda: {"n": -(2**63) - 1}, "at ['n']: the integer"),
     ("lone surrogate", lambda: ["ok", "\ud800"], "at [1]: a str that is not valid UTF-8"),
-    ("datetime", lambda: {"when": datetime.datetime(2024, 1, 1)}, "value.isoformat()"),
-    ("date", lambda: datetime.date(2024, 1, 1), "an object of type 'date'"),
-    ("timedelta", lambda: datetime.timedelta(1), "total_seconds()"),
-    ("Decimal", lambda: decimal.Decimal("1.5"), "str(value)"),
+    ("time", lambda: {"when": datetime.time(12)}, "at ['when']: an object of type 'time'"),
+    (
+        "aware datetime beyond year 9999 in UTC",
+        lambda: [datetime.datetime(9999, 12, 31, 23, tzinfo=datetime.timezone(-_HOUR))],
+        "at [0]: an aware datetime whose UTC instant is outside years 1 to 9999",
+    ),
+    (
+        "aware datetime before year 1 in UTC",
+        lambda: {"t": datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(_HOUR))},
+        "at ['t']: an aware datetime whose UTC instant is outside years 1 to 9999",
+    ),
+    (
+        "a tzinfo whose utcoffset raises",
+        lambda: [datetime.datetime(2024, 1, 1, tzinfo=_BrokenZone())],
+        "at [0]: its tzinfo's utcoffset() raised RuntimeError: no offset",
+    ),
+    (
+        "a time beside a datetime",
+        lambda: [datetime.datetime(2024, 1, 1), datetime.time()],
+        "at [1]: an object of type 'time'",
+    ),
+    (
+        "a registered type whose encode raises",
+        lambda: {"b": [_Broken()]},
+        "at ['b'][0]: the encode registered for '_Broken' (code 121) raised RuntimeError",
+    ),
+    ("a subclass of a registered type", lambda: [_Joker(1, "s")], "register this one too"),
+    (
+        "an unregistered dataclass",
+        lambda: {"k": _Unregistered()},
+        "send dataclasses.asdict(value), or register its type with snakepit_trio.register_type",
+    ),
     ("Fraction", lambda: fractions.Fraction(1, 3), "numerator"),
     ("complex", lambda: 1 + 2j, "[value.real, value.imag]"),
-    ("UUID", lambda: uuid.UUID(int=1), "str(value)"),
     ("set", lambda: {1, 2}, "list(value)"),
     ("frozenset", frozenset, "list(value)"),
     ("array.array", lambda: array.array("i", [1]), "an object of type 'array'"),
@@ -194,12 +270,35 @@ CARRIED: list[tuple[str, Any, Any]] = [
     ("numpy uint8", lambda: np.uint8(255), 255),
     ("numpy bool", lambda: [np.bool_(True), np.bool_(False)], [True, False]),
     ("numpy str and bytes", lambda: [np.str_("s"), np.bytes_(b"b")], ["s", b"b"]),
+    ("naive datetime", lambda: {"when": datetime.datetime(2024, 1, 1, 12, 30, 1, 5)}, None),
+    (
+        "aware datetime, in UTC on arrival",
+        lambda: datetime.datetime(2024, 1, 1, 12, tzinfo=datetime.timezone(-5 * _HOUR)),
+        datetime.datetime(2024, 1, 1, 17, tzinfo=datetime.UTC),
+    ),
+    ("date", lambda: datetime.date(2024, 1, 1), None),
+    ("date subclass, as a date", lambda: _DateSub(2024, 2, 3), datetime.date(2024, 2, 3)),
+    ("timedelta", lambda: datetime.timedelta(-1, 5, 7), None),
+    ("Decimal", lambda: decimal.Decimal("1.50"), None),
+    ("Decimal subclass", lambda: _DecimalSub("-0.0"), decimal.Decimal("-0.0")),
+    ("UUID", lambda: uuid.UUID(int=1), None),
+    ("registered type", lambda: {"card": (_Card(12, "hearts"), 1)}, None),
+    ("registered type as a key", lambda: {_Card(1, "s"): [_Card(2, "c")]}, None),
+    (
+        "everyday keys",
+        lambda: {datetime.date(2024, 1, 1): 1, uuid.UUID(int=2): 2, (decimal.Decimal(1),): 3},
+        None,
+    ),
 ]
 
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and math.isnan(a):
         return isinstance(b, float) and math.isnan(b)
+    if isinstance(a, decimal.Decimal):  # exactly the same digits, sign and exponent
+        return type(b) is decimal.Decimal and str(a) == str(b)
+    if isinstance(a, datetime.datetime):  # equal instants, or equal naive times
+        return type(b) is datetime.datetime and a == b and (a.tzinfo is None) is (b.tzinfo is None)
     if isinstance(a, list):
         return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
     if isinstance(a, dict):
@@ -288,7 +387,15 @@ def _plain(value: Any) -> Any:
         return bytes(value)
     if isinstance(value, np.generic):
         return value.item()
-    for kind in (bool, int, float, str):
+    if isinstance(value, datetime.datetime):
+        if value.utcoffset() is None:
+            return value.replace(tzinfo=None)
+        return value.astimezone(datetime.UTC)
+    if isinstance(value, datetime.date):
+        return datetime.date(value.year, value.month, value.day)
+    if isinstance(value, datetime.timedelta):
+        return datetime.timedelta(value.days, value.seconds, value.microseconds)
+    for kind in (bool, int, float, str, decimal.Decimal):
         if isinstance(value, kind):
             return kind(value)
     return value
@@ -301,9 +408,20 @@ def _plain_key(key: Any) -> Any:
 
 
 # --- generated values --------------------------------------------------------------------
+def _in_utc_range(value: datetime.datetime) -> bool:
+    try:
+        value.astimezone(datetime.UTC)
+    except OverflowError:
+        return False
+    return True
+
+
 ODD_LEAVES = [
-    datetime.datetime(2024, 1, 1),
-    decimal.Decimal(1),
+    datetime.time(1),
+    datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(_HOUR)),
+    fractions.Fraction(1, 2),
+    _Broken(),
+    _Joker(1, "j"),
     {1, 2},
     1j,
     object(),
@@ -332,6 +450,13 @@ GOOD_LEAVES = st.one_of(
     st.sampled_from([np.float32(0.25), np.int64(-5), np.uint8(7), np.bool_(False)]),
     st.just(np.arange(6, dtype=np.int32).reshape(2, 3)),
     st.just(b"B" * BIG),  # lifted to shared memory in the "shm" run
+    st.datetimes(),
+    st.datetimes(timezones=st.timezones(), allow_imaginary=False).filter(_in_utc_range),
+    st.dates(),
+    st.timedeltas(),
+    st.decimals(),
+    st.uuids(),
+    st.builds(_Card, st.integers(1, 13), st.text(max_size=2)),
 )
 KEYS = st.one_of(
     st.text(max_size=5),
@@ -339,7 +464,7 @@ KEYS = st.one_of(
     st.none(),
     st.binary(max_size=3),
     st.tuples(st.integers(0, 3), st.text(max_size=2)),
-    st.sampled_from([frozenset(), np.int64(1), 2**64, 0.5]),
+    st.sampled_from([frozenset(), np.int64(1), 2**64, 0.5, _Card(1, "k")]),
 )
 VALUES = st.recursive(
     st.one_of(GOOD_LEAVES, st.sampled_from(ODD_LEAVES)),

@@ -10,6 +10,11 @@ modify it). Object arrays and structured arrays are refused. numpy's bool, integ
 floating scalars travel as plain bool, int and float. numpy is imported only when an array
 is seen.
 
+datetime, date, timedelta, Decimal and UUID travel as msgpack's timestamp (-1) and codes 6
+to 10 (``_values.py``); a user's own classes as codes 32 to 127, once registered with
+``register_type`` on both sides (``_user_types.py``). An extension code nobody here knows is
+refused on decode, never handed on as raw bytes.
+
 Every failure to encode is a SerializationError (or PayloadTooLarge) naming where in the
 value the problem is (``_unencodable.py``); no TypeError, RecursionError or BufferError of
 msgpack's, or of a container's own ``__iter__``, reaches the caller.
@@ -28,9 +33,9 @@ import msgpack
 
 from .._core._types import is_ndarray, numpy_kind
 from .._errors import PayloadTooLarge, SerializationError
-from . import _shm
+from . import _shm, _user_types, _values
 from ._segments import SegmentCache
-from ._unencodable import CARRIED, MAX_DEPTH, array_problem, locate
+from ._unencodable import MAX_DEPTH, Refused, array_problem, explain
 
 DEFAULT_MAX_PAYLOAD: int = 64 * 1024 * 1024
 
@@ -39,6 +44,9 @@ NDARRAY_EXT = 1  # inline array: header length, [dtype, shape], bytes
 SHM_NDARRAY_EXT = 2  # [segment name, size, dtype, shape]
 SHM_BYTES_EXT = 3  # [segment name, size]
 _HEADER = struct.Struct("<I")
+
+# Codes 6 to 10: datetime, date, timedelta, Decimal, UUID (_values.py); an aware datetime is
+# msgpack's own timestamp (-1). 32 to 127: users' types (_user_types.py). 4 and 5: Arrow.
 
 
 def _bytes_of(array: Any) -> memoryview:
@@ -52,6 +60,9 @@ def _bytes_of(array: Any) -> memoryview:
 
 
 def _default(obj: Any) -> Any:
+    entry = _user_types.BY_TYPE.get(type(obj))
+    if entry is not None:  # a user's registered type (exactly its class)
+        return msgpack.ExtType(entry.code, _user_payload(entry, obj))
     if is_ndarray(obj):
         import numpy as np
 
@@ -72,7 +83,55 @@ def _default(obj: Any) -> Any:
         return float(obj)  # float32 and float16 widen exactly; longdouble rounds
     if isinstance(obj, int):  # msgpack hands us the ints it cannot hold
         raise OverflowError(f"{obj} does not fit in 64 bits")
+    everyday = _values.to_msgpack(obj)
+    if everyday is not None:  # datetime, date, timedelta, Decimal, UUID
+        return everyday
     raise TypeError(f"can not serialize {type(obj).__name__!r} object")
+
+
+def _user_payload(entry: _user_types.Entry, obj: Any) -> bytes:
+    """The payload of a registered type's extension: its encode's value, encoded."""
+    shown = _user_types.shown_name(entry.cls)
+    name = f"{shown!r} (code {entry.code})"
+    too_deep = (
+        f"the encode registered for {name} returned registered types nested too deep (does "
+        "an encode return an object whose encoding leads back to it?)"
+    )
+    try:
+        value = entry.encode(obj)
+    except MemoryError:
+        raise
+    except RecursionError as exc:
+        raise Refused(obj, too_deep, too_deep=True) from exc
+    except Exception as exc:
+        why = f"the encode registered for {name} raised {type(exc).__name__}: {exc}"
+        raise Refused(obj, why) from exc
+    if type(value) is type(obj):
+        why = (
+            f"the encode registered for {name} returned a {shown!r} again; return what it "
+            "is made of (a dict or list of plain values)"
+        )
+        raise Refused(obj, why)
+    try:
+        # Inline, always: large buffers inside it do not go to shared memory.
+        data: bytes = msgpack.packb(value, use_bin_type=True, default=_default)
+    except MemoryError:
+        raise
+    except RecursionError as exc:
+        raise Refused(obj, too_deep, too_deep=True) from exc
+    except Exception as exc:
+        if isinstance(exc, Refused) and exc.too_deep:  # said once, not once per level
+            raise Refused(obj, too_deep, too_deep=True) from None
+        why = f"the encode registered for {name} returned what cannot travel: "
+        raise Refused(obj, why + _clipped(explain(value, exc))) from exc
+    return data
+
+
+def _clipped(text: str, limit: int = 600) -> str:
+    """``text``, its middle cut when long (registered types nested in one another)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 3]} ... {text[-(limit - limit // 3) :]}"
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -82,7 +141,34 @@ def _ext_hook(code: int, data: bytes) -> Any:
         (size,) = _HEADER.unpack_from(data)
         dtype, shape = msgpack.unpackb(data[_HEADER.size : _HEADER.size + size])
         return np.frombuffer(data, dtype=np.dtype(dtype), offset=_HEADER.size + size).reshape(shape)
-    return msgpack.ExtType(code, data)
+    everyday = _values.DECODERS.get(code)
+    if everyday is not None:  # datetime, date, timedelta, Decimal, UUID
+        return everyday(data)
+    entry = _user_types.BY_CODE.get(code)
+    if entry is not None:  # a user's registered type
+        return _user_value(entry, data)
+    raise _values.Malformed(_values.unknown_code(code))
+
+
+def _user_value(entry: _user_types.Entry, data: bytes) -> Any:
+    """A registered type's object, rebuilt by its decode from the extension's payload."""
+    name = f"{_user_types.shown_name(entry.cls)!r} (extension {entry.code})"
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=False,
+            ext_hook=_ext_hook,
+            timestamp=3,
+            object_pairs_hook=_pairs,
+        )
+    except Exception as exc:
+        raise _values.Malformed(f"the payload of a {name} does not decode: {exc}") from exc
+    try:
+        return entry.decode(value)
+    except Exception as exc:
+        why = f"the decode registered for {name} raised {type(exc).__name__}: {exc}"
+        raise _values.Malformed(why) from exc
 
 
 class Outbound:
@@ -228,24 +314,13 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
     except Exception as exc:  # msgpack's, a container's own __iter__ or __len__: all of them
         if shm is not None:
             shm.release()
-        raise SerializationError(f"cannot encode {what}: {_unencodable(value, exc)}") from exc
+        raise SerializationError(f"cannot encode {what}: {explain(value, exc)}") from exc
     size = len(data) + (shm.size if shm is not None else 0)
     if size > limit:
         if shm is not None:
             shm.release()
         raise PayloadTooLarge(what, size, limit)
     return data
-
-
-def _unencodable(value: Any, exc: Exception) -> str:
-    """What is wrong with ``value``, for the message of a SerializationError."""
-    try:
-        where = locate(value)
-    except Exception:  # the value defeats even the walk: msgpack's own account will do
-        where = None
-    if where is None:  # msgpack refused something the walk accepts
-        where = f"{type(exc).__name__}: {exc} (payloads may hold {CARRIED})"
-    return where
 
 
 _SEGMENT_MARK = b"snakepit-"  # every segment name starts so (see _shm.py)
@@ -300,29 +375,43 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
 
     Shared-memory buffers are mapped; ``unmapped(name)`` is called (from whichever thread
     drops the last view) once nothing here maps a segment any more, so its maker can reuse it.
-    A dict key that was a tuple arrives as a tuple (a list value arrives as a list).
+    A dict key that was a tuple arrives as a tuple (a list value arrives as a list). An aware
+    datetime arrives in UTC.
 
     Raises:
-        SerializationError: the bytes are not a single valid msgpack value.
+        SerializationError: the bytes are not a single valid msgpack value, an extension's
+            payload is malformed (the message names its type and what is wrong), its code
+            is unknown here (a user's type not registered in this process), or a registered
+            type's decode raised.
     """
 
     hook = _plain_hook if unmapped is None else _hook_for(unmapped)
     try:
         try:
-            return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)
+            return msgpack.unpackb(
+                data, raw=False, strict_map_key=False, ext_hook=hook, timestamp=3
+            )
         except TypeError:  # a map key that decoded to a list: a tuple key, sent as an array
             if segment_names(data):
                 # Decoding again would map its segments twice, and the views the first pass
                 # made would report them unmapped while the second pass's still use them.
                 raise
             return msgpack.unpackb(
-                data, raw=False, strict_map_key=False, ext_hook=hook, object_pairs_hook=_pairs
+                data,
+                raw=False,
+                strict_map_key=False,
+                ext_hook=hook,
+                timestamp=3,
+                object_pairs_hook=_pairs,
             )
     except Exception as exc:
-        hint = ""
-        if isinstance(exc, TypeError) and "unhashable" in str(exc):
-            hint = " (a tuple as a dict key cannot travel with shared-memory buffers)"
-        raise SerializationError(f"cannot decode {what}: {exc}{hint}") from exc
+        why = _values.timestamp_problem(exc) or str(exc)
+        if isinstance(exc, TypeError) and "unhashable type: 'list'" in why:
+            why += " (a tuple as a dict key cannot travel with shared-memory buffers)"
+        elif isinstance(exc, TypeError) and "unhashable" in why:
+            why += " (a dict key must be hashable where it arrives: a registered type's decode "
+            why += "returned an object that is not)"
+        raise SerializationError(f"cannot decode {what}: {why}") from exc
 
 
 def segment_names(data: bytes) -> list[str]:

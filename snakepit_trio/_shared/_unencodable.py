@@ -3,26 +3,65 @@
 Used only after msgpack has refused a payload, so nothing here is on the hot path. The walk
 mirrors what the codec carries (see ``_codec.py``): None, bool, int within 64 bits, float,
 str (UTF-8), bytes-like (a memoryview must be C-contiguous), list, tuple, dict, numpy arrays
-(not of Python objects, not structured) and numpy bool/int/float scalars. It is iterative
-and bounded, so a value nested too deep, or holding itself, is named instead of overflowing
-the stack.
+(not of Python objects, not structured), numpy bool/int/float scalars, datetime, date,
+timedelta, Decimal, UUID (``_values.py``) and the types registered with ``register_type``
+(``_user_types.py``). It is iterative and bounded, so a value nested too deep, or holding
+itself, is named instead of overflowing the stack.
+
+An object of a carried type that still cannot travel (a registered type whose encode fails,
+a datetime beyond UTC's years) raises ``Refused`` from the codec: the walk finds that very
+object and says where it is and why.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from .._core._checks import shown
 from .._core._types import is_ndarray, numpy_kind
+from . import _user_types
 
 MAX_DEPTH = 1024  # msgpack refuses lists and maps nested deeper than this
 _PATH_SHOWN = 6  # path elements shown before "..." (a deep path stays readable)
 
 CARRIED = (
-    "None, bool, int (64-bit), float, str, bytes, a list, tuple or dict of those, or a numpy array"
+    "None, bool, int (64-bit), float, str, bytes, datetime, date, timedelta, Decimal, UUID, "
+    "a list, tuple or dict of those, a numpy array, or a type registered with "
+    "snakepit_trio.register_type"
 )
-KEYS = "dict keys may be str, int, float, bool, None, bytes, or tuples of those"
+KEYS = (
+    "dict keys may be str, int, float, bool, None, bytes, datetime, date, timedelta, Decimal, "
+    "UUID, a registered type, or tuples of those"
+)
+_REGISTER = "or register its type with snakepit_trio.register_type"
+
+
+class Refused(TypeError):
+    """One object of a type the codec carries cannot travel; ``why`` says why.
+
+    ``too_deep``: registered types nested past Python's recursion limit (said once, at the
+    outermost of them, not once per level).
+    """
+
+    def __init__(self, obj: Any, why: str, *, too_deep: bool = False) -> None:
+        super().__init__(why)
+        self.obj = obj
+        self.why = why
+        self.too_deep = too_deep
+
+
+def _everyday(obj: Any) -> bool:
+    """Whether ``obj`` is a datetime, date, timedelta, Decimal or UUID (``_values.py``)."""
+    import datetime
+
+    if isinstance(obj, datetime.date | datetime.timedelta):
+        return True
+    decimal, uuid = sys.modules.get("decimal"), sys.modules.get("uuid")  # not loaded: not one
+    return (decimal is not None and isinstance(obj, decimal.Decimal)) or (
+        uuid is not None and isinstance(obj, uuid.UUID)
+    )
 
 
 def array_problem(array: Any) -> str | None:
@@ -39,42 +78,45 @@ def array_problem(array: Any) -> str | None:
 
 
 def _hint(obj: Any) -> str:
-    """What to send instead of ``obj`` (a type msgpack does not carry)."""
+    """What to send instead of ``obj`` (a type the codec does not carry)."""
     import datetime
-    import decimal
     import enum
     import fractions
     import pathlib
-    import uuid
 
     kind = numpy_kind(obj)
+    base = _user_types.registered_base(type(obj))
+    if base is not None:
+        return (
+            f"its class is a subclass of {_user_types.shown_name(base)!r}, which is "
+            "registered, but a "
+            "registration covers exactly its own class: register this one too"
+        )
     if isinstance(obj, set | frozenset):
         return "send a list: list(value)"
-    if isinstance(obj, datetime.timedelta):
-        return "send value.total_seconds()"
-    if isinstance(obj, datetime.date | datetime.time):
-        return "send value.isoformat() or a timestamp"
-    if isinstance(obj, decimal.Decimal):
-        return "send str(value), or float(value) if rounding is fine"
+    if isinstance(obj, datetime.time):
+        return "send value.isoformat()"
     if isinstance(obj, fractions.Fraction):
         return "send [value.numerator, value.denominator] or float(value)"
     if isinstance(obj, complex) or kind == "c":
         return "send [value.real, value.imag]"
-    if isinstance(obj, uuid.UUID | pathlib.PurePath):
+    if isinstance(obj, pathlib.PurePath):
         return "send str(value)"
     if isinstance(obj, enum.Enum):
         return "send value.value or value.name"
     if kind in ("M", "m"):
         return "send str(value) or value.astype('int64')"
     if hasattr(type(obj), "__dataclass_fields__"):
-        return "send dataclasses.asdict(value)"
+        return f"send dataclasses.asdict(value), {_REGISTER}"
     if hasattr(type(obj), "__attrs_attrs__"):
-        return "send attrs.asdict(value)"
+        return f"send attrs.asdict(value), {_REGISTER}"
     return f"convert it to {CARRIED} (nothing is pickled)"
 
 
-def _leaf_problem(obj: Any) -> str | None:
+def _leaf_problem(obj: Any, refused: Refused | None) -> str | None:
     """Why a value that is not a list, tuple or dict cannot travel, or None."""
+    if refused is not None and obj is refused.obj:
+        return refused.why
     if obj is None or isinstance(obj, bool | float):
         return None
     if isinstance(obj, int):
@@ -97,14 +139,22 @@ def _leaf_problem(obj: Any) -> str | None:
         return array_problem(obj)
     if numpy_kind(obj) in ("b", "i", "u", "f"):
         return None
+    if type(obj) in _user_types.BY_TYPE or _everyday(obj):
+        return None
     return f"an object of type {type(obj).__name__!r}; {_hint(obj)}"
 
 
-def _key_problem(key: Any) -> str | None:
+def _key_problem(key: Any, refused: Refused | None) -> str | None:
     if isinstance(key, tuple):
         return None  # its items are walked like any tuple's
-    if isinstance(key, bytes | str | int | float) or key is None or numpy_kind(key):
-        return _leaf_problem(key)
+    if (
+        isinstance(key, bytes | str | int | float)
+        or key is None
+        or numpy_kind(key)
+        or type(key) in _user_types.BY_TYPE
+        or _everyday(key)
+    ):
+        return _leaf_problem(key, refused)
     return f"a dict key of type {type(key).__name__!r}; {KEYS}"
 
 
@@ -131,16 +181,17 @@ def _children(obj: Any) -> Iterator[tuple[Any, Any, bool]]:
         yield from ((i, item, False) for i, item in enumerate(obj))
 
 
-def locate(value: Any) -> str | None:
+def locate(value: Any, refused: Refused | None = None) -> str | None:
     """Where ``value`` holds something the codec cannot carry, and why; None if nowhere.
 
+    ``refused``: the codec's account of one object in ``value`` that cannot travel although
+    its type is carried; that object is named with its reason.
+
     Returns:
-        e.g. ``"at ['when']: an object of type 'datetime'; send value.isoformat() or a
-        timestamp"``.
+        e.g. ``"at ['when']: an object of type 'time'; send value.isoformat()"``.
     """
     if not isinstance(value, list | tuple | dict):
-        why = _leaf_problem(value)
-        return why
+        return _leaf_problem(value, refused)
     # One entry per container being walked: its children, and the path to it.
     stack: list[tuple[Iterator[tuple[Any, Any, bool]], list[str]]] = [(_children(value), [])]
     on_path = [id(value)]  # the containers being walked, to name one that holds itself
@@ -154,7 +205,7 @@ def locate(value: Any) -> str | None:
                 continue
             key, child, is_key = element
             if is_key and not isinstance(child, tuple):
-                why = _key_problem(child)
+                why = _key_problem(child, refused)
                 if why is not None:
                     return _at(where, why)
                 continue
@@ -168,7 +219,7 @@ def locate(value: Any) -> str | None:
                 stack.append((_children(child), here))
                 on_path.append(id(child))
                 continue
-            why = _leaf_problem(child)
+            why = _leaf_problem(child, refused)
             if why is not None:
                 return _at([*where, _step(key)], why)
     except Exception as exc:  # a container whose iteration itself fails
@@ -176,3 +227,17 @@ def locate(value: Any) -> str | None:
         container = "the value" if not where else "it"
         return _at(where, f"iterating {container} raised {type(exc).__name__}: {exc}")
     return None
+
+
+def explain(value: Any, exc: Exception) -> str:
+    """What is wrong with ``value``, which the codec refused with ``exc``: for a message."""
+    refused = exc if isinstance(exc, Refused) else None
+    try:
+        where = locate(value, refused)
+    except Exception:  # the value defeats even the walk: msgpack's own account will do
+        where = None
+    if where is None and refused is not None:  # not found again (it changed as we looked)
+        where = refused.why
+    if where is None:  # msgpack refused something the walk accepts
+        where = f"{type(exc).__name__}: {exc} (payloads may hold {CARRIED})"
+    return where

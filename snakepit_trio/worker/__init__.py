@@ -14,9 +14,14 @@ threads_per_worker=...)``): its device and thread budget, readable from ``__init
 
 Telemetry: ``ctx.emit`` / ``ctx.span`` in tools, ``emit`` / ``span`` outside calls; the host's
 handlers get them as ``adapter.<name>`` events.
+
+``register_type`` (the same function as ``snakepit_trio.register_type``) lets a class of your
+own travel as arguments and results: call it at import of the adapter's module, and in the
+host.
 """
 
 from .._shared._metadata import fixup_module_metadata
+from .._shared._user_types import register_type as register_type
 from ._adapter import Adapter as Adapter
 from ._adapter import tool as tool
 from ._context import ToolContext as ToolContext
@@ -25,8 +30,19 @@ from ._events import span as span
 from ._placement import Placement as Placement
 from ._placement import placement as placement
 
-__all__ = ["Adapter", "Placement", "ToolContext", "emit", "placement", "span", "tool"]
+__all__ = [
+    "Adapter",
+    "Placement",
+    "ToolContext",
+    "emit",
+    "placement",
+    "register_type",
+    "span",
+    "tool",
+]
 
 for _name in __all__:  # reprs and tracebacks read snakepit_trio.worker.Adapter
-    fixup_module_metadata(globals()[_name], __name__)
+    if _name != "register_type":  # snakepit_trio's, whichever door it was imported from
+        fixup_module_metadata(globals()[_name], __name__)
+fixup_module_metadata(register_type, "snakepit_trio")
 del _name

@@ -10,6 +10,7 @@ import datetime
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgpack
 import numpy as np
 
 from snakepit_trio.worker import Adapter, tool
@@ -51,7 +52,7 @@ BAD: dict[str, Callable[[], Any]] = {
     "holds_itself": _holds_itself,
     "huge_int": lambda: {"n": 2**70},
     "object": _Unknown,
-    "datetime": lambda: {"when": datetime.datetime(2024, 1, 1)},
+    "time": lambda: {"when": datetime.time(12)},
     "set": lambda: {1, 2},
     "object_array": lambda: np.array([object()], dtype=object),
     "structured_array": lambda: np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")]),
@@ -92,8 +93,23 @@ class Payloads(Adapter):
         return type(value).__name__
 
     @tool
+    def reprs(self, value: dict[str, Any]) -> dict[str, str]:
+        """What arrived, exactly: the repr of each of a dict's values."""
+        return {k: repr(v) for k, v in value.items()}
+
+    @tool
     def echo(self, value: Any = None) -> Any:
         return value
+
+    @tool
+    def raw_ext(self, code: int, payload: bytes) -> Any:
+        """A result holding an extension as given (msgpack sends ExtType as it is)."""
+        return {"v": msgpack.ExtType(code, payload)}
+
+    @tool
+    def raw_ext_chunks(self, code: int, payload: bytes) -> Iterator[Any]:
+        yield 1
+        yield msgpack.ExtType(code, payload)
 
     @tool
     def add(self, a: int, b: float = 0.0, flag: bool = False) -> list[Any]:
