@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from snakepit_trio.worker import Adapter, ToolContext, tool
+from tests.adapters import user_types  # noqa: F401 - registers Point (code 40) in the worker
 
 
 class Contract(Adapter):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import uuid
+
 import numpy as np
 import pytest
 import trio
 
 import snakepit_trio as sp
+from tests.adapters.user_types import Point  # registers it here, as contract.py does there
 from tests.contract.conftest import OpenContract
 
 VALUES = [
@@ -36,6 +41,31 @@ async def test_values_round_trip_exactly(contract: OpenContract, value: object) 
         async with contract() as pool:
             back = await pool.execute("echo", {"value": value})
             assert back == value and type(back) is type(value)
+
+
+EVERYDAY = [
+    # Node.js Dates hold milliseconds: the contract's timestamps are whole milliseconds.
+    datetime.datetime(2026, 11, 30, 14, 8, 57, 123000, tzinfo=datetime.UTC),
+    datetime.datetime(1969, 7, 20, 20, 17, 40, 5000),  # naive: kept to the microsecond
+    datetime.date(2000, 2, 29),
+    datetime.timedelta(days=-3, seconds=7, microseconds=11),
+    decimal.Decimal("-1.10E+400"),
+    decimal.Decimal("NaN"),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    Point(1.5, -2.0, "p"),  # a user's own type (code 40): passed through unchanged
+    [datetime.date(1, 1, 1), {"id": uuid.UUID(int=0)}],
+]
+
+
+@pytest.mark.parametrize("value", EVERYDAY, ids=repr)
+async def test_everyday_values_round_trip(contract: OpenContract, value: object) -> None:
+    with trio.fail_after(60):
+        async with contract() as pool:
+            back = await pool.execute("echo", {"value": value})
+            if isinstance(value, decimal.Decimal) and value.is_nan():
+                assert isinstance(back, decimal.Decimal) and back.is_nan()
+            else:
+                assert back == value and type(back) is type(value)
 
 
 async def test_arrays_keep_dtype_and_shape(contract: OpenContract) -> None:
