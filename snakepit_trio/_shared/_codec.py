@@ -253,12 +253,41 @@ _SEGMENT_MARK = b"snakepit-"  # every segment name starts so (see _shm.py)
 Unmapped = Callable[[str], None]  # told each segment name no view of which is left here
 
 
-def _from_segment(code: int, data: bytes, unmapped: Unmapped | None) -> Any:
+SEGMENT_CODES = frozenset({SHM_NDARRAY_EXT, SHM_BYTES_EXT})
+
+
+class _Receipt:
+    """The segments one payload names, as it is decoded: each one this process took in
+    (copied, or viewed until its last view dies) is ``unmapped`` once nothing maps it; if
+    decoding fails, the ones it never reached are handed back at once (``abandon``)."""
+
+    __slots__ = ("taken", "unmapped")
+
+    def __init__(self, unmapped: Unmapped | None) -> None:
+        self.unmapped = unmapped
+        self.taken: set[str] = set()
+
+    def hook(self, code: int, ext: bytes) -> Any:
+        if code in SEGMENT_CODES:
+            return _from_segment(code, ext, self)
+        return _ext_hook(code, ext)
+
+    def abandon(self, data: bytes) -> None:
+        """Decoding failed: the segments not taken in are free to their maker now."""
+        if self.unmapped is not None:
+            for name in segment_names(data):
+                if name not in self.taken:
+                    self.unmapped(name)
+
+
+def _from_segment(code: int, data: bytes, receipt: _Receipt) -> Any:
     name, size, *meta = msgpack.unpackb(data)
+    unmapped = receipt.unmapped
     mapping = _shm.attach(name, size)
     if code == SHM_BYTES_EXT:
         with mapping:
             value = bytes(mapping)
+        receipt.taken.add(name)
         if unmapped is not None:
             unmapped(name)
         return value
@@ -267,21 +296,12 @@ def _from_segment(code: int, data: bytes, unmapped: Unmapped | None) -> Any:
     if unmapped is not None:
         # When the last array viewing it is gone, its maker may reuse the segment.
         weakref.finalize(mapping, unmapped, name)
+    receipt.taken.add(name)
     dtype, shape = meta
     return np.frombuffer(mapping, dtype=np.dtype(dtype)).reshape(shape)
 
 
-@functools.lru_cache(maxsize=16)  # one per receiver, not one per decoded payload
-def _hook_for(unmapped: Unmapped | None) -> Callable[[int, bytes], Any]:
-    def hook(code: int, ext: bytes) -> Any:
-        if code in (SHM_NDARRAY_EXT, SHM_BYTES_EXT):
-            return _from_segment(code, ext, unmapped)
-        return _ext_hook(code, ext)
-
-    return hook
-
-
-_plain_hook = _hook_for(None)
+_plain_hook = _Receipt(None).hook
 
 
 def _hashable(key: Any) -> Any:
@@ -300,13 +320,16 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
 
     Shared-memory buffers are mapped; ``unmapped(name)`` is called (from whichever thread
     drops the last view) once nothing here maps a segment any more, so its maker can reuse it.
+    If decoding fails, each segment the payload names is still reported: at once if it was
+    never mapped, else when the views made before the failure are gone.
     A dict key that was a tuple arrives as a tuple (a list value arrives as a list).
 
     Raises:
         SerializationError: the bytes are not a single valid msgpack value.
     """
 
-    hook = _plain_hook if unmapped is None else _hook_for(unmapped)
+    receipt = None if unmapped is None else _Receipt(unmapped)
+    hook = _plain_hook if receipt is None else receipt.hook
     try:
         try:
             return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)
@@ -319,6 +342,8 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
                 data, raw=False, strict_map_key=False, ext_hook=hook, object_pairs_hook=_pairs
             )
     except Exception as exc:
+        if receipt is not None:
+            receipt.abandon(data)
         hint = ""
         if isinstance(exc, TypeError) and "unhashable" in str(exc):
             hint = " (a tuple as a dict key cannot travel with shared-memory buffers)"
@@ -332,7 +357,7 @@ def segment_names(data: bytes) -> list[str]:
     names: list[str] = []
 
     def hook(code: int, ext: bytes) -> Any:
-        if code in (SHM_NDARRAY_EXT, SHM_BYTES_EXT):
+        if code in SEGMENT_CODES:
             names.append(msgpack.unpackb(ext)[0])
         return None
 
