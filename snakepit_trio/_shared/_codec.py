@@ -10,6 +10,10 @@ modify it). Object arrays and structured arrays are refused. numpy's bool, integ
 floating scalars travel as plain bool, int and float. numpy is imported only when an array
 is seen.
 
+Arrow tables (anything exporting ``__arrow_c_stream__``) travel as an Arrow IPC stream: inline
+(code 4: the stream's bytes, nothing else), or in a segment (code 5); both arrive as a
+``pyarrow.Table`` viewing the received bytes (``_arrow.py``).
+
 Every failure to encode is a SerializationError (or PayloadTooLarge) naming where in the
 value the problem is (``_unencodable.py``); no TypeError, RecursionError or BufferError of
 msgpack's, or of a container's own ``__iter__``, reaches the caller.
@@ -28,7 +32,7 @@ import msgpack
 
 from .._core._types import is_ndarray, numpy_kind
 from .._errors import PayloadTooLarge, SerializationError
-from . import _shm
+from . import _arrow, _shm
 from ._segments import SegmentCache
 from ._unencodable import CARRIED, MAX_DEPTH, array_problem, locate
 
@@ -38,6 +42,8 @@ DEFAULT_MAX_PAYLOAD: int = 64 * 1024 * 1024
 NDARRAY_EXT = 1  # inline array: header length, [dtype, shape], bytes
 SHM_NDARRAY_EXT = 2  # [segment name, size, dtype, shape]
 SHM_BYTES_EXT = 3  # [segment name, size]
+ARROW_EXT = 4  # an Arrow IPC stream, inline: the stream's bytes
+SHM_ARROW_EXT = 5  # an Arrow IPC stream in a segment: [segment name, size]
 _HEADER = struct.Struct("<I")
 
 
@@ -63,6 +69,9 @@ def _default(obj: Any) -> Any:
         return msgpack.ExtType(
             NDARRAY_EXT, b"".join((_HEADER.pack(len(header)), header, _bytes_of(array)))
         )
+    # -- Arrow tables (code 4; code 5 in _to_segment) --
+    if _arrow.is_arrow(obj):
+        return msgpack.ExtType(ARROW_EXT, _arrow.to_bytes(_arrow.table_of(obj)))
     kind = numpy_kind(obj)
     if kind == "b":
         return bool(obj)
@@ -82,6 +91,9 @@ def _ext_hook(code: int, data: bytes) -> Any:
         (size,) = _HEADER.unpack_from(data)
         dtype, shape = msgpack.unpackb(data[_HEADER.size : _HEADER.size + size])
         return np.frombuffer(data, dtype=np.dtype(dtype), offset=_HEADER.size + size).reshape(shape)
+    # -- Arrow tables --
+    if code == ARROW_EXT:
+        return _arrow.read(data)
     return msgpack.ExtType(code, data)
 
 
@@ -109,29 +121,39 @@ class Outbound:
 
 
 class _Lifted:
-    """A buffer at or above the threshold, to be sent through shared memory."""
+    """A buffer at or above the threshold, to be sent through shared memory (``size``: the
+    length of an Arrow table's IPC stream)."""
 
-    __slots__ = ("value",)
+    __slots__ = ("size", "value")
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, size: int = 0) -> None:
         self.value = value
+        self.size = size
 
 
 class _Big(Exception):
     """The probe met an array at or above the threshold."""
 
 
-def _lift_leaf(value: Any, threshold: int) -> Any:
+def _lift_leaf(value: Any, threshold: int, arrow: bool) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _Lifted(value) if memoryview(value).nbytes >= threshold else value
     if is_ndarray(value):
         big = value.nbytes >= threshold and array_problem(value) is None
         return _Lifted(value) if big else value
+    # -- Arrow tables: read once here (a stream exporter may be a one-shot reader) --
+    if _arrow.is_arrow(value):
+        if not arrow:
+            raise TypeError(_arrow.NO_ARROW)
+        table = _arrow.table_of(value)
+        size = _arrow.stream_size(table)
+        return _Lifted(table, size) if size >= threshold else table
     return value
 
 
-def _lift(value: Any, threshold: int) -> Any:
-    """A copy of ``value``'s lists and dicts with its large buffers wrapped in _Lifted.
+def _lift(value: Any, threshold: int, arrow: bool = True) -> Any:
+    """A copy of ``value``'s lists and dicts with its large buffers wrapped in _Lifted (and
+    Arrow stream exporters read as tables; ``arrow`` False refuses them).
 
     Iterative, so that deep nesting (up to msgpack's own limit) never meets Python's
     recursion limit; deeper nesting, or a container that holds itself, raises ValueError.
@@ -150,7 +172,7 @@ def _lift(value: Any, threshold: int) -> Any:
                 copy = []
                 children = ((None, v) for v in item)
             else:
-                copy = _lift_leaf(item, threshold)
+                copy = _lift_leaf(item, threshold, arrow)
             if type(target) is list:
                 target.append(copy)
             else:
@@ -169,6 +191,8 @@ def _to_segment(out: Outbound, obj: Any) -> Any:
     if not isinstance(obj, _Lifted):
         return _default(obj)
     value = obj.value
+    if _arrow.is_arrow(value):
+        return _arrow_to_segment(out, value, obj.size)
     if is_ndarray(value):
         import numpy as np
 
@@ -187,22 +211,52 @@ def _to_segment(out: Outbound, obj: Any) -> Any:
     return msgpack.ExtType(code, msgpack.packb([name, view.nbytes, *meta]))
 
 
+def _arrow_to_segment(out: Outbound, table: Any, size: int) -> Any:
+    """Code 5: the table's IPC stream written straight into a segment (see _arrow.py)."""
+    try:
+        name = out.cache.put_with(size, lambda fd: _arrow.write(fd, table, size))
+    except OSError:  # /dev/shm is full or missing: send it inline
+        return msgpack.ExtType(ARROW_EXT, _arrow.to_bytes(table))
+    out.names.append(name)
+    out.size += size
+    return msgpack.ExtType(SHM_ARROW_EXT, msgpack.packb([name, size]))
+
+
 @functools.cache  # one per threshold, not one per call
 def _probe(threshold: int) -> Any:
     def default(obj: Any) -> Any:
         if is_ndarray(obj) and obj.nbytes >= threshold:
+            raise _Big
+        # -- Arrow tables: a stream exporter that is not a pyarrow table may be a one-shot
+        # reader, so it is read once, by _lift --
+        if _arrow.is_arrow(obj) and (
+            not _arrow.is_table(obj) or _arrow.stream_size(obj) >= threshold
+        ):
             raise _Big
         return _default(obj)
 
     return default
 
 
-def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) -> bytes:
+@functools.cache  # one per default function
+def _refusing_arrow(default: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def refusing(obj: Any) -> Any:
+        if _arrow.is_arrow(obj):
+            raise TypeError(_arrow.NO_ARROW)
+        return default(obj)
+
+    return refusing
+
+
+def encode(
+    value: Any, *, what: str, limit: int, shm: Outbound | None = None, arrow: bool = True
+) -> bytes:
     """Encode ``value`` to msgpack bytes.
 
-    With ``shm``, buffers (bytes, bytearray, memoryview, numpy arrays) of at least
-    ``shm.threshold`` bytes go to shared-memory segments named in ``shm.names``; the caller
-    releases them. Payloads below the threshold take the plain path unchanged.
+    With ``shm``, buffers (bytes, bytearray, memoryview, numpy arrays, Arrow tables' IPC
+    streams) of at least ``shm.threshold`` bytes go to shared-memory segments named in
+    ``shm.names``; the caller releases them. Payloads below the threshold take the plain
+    path unchanged. ``arrow`` False: the receiver cannot read Arrow tables, so one is refused.
 
     Raises:
         SerializationError: the value holds something msgpack cannot encode (the message
@@ -213,13 +267,15 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
     try:
         try:
             default = _default if shm is None else _probe(shm.threshold)
+            if not arrow:
+                default = _refusing_arrow(default)
             data: bytes = msgpack.packb(value, use_bin_type=True, default=default)
             big = shm is not None and len(data) >= shm.threshold
         except _Big:
             big = True
         if big:
             assert shm is not None
-            lifted = _lift(value, shm.threshold)
+            lifted = _lift(value, shm.threshold, arrow)
             data = msgpack.packb(lifted, use_bin_type=True, default=lambda o: _to_segment(shm, o))
     except MemoryError:
         if shm is not None:
@@ -228,7 +284,9 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
     except Exception as exc:  # msgpack's, a container's own __iter__ or __len__: all of them
         if shm is not None:
             shm.release()
-        raise SerializationError(f"cannot encode {what}: {_unencodable(value, exc)}") from exc
+        raise SerializationError(
+            f"cannot encode {what}: {_unencodable(value, exc, arrow)}"
+        ) from exc
     size = len(data) + (shm.size if shm is not None else 0)
     if size > limit:
         if shm is not None:
@@ -237,10 +295,10 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
     return data
 
 
-def _unencodable(value: Any, exc: Exception) -> str:
+def _unencodable(value: Any, exc: Exception, arrow: bool = True) -> str:
     """What is wrong with ``value``, for the message of a SerializationError."""
     try:
-        where = locate(value)
+        where = locate(value, arrow=arrow)
     except Exception:  # the value defeats even the walk: msgpack's own account will do
         where = None
     if where is None:  # msgpack refused something the walk accepts
@@ -253,7 +311,7 @@ _SEGMENT_MARK = b"snakepit-"  # every segment name starts so (see _shm.py)
 Unmapped = Callable[[str], None]  # told each segment name no view of which is left here
 
 
-SEGMENT_CODES = frozenset({SHM_NDARRAY_EXT, SHM_BYTES_EXT})
+SEGMENT_CODES = frozenset({SHM_NDARRAY_EXT, SHM_BYTES_EXT, SHM_ARROW_EXT})
 
 
 class _Receipt:
@@ -283,6 +341,9 @@ class _Receipt:
 def _from_segment(code: int, data: bytes, receipt: _Receipt) -> Any:
     name, size, *meta = msgpack.unpackb(data)
     unmapped = receipt.unmapped
+    # -- Arrow tables: a process without pyarrow maps nothing (the name is handed back) --
+    if code == SHM_ARROW_EXT:
+        _arrow.pyarrow("an Arrow table arrived: reading it")
     mapping = _shm.attach(name, size)
     if code == SHM_BYTES_EXT:
         with mapping:
@@ -291,12 +352,19 @@ def _from_segment(code: int, data: bytes, receipt: _Receipt) -> Any:
         if unmapped is not None:
             unmapped(name)
         return value
-    import numpy as np
-
     if unmapped is not None:
-        # When the last array viewing it is gone, its maker may reuse the segment.
+        # When the last array (or Arrow buffer) viewing it is gone, its maker may reuse it.
         weakref.finalize(mapping, unmapped, name)
     receipt.taken.add(name)
+    # -- Arrow tables --
+    if code == SHM_ARROW_EXT:
+        try:
+            return _arrow.read(mapping)
+        except ValueError:
+            del mapping  # this frame, in the error's traceback, would keep it mapped
+            raise
+    import numpy as np
+
     dtype, shape = meta
     return np.frombuffer(mapping, dtype=np.dtype(dtype)).reshape(shape)
 

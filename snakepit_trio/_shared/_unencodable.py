@@ -3,7 +3,8 @@
 Used only after msgpack has refused a payload, so nothing here is on the hot path. The walk
 mirrors what the codec carries (see ``_codec.py``): None, bool, int within 64 bits, float,
 str (UTF-8), bytes-like (a memoryview must be C-contiguous), list, tuple, dict, numpy arrays
-(not of Python objects, not structured) and numpy bool/int/float scalars. It is iterative
+(not of Python objects, not structured), numpy bool/int/float scalars and Arrow
+tables (``__arrow_c_stream__``, where pyarrow imports). It is iterative
 and bounded, so a value nested too deep, or holding itself, is named instead of overflowing
 the stack.
 """
@@ -15,12 +16,14 @@ from typing import Any
 
 from .._core._checks import shown
 from .._core._types import is_ndarray, numpy_kind
+from . import _arrow
 
 MAX_DEPTH = 1024  # msgpack refuses lists and maps nested deeper than this
 _PATH_SHOWN = 6  # path elements shown before "..." (a deep path stays readable)
 
 CARRIED = (
-    "None, bool, int (64-bit), float, str, bytes, a list, tuple or dict of those, or a numpy array"
+    "None, bool, int (64-bit), float, str, bytes, a list, tuple or dict of those, a numpy "
+    "array, or an Arrow table"
 )
 KEYS = "dict keys may be str, int, float, bool, None, bytes, or tuples of those"
 
@@ -73,8 +76,9 @@ def _hint(obj: Any) -> str:
     return f"convert it to {CARRIED} (nothing is pickled)"
 
 
-def _leaf_problem(obj: Any) -> str | None:
-    """Why a value that is not a list, tuple or dict cannot travel, or None."""
+def _leaf_problem(obj: Any, arrow: bool = True) -> str | None:
+    """Why a value that is not a list, tuple or dict cannot travel, or None (``arrow``
+    False: the receiver cannot read Arrow tables)."""
     if obj is None or isinstance(obj, bool | float):
         return None
     if isinstance(obj, int):
@@ -97,7 +101,21 @@ def _leaf_problem(obj: Any) -> str | None:
         return array_problem(obj)
     if numpy_kind(obj) in ("b", "i", "u", "f"):
         return None
+    if _arrow.is_arrow(obj):
+        return _arrow_problem(obj, arrow)
     return f"an object of type {type(obj).__name__!r}; {_hint(obj)}"
+
+
+def _arrow_problem(obj: Any, arrow: bool) -> str | None:
+    if not arrow:
+        return _arrow.NO_ARROW
+    try:
+        pa = _arrow.pyarrow(f"an Arrow value of type {type(obj).__name__!r}")
+    except _arrow.PyarrowMissing as exc:
+        return str(exc)
+    if isinstance(obj, pa.ChunkedArray):  # other exporters may be one-shot: not read again
+        return _arrow.NOT_A_TABLE.format(type(obj).__name__, "a stream of one column")
+    return None
 
 
 def _key_problem(key: Any) -> str | None:
@@ -131,15 +149,16 @@ def _children(obj: Any) -> Iterator[tuple[Any, Any, bool]]:
         yield from ((i, item, False) for i, item in enumerate(obj))
 
 
-def locate(value: Any) -> str | None:
+def locate(value: Any, *, arrow: bool = True) -> str | None:
     """Where ``value`` holds something the codec cannot carry, and why; None if nowhere.
+    ``arrow`` False: Arrow tables are among what it cannot carry.
 
     Returns:
         e.g. ``"at ['when']: an object of type 'datetime'; send value.isoformat() or a
         timestamp"``.
     """
     if not isinstance(value, list | tuple | dict):
-        why = _leaf_problem(value)
+        why = _leaf_problem(value, arrow)
         return why
     # One entry per container being walked: its children, and the path to it.
     stack: list[tuple[Iterator[tuple[Any, Any, bool]], list[str]]] = [(_children(value), [])]
@@ -168,7 +187,7 @@ def locate(value: Any) -> str | None:
                 stack.append((_children(child), here))
                 on_path.append(id(child))
                 continue
-            why = _leaf_problem(child)
+            why = _leaf_problem(child, arrow)
             if why is not None:
                 return _at([*where, _step(key)], why)
     except Exception as exc:  # a container whose iteration itself fails
