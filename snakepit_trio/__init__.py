@@ -10,6 +10,8 @@ Public names (all re-exported here):
 - Progress .................. _progress.py (events from ToolContext.progress)
 - RetryPolicy, retry ........ _retry.py;  CircuitBreaker .. _circuit.py (around any awaitable)
 - errors ..................... _errors.py (all derive from SnakepitError)
+- writable .................. _shared/_writable.py (a received value's arrays, made writable;
+                              also in workers: it imports no trio)
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
 - snakepit_trio.testing ...... open_fake_pool, faults: the pool in memory, for tests
 - snakepit_trio.telemetry .... attach, detach, subscribe: events of every pool (also
@@ -73,6 +75,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._retry import retry as retry
     from ._session import Session as Session
     from ._session import Variable as Variable
+    from ._shared._writable import writable as writable
     from ._stats import CallInfo as CallInfo
     from ._stats import PoolStats as PoolStats
     from ._stats import SessionInfo as SessionInfo
@@ -113,6 +116,8 @@ _EXPORTS: dict[str, str] = {
     "WorkerInfo": "._stats",
     "ToolSpec": "._tools",
     "ParamSpec": "._tools",
+    # received values (arrays arrive read-only)
+    "writable": "._shared._writable",
     # errors
     "SnakepitError": "._errors",
     "AmbiguousTool": "._errors",

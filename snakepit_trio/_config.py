@@ -183,8 +183,8 @@ class PoolConfig:
         drain_timeout: on exit, how long in-flight calls may still finish.
         shutdown_grace: seconds between SIGTERM and SIGKILL of a worker's process group.
         max_payload_bytes: largest encoded arguments, result or chunk.
-        shm_threshold: buffers (bytes, bytearray, memoryview, numpy arrays, Arrow
-            tables' IPC streams) of at least this many bytes travel through
+        shm_threshold: buffers (bytes, bytearray, memoryview, numpy arrays, DLPack
+            tensors, Arrow tables' IPC streams) of at least this many bytes travel through
             shared memory instead of the socket, and arrays and tables arrive as read-only
             views of it, without a copy (Linux; elsewhere they travel inline). None: always
             inline.

@@ -8,7 +8,7 @@ numpy arrays travel as a msgpack extension (code 1): a small msgpack header
 read-only arrays that view the received message (no copy on decode; ``.copy()`` one to
 modify it). Object arrays and structured arrays are refused. numpy's bool, integer and
 floating scalars travel as plain bool, int and float. numpy is imported only when an array
-is seen.
+is seen. A DLPack tensor in host memory travels as the numpy array viewing it (``_dlpack.py``).
 
 Arrow tables (anything exporting ``__arrow_c_stream__``) travel as an Arrow IPC stream: inline
 (code 4: the stream's bytes, nothing else), or in a segment (code 5); both arrive as a
@@ -32,7 +32,7 @@ import msgpack
 
 from .._core._types import is_ndarray, numpy_kind
 from .._errors import PayloadTooLarge, SerializationError
-from . import _arrow, _shm
+from . import _arrow, _dlpack, _shm
 from ._segments import SegmentCache
 from ._unencodable import CARRIED, MAX_DEPTH, array_problem, locate
 
@@ -72,6 +72,9 @@ def _default(obj: Any) -> Any:
     # -- Arrow tables (code 4; code 5 in _to_segment) --
     if _arrow.is_arrow(obj):
         return msgpack.ExtType(ARROW_EXT, _arrow.to_bytes(_arrow.table_of(obj)))
+    # -- DLPack tensors in host memory: as numpy arrays --
+    if _dlpack.is_dlpack(obj):
+        return _default(_dlpack.as_ndarray(obj))
     kind = numpy_kind(obj)
     if kind == "b":
         return bool(obj)
@@ -148,6 +151,9 @@ def _lift_leaf(value: Any, threshold: int, arrow: bool) -> Any:
         table = _arrow.table_of(value)
         size = _arrow.stream_size(table)
         return _Lifted(table, size) if size >= threshold else table
+    # -- DLPack tensors in host memory: as numpy arrays --
+    if _dlpack.is_dlpack(value):
+        return _lift_leaf(_dlpack.as_ndarray(value), threshold, arrow)
     return value
 
 
@@ -233,6 +239,12 @@ def _probe(threshold: int) -> Any:
             not _arrow.is_table(obj) or _arrow.stream_size(obj) >= threshold
         ):
             raise _Big
+        # -- DLPack tensors in host memory: as numpy arrays --
+        if _dlpack.is_dlpack(obj):
+            array = _dlpack.as_ndarray(obj)
+            if array.nbytes >= threshold:
+                raise _Big
+            return _default(array)
         return _default(obj)
 
     return default

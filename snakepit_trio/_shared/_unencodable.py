@@ -3,8 +3,8 @@
 Used only after msgpack has refused a payload, so nothing here is on the hot path. The walk
 mirrors what the codec carries (see ``_codec.py``): None, bool, int within 64 bits, float,
 str (UTF-8), bytes-like (a memoryview must be C-contiguous), list, tuple, dict, numpy arrays
-(not of Python objects, not structured), numpy bool/int/float scalars and Arrow
-tables (``__arrow_c_stream__``, where pyarrow imports). It is iterative
+(not of Python objects, not structured), numpy bool/int/float scalars, DLPack tensors in host
+memory and Arrow tables (``__arrow_c_stream__``, where pyarrow imports). It is iterative
 and bounded, so a value nested too deep, or holding itself, is named instead of overflowing
 the stack.
 """
@@ -16,14 +16,14 @@ from typing import Any
 
 from .._core._checks import shown
 from .._core._types import is_ndarray, numpy_kind
-from . import _arrow
+from . import _arrow, _dlpack
 
 MAX_DEPTH = 1024  # msgpack refuses lists and maps nested deeper than this
 _PATH_SHOWN = 6  # path elements shown before "..." (a deep path stays readable)
 
 CARRIED = (
     "None, bool, int (64-bit), float, str, bytes, a list, tuple or dict of those, a numpy "
-    "array, or an Arrow table"
+    "array (or a DLPack tensor in host memory), or an Arrow table"
 )
 KEYS = "dict keys may be str, int, float, bool, None, bytes, or tuples of those"
 
@@ -103,6 +103,8 @@ def _leaf_problem(obj: Any, arrow: bool = True) -> str | None:
         return None
     if _arrow.is_arrow(obj):
         return _arrow_problem(obj, arrow)
+    if _dlpack.is_dlpack(obj):
+        return _dlpack.device_problem(obj)
     return f"an object of type {type(obj).__name__!r}; {_hint(obj)}"
 
 
