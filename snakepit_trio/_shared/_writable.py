@@ -2,9 +2,10 @@
 
 Arrays arrive read-only, as views of the received message or of a shared-memory segment (no
 copy on receipt, and a segment is never rewritten while one views it). Code that writes into
-them, or hands them to a consumer that needs writable memory (``torch.from_dlpack`` refuses a
-read-only array: the DLPack versions it speaks cannot mark one), takes a copy first. Shared
-by host and worker (``from snakepit_trio import writable`` imports no trio).
+them, or hands them to a consumer that needs writable memory (numpy refuses to export a
+read-only array to a DLPack consumer older than DLPack 1.0, which cannot mark it so), takes a
+copy first. Shared by host and worker (``from snakepit_trio import writable`` imports no
+trio).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def writable(value: Any) -> Any:
 
     Arrays arrive read-only (views of the received message or of shared memory); pass a
     result or argument through this before writing into its arrays, or before handing them
-    to a consumer that cannot take read-only memory (``torch.from_dlpack``). Lists, tuples
+    to a consumer that cannot take read-only memory (a DLPack consumer older than DLPack
+    1.0, which numpy refuses a read-only array with BufferError). Lists, tuples
     and dicts, at any depth, are rebuilt as plain lists, tuples and dicts (dict keys are
     kept); writable arrays and every other value (Arrow tables, which are immutable, bytes,
     numbers, str) are kept as they are, not copied.
