@@ -10,6 +10,7 @@ when an Arrow value is met.
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -124,6 +125,18 @@ def test_a_record_batch_arrives_as_a_table(path: str, segments: SegmentCache) ->
     assert type(back) is pa.Table and back.equals(pa.Table.from_batches([batch]))
     [again] = back.to_batches()
     assert again.equals(batch)
+
+
+def test_a_peer_that_keeps_code_4_as_bytes_may_send_it_back() -> None:
+    # As a worker in another language may: it reads extension 4 as opaque bytes (no hook),
+    # keeps them, and returns them in its own msgpack, where they are the same table.
+    table = TABLES["nested lists and structs"]
+    sent = encode({"t": table}, what="args", limit=LIMIT)
+    kept = msgpack.unpackb(sent, raw=False)["t"]
+    assert kept == msgpack.ExtType(ARROW_EXT, _arrow.to_bytes(table))
+    returned = msgpack.packb([kept, "other"], use_bin_type=True)
+    back, other = decode(returned, what="result")
+    assert back.equals(table) and other == "other"
 
 
 def test_the_size_decides_inline_or_shared_memory(segments: SegmentCache) -> None:
@@ -390,3 +403,15 @@ def test_pyarrow_found_or_not_without_importing_it(monkeypatch: pytest.MonkeyPat
     monkeypatch.delitem(sys.modules, "pyarrow")  # as in a process that never imported it
     monkeypatch.setattr(sys, "meta_path", [_Refuse(), *sys.meta_path])
     assert not _arrow.available()
+
+
+def test_a_stream_longer_than_measured_never_outgrows_its_segment(
+    segments: SegmentCache,
+) -> None:
+    table = TABLES["numbers"]
+    short = _arrow.stream_size(table) - 8
+    with pytest.raises(ValueError, match=f"longer than the {short} bytes measured"):
+        segments.put_with(short, lambda fd: _arrow.write(fd, table, short))
+    gc.collect()  # pyarrow's file object goes: it writes nothing more
+    assert segments.out_names() == [] and segments.free_names() == []
+    assert not [n for n in os.listdir(_shm.SHM_DIR) if n.startswith(segments.prefix)]

@@ -141,6 +141,8 @@ class _SegmentFile:
         self.closed = False
 
     def write(self, data: Any) -> int:
+        if self.closed:  # pyarrow's file object outlived a failed write (see write())
+            raise ValueError("the segment is no longer open for this stream")
         view = memoryview(data).cast("B")
         n = view.nbytes
         if self.tell() + n > self.size:
@@ -159,13 +161,18 @@ class _SegmentFile:
         return self.at + len(self.pending)
 
     def flush(self) -> None:
-        if self.pending:
+        if self.pending and not self.closed:
             _shm.write_all(self.fd, memoryview(self.pending), self.at)
             self.at += len(self.pending)
             self.pending.clear()
 
     def close(self) -> None:
         self.flush()
+        self.closed = True
+
+    def abandon(self) -> None:
+        """No write reaches the descriptor any more (it is closed, or reused, after this)."""
+        self.pending.clear()
         self.closed = True
 
 
@@ -178,10 +185,15 @@ def write(fd: int, table: Any, size: int) -> None:
     """
     pa = pyarrow("an Arrow table")
     target = _SegmentFile(fd, size)
-    sink = pa.PythonFile(target, mode="w")
-    _write(pa, sink, table)
-    sink.close()
-    target.close()
+    try:
+        sink = pa.PythonFile(target, mode="w")
+        _write(pa, sink, table)
+        sink.close()
+        target.close()
+    finally:
+        # The descriptor is closed (and its number may be reused) next: nothing may reach
+        # it later, whatever pyarrow's file object does when it is collected.
+        target.abandon()
     if target.at != size:
         raise ValueError(f"the Arrow stream is {target.at} bytes, not the {size} measured")
 
