@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import snakepit_trio as sp
+from snakepit_trio._shared import _codec as codec
 from snakepit_trio._shared import _shm
 from snakepit_trio._shared._codec import Outbound, decode, encode
 from snakepit_trio._shared._segments import SegmentCache
@@ -72,6 +73,20 @@ def test_a_payload_that_fails_to_decode_hands_back_every_segment_it_names() -> N
             decode(data.replace(header, broken), what="args", unmapped=told.append)
         gc.collect()
         assert sorted(told) == sorted([first, second, third])  # each exactly once
+    finally:
+        out.release()
+        for name in cache.free_names() + cache.out_names():
+            _shm.unlink(name)
+
+
+def test_decoding_without_a_listener_remembers_no_segment() -> None:
+    cache = SegmentCache(_shm.prefix("codectest", "host"))
+    out = Outbound(cache, threshold=1024)
+    try:
+        data = encode([b"x" * 4096, np.arange(1024.0)], what="args", limit=1 << 20, shm=out)
+        for _ in range(3):
+            decode(data, what="args")
+        assert codec._plain_hook.__self__.taken == set()  # type: ignore[attr-defined]
     finally:
         out.release()
         for name in cache.free_names() + cache.out_names():

@@ -342,6 +342,11 @@ class _Receipt:
             return _from_segment(code, ext, self)
         return _ext_hook(code, ext)
 
+    def took(self, name: str) -> None:
+        """This process took ``name`` in: ``unmapped`` hears of it when it lets go."""
+        if self.unmapped is not None:  # nobody to tell: nothing to remember
+            self.taken.add(name)
+
     def abandon(self, data: bytes) -> None:
         """Decoding failed: the segments not taken in are free to their maker now."""
         if self.unmapped is not None:
@@ -360,14 +365,14 @@ def _from_segment(code: int, data: bytes, receipt: _Receipt) -> Any:
     if code == SHM_BYTES_EXT:
         with mapping:
             value = bytes(mapping)
-        receipt.taken.add(name)
+        receipt.took(name)
         if unmapped is not None:
             unmapped(name)
         return value
     if unmapped is not None:
         # When the last array (or Arrow buffer) viewing it is gone, its maker may reuse it.
         weakref.finalize(mapping, unmapped, name)
-    receipt.taken.add(name)
+    receipt.took(name)
     # -- Arrow tables --
     if code == SHM_ARROW_EXT:
         try:
