@@ -88,13 +88,12 @@ async def test_a_10_mb_table_is_read_in_place_and_its_segments_reused() -> None:
 
             # While it lives, the worker never rewrites that segment: it makes another.
             made = _segments(pool, worker)
-            held = back
-            second = await pool.execute("echo", {"value": table})
+            second = await pool.execute("echo", {"value": table})  # `back` still lives
             [other] = where_buffers_are(second)["segments"]
             assert other != result_segment and len(_segments(pool, worker)) == len(made) + 1
 
             # Once no table views them, the host unmaps them and tells the worker (UNMAPPED).
-            del back, held, second
+            del back, second
             gc.collect()
             assert where_buffers_are(table)["segments"] == []  # the proof can fail: ours
             assert not any(s in _on_maps() for s in (result_segment, other))
