@@ -12,6 +12,8 @@ Public names (all re-exported here):
 - errors ..................... _errors.py (all derive from SnakepitError)
 - register_type .............. _shared/_user_types.py (a user's own types as values, both
                                sides; also in snakepit_trio.worker)
+- writable .................. _shared/_writable.py (a received value's arrays, made writable;
+                              also in workers: it imports no trio)
 - snakepit_trio.worker ....... the worker runtime (Adapter, tool, ToolContext); never imports trio
 - snakepit_trio.testing ...... open_fake_pool, faults: the pool in memory, for tests
 - snakepit_trio.telemetry .... attach, detach, subscribe: events of every pool (also
@@ -76,6 +78,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._session import Session as Session
     from ._session import Variable as Variable
     from ._shared._user_types import register_type as register_type
+    from ._shared._writable import writable as writable
     from ._stats import CallInfo as CallInfo
     from ._stats import PoolStats as PoolStats
     from ._stats import SessionInfo as SessionInfo
@@ -118,6 +121,8 @@ _EXPORTS: dict[str, str] = {
     "WorkerInfo": "._stats",
     "ToolSpec": "._tools",
     "ParamSpec": "._tools",
+    # received values (arrays arrive read-only)
+    "writable": "._shared._writable",
     # errors
     "SnakepitError": "._errors",
     "AmbiguousTool": "._errors",

@@ -220,10 +220,11 @@ class PoolConfig:
         drain_timeout: on exit, how long in-flight calls may still finish.
         shutdown_grace: seconds between SIGTERM and SIGKILL of a worker's process group.
         max_payload_bytes: largest encoded arguments, result or chunk.
-        shm_threshold: buffers (bytes, bytearray, memoryview, numpy arrays) of at least this
-            many bytes travel through shared memory instead of the socket, and arrays arrive
-            as read-only views of it, without a copy (Linux; elsewhere they travel inline).
-            None: always inline.
+        shm_threshold: buffers (bytes, bytearray, memoryview, numpy arrays, DLPack
+            tensors, Arrow tables' IPC streams) of at least this many bytes travel through
+            shared memory instead of the socket, and arrays and tables arrive as read-only
+            views of it, without a copy (Linux; elsewhere they travel inline). None: always
+            inline.
         transport: how calls reach workers: ``"local"`` (the same frames as gRPC's Connect
             stream, length-prefixed over the worker's unix socket and driven by Trio itself:
             several times cheaper per message) or ``"grpc"`` (the Connect stream, through

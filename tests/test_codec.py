@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+
+import msgpack
 import numpy as np
 import pytest
 
 import snakepit_trio as sp
+from snakepit_trio._shared import _codec as codec
+from snakepit_trio._shared import _shm
 from snakepit_trio._shared._codec import Outbound, decode, encode
 from snakepit_trio._shared._segments import SegmentCache
 
@@ -49,3 +54,40 @@ def test_a_full_dev_shm_sends_large_buffers_inline() -> None:
     assert out.names == [] and out.size == 0
     assert np.array_equal(back["array"], value["array"])
     assert back["blob"] == value["blob"] and back["small"] == b"y"
+
+
+def test_a_payload_that_fails_to_decode_hands_back_every_segment_it_names() -> None:
+    cache = SegmentCache(_shm.prefix("codectest", "host"))
+    out = Outbound(cache, threshold=1024)
+    try:
+        blob, array = b"x" * 4096, np.arange(1024.0)
+        data = encode([blob, array, blob], what="args", limit=1 << 20, shm=out)
+        first, second, third = out.names
+        # The array's dtype, in its segment header, is made unreadable: decoding fails there,
+        # after the first segment was copied and the second mapped, before the third.
+        header = msgpack.packb([second, array.nbytes, "<f8", [1024]])
+        broken = msgpack.packb([second, array.nbytes, "?!?", [1024]])  # the same length
+        assert data.count(header) == 1
+        told: list[str] = []
+        with pytest.raises(sp.SerializationError, match="cannot decode args"):
+            decode(data.replace(header, broken), what="args", unmapped=told.append)
+        gc.collect()
+        assert sorted(told) == sorted([first, second, third])  # each exactly once
+    finally:
+        out.release()
+        for name in cache.free_names() + cache.out_names():
+            _shm.unlink(name)
+
+
+def test_decoding_without_a_listener_remembers_no_segment() -> None:
+    cache = SegmentCache(_shm.prefix("codectest", "host"))
+    out = Outbound(cache, threshold=1024)
+    try:
+        data = encode([b"x" * 4096, np.arange(1024.0)], what="args", limit=1 << 20, shm=out)
+        for _ in range(3):
+            decode(data, what="args")
+        assert codec._plain_hook.__self__.taken == set()  # type: ignore[attr-defined]
+    finally:
+        out.release()
+        for name in cache.free_names() + cache.out_names():
+            _shm.unlink(name)

@@ -506,6 +506,7 @@ EXPECTED: dict[str, str] = {
         "description: 'str | None' = None, streaming: 'bool | None' = None, "
         "exclusive: 'bool' = False) -> 'F | Callable[[F], F]'"
     ),
+    "writable": "(value: 'Any') -> 'Any'",
 }
 
 

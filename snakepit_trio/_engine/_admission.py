@@ -92,15 +92,22 @@ def spec(tools: dict[str, ToolSpec], tool: str, *, streaming: bool) -> ToolSpec:
 
 
 def encode_args(
-    spec: ToolSpec, args: dict[str, Any] | None, segments: Outbound | None, limit: int
+    spec: ToolSpec,
+    args: dict[str, Any] | None,
+    segments: Outbound | None,
+    limit: int,
+    *,
+    arrow: bool = True,
 ) -> bytes:
-    """The arguments, checked against the tool's parameters and msgpack-encoded."""
+    """The arguments, checked against the tool's parameters and msgpack-encoded (``arrow``
+    False: the workers cannot read Arrow tables, so one is refused here)."""
     if args is None:
         args = {}
     check_arguments(spec, args)
     if not args:
         return b""
-    return encode(args, what=f"arguments of {spec.name!r}", limit=limit, shm=segments)
+    what = f"arguments of {spec.name!r}"
+    return encode(args, what=what, limit=limit, shm=segments, arrow=arrow)
 
 
 def budget(timeout: float | None, default: float | None, now: float) -> tuple[float | None, float]:

@@ -78,9 +78,10 @@ def outcomes(tool: str, entries: list[list[Any]], available: list[str]) -> list[
 
 
 def encode_items(
-    spec: ToolSpec, items: list[Any], segments: Outbound | None, limit: int
+    spec: ToolSpec, items: list[Any], segments: Outbound | None, limit: int, *, arrow: bool = True
 ) -> tuple[bytes, list[int], dict[int, SnakepitError]]:
-    """The arguments of the items that fit, encoded as one array.
+    """The arguments of the items that fit, encoded as one array (``arrow`` False: an item
+    holding an Arrow table fails, as the workers cannot read it).
 
     Returns:
         The payload, the positions of the items it holds, and the error of each item that
@@ -102,19 +103,19 @@ def encode_items(
         positions.append(i)
     what = f"the arguments of a batch of {len(kept)} calls to {spec.name!r}"
     try:
-        return encode(kept, what=what, limit=limit, shm=segments), positions, failed
+        return encode(kept, what=what, limit=limit, shm=segments, arrow=arrow), positions, failed
     except SerializationError:
         pass  # some item cannot travel: find which, alone
     still: list[Any] = []
     for i, args in zip(list(positions), kept, strict=True):
         try:
-            encode(args, what=f"arguments of {spec.name!r}", limit=limit)
+            encode(args, what=f"arguments of {spec.name!r}", limit=limit, arrow=arrow)
         except (SerializationError, PayloadTooLarge) as exc:
             failed[i] = exc
             positions.remove(i)
             continue
         still.append(args)
-    return encode(still, what=what, limit=limit, shm=segments), positions, failed
+    return encode(still, what=what, limit=limit, shm=segments, arrow=arrow), positions, failed
 
 
 def results_of(handle: Any, frame: w.Result) -> list[bytes]:

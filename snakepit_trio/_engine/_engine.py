@@ -196,7 +196,14 @@ class Engine:
     def encode_args(
         self, spec: ToolSpec, args: dict[str, Any] | None, segments: Outbound | None
     ) -> bytes:
-        return admission.encode_args(spec, args, segments, self.config.max_payload_bytes)
+        limit = self.config.max_payload_bytes
+        return admission.encode_args(spec, args, segments, limit, arrow=self.arrow)
+
+    @property
+    def arrow(self) -> bool:
+        """Whether the workers read Arrow tables: each ready one names "arrow" (a call may
+        go to any of them). With none ready, the worker that takes the call decides."""
+        return all(w.CAP_ARROW in wk.capabilities for wk in self.workers.values())
 
     def budget(self, timeout: float | None) -> tuple[float | None, float]:
         """The call's timeout and absolute deadline (inf without one)."""
@@ -309,7 +316,7 @@ class Engine:
         segments = self.payloads.outbound()
         try:
             payload, positions, failed = batches.encode_items(
-                spec, items, segments, self.config.max_payload_bytes
+                spec, items, segments, self.config.max_payload_bytes, arrow=self.arrow
             )
             for position, error in failed.items():
                 outcomes[position] = (False, error)

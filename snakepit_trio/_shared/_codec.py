@@ -8,7 +8,11 @@ numpy arrays travel as a msgpack extension (code 1): a small msgpack header
 read-only arrays that view the received message (no copy on decode; ``.copy()`` one to
 modify it). Object arrays and structured arrays are refused. numpy's bool, integer and
 floating scalars travel as plain bool, int and float. numpy is imported only when an array
-is seen.
+is seen. A DLPack tensor in host memory travels as the numpy array viewing it (``_dlpack.py``).
+
+Arrow tables (anything exporting ``__arrow_c_stream__``) travel as an Arrow IPC stream: inline
+(code 4: the stream's bytes, nothing else), or in a segment (code 5); both arrive as a
+``pyarrow.Table`` viewing the received bytes (``_arrow.py``).
 
 datetime, date, timedelta, Decimal and UUID travel as msgpack's timestamp (-1) and codes 6
 to 10 (``_values.py``); a user's own classes as codes 32 to 127, once registered with
@@ -33,7 +37,7 @@ import msgpack
 
 from .._core._types import is_ndarray, numpy_kind
 from .._errors import PayloadTooLarge, SerializationError
-from . import _shm, _user_types, _values
+from . import _arrow, _dlpack, _shm, _user_types, _values
 from ._segments import SegmentCache
 from ._unencodable import MAX_DEPTH, Refused, array_problem, explain
 
@@ -43,6 +47,8 @@ DEFAULT_MAX_PAYLOAD: int = 64 * 1024 * 1024
 NDARRAY_EXT = 1  # inline array: header length, [dtype, shape], bytes
 SHM_NDARRAY_EXT = 2  # [segment name, size, dtype, shape]
 SHM_BYTES_EXT = 3  # [segment name, size]
+ARROW_EXT = 4  # an Arrow IPC stream, inline: the stream's bytes
+SHM_ARROW_EXT = 5  # an Arrow IPC stream in a segment: [segment name, size]
 _HEADER = struct.Struct("<I")
 
 # Codes 6 to 10: datetime, date, timedelta, Decimal, UUID (_values.py); an aware datetime is
@@ -74,6 +80,12 @@ def _default(obj: Any) -> Any:
         return msgpack.ExtType(
             NDARRAY_EXT, b"".join((_HEADER.pack(len(header)), header, _bytes_of(array)))
         )
+    # -- Arrow tables (code 4; code 5 in _to_segment) --
+    if _arrow.is_arrow(obj):
+        return msgpack.ExtType(ARROW_EXT, _arrow.to_bytes(_arrow.table_of(obj)))
+    # -- DLPack tensors in host memory: as numpy arrays --
+    if _dlpack.is_dlpack(obj):
+        return _default(_dlpack.as_ndarray(obj))
     kind = numpy_kind(obj)
     if kind == "b":
         return bool(obj)
@@ -141,6 +153,9 @@ def _ext_hook(code: int, data: bytes) -> Any:
         (size,) = _HEADER.unpack_from(data)
         dtype, shape = msgpack.unpackb(data[_HEADER.size : _HEADER.size + size])
         return np.frombuffer(data, dtype=np.dtype(dtype), offset=_HEADER.size + size).reshape(shape)
+    # -- Arrow tables --
+    if code == ARROW_EXT:
+        return _arrow.read(data)
     everyday = _values.DECODERS.get(code)
     if everyday is not None:  # datetime, date, timedelta, Decimal, UUID
         return everyday(data)
@@ -195,29 +210,42 @@ class Outbound:
 
 
 class _Lifted:
-    """A buffer at or above the threshold, to be sent through shared memory."""
+    """A buffer at or above the threshold, to be sent through shared memory (``size``: the
+    length of an Arrow table's IPC stream)."""
 
-    __slots__ = ("value",)
+    __slots__ = ("size", "value")
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, size: int = 0) -> None:
         self.value = value
+        self.size = size
 
 
 class _Big(Exception):
     """The probe met an array at or above the threshold."""
 
 
-def _lift_leaf(value: Any, threshold: int) -> Any:
+def _lift_leaf(value: Any, threshold: int, arrow: bool) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _Lifted(value) if memoryview(value).nbytes >= threshold else value
     if is_ndarray(value):
         big = value.nbytes >= threshold and array_problem(value) is None
         return _Lifted(value) if big else value
+    # -- Arrow tables: read once here (a stream exporter may be a one-shot reader) --
+    if _arrow.is_arrow(value):
+        if not arrow:
+            raise TypeError(_arrow.NO_ARROW)
+        table = _arrow.table_of(value)
+        size = _arrow.stream_size(table)
+        return _Lifted(table, size) if size >= threshold else table
+    # -- DLPack tensors in host memory: as numpy arrays --
+    if _dlpack.is_dlpack(value):
+        return _lift_leaf(_dlpack.as_ndarray(value), threshold, arrow)
     return value
 
 
-def _lift(value: Any, threshold: int) -> Any:
-    """A copy of ``value``'s lists and dicts with its large buffers wrapped in _Lifted.
+def _lift(value: Any, threshold: int, arrow: bool = True) -> Any:
+    """A copy of ``value``'s lists and dicts with its large buffers wrapped in _Lifted (and
+    Arrow stream exporters read as tables; ``arrow`` False refuses them).
 
     Iterative, so that deep nesting (up to msgpack's own limit) never meets Python's
     recursion limit; deeper nesting, or a container that holds itself, raises ValueError.
@@ -236,7 +264,7 @@ def _lift(value: Any, threshold: int) -> Any:
                 copy = []
                 children = ((None, v) for v in item)
             else:
-                copy = _lift_leaf(item, threshold)
+                copy = _lift_leaf(item, threshold, arrow)
             if type(target) is list:
                 target.append(copy)
             else:
@@ -255,6 +283,8 @@ def _to_segment(out: Outbound, obj: Any) -> Any:
     if not isinstance(obj, _Lifted):
         return _default(obj)
     value = obj.value
+    if _arrow.is_arrow(value):
+        return _arrow_to_segment(out, value, obj.size)
     if is_ndarray(value):
         import numpy as np
 
@@ -273,22 +303,58 @@ def _to_segment(out: Outbound, obj: Any) -> Any:
     return msgpack.ExtType(code, msgpack.packb([name, view.nbytes, *meta]))
 
 
+def _arrow_to_segment(out: Outbound, table: Any, size: int) -> Any:
+    """Code 5: the table's IPC stream written straight into a segment (see _arrow.py)."""
+    try:
+        name = out.cache.put_with(size, lambda fd: _arrow.write(fd, table, size))
+    except OSError:  # /dev/shm is full or missing: send it inline
+        return msgpack.ExtType(ARROW_EXT, _arrow.to_bytes(table))
+    out.names.append(name)
+    out.size += size
+    return msgpack.ExtType(SHM_ARROW_EXT, msgpack.packb([name, size]))
+
+
 @functools.cache  # one per threshold, not one per call
 def _probe(threshold: int) -> Any:
     def default(obj: Any) -> Any:
         if is_ndarray(obj) and obj.nbytes >= threshold:
             raise _Big
+        # -- Arrow tables: a stream exporter that is not a pyarrow table may be a one-shot
+        # reader, so it is read once, by _lift --
+        if _arrow.is_arrow(obj) and (
+            not _arrow.is_table(obj) or _arrow.stream_size(obj) >= threshold
+        ):
+            raise _Big
+        # -- DLPack tensors in host memory: as numpy arrays --
+        if _dlpack.is_dlpack(obj):
+            array = _dlpack.as_ndarray(obj)
+            if array.nbytes >= threshold:
+                raise _Big
+            return _default(array)
         return _default(obj)
 
     return default
 
 
-def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) -> bytes:
+@functools.cache  # one per default function
+def _refusing_arrow(default: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def refusing(obj: Any) -> Any:
+        if _arrow.is_arrow(obj):
+            raise TypeError(_arrow.NO_ARROW)
+        return default(obj)
+
+    return refusing
+
+
+def encode(
+    value: Any, *, what: str, limit: int, shm: Outbound | None = None, arrow: bool = True
+) -> bytes:
     """Encode ``value`` to msgpack bytes.
 
-    With ``shm``, buffers (bytes, bytearray, memoryview, numpy arrays) of at least
-    ``shm.threshold`` bytes go to shared-memory segments named in ``shm.names``; the caller
-    releases them. Payloads below the threshold take the plain path unchanged.
+    With ``shm``, buffers (bytes, bytearray, memoryview, numpy arrays, Arrow tables' IPC
+    streams) of at least ``shm.threshold`` bytes go to shared-memory segments named in
+    ``shm.names``; the caller releases them. Payloads below the threshold take the plain
+    path unchanged. ``arrow`` False: the receiver cannot read Arrow tables, so one is refused.
 
     Raises:
         SerializationError: the value holds something msgpack cannot encode (the message
@@ -299,13 +365,15 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
     try:
         try:
             default = _default if shm is None else _probe(shm.threshold)
+            if not arrow:
+                default = _refusing_arrow(default)
             data: bytes = msgpack.packb(value, use_bin_type=True, default=default)
             big = shm is not None and len(data) >= shm.threshold
         except _Big:
             big = True
         if big:
             assert shm is not None
-            lifted = _lift(value, shm.threshold)
+            lifted = _lift(value, shm.threshold, arrow)
             data = msgpack.packb(lifted, use_bin_type=True, default=lambda o: _to_segment(shm, o))
     except MemoryError:
         if shm is not None:
@@ -314,7 +382,7 @@ def encode(value: Any, *, what: str, limit: int, shm: Outbound | None = None) ->
     except Exception as exc:  # msgpack's, a container's own __iter__ or __len__: all of them
         if shm is not None:
             shm.release()
-        raise SerializationError(f"cannot encode {what}: {explain(value, exc)}") from exc
+        raise SerializationError(f"cannot encode {what}: {explain(value, exc, arrow)}") from exc
     size = len(data) + (shm.size if shm is not None else 0)
     if size > limit:
         if shm is not None:
@@ -328,35 +396,70 @@ _SEGMENT_MARK = b"snakepit-"  # every segment name starts so (see _shm.py)
 Unmapped = Callable[[str], None]  # told each segment name no view of which is left here
 
 
-def _from_segment(code: int, data: bytes, unmapped: Unmapped | None) -> Any:
+SEGMENT_CODES = frozenset({SHM_NDARRAY_EXT, SHM_BYTES_EXT, SHM_ARROW_EXT})
+
+
+class _Receipt:
+    """The segments one payload names, as it is decoded: each one this process took in
+    (copied, or viewed until its last view dies) is ``unmapped`` once nothing maps it; if
+    decoding fails, the ones it never reached are handed back at once (``abandon``)."""
+
+    __slots__ = ("taken", "unmapped")
+
+    def __init__(self, unmapped: Unmapped | None) -> None:
+        self.unmapped = unmapped
+        self.taken: set[str] = set()
+
+    def hook(self, code: int, ext: bytes) -> Any:
+        if code in SEGMENT_CODES:
+            return _from_segment(code, ext, self)
+        return _ext_hook(code, ext)
+
+    def took(self, name: str) -> None:
+        """This process took ``name`` in: ``unmapped`` hears of it when it lets go."""
+        if self.unmapped is not None:  # nobody to tell: nothing to remember
+            self.taken.add(name)
+
+    def abandon(self, data: bytes) -> None:
+        """Decoding failed: the segments not taken in are free to their maker now."""
+        if self.unmapped is not None:
+            for name in segment_names(data):
+                if name not in self.taken:
+                    self.unmapped(name)
+
+
+def _from_segment(code: int, data: bytes, receipt: _Receipt) -> Any:
     name, size, *meta = msgpack.unpackb(data)
+    unmapped = receipt.unmapped
+    # -- Arrow tables: a process without pyarrow maps nothing (the name is handed back) --
+    if code == SHM_ARROW_EXT:
+        _arrow.pyarrow("an Arrow table arrived: reading it")
     mapping = _shm.attach(name, size)
     if code == SHM_BYTES_EXT:
         with mapping:
             value = bytes(mapping)
+        receipt.took(name)
         if unmapped is not None:
             unmapped(name)
         return value
+    if unmapped is not None:
+        # When the last array (or Arrow buffer) viewing it is gone, its maker may reuse it.
+        weakref.finalize(mapping, unmapped, name)
+    receipt.took(name)
+    # -- Arrow tables --
+    if code == SHM_ARROW_EXT:
+        try:
+            return _arrow.read(mapping)
+        except ValueError:
+            del mapping  # this frame, in the error's traceback, would keep it mapped
+            raise
     import numpy as np
 
-    if unmapped is not None:
-        # When the last array viewing it is gone, its maker may reuse the segment.
-        weakref.finalize(mapping, unmapped, name)
     dtype, shape = meta
     return np.frombuffer(mapping, dtype=np.dtype(dtype)).reshape(shape)
 
 
-@functools.lru_cache(maxsize=16)  # one per receiver, not one per decoded payload
-def _hook_for(unmapped: Unmapped | None) -> Callable[[int, bytes], Any]:
-    def hook(code: int, ext: bytes) -> Any:
-        if code in (SHM_NDARRAY_EXT, SHM_BYTES_EXT):
-            return _from_segment(code, ext, unmapped)
-        return _ext_hook(code, ext)
-
-    return hook
-
-
-_plain_hook = _hook_for(None)
+_plain_hook = _Receipt(None).hook
 
 
 def _hashable(key: Any) -> Any:
@@ -375,6 +478,8 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
 
     Shared-memory buffers are mapped; ``unmapped(name)`` is called (from whichever thread
     drops the last view) once nothing here maps a segment any more, so its maker can reuse it.
+    If decoding fails, each segment the payload names is still reported: at once if it was
+    never mapped, else when the views made before the failure are gone.
     A dict key that was a tuple arrives as a tuple (a list value arrives as a list). An aware
     datetime arrives in UTC.
 
@@ -385,7 +490,8 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
             type's decode raised.
     """
 
-    hook = _plain_hook if unmapped is None else _hook_for(unmapped)
+    receipt = None if unmapped is None else _Receipt(unmapped)
+    hook = _plain_hook if receipt is None else receipt.hook
     try:
         try:
             return msgpack.unpackb(
@@ -405,6 +511,8 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
                 object_pairs_hook=_pairs,
             )
     except Exception as exc:
+        if receipt is not None:
+            receipt.abandon(data)
         why = _values.timestamp_problem(exc) or str(exc)
         if isinstance(exc, TypeError) and "unhashable type: 'list'" in why:
             why += " (a tuple as a dict key cannot travel with shared-memory buffers)"
@@ -421,7 +529,7 @@ def segment_names(data: bytes) -> list[str]:
     names: list[str] = []
 
     def hook(code: int, ext: bytes) -> Any:
-        if code in (SHM_NDARRAY_EXT, SHM_BYTES_EXT):
+        if code in SEGMENT_CODES:
             names.append(msgpack.unpackb(ext)[0])
         return None
 

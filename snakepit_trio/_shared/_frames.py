@@ -58,6 +58,7 @@ CAP_HOST_TOOLS: Final = "host_tools"  # HOST_CALL, HOST_CANCEL, HOST_TOOLS and t
 CAP_EVENTS: Final = "events"  # EVENT
 CAP_CALL_META: Final = "call_meta"  # CALL's meta map
 CAP_BATCH: Final = "batch"  # BATCH
+CAP_ARROW: Final = "arrow"  # payloads' extension types 4 and 5 (Arrow IPC streams), read
 HOST_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS)
 WORKER_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS, CAP_CALL_META, CAP_BATCH)
 

@@ -42,7 +42,13 @@ class SegmentCache:
 
     def put(self, data: memoryview) -> str:
         """A segment holding a copy of ``data``: a free one of about its size, or a new one."""
-        size = data.nbytes
+        view = data.cast("B")
+        return self.put_with(view.nbytes, lambda fd: _shm.write_all(fd, view))
+
+    def put_with(self, size: int, fill: _shm.Fill) -> str:
+        """A segment holding the ``size`` bytes ``fill(fd)`` writes from its start: a free
+        one of about that size, or a new one. If ``fill`` raises, a free segment stays free
+        (nobody maps it) and a new one is removed."""
         with self._lock:
             fits = [
                 (cap, name)
@@ -54,12 +60,19 @@ class SegmentCache:
                 capacity = self._free.pop(name)
         # A free segment that is gone from under us (swept), or whose name now holds what
         # another user made (not ours to remove), is forgotten: a new one is made instead.
-        if name is not None and _shm.rewrite(name, data):
-            with self._lock:
-                self._out[name] = _Loan(capacity)
-                self.reused += 1
-            return name
-        name = _shm.create(self.prefix, data)
+        if name is not None:
+            try:
+                rewritten = _shm.rewrite_with(name, fill)
+            except BaseException:
+                with self._lock:
+                    self._free[name] = capacity
+                raise
+            if rewritten:
+                with self._lock:
+                    self._out[name] = _Loan(capacity)
+                    self.reused += 1
+                return name
+        name = _shm.create_with(self.prefix, size, fill)
         with self._lock:
             self._out[name] = _Loan(size)
         return name

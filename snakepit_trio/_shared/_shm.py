@@ -35,6 +35,7 @@ import os
 import secrets
 import stat
 import sys
+from collections.abc import Callable
 
 SHM_DIR = "/dev/shm"
 
@@ -70,19 +71,36 @@ def _distrust(st: os.stat_result, owner: int | None = None, *, private: bool = T
     return None
 
 
+Fill = Callable[[int], None]  # writes a segment's bytes through its descriptor, from offset 0
+
+
+def write_all(fd: int, view: memoryview, offset: int = 0) -> None:
+    """Write all of ``view`` at ``offset`` (pwrite, so the descriptor's position is unused)."""
+    view, written = view.cast("B"), 0
+    while written < view.nbytes:
+        written += os.pwrite(fd, view[written:], offset + written)
+
+
 def create(name_prefix: str, data: memoryview) -> str:
     """A new segment holding a copy of ``data``; returns its name."""
+    view = data.cast("B")
+    return create_with(name_prefix, view.nbytes, lambda fd: write_all(fd, view))
+
+
+def create_with(name_prefix: str, size: int, fill: Fill) -> str:
+    """A new segment of ``size`` bytes, which ``fill(fd)`` writes; returns its name.
+
+    The segment is removed if ``fill`` raises.
+    """
     name = name_prefix + secrets.token_hex(8)
     fd = os.open(os.path.join(SHM_DIR, name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     try:
         # Pages allocated in one call, then filled by write(): measured 4.2 ms for 8 MiB,
         # against 5.3 ms for write() alone and far more for faulting them in through a
-        # fresh mapping.
-        view, written = data.cast("B"), 0
-        if view.nbytes:
-            os.posix_fallocate(fd, 0, view.nbytes)
-        while written < view.nbytes:
-            written += os.write(fd, view[written:])
+        # fresh mapping (which also zeroes each page before it is written).
+        if size:
+            os.posix_fallocate(fd, 0, size)
+        fill(fd)
     except BaseException:
         unlink(name)
         raise
@@ -94,6 +112,12 @@ def create(name_prefix: str, data: memoryview) -> str:
 def rewrite(name: str, data: memoryview) -> bool:
     """Overwrite the start of an existing segment with ``data``; False if it is gone (or
     what has its name now is not ours: never written to)."""
+    return rewrite_with(name, lambda fd: write_all(fd, data))
+
+
+def rewrite_with(name: str, fill: Fill) -> bool:
+    """Overwrite the start of an existing segment with what ``fill(fd)`` writes; False if it
+    is gone (or what has its name now is not ours: never written to)."""
     try:
         fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR | os.O_NOFOLLOW)
     except (FileNotFoundError, PermissionError):
@@ -105,9 +129,7 @@ def rewrite(name: str, data: memoryview) -> bool:
     try:
         if _distrust(os.fstat(fd)) is not None:
             return False
-        view, written = data.cast("B"), 0
-        while written < view.nbytes:
-            written += os.pwrite(fd, view[written:], written)
+        fill(fd)
     finally:
         os.close(fd)
     return True

@@ -4,9 +4,10 @@ Used only after msgpack has refused a payload, so nothing here is on the hot pat
 mirrors what the codec carries (see ``_codec.py``): None, bool, int within 64 bits, float,
 str (UTF-8), bytes-like (a memoryview must be C-contiguous), list, tuple, dict, numpy arrays
 (not of Python objects, not structured), numpy bool/int/float scalars, datetime, date,
-timedelta, Decimal, UUID (``_values.py``) and the types registered with ``register_type``
-(``_user_types.py``). It is iterative and bounded, so a value nested too deep, or holding
-itself, is named instead of overflowing the stack.
+timedelta, Decimal, UUID (``_values.py``), the types registered with ``register_type``
+(``_user_types.py``), DLPack tensors in host memory and Arrow tables
+(``__arrow_c_stream__``, where pyarrow imports). It is iterative and bounded, so a value
+nested too deep, or holding itself, is named instead of overflowing the stack.
 
 An object of a carried type that still cannot travel (a registered type whose encode fails,
 a datetime beyond UTC's years) raises ``Refused`` from the codec: the walk finds that very
@@ -21,15 +22,15 @@ from typing import Any
 
 from .._core._checks import shown
 from .._core._types import is_ndarray, numpy_kind
-from . import _user_types
+from . import _arrow, _dlpack, _user_types
 
 MAX_DEPTH = 1024  # msgpack refuses lists and maps nested deeper than this
 _PATH_SHOWN = 6  # path elements shown before "..." (a deep path stays readable)
 
 CARRIED = (
     "None, bool, int (64-bit), float, str, bytes, datetime, date, timedelta, Decimal, UUID, "
-    "a list, tuple or dict of those, a numpy array, or a type registered with "
-    "snakepit_trio.register_type"
+    "a list, tuple or dict of those, a numpy array (or a DLPack tensor in host memory), an "
+    "Arrow table, or a type registered with snakepit_trio.register_type"
 )
 KEYS = (
     "dict keys may be str, int, float, bool, None, bytes, datetime, date, timedelta, Decimal, "
@@ -113,8 +114,9 @@ def _hint(obj: Any) -> str:
     return f"convert it to {CARRIED} (nothing is pickled)"
 
 
-def _leaf_problem(obj: Any, refused: Refused | None) -> str | None:
-    """Why a value that is not a list, tuple or dict cannot travel, or None."""
+def _leaf_problem(obj: Any, refused: Refused | None, arrow: bool = True) -> str | None:
+    """Why a value that is not a list, tuple or dict cannot travel, or None (``arrow``
+    False: the receiver cannot read Arrow tables)."""
     if refused is not None and obj is refused.obj:
         return refused.why
     if obj is None or isinstance(obj, bool | float):
@@ -141,7 +143,23 @@ def _leaf_problem(obj: Any, refused: Refused | None) -> str | None:
         return None
     if type(obj) in _user_types.BY_TYPE or _everyday(obj):
         return None
+    if _arrow.is_arrow(obj):
+        return _arrow_problem(obj, arrow)
+    if _dlpack.is_dlpack(obj):
+        return _dlpack.device_problem(obj)
     return f"an object of type {type(obj).__name__!r}; {_hint(obj)}"
+
+
+def _arrow_problem(obj: Any, arrow: bool) -> str | None:
+    if not arrow:
+        return _arrow.NO_ARROW
+    try:
+        pa = _arrow.pyarrow(f"an Arrow value of type {type(obj).__name__!r}")
+    except _arrow.PyarrowMissing as exc:
+        return str(exc)
+    if isinstance(obj, pa.ChunkedArray):  # other exporters may be one-shot: not read again
+        return _arrow.NOT_A_TABLE.format(type(obj).__name__, "a stream of one column")
+    return None
 
 
 def _key_problem(key: Any, refused: Refused | None) -> str | None:
@@ -181,8 +199,9 @@ def _children(obj: Any) -> Iterator[tuple[Any, Any, bool]]:
         yield from ((i, item, False) for i, item in enumerate(obj))
 
 
-def locate(value: Any, refused: Refused | None = None) -> str | None:
+def locate(value: Any, refused: Refused | None = None, *, arrow: bool = True) -> str | None:
     """Where ``value`` holds something the codec cannot carry, and why; None if nowhere.
+    ``arrow`` False: Arrow tables are among what it cannot carry.
 
     ``refused``: the codec's account of one object in ``value`` that cannot travel although
     its type is carried; that object is named with its reason.
@@ -191,7 +210,7 @@ def locate(value: Any, refused: Refused | None = None) -> str | None:
         e.g. ``"at ['when']: an object of type 'time'; send value.isoformat()"``.
     """
     if not isinstance(value, list | tuple | dict):
-        return _leaf_problem(value, refused)
+        return _leaf_problem(value, refused, arrow)
     # One entry per container being walked: its children, and the path to it.
     stack: list[tuple[Iterator[tuple[Any, Any, bool]], list[str]]] = [(_children(value), [])]
     on_path = [id(value)]  # the containers being walked, to name one that holds itself
@@ -219,7 +238,7 @@ def locate(value: Any, refused: Refused | None = None) -> str | None:
                 stack.append((_children(child), here))
                 on_path.append(id(child))
                 continue
-            why = _leaf_problem(child, refused)
+            why = _leaf_problem(child, refused, arrow)
             if why is not None:
                 return _at([*where, _step(key)], why)
     except Exception as exc:  # a container whose iteration itself fails
@@ -229,11 +248,12 @@ def locate(value: Any, refused: Refused | None = None) -> str | None:
     return None
 
 
-def explain(value: Any, exc: Exception) -> str:
-    """What is wrong with ``value``, which the codec refused with ``exc``: for a message."""
+def explain(value: Any, exc: Exception, arrow: bool = True) -> str:
+    """What is wrong with ``value``, which the codec refused with ``exc``: for a message
+    (``arrow`` False: the receiver cannot read Arrow tables)."""
     refused = exc if isinstance(exc, Refused) else None
     try:
-        where = locate(value, refused)
+        where = locate(value, refused, arrow=arrow)
     except Exception:  # the value defeats even the walk: msgpack's own account will do
         where = None
     if where is None and refused is not None:  # not found again (it changed as we looked)

@@ -18,6 +18,7 @@ import msgpack
 import psutil
 
 from .._shared import _frames as w
+from .._shared._arrow import available as arrow_available
 from .._shared._codec import encode
 from ._events import Route
 from ._host_calls import HostCalls
@@ -179,7 +180,8 @@ def describe_map(runtime: Runtime, adapter_name: str) -> dict[str, Any]:
         "adapter": adapter_name,
         "pid": os.getpid(),
         "capacity": runtime.capacity,
-        "capabilities": list(w.WORKER_CAPABILITIES),
+        # "arrow" when pyarrow is installed here (found, not imported: see _arrow.py).
+        "capabilities": [*w.WORKER_CAPABILITIES, *([w.CAP_ARROW] if arrow_available() else [])],
         "runtime": "python",
         # Read now, after the adapter's import: an extension built without free-threading
         # support turns the GIL back on when it is imported.

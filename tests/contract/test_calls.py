@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import uuid
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import trio
 
 import snakepit_trio as sp
-from tests.adapters.user_types import Point  # registers it here, as contract.py does there
+from snakepit_trio._shared import _user_types
 from tests.contract.conftest import OpenContract
 
 VALUES = [
@@ -43,6 +45,22 @@ async def test_values_round_trip_exactly(contract: OpenContract, value: object) 
             assert back == value and type(back) is type(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class Point:  # the host's twin of tests/adapters/user_types.py's (code 40, the same fields)
+    x: float
+    y: float
+    label: str = ""
+
+
+@pytest.fixture
+def point_registered() -> Iterator[None]:
+    """Point registered here for one test (the Python worker registers its own at import;
+    a Node worker passes the extension through unchanged)."""
+    sp.register_type(Point, 40, encode=dataclasses.astuple, decode=lambda f: Point(*f))
+    yield
+    del _user_types.BY_CODE[_user_types.BY_TYPE.pop(Point).code]
+
+
 EVERYDAY = [
     # Node.js Dates hold milliseconds: the contract's timestamps are whole milliseconds.
     datetime.datetime(2026, 11, 30, 14, 8, 57, 123000, tzinfo=datetime.UTC),
@@ -58,6 +76,7 @@ EVERYDAY = [
 
 
 @pytest.mark.parametrize("value", EVERYDAY, ids=repr)
+@pytest.mark.usefixtures("point_registered")
 async def test_everyday_values_round_trip(contract: OpenContract, value: object) -> None:
     with trio.fail_after(60):
         async with contract() as pool:

@@ -69,6 +69,15 @@ def test_resilience_example_runs() -> None:
     assert "features: 250/1000" in out and "computed features of 1000 texts" in out
 
 
+def test_arrow_example_runs() -> None:
+    out = run_example("arrow_table.py")
+    totals = "{'region': ['east', 'north', 'south'], 'amount_sum': [42.0, 153.0, 100.0]}"
+    assert f"totals by region: {totals}" in out
+    assert "scaled 2,000,000 rows (23 MB): all doubled: True" in out
+    assert "histogram: 4 bins, 2,000,000 amounts; writeable: False" in out
+    assert "after writing into the copy: [0]" in out
+
+
 def test_two_pools_example_runs() -> None:
     out = run_example("two_pools.py")
     assert "pools: {'text': 2, 'index': 1}" in out
