@@ -1,4 +1,5 @@
-"""Development sessions: nox -s tests lint typecheck proto proto_check docs examples chaos bench."""
+"""Development sessions: nox -s tests node lint typecheck proto proto_check docs examples
+chaos bench."""
 
 from __future__ import annotations
 
@@ -16,11 +17,32 @@ PROTO_OUT = "snakepit_trio/_proto"
 PYTHON = "3.11"
 
 
+NODE_WORKER = ROOT / "workers" / "node"
+
+
+def install_node_worker(session: nox.Session) -> None:
+    """The Node.js worker's dependencies, exactly as its lock file has them (npm ci)."""
+    npm = ("npm", "--prefix", str(NODE_WORKER), "--no-audit", "--no-fund")
+    session.run(*npm, "ci", external=True)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Unit, property and end-to-end tests (real worker processes over real gRPC)."""
+    """Unit, property and end-to-end tests (real worker processes over real gRPC), for
+    Python and Node.js workers; the Node worker's own tests (node --test) first."""
     session.install("-e", ".[test]")
+    install_node_worker(session)
+    session.run("npm", "--prefix", str(NODE_WORKER), "test", external=True)
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def node(session: nox.Session) -> None:
+    """The Node.js worker alone: its own tests, then the contract suite against it."""
+    session.install("-e", ".[test]")
+    install_node_worker(session)
+    session.run("npm", "--prefix", str(NODE_WORKER), "test", external=True)
+    session.run("pytest", "tests/contract", "-k", "node", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -33,6 +55,7 @@ def chaos(session: nox.Session) -> None:
     a failure with the seed it printed: SNAKEPIT_CHAOS_SEED, SNAKEPIT_ADVERSARIAL_SEED.
     """
     session.install("-e", ".[test]")
+    install_node_worker(session)
     seconds = session.posargs[0] if session.posargs else "120"
     scale = session.posargs[1] if len(session.posargs) > 1 else "20"
     report = ROOT / "chaos-report.json"
@@ -43,7 +66,7 @@ def chaos(session: nox.Session) -> None:
         *long_run,
         env={"SNAKEPIT_CHAOS_SECONDS": seconds, "SNAKEPIT_CHAOS_REPORT": str(report)},
     )
-    session.log(f"report written to {report}")
+    session.log(f"reports written beside {report}, one per worker runtime")
     session.run(
         "pytest",
         "tests/adversarial",
@@ -57,6 +80,7 @@ def chaos(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Run every example as a test."""
     session.install("-e", ".[test]")
+    install_node_worker(session)
     session.run("pytest", "tests/e2e/test_examples.py", *session.posargs)
 
 
@@ -125,6 +149,7 @@ def proto_check(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against the peers, in one run (see README, Performance)."""
     session.install("-e", ".[bench]")
+    install_node_worker(session)  # Node.js workers have rows of their own
     session.run("python", "benchmarks/suite.py", *session.posargs)
     session.run("python", "benchmarks/bench_streaming.py", *session.posargs)
     session.run("python", "benchmarks/bench_cpu.py")

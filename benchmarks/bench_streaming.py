@@ -34,21 +34,26 @@ CHUNKS = 20_000
 
 async def _sp_stream(tool: str, window: int) -> tuple[float, float]:
     async with sp.open_pool(ADAPTER, size=1) as pool:
-        async with pool.stream(tool, {"n": 100}) as s:  # warm-up
-            async for _ in s:
-                pass
-        firsts = []
-        for _ in range(50):
-            t = time.perf_counter()
-            async with pool.stream(tool, {"n": 1}) as s:
-                async for _ in s:
-                    firsts.append(time.perf_counter() - t)
+        return await stream_figures(pool, tool, window)
+
+
+async def stream_figures(pool: sp.Pool, tool: str, window: int) -> tuple[float, float]:
+    """Chunks/s of one long stream, and the median first-chunk latency (ms), on ``pool``."""
+    async with pool.stream(tool, {"n": 100}) as s:  # warm-up
+        async for _ in s:
+            pass
+    firsts = []
+    for _ in range(50):
         t = time.perf_counter()
-        count = 0
-        async with pool.stream(tool, {"n": CHUNKS}, window=window) as s:
+        async with pool.stream(tool, {"n": 1}) as s:
             async for _ in s:
-                count += 1
-        rate = count / (time.perf_counter() - t)
+                firsts.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    count = 0
+    async with pool.stream(tool, {"n": CHUNKS}, window=window) as s:
+        async for _ in s:
+            count += 1
+    rate = count / (time.perf_counter() - t)
     return rate, statistics.median(firsts) * 1e3
 
 

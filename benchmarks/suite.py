@@ -11,6 +11,8 @@ Workloads (each figure is the median of ``--repeats``; peers interleave run by r
 - memory: host RSS and per-worker USS with 10,000 calls in flight (snakepit_trio);
 - map: 100,000 trivial calls with pool.map against multiprocessing.Pool.map / imap and
   ProcessPoolExecutor.map (``bench_map.py``, which also runs alone).
+- worker runtimes (``bench_runtimes.py``): Python and Node.js workers side by side,
+  sequential latency, 64 in flight, stream chunks/s, start.
 - telemetry (``bench_telemetry.py``): 64 in flight on 2 workers with nothing attached, one
   handler, OpenTelemetry tracing, and the package before telemetry (``--telemetry-baseline``).
 Writes ``suite.json`` and ``suite.md`` to ``--out`` and prints the markdown with the ratios
@@ -36,6 +38,7 @@ import trio.testing
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_map
+import bench_runtimes
 import bench_streaming
 import bench_telemetry
 import peers
@@ -211,6 +214,7 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     parser.add_argument("--only", nargs="*", help="peer names to run (default: all)")
     parser.add_argument("--telemetry-rounds", type=int, default=7, help="0: skip that section")
+    parser.add_argument("--no-runtimes", action="store_true", help="skip the Node.js rows")
     parser.add_argument(
         "--telemetry-baseline",
         default=TELEMETRY_BASELINE,
@@ -246,6 +250,10 @@ def main() -> None:
         "map": {k: statistics.median(v) for k, v in maps.items()},
     }
     text = render(med, extra, args.repeats)
+    if not args.no_runtimes:
+        runtimes = bench_runtimes.measure(args.repeats)
+        extra["runtimes"] = runtimes
+        text += "\n\n" + bench_runtimes.render(runtimes, args.repeats) + "\n"
     if args.telemetry_rounds:
         telemetry = _telemetry(args.telemetry_rounds, args.telemetry_baseline or None)
         extra["telemetry"] = telemetry

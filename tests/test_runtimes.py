@@ -100,3 +100,11 @@ async def test_a_pool_runs_python_workers_through_a_worker_command() -> None:
         assert await pool.execute("add", {"a": 1, "b": 2}) == 3
         assert pool.config.start_method == "spawn"  # never forked from the template
         assert pool.workers()[0].runtime == "python"
+
+
+def test_the_node_worker_carries_the_same_proto() -> None:
+    """The npm package ships its own copy of the contract: it must be this one."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    ours = root / "proto" / "snakepit" / "v1" / "worker.proto"
+    theirs = root / "workers" / "node" / "proto" / "snakepit" / "v1" / "worker.proto"
+    assert theirs.read_bytes() == ours.read_bytes(), "copy proto/ into workers/node/proto/"

@@ -6,7 +6,8 @@ deliver an in-order prefix; strict sessions count without gaps until SessionLost
 pool returns to full size; no process leaks (the autouse fixture).
 
 Short by default (CI); ``nox -s chaos`` runs it longer: SNAKEPIT_CHAOS_SECONDS sets the
-duration, and SNAKEPIT_CHAOS_REPORT names a file for the JSON report of figures.
+duration, and SNAKEPIT_CHAOS_REPORT names a file for the JSON report of figures (one per
+worker runtime: report-python.json, report-node.json).
 
 Every run uses a seed, random unless SNAKEPIT_CHAOS_SEED sets it; it is printed at the start
 (pytest shows it with a failure), written to the report and named in the final checks'
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 import trio
 
 import snakepit_trio as sp
@@ -182,7 +184,15 @@ def _hang_report(pool: sp.Pool, ledger: Ledger, replay: str) -> str:
     )
 
 
-async def test_chaos(tmp_path: Path) -> None:
+# The same load against each worker runtime (twin adapters: chaos.py, chaos.mjs).
+ADAPTERS = {
+    "python": "tests.adapters.chaos:Chaos",
+    "node": str(Path(__file__).parent.parent / "adapters" / "chaos.mjs"),
+}
+
+
+@pytest.mark.parametrize("runtime", sorted(ADAPTERS))
+async def test_chaos(tmp_path: Path, runtime: str) -> None:
     seconds = float(os.environ.get("SNAKEPIT_CHAOS_SECONDS", "8"))
     log_file = tmp_path / "runs.log"
     log_file.touch()
@@ -193,7 +203,8 @@ async def test_chaos(tmp_path: Path) -> None:
     rng = random.Random(seed)
     with trio.fail_after(seconds + 120):
         async with sp.open_pool(
-            "tests.adapters.chaos:Chaos",
+            ADAPTERS[runtime],
+            runtime=runtime,
             size=SIZE,
             env={"SNAKEPIT_CHAOS_LOG": str(log_file)},
             max_retries=MAX_RETRIES,
@@ -234,6 +245,7 @@ async def test_chaos(tmp_path: Path) -> None:
 
     runs = Counter((await trio.Path(log_file).read_text()).split())
     report = {
+        "runtime": runtime,
         "seed": seed,
         "seconds": seconds,
         "calls": dict(ledger.calls),
@@ -250,7 +262,8 @@ async def test_chaos(tmp_path: Path) -> None:
     }
     print(json.dumps(report, indent=2), file=sys.stderr)
     if os.environ.get("SNAKEPIT_CHAOS_REPORT"):
-        target = trio.Path(os.environ["SNAKEPIT_CHAOS_REPORT"])
+        named = Path(os.environ["SNAKEPIT_CHAOS_REPORT"])  # one report per runtime
+        target = trio.Path(named.with_name(f"{named.stem}-{runtime}{named.suffix}"))
         await target.write_text(json.dumps(report, indent=2))
 
     assert not ledger.untyped, f"untyped errors ({replay}): {ledger.untyped[:5]}"

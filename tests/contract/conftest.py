@@ -17,7 +17,7 @@ import pytest
 
 import snakepit_trio as sp
 
-RUNTIMES = ("python",)
+RUNTIMES = ("python", "node")
 TRANSPORTS = ("local", "grpc")
 ADAPTERS = {
     "python": "tests.adapters.contract:Contract",

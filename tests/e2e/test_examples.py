@@ -112,3 +112,14 @@ def test_telemetry_example_runs() -> None:
     assert client[:3] == ["span", "classify", "kind=CLIENT"]
     assert root[:3] == ["span", "request", "kind=INTERNAL"]
     assert client[3] == root[3]  # one trace
+
+
+def test_node_worker_example_runs() -> None:
+    out = run_example("node_worker/main.py")
+    assert "2 node workers: ['node', 'node']" in out
+    assert "tools: ['greet', 'running_total', 'word_count']" in out
+    assert "word_count -> 4 words" in out
+    assert "running totals: [1, 3, 6, 10]" in out
+    assert "hello, Ada" in out
+    assert "InvalidArguments: text" in out
+    assert "pool closed" in out
