@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,3 +51,16 @@ async def host_process(script: str, *args: str) -> AsyncIterator[tuple[trio.Proc
         if host.returncode is None:
             host.kill()
             await host.wait()
+
+
+def all_gone(pids: list[int], within: float) -> bool:
+    """Whether every one of ``pids`` has ended (or is a zombie) within ``within`` seconds
+    (blocking: run it in a thread from Trio)."""
+    from tests.conftest import pid_alive
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(pid_alive(pid) for pid in pids):
+            return True
+        time.sleep(0.01)
+    return False

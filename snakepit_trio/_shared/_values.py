@@ -131,26 +131,31 @@ def _text(data: bytes, what: str, form: str) -> str:
         raise Malformed(why) from None
 
 
-def _naive_datetime(data: bytes) -> datetime.datetime:
-    what, form = "a naive datetime (extension 6)", "'YYYY-MM-DDTHH:MM:SS[.ffffff]'"
+def _iso(data: bytes, what: str, form: str, pattern: re.Pattern[str], kind: Any) -> Any:
+    """``kind.fromisoformat`` of the payload, once it matched ``pattern`` (ASCII digits only:
+    fromisoformat takes other forms and other digits too)."""
     text = _text(data, what, form)
-    if _NAIVE_TEXT.fullmatch(text) is None:
+    if pattern.fullmatch(text) is None:
         raise Malformed(f"{what} must be {form}, got {shown(text[:80])}")
     try:
-        return datetime.datetime.fromisoformat(text)
+        return kind.fromisoformat(text)
     except ValueError as exc:
-        raise Malformed(f"{what}: {text!r} is not a datetime ({exc})") from None
+        raise Malformed(f"{what}: {text!r} is not a {kind.__name__} ({exc})") from None
+
+
+def _naive_datetime(data: bytes) -> datetime.datetime:
+    form = "'YYYY-MM-DDTHH:MM:SS[.ffffff]'"
+    value: datetime.datetime = _iso(
+        data, "a naive datetime (extension 6)", form, _NAIVE_TEXT, datetime.datetime
+    )
+    return value
 
 
 def _date(data: bytes) -> datetime.date:
-    what, form = "a date (extension 7)", "'YYYY-MM-DD'"
-    text = _text(data, what, form)
-    if _DATE_TEXT.fullmatch(text) is None:
-        raise Malformed(f"{what} must be {form}, got {shown(text[:80])}")
-    try:
-        return datetime.date.fromisoformat(text)
-    except ValueError as exc:
-        raise Malformed(f"{what}: {text!r} is not a date ({exc})") from None
+    value: datetime.date = _iso(
+        data, "a date (extension 7)", "'YYYY-MM-DD'", _DATE_TEXT, datetime.date
+    )
+    return value
 
 
 def _timedelta(data: bytes) -> datetime.timedelta:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import tempfile
 import textwrap
-import time
 
 import psutil
 import trio
@@ -17,7 +16,7 @@ import snakepit_trio as sp
 from tests.conftest import pid_alive
 from tests.contract.conftest import OpenContract
 from tests.e2e.wire_helpers import program, start_worker
-from tests.helpers import host_process
+from tests.helpers import all_gone, host_process
 
 TRANSPORT_AGNOSTIC = True  # process hygiene does not depend on the carrier
 
@@ -38,15 +37,6 @@ HOST = textwrap.dedent(
 )
 
 
-def _all_gone(pids: list[int], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not any(pid_alive(pid) for pid in pids):
-            return True
-        time.sleep(0.01)
-    return False
-
-
 async def test_a_sigkilled_hosts_workers_are_gone_within_two_seconds(
     adapter: str, runtime: str
 ) -> None:
@@ -56,7 +46,7 @@ async def test_a_sigkilled_hosts_workers_are_gone_within_two_seconds(
             assert len(workers) == 2 and all(pid_alive(pid) for pid in workers)
             host.kill()
             await host.wait()
-            assert await trio.to_thread.run_sync(_all_gone, workers, 2.0)
+            assert await trio.to_thread.run_sync(all_gone, workers, 2.0)
 
 
 def test_stdin_eof_ends_the_worker(adapter: str, runtime: str) -> None:

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import msgpack
 import pytest
@@ -21,7 +20,7 @@ import snakepit_trio as sp
 from snakepit_trio._proto.snakepit import v1 as pb
 from tests.conftest import pid_alive
 from tests.e2e.wire_helpers import run, start_worker
-from tests.helpers import host_process, wait_for
+from tests.helpers import all_gone, host_process, wait_for
 
 TRANSPORT_AGNOSTIC = True  # see conftest.py
 
@@ -54,21 +53,12 @@ def _spawn_child(sock: str) -> int:
     return pid
 
 
-def _all_gone(pids: list[int], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not any(pid_alive(pid) for pid in pids):
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_stdin_eof_kills_the_worker_and_its_children() -> None:
     with start_worker(PARENT, "--watch-stdin", stdin=subprocess.PIPE) as (sock, proc):
         child = _spawn_child(sock)
         assert proc.stdin is not None
         proc.stdin.close()  # what the kernel does when the host dies
-        assert _all_gone([proc.pid, child], within=10)
+        assert all_gone([proc.pid, child], within=10)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
@@ -98,7 +88,7 @@ def test_parent_death_signal_kills_the_worker_and_its_children() -> None:
             child = _spawn_child(sock)
             parent.kill()
             parent.wait()
-            assert _all_gone([int(worker_pid), child], within=10)
+            assert all_gone([int(worker_pid), child], within=10)
         finally:
             parent.kill()
 
@@ -142,7 +132,7 @@ def test_worker_outlives_the_thread_that_started_it() -> None:
         assert pid_alive(int(worker_pid)) and pid_alive(child)  # ... and nothing was killed
         parent.stdin.close()
         assert parent.wait(timeout=10) == 0
-        assert _all_gone([int(worker_pid), child], within=10)
+        assert all_gone([int(worker_pid), child], within=10)
 
 
 async def test_sigkilled_host_leaves_no_worker_or_grandchild() -> None:

@@ -18,27 +18,24 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONTRACT = str(ROOT / "tests" / "adapters" / "contract.mjs")
 
 
-async def test_an_adapter_that_throws_at_import_is_a_start_error_with_its_cause(
-    tmp_path: pathlib.Path,
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ('throw new TypeError("broken at import: check the config");\n', "check the config"),
+        ("export const tools = {};\n", "default"),  # no default class
+    ],
+    ids=["throws at import", "no default class"],
+)
+async def test_an_adapter_that_cannot_load_is_a_start_error_with_its_cause(
+    tmp_path: pathlib.Path, source: str, said: str
 ) -> None:
     adapter = tmp_path / "broken.mjs"
-    adapter.write_text('throw new TypeError("broken at import: check the config");\n')
+    adapter.write_text(source)
     with trio.fail_after(60), pytest.raises(sp.WorkerStartError) as info:
         async with sp.open_pool(str(adapter), runtime="node", size=1):
             pass
-    assert "broken at import: check the config" in str(info.value)
+    assert said in str(info.value)
     assert info.value.stderr_tail  # the worker's own account
-
-
-async def test_an_adapter_without_a_default_class_is_a_start_error(
-    tmp_path: pathlib.Path,
-) -> None:
-    adapter = tmp_path / "empty.mjs"
-    adapter.write_text("export const tools = {};\n")
-    with trio.fail_after(60), pytest.raises(sp.WorkerStartError) as info:
-        async with sp.open_pool(str(adapter), runtime="node", size=1):
-            pass
-    assert "default" in str(info.value)
 
 
 async def test_arrow_tables_pass_through_a_node_worker_unchanged() -> None:
