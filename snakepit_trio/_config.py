@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 import attrs
@@ -12,6 +12,7 @@ import attrs
 from ._core import _checks as checks
 from ._core._backoff import RestartPolicy
 from ._shared._codec import DEFAULT_MAX_PAYLOAD
+from ._shared._functions import FORM, split_entry
 from .hardware._model import Device
 from .hardware._plan import normalize as _normalize_devices
 
@@ -23,6 +24,18 @@ STOP_MARGIN = 5.0
 
 
 def _adapter_spec(instance: Any, attribute: Any, value: Any) -> None:
+    if value is None:
+        if instance.runtime != "python":
+            raise TypeError(
+                f"runtime={instance.runtime!r} needs an adapter (for Node.js, the path of "
+                "its module file); tools=[...] serves Python functions only"
+            )
+        if not instance.tools:
+            raise TypeError(
+                "open_pool() needs an adapter ('package.module:ClassName'), tools="
+                f"[{FORM}, ...], or both"
+            )
+        return
     if instance.runtime != "python" or instance.worker_command is not None:
         # Another runtime's adapter is a file (or whatever its worker_command takes).
         checks.text("adapter", value, empty=False)
@@ -108,6 +121,46 @@ def _paths(value: Sequence[str]) -> tuple[str, ...]:
                 f"({checks.a_type(p)}) in it"
             )
     return paths
+
+
+def _tools(value: Sequence[str | Callable[..., Any]]) -> tuple[str, ...]:
+    wrong = f"tools must be a list of {FORM} entries (or of such functions)"
+    got = f"got {checks.shown(value)} ({checks.a_type(value)})"
+    if isinstance(value, str | bytes) or callable(value):
+        fix = f"[{checks.shown(value)}]" if isinstance(value, str) else "a list of them"
+        raise TypeError(f"{wrong}; {got}: pass {fix}")
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(f"{wrong}; {got}") from None
+    entries = tuple(_tool_entry(item) for item in items)
+    for i, entry in enumerate(entries):
+        if entry in entries[:i]:
+            raise ValueError(f"tools lists {entry!r} twice")
+    return entries
+
+
+def _tool_entry(item: object) -> str:
+    """A tools entry as a str: given so, or read off a module-level function."""
+    if isinstance(item, str):
+        split_entry(item)
+        return item
+    if isinstance(item, type):
+        raise TypeError(
+            f"tools holds functions, and {item.__module__}:{item.__qualname__} is a class; "
+            "an Adapter subclass is the pool's adapter (open_pool('module:Class', "
+            "tools=[...])), any other class is used from a function"
+        )
+    name = getattr(item, "__qualname__", None)
+    module = getattr(item, "__module__", None)
+    if not (callable(item) and isinstance(name, str) and isinstance(module, str)):
+        raise TypeError(
+            f"tools entries must be {FORM} str or module-level functions; got "
+            f"{checks.shown(item)} ({checks.a_type(item)})"
+        )
+    entry = f"{module}:{name}"
+    split_entry(entry)
+    return entry
 
 
 def _env(value: Mapping[str, str]) -> dict[str, str]:
@@ -204,6 +257,19 @@ class PoolConfig:
     Attributes:
         adapter: ``"package.module:AdapterClass"``, importable in the worker; with
             ``runtime="node"``, the path of the adapter's module file (``"./adapter.mjs"``).
+            None: no adapter, the pool serves its ``tools`` alone.
+        tools: module-level functions the workers serve as tools, beside the adapter's
+            ``@tool`` methods (or alone), each ``"package.module:function"`` (a function
+            given instead is kept as that entry; it must be importable: not a lambda, not
+            nested in another function, not defined in ``__main__``). Each worker imports
+            the module (the template imports it once for forked workers) and serves the
+            function under the name after the colon, as a method is served: its signature
+            gives the parameters, ``async def`` runs on the worker's loop, ``def`` in a tool
+            thread, a generator streams, a ``ToolContext`` parameter gets the context, and
+            ``@tool(name=..., description=..., exclusive=...)`` on it applies. Its
+            description is its docstring's first line. A name the adapter (or another
+            entry) has already is refused when the worker starts (WorkerStartError).
+            Python workers only.
         size: number of worker processes.
         worker_capacity: calls each worker runs at once, sync, async and streaming ones
             together (>1 runs sync tools in that many threads, sharing the adapter).
@@ -285,8 +351,9 @@ class PoolConfig:
         worker_command: the program that starts one worker, with its arguments, for a
             worker of any language that speaks ``proto/snakepit/v1/worker.proto``
             (``["ruby", "worker.rb"]``); the pool appends the worker flags (``--adapter``,
-            ``--socket``, ``--ready-fd``, ...). It replaces ``python -m
-            snakepit_trio.worker`` or the Node worker. None (default): the runtime's own.
+            ``--tool`` per tools entry, ``--socket``, ``--ready-fd``, ...). It replaces
+            ``python -m snakepit_trio.worker`` or the Node worker. None (default): the
+            runtime's own.
         env: extra environment variables for the workers.
         cwd: the workers' working directory (default: the host's).
         pythonpath: extra import paths, searched before the inherited ones.
@@ -327,7 +394,10 @@ class PoolConfig:
             leaves these variables alone.
     """
 
-    adapter: str = attrs.field(converter=_path, validator=_adapter_spec)
+    adapter: str | None = attrs.field(
+        default=None, converter=_path_or_none, validator=_adapter_spec
+    )
+    tools: tuple[str, ...] = attrs.field(default=(), converter=_tools)
     size: int = attrs.field(factory=_default_size, validator=_whole(unit="workers"))
     worker_capacity: int = attrs.field(default=1, validator=_whole(unit="calls"))
     profile: str = attrs.field(default="process", validator=_profile)
@@ -403,6 +473,19 @@ class PoolConfig:
     tracing: bool = attrs.field(default=False, validator=_flag)
 
     def __attrs_post_init__(self) -> None:
+        if self.tools and self.runtime != "python":
+            raise ValueError(
+                f"tools={list(self.tools)!r} are Python functions, served by Python workers "
+                f"only; this pool's runtime is {self.runtime!r}: serve them from a pool of "
+                "their own (runtime='python'), or write them as tools of the adapter"
+            )
+        if self.profile == "thread" and self.adapter is None:
+            raise ValueError(
+                "profile='thread' runs tools in threads of each worker at once, which an "
+                "adapter must declare safe (thread_safe = True) and tools alone cannot: pass "
+                "an adapter that declares it (its functions in tools=[...] then run under "
+                "it), or use profile='process'"
+            )
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= self.heartbeat_interval:
             raise ValueError(
                 f"heartbeat_timeout={self.heartbeat_timeout!r} must exceed "
@@ -416,7 +499,8 @@ class PoolConfig:
         """Merge ``open_pool``'s arguments into one configuration.
 
         Args:
-            adapter: ``"package.module:AdapterClass"``, or None to keep ``config``'s.
+            adapter: ``"package.module:AdapterClass"``, or None to keep ``config``'s (or,
+                without ``config``, to serve the ``tools`` option alone).
             config: a configuration to start from, or None to start from the defaults.
             options: PoolConfig fields by name; they override ``config``'s. A None value
                 means "the default" for fields that cannot be None.
@@ -425,8 +509,8 @@ class PoolConfig:
             The new, validated configuration.
 
         Raises:
-            TypeError: an unknown option name, neither ``adapter`` nor ``config``, or a
-                value of the wrong type.
+            TypeError: an unknown option name, neither ``adapter``, ``tools`` nor
+                ``config``, or a value of the wrong type.
             ValueError: a value out of its range (the message names the field).
         """
         known = {f.name for f in attrs.fields(cls)} - {"adapter"}
@@ -447,8 +531,6 @@ class PoolConfig:
             if adapter is not None:
                 fields["adapter"] = adapter
             return attrs.evolve(config, **fields)
-        if adapter is None:
-            raise TypeError("open_pool() needs an adapter ('package.module:ClassName')")
         return cls(adapter=adapter, **fields)
 
 
@@ -460,6 +542,7 @@ class PoolOptions(TypedDict, total=False):
     ``tests/test_exports.py`` checks that the two list the same fields with the same types.
     """
 
+    tools: Sequence[str | Callable[..., Any]]  # the field converts it to a tuple of str
     worker_capacity: int
     profile: str
     max_queue: int | None

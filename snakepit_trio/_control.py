@@ -25,6 +25,7 @@ import attrs
 import msgpack
 import trio
 
+from ._shared._functions import label
 from ._supervision import _pool_table as pool_table
 from ._supervision._records import WorkerRecords
 from ._supervision._registry import Registry
@@ -153,17 +154,16 @@ async def serve_pool(
 ) -> None:
     """``serve`` for an open pool (``pool``: a Pool; ``records``: its WorkerRecords)."""
     config = pool.config
+    served = label(config.adapter, config.tools)  # the adapter, its function tools, or both
 
     def describe() -> dict[str, Any]:
-        return snapshot(
-            config.name, config.adapter, pool.stats(), pool.workers(), pool.list_sessions()
-        )
+        return snapshot(config.name, served, pool.stats(), pool.workers(), pool.list_sessions())
 
     def row(path: str) -> pool_table.PoolRow:
         return pool_table.PoolRow(
             records.token,
             config.name,
-            config.adapter,
+            served,
             records.host_pid,
             records.host_started,
             path,

@@ -127,23 +127,31 @@ async def open_pool(
 ) -> AsyncIterator[Pool]:
     """Start a pool of worker processes; all of them are ready when this yields.
 
+    ``open_pool(tools=["pkg.mod:score"])`` serves module-level functions without an
+    adapter (``PoolConfig.tools``); with an adapter, they join its tools.
+
     Args:
         adapter: ``"package.module:AdapterClass"``, importable by the workers (may be left
-            out when ``config`` names one).
+            out when ``config`` names one, or when ``tools`` names functions to serve).
         size: number of workers (default: ``config``'s, else the number of CPUs).
         config: a PoolConfig to start from; keyword options override its fields.
-        **options: any other PoolConfig field (``max_queue``, ``timeout``,
+        **options: any other PoolConfig field (``tools``, ``max_queue``, ``timeout``,
             ``worker_capacity``, ...; ``PoolOptions`` lists them with their types).
 
     Returns:
         An async context manager yielding the running ``Pool``.
 
     Raises:
-        WorkerStartError: a worker could not import or initialize the adapter (with its
-            stderr), or did not become ready within ``startup_timeout``.
-        TypeError: an unknown option, no adapter, or a value of the wrong type.
-        ValueError: a value out of its range (the message names the option), or ``devices``
-            naming a device this host may not use (its message says which it may).
+        WorkerStartError: a worker could not import or initialize the adapter, or import
+            a tools entry's function, or two tools have one name (the message's first line
+            says which, then what to change, then the worker's stderr); or a worker did not
+            become ready within ``startup_timeout``.
+        TypeError: an unknown option, neither an adapter nor tools, or a value of the
+            wrong type (a class in ``tools``, say).
+        ValueError: a value out of its range (the message names the option), a tools entry
+            that workers cannot import (a lambda, a nested function, one in ``__main__``:
+            the message says where to move it), or ``devices`` naming a device this host
+            may not use (its message says which it may).
         PermissionError: ``state_dir`` is not this user's, or other users may write to it
             (the message names it and the fix; ``registry=False`` runs without it).
         RuntimeError: not called under Trio (from asyncio, say).

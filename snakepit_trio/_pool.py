@@ -732,7 +732,9 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
         return out
 
     def tools(self) -> list[ToolSpec]:
-        """The adapter's tools, as its workers described them.
+        """The workers' tools (the adapter's and the ``tools`` functions), as the workers
+        described them; a tool's description is its docstring's first line unless
+        ``@tool(description=...)`` says otherwise.
 
         Returns:
             One ``ToolSpec`` per tool, sorted by name.
@@ -751,8 +753,9 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
             state = "closed"
         elif engine.closing:
             state = "closing"
+        tools = f" tools={len(cfg.tools)}" if cfg.tools else ""
         return (
-            f"<Pool {cfg.name!r} {state} adapter={cfg.adapter!r} "
+            f"<Pool {cfg.name!r} {state} adapter={cfg.adapter!r}{tools} "
             f"workers={s.workers}/{cfg.size} busy={s.busy} queued={s.queued} "
             f"in_flight={s.in_flight} requests={s.requests}>"
         )

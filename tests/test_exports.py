@@ -173,22 +173,23 @@ EXPECTED: dict[str, str] = {
     "Pool.workers": "(self) -> 'list[WorkerInfo]'",
     "PoolClosed": "class(SnakepitError) (*args)",
     "PoolConfig": (
-        "class (*, adapter: 'str', size: 'int' = NOTHING, worker_capacity: 'int' = 1, "
-        "profile: 'str' = 'process', max_queue: 'int | None' = None, "
-        "queue_timeout: 'float | None' = None, timeout: 'float | None' = None, "
-        "startup_timeout: 'float' = 30.0, startup_batch_size: 'int' = 8, "
-        "drain_timeout: 'float' = 10.0, shutdown_grace: 'float' = 5.0, "
-        "max_payload_bytes: 'int' = 67108864, shm_threshold: 'int | None' = 1048576, "
-        "transport: 'str' = NOTHING, start_method: 'str' = NOTHING, prefetch: 'int' = 64, "
-        "prefetch_budget: 'float' = 0.002, max_requests: 'int | None' = None, "
-        "max_memory_mb: 'float | None' = None, max_age: 'float | None' = None, "
-        "max_retries: 'int' = 1, kill_on_cancel: 'bool' = False, cancel_grace: 'float' = 1.0, "
-        "max_sessions: 'int | None' = None, session_ttl: 'float | None' = None, "
-        "restart: 'RestartPolicy' = NOTHING, crash_threshold: 'int | None' = 5, "
-        "crash_window: 'float' = 10.0, probe_after: 'float' = 5.0, "
-        "heartbeat_interval: 'float' = 0.5, heartbeat_timeout: 'float | None' = 2.0, "
-        "handle_sigterm: 'bool' = True, registry: 'bool' = True, state_dir: 'str | None' = None, "
-        "name: 'str' = 'pool', python: 'str' = NOTHING, runtime: 'str' = 'python', "
+        "class (*, adapter: 'str | None' = None, tools: 'Sequence[str | Callable[..., Any]]' = (), "
+        "size: 'int' = NOTHING, worker_capacity: 'int' = 1, profile: 'str' = 'process', "
+        "max_queue: 'int | None' = None, queue_timeout: 'float | None' = None, "
+        "timeout: 'float | None' = None, startup_timeout: 'float' = 30.0, "
+        "startup_batch_size: 'int' = 8, drain_timeout: 'float' = 10.0, "
+        "shutdown_grace: 'float' = 5.0, max_payload_bytes: 'int' = 67108864, "
+        "shm_threshold: 'int | None' = 1048576, transport: 'str' = NOTHING, "
+        "start_method: 'str' = NOTHING, prefetch: 'int' = 64, prefetch_budget: 'float' = 0.002, "
+        "max_requests: 'int | None' = None, max_memory_mb: 'float | None' = None, "
+        "max_age: 'float | None' = None, max_retries: 'int' = 1, kill_on_cancel: 'bool' = False, "
+        "cancel_grace: 'float' = 1.0, max_sessions: 'int | None' = None, "
+        "session_ttl: 'float | None' = None, restart: 'RestartPolicy' = NOTHING, "
+        "crash_threshold: 'int | None' = 5, crash_window: 'float' = 10.0, "
+        "probe_after: 'float' = 5.0, heartbeat_interval: 'float' = 0.5, "
+        "heartbeat_timeout: 'float | None' = 2.0, handle_sigterm: 'bool' = True, "
+        "registry: 'bool' = True, state_dir: 'str | None' = None, name: 'str' = 'pool', "
+        "python: 'str' = NOTHING, runtime: 'str' = 'python', "
         "worker_command: 'Sequence[str] | None' = None, env: 'Mapping[str, str]' = NOTHING, "
         "cwd: 'str | None' = None, pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
         "worker_output: 'str' = 'log', max_host_tool_calls: 'int' = 64, "
@@ -439,7 +440,7 @@ EXPECTED: dict[str, str] = {
     "testing.Faults.started": "property -> int",
     "testing.faults": "(pool: 'Pool') -> 'Faults'",
     "testing.open_fake_pool": (
-        "asynccontextmanager (adapter: 'type[Adapter] | str', *, size: 'int' = 2, "
+        "asynccontextmanager (adapter: 'type[Adapter] | str | None' = None, *, size: 'int' = 2, "
         "**options: 'Unpack[PoolOptions]') -> 'AsyncIterator[Pool]'"
     ),
     "testing.open_fake_pools": (
@@ -720,6 +721,7 @@ def test_pool_options_list_every_config_field() -> None:
         "pythonpath": "Sequence[str]",
         "worker_command": "Sequence[str] | None",
         "devices": "str | Sequence[str | Device] | None",
+        "tools": "Sequence[str | Callable[..., Any]]",
     }
     for name, type_ in options.items():
         assert type_ == converted.get(name, fields[name]), name

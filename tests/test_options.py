@@ -20,6 +20,7 @@ import snakepit_trio as sp
 from snakepit_trio._config import PoolConfig
 from snakepit_trio._core._sessions import SessionStore
 from snakepit_trio._core._variables import VariableError, make_spec
+from tests.adapters import functions
 
 ADAPTER = "tests.adapters.basic:Echo"
 
@@ -27,6 +28,20 @@ ADAPTER = "tests.adapters.basic:Echo"
 class _Opaque:
     def __repr__(self) -> str:
         return "<opaque>"
+
+
+def _nested() -> Any:
+    def inner(x: int) -> int:
+        return x
+
+    return inner
+
+
+def _in_main(x: int) -> int:
+    return x
+
+
+_in_main.__module__ = "__main__"  # as a function of the script the user ran
 
 
 # Values every numeric option must refuse, with the error each gives.
@@ -102,6 +117,28 @@ KINDS: dict[str, tuple[list[tuple[Any, type[Exception]]], Any]] = {
         [pathlib.Path("src"), "lib"],
     ),
     "restart": ([({"initial": 1}, TypeError), (1, TypeError)], sp.RestartPolicy(initial=1)),
+    "tools": (
+        [
+            ("tests.adapters.functions:score", TypeError),  # one entry, not a list of them
+            (5, TypeError),
+            ([5], TypeError),
+            ([b"m:f"], TypeError),
+            ([_Opaque], TypeError),  # a class
+            (functions.score, TypeError),  # one function, not a list of them
+            (["no_colon"], ValueError),
+            ([":score"], ValueError),
+            (["pkg.mod:"], ValueError),
+            (["pkg mod:score"], ValueError),
+            (["pkg.mod:Class.method"], ValueError),
+            (["__main__:score"], ValueError),
+            ([_in_main], ValueError),
+            ([lambda x: x], ValueError),
+            ([_nested()], ValueError),
+            (["pkg.mod:f", "pkg.mod:f"], ValueError),
+            (None, None),
+        ],
+        [functions.score, "pkg.mod:other"],
+    ),
     # Another name needs a worker_command: the pool knows how to start only these.
     "runtime": ([("ruby", ValueError), ("", ValueError), (1, TypeError)], "node"),
     "command": (
@@ -143,6 +180,7 @@ KINDS: dict[str, tuple[list[tuple[Any, type[Exception]]], Any]] = {
 # (None, None) above: None means "the default" for options that cannot be None (accepted).
 
 OPTIONS: dict[str, str] = {
+    "tools": "tools",
     "size": "count>=1",
     "worker_capacity": "count>=1",
     "profile": "profile",
@@ -244,6 +282,8 @@ def test_each_option_takes_a_good_value(name: str, kind: str) -> None:
     stored = getattr(cfg, name)
     if name == "pythonpath":
         assert stored == ("src", "lib")  # paths are kept as str
+    elif name == "tools":
+        assert stored == ("tests.adapters.functions:score", "pkg.mod:other")
     elif name == "worker_command":
         assert stored == ("node", "w.mjs")
     elif isinstance(good, pathlib.Path):
@@ -305,6 +345,23 @@ def test_bad_adapters_and_configs_are_named() -> None:
         TypeError, match=r"config must be a PoolConfig; got \{'size': 2\} \(a dict\)"
     ):
         PoolConfig.build(ADAPTER, {"size": 2}, {})  # type: ignore[arg-type]
+
+
+def test_tools_alone_need_python_workers_and_no_thread_profile() -> None:
+    alone = PoolConfig.build(None, None, {"tools": ["pkg.mod:score"]})
+    assert alone.adapter is None and alone.tools == ("pkg.mod:score",)
+    with pytest.raises(TypeError, match=r"needs an adapter .*, tools=\['package\.module:function'"):
+        PoolConfig.build(None, None, {})
+    with pytest.raises(TypeError, match="needs an adapter"):
+        PoolConfig(tools=())
+    with pytest.raises(ValueError, match=r"Python functions, .*runtime is 'node'"):
+        PoolConfig(adapter="./adapter.mjs", runtime="node", tools=["pkg.mod:score"])
+    with pytest.raises(TypeError, match=r"runtime='node' needs an adapter"):
+        PoolConfig(runtime="node", tools=["pkg.mod:score"])
+    with pytest.raises(ValueError, match=r"profile='thread' .* tools alone cannot"):
+        PoolConfig(tools=["pkg.mod:score"], profile="thread")
+    with_adapter = PoolConfig(adapter=ADAPTER, tools=["pkg.mod:score"], profile="thread")
+    assert with_adapter.profile == "thread"
 
 
 def test_an_environment_default_is_named_as_its_source(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,10 +26,11 @@ _CHECKOUT = Path(__file__).resolve().parents[2] / "workers" / "node"
 
 @attrs.frozen
 class Program:
-    """How to start one worker: ``argv`` then the worker flags, ``--adapter`` ``adapter``."""
+    """How to start one worker: ``argv`` then the worker flags, ``--adapter`` ``adapter``
+    (None: a Python worker that serves its ``--tool`` functions alone)."""
 
     argv: tuple[str, ...]
-    adapter: str
+    adapter: str | None
     maps_segments: bool  # a snakepit_trio Python worker: it reads and makes shm segments
     forks: bool  # ... started as config.python runs it: the template can fork it instead
 
@@ -53,6 +54,7 @@ def program(config: PoolConfig, cwd: str | None = None) -> Program:
             return Program(config.worker_command, config.adapter, True, forks=False)
         argv = (config.python, "-m", "snakepit_trio.worker")
         return Program(argv, config.adapter, maps_segments=True, forks=True)
+    assert config.adapter is not None  # PoolConfig requires one for other runtimes
     adapter = os.path.join(cwd or os.getcwd(), os.path.expanduser(config.adapter))
     if config.worker_command is not None:
         known = os.path.exists(adapter)  # else it is the command's own kind of name

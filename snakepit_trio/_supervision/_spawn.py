@@ -65,11 +65,13 @@ def worker_args(
     """Arguments of a worker (all but ``--ready-fd``), the same for every runtime.
 
     ``adapter``: what ``--adapter`` names, when not ``config.adapter`` (a file adapter made
-    absolute, ``_runtimes.Program``).
+    absolute, ``_runtimes.Program``). A pool without an adapter passes none: its Python
+    workers serve the ``--tool`` functions alone.
     """
+    named = config.adapter if adapter is None else adapter
     return [
-        "--adapter",
-        config.adapter if adapter is None else adapter,
+        *(["--adapter", named] if named is not None else []),
+        *tool_args(config),
         "--socket",
         socket_path,
         "--capacity",
@@ -83,6 +85,11 @@ def worker_args(
         str(config.shm_threshold or 0),
         *(["--lane", lane_path(socket_path)] if config.transport == "local" else []),
     ]
+
+
+def tool_args(config: PoolConfig) -> list[str]:
+    """``--tool ENTRY`` for each of the pool's function tools (Python workers only)."""
+    return [arg for entry in config.tools for arg in ("--tool", entry)]
 
 
 def lane_path(socket_path: str) -> str:

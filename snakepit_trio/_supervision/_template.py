@@ -1,7 +1,8 @@
 """The host's side of the template process that forks workers (``start_method``).
 
 ``open_template`` starts ``python -m snakepit_trio.worker._zygote`` next to the pool, waits
-until it has imported the worker runtime and the adapter module, and yields ``Templates``,
+until it has imported the worker runtime, the adapter module and the modules of the pool's
+function tools, and yields ``Templates``,
 whose ``fork`` returns a ``ForkedWorker``: the same surface the supervisor uses from a
 ``trio.Process`` (pid, returncode, wait, stdout, stderr). The host is not the parent of a
 forked worker, so it cannot ``waitpid`` it: the template reaps its children and reports
@@ -379,8 +380,8 @@ async def _launch(
                 config.python,
                 "-m",
                 "snakepit_trio.worker._zygote",
-                "--adapter",
-                config.adapter,
+                *(["--adapter", config.adapter] if config.adapter is not None else []),
+                *(arg for entry in config.tools for arg in ("--tool", entry)),
                 "--control-fd",
                 str(theirs.fileno()),
             ],

@@ -31,10 +31,19 @@ def unsafe_threads(config: PoolConfig, described: WorkerDescription) -> str | No
     """The warning for tools that will share threads without the adapter's word, or None."""
     if config.worker_capacity < 2 or described.thread_safe or not described.threaded:
         return None
+    tools = ", ".join(sorted(described.threaded))
+    if config.adapter is None:  # function tools alone: nothing can declare them safe
+        return (
+            f"pool {config.name!r}: worker_capacity={config.worker_capacity} runs up to "
+            f"{config.worker_capacity} calls of each worker at once, and the sync function "
+            f"tools {tools} then run in threads side by side. Make sure they are safe to run "
+            "concurrently (@tool(exclusive=True) on a function serialises it), or use "
+            "worker_capacity=1 (more workers instead)"
+        )
     return (
         f"pool {config.name!r}: worker_capacity={config.worker_capacity} runs up to "
         f"{config.worker_capacity} calls of each worker at once, and the sync tools "
-        f"{', '.join(sorted(described.threaded))} of adapter {config.adapter!r} then run in "
+        f"{tools} of adapter {config.adapter!r} then run in "
         "threads side by side, but the adapter does not declare thread_safe = True. Declare "
         "it once they are safe to run concurrently, or use worker_capacity=1 (more workers "
         "instead); @tool(exclusive=True) serialises one tool"

@@ -13,13 +13,16 @@ from .._supervision._worker import Worker
 from .._transport._base import OnFrames, OnLost
 from .._transport._describe import WorkerDescription
 from ..worker._adapter import Adapter
+from ..worker._functions import FunctionTool
 from ._worker import FakeProcess, FakeWorker, Link
 
 
 class MemoryLauncher:
-    def __init__(self, adapter: type[Adapter], adapter_name: str, config: PoolConfig) -> None:
+    def __init__(
+        self, adapter: type[Adapter], config: PoolConfig, functions: list[FunctionTool]
+    ) -> None:
         self._adapter = adapter
-        self._adapter_name = adapter_name
+        self._functions = functions
         self._config = config
         self.live: dict[str, FakeWorker] = {}
         self.delay = 0.0  # given to workers started from now on
@@ -31,7 +34,7 @@ class MemoryLauncher:
     async def connect(
         self, worker: Worker, nursery: trio.Nursery, on_frames: OnFrames, on_lost: OnLost
     ) -> WorkerDescription | str:
-        fake = FakeWorker(self._adapter, self._adapter_name, self._config, worker, Link(self.delay))
+        fake = FakeWorker(self._adapter, self._functions, self._config, worker, Link(self.delay))
         self.live[worker.id] = fake
         self.started += 1
         return await fake.start(nursery, on_frames, on_lost)

@@ -13,12 +13,13 @@ from .._config import PoolConfig, PoolOptions
 from .._lifecycle import run_engine
 from .._pool import Pool
 from ..worker._adapter import Adapter, AdapterLoadError, load_adapter
+from ..worker._functions import load_functions
 from ._launcher import MemoryLauncher
 
 
 @asynccontextmanager
 async def open_fake_pool(
-    adapter: type[Adapter] | str,
+    adapter: type[Adapter] | str | None = None,
     *,
     size: int = 2,
     **options: Unpack[PoolOptions],
@@ -36,10 +37,12 @@ async def open_fake_pool(
     ``asyncio.sleep`` in tools take virtual time.
 
     Args:
-        adapter: the Adapter subclass, or ``"package.module:ClassName"``.
+        adapter: the Adapter subclass, or ``"package.module:ClassName"``; None with
+            ``tools=[...]`` serves those functions alone.
         size: number of workers.
-        **options: any ``open_pool`` option (``timeout``, ``max_queue``, ``worker_capacity``,
-            ``heartbeat_timeout``, ``max_requests``, ...); options about processes
+        **options: any ``open_pool`` option (``tools``, ``timeout``, ``max_queue``,
+            ``worker_capacity``, ``heartbeat_timeout``, ``max_requests``, ...); options
+            about processes
             (``python``, ``env``, ``cwd``, ``start_method``, ``transport``) are accepted and
             have no effect.
 
@@ -49,10 +52,14 @@ async def open_fake_pool(
     Raises:
         WorkerStartError: the adapter's ``initialize`` failed (its traceback is in the
             message), or it did not finish within ``startup_timeout``.
-        TypeError, ValueError: an unknown option, a bad value, or an adapter that is not an
-            Adapter subclass.
+        TypeError, ValueError: an unknown option, a bad value, an adapter that is not an
+            Adapter subclass, neither an adapter nor tools, or a tools entry that cannot be
+            loaded (ValueError, with the message a worker would give).
     """
-    if isinstance(adapter, str):
+    name: str | None
+    if adapter is None:
+        adapter_cls, name = Adapter, None
+    elif isinstance(adapter, str):
         try:
             adapter_cls = load_adapter(adapter)
         except AdapterLoadError as exc:
@@ -66,9 +73,13 @@ async def open_fake_pool(
     fixed = {"name": "fake", **options, "size": size, "shm_threshold": None}
     fixed["handle_sigterm"] = False
     cfg = PoolConfig.build(name, None, fixed)
+    try:
+        functions = load_functions(cfg.tools)
+    except AdapterLoadError as exc:
+        raise ValueError(str(exc)) from exc
 
     def launcher(nursery: trio.Nursery) -> MemoryLauncher:
-        return MemoryLauncher(adapter_cls, name, cfg)
+        return MemoryLauncher(adapter_cls, cfg, functions)
 
     async with run_engine(cfg, launcher, secrets.token_hex(8)) as engine:
         yield Pool._create(engine)

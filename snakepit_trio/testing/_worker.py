@@ -25,12 +25,14 @@ import trio
 
 from .._config import PoolConfig
 from .._shared import _frames as w
+from .._shared._functions import label
 from .._supervision._worker import Worker
 from .._transport._base import OnFrames, OnLost
 from .._transport._describe import WorkerDescription, description_from_map
 from ..worker import _events
-from ..worker._adapter import Adapter, collect_tools
+from ..worker._adapter import Adapter
 from ..worker._connection import Connection, describe_map
+from ..worker._functions import FunctionTool, collect_all
 from ..worker._runtime import Runtime
 from ._loop import SteppedLoop, open_stepped_loop
 
@@ -74,13 +76,14 @@ class FakeWorker:
     def __init__(
         self,
         adapter: type[Adapter],
-        adapter_name: str,
+        functions: list[FunctionTool],
         config: PoolConfig,
         worker: Worker,
         link: Link,
     ) -> None:
         self._adapter_cls = adapter
-        self._adapter_name = adapter_name
+        self._functions = functions
+        self._adapter_name = label(config.adapter, config.tools)
         self._config = config
         self._worker = worker
         self.link = link
@@ -136,7 +139,7 @@ class FakeWorker:
         # Its own outlet for events outside calls (workers in processes have one each).
         _events.use_outlet(_events.Outlet())
         adapter = self._adapter_cls()
-        tools = collect_tools(adapter)
+        tools = collect_all(adapter, self._functions)
         await adapter.initialize()
         self._adapter = adapter
         self.runtime = Runtime(

@@ -1,5 +1,7 @@
 """The worker side of snakepit_trio: write an Adapter, mark its tools, and the host serves it.
 
+(Module-level functions need none of this: ``open_pool(tools=["pkg.mod:fn"])`` serves them.)
+
 This package never imports trio: workers are plain asyncio (uvloop when installed).
 
 Whatever a tool raises fails that call only: the caller gets a ``RemoteError`` naming the

@@ -111,6 +111,9 @@ def tool(
 ) -> F | Callable[[F], F]:
     """Mark an adapter method as a tool the host may call.
 
+    On a module-level function that a pool serves (``open_pool(tools=["pkg.mod:fn"])``),
+    it is optional: its options (name, description, streaming, exclusive) apply there too.
+
     Works on sync functions (run in a worker thread), ``async def`` functions (run on the
     worker's event loop), and sync or async generators (streamed chunk by chunk).
 
@@ -196,15 +199,25 @@ def _is_context(annotation: Any) -> bool:
     return annotation is ToolContext or annotation == "ToolContext"
 
 
-def _tool_info(attr_name: str, bound: Callable[..., Any], opts: ToolOptions) -> ToolInfo:
+def tool_info(
+    attr_name: str, bound: Callable[..., Any], opts: ToolOptions, what: str = ""
+) -> ToolInfo:
+    """The spec of one tool: ``bound`` (a bound method or a function) named ``attr_name``
+    unless ``opts`` names it; ``what`` names it in errors (default: the tool).
+
+    Raises:
+        TypeError: its signature cannot be called by keyword, or ``streaming=True`` on a
+            function that is not a generator.
+    """
+    what = what or f"tool {attr_name!r}"
     func = inspect.unwrap(bound)
-    sig = read_signature(bound, f"tool {attr_name!r}", _is_context)
+    sig = read_signature(bound, what, _is_context)
     params = [ParamInfo(p.name, p.type, p.required, p.default) for p in sig.params]
     accepts_extra, context_param = sig.accepts_extra, sig.context_param
     is_gen = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
     streaming = is_gen if opts.streaming is None else opts.streaming
     if streaming and not is_gen:
-        raise TypeError(f"tool {attr_name!r} is marked streaming but is not a generator")
+        raise TypeError(f"{what} is marked streaming but is not a generator")
     doc = inspect.getdoc(func) or ""
     return ToolInfo(
         name=opts.name or attr_name,
@@ -232,7 +245,7 @@ def collect_tools(adapter: object) -> dict[str, ToolInfo]:
         opts = getattr(func, _MARK, None)
         if not isinstance(opts, ToolOptions):
             continue
-        info = _tool_info(attr_name, getattr(adapter, attr_name), opts)
+        info = tool_info(attr_name, getattr(adapter, attr_name), opts)
         if info.name in tools:
             raise TypeError(f"two tools are named {info.name!r}")
         tools[info.name] = info
@@ -240,7 +253,7 @@ def collect_tools(adapter: object) -> dict[str, ToolInfo]:
 
 
 class AdapterLoadError(Exception):
-    """The adapter named by ``"module:Class"`` cannot be loaded.
+    """The adapter named by ``"module:Class"``, or a tools entry, cannot be loaded.
 
     Its message's first line is the root cause (``No module named 'x'``, or the exception
     the module raised); the lines after it say what to change. The worker prints it last on
@@ -257,15 +270,7 @@ def load_adapter(spec: str) -> type[Adapter]:
     module_name, sep, qualname = spec.partition(":")
     if not sep or not module_name or not qualname:
         raise AdapterLoadError(f"adapter {spec!r} must look like 'package.module:ClassName'")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise AdapterLoadError(_not_found(module_name, exc)) from exc
-    except Exception as exc:
-        raise AdapterLoadError(
-            f"{type(exc).__name__}: {exc} (raised while importing adapter module "
-            f"{module_name!r}; its traceback is in the worker's stderr)"
-        ) from exc
+    module = import_module(module_name, f"adapter module {module_name!r}")
     obj: Any = module
     for part in qualname.split("."):
         try:
@@ -281,12 +286,29 @@ def load_adapter(spec: str) -> type[Adapter]:
     return obj
 
 
-def _not_found(module_name: str, exc: ModuleNotFoundError) -> str:
+def import_module(module_name: str, subject: str) -> types.ModuleType:
+    """Import the module of an adapter or of a tools entry (``subject`` names it in errors).
+
+    Raises:
+        AdapterLoadError: it, or a module it imports, cannot be found, or it raised.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise AdapterLoadError(_not_found(module_name, exc, subject)) from exc
+    except Exception as exc:
+        raise AdapterLoadError(
+            f"{type(exc).__name__}: {exc} (raised while importing {subject}; its traceback "
+            "is in the worker's stderr)"
+        ) from exc
+
+
+def _not_found(module_name: str, exc: ModuleNotFoundError, subject: str) -> str:
     missing = exc.name or module_name
     if not (module_name == missing or module_name.startswith(missing + ".")):
-        # The adapter module exists, but something it imports is not installed.
+        # The module exists, but something it imports is not installed.
         return (
-            f"No module named {missing!r} (adapter module {module_name!r} imports it)\n"
+            f"No module named {missing!r} ({subject} imports it)\n"
             f"Install it for the workers' interpreter ({sys.executable}), or pass "
             "open_pool(..., python=...) naming an interpreter that has it."
         )
@@ -302,8 +324,8 @@ def _not_found(module_name: str, exc: ModuleNotFoundError) -> str:
         guess = f" (did you mean {f'{parent}.{close[0]}' if parent else close[0]!r}?)"
     searched = [p or os.getcwd() for p in sys.path if _is_project_path(p)]
     return (
-        f"No module named {missing!r} (cannot import adapter module {module_name!r}){guess}\n"
-        "Workers import the adapter with the host's sys.path, plus open_pool(..., "
+        f"No module named {missing!r} (cannot import {subject}){guess}\n"
+        "Workers import it with the host's sys.path, plus open_pool(..., "
         f"pythonpath=[...]) first; they searched {', '.join(searched) or 'no project path'} "
         "(and the installed packages). Check the spelling, run the host from the directory "
         "that holds the module (or its package), or pass pythonpath=['/that/directory'] "

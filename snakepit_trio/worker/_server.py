@@ -1,9 +1,12 @@
 """The worker process: load the adapter, serve it over grpclib, report READY, drain, exit.
 
-Lifecycle: import adapter -> initialize() -> serve on the unix socket -> write READY to the
-ready fd (only now can the host connect) -> run until SIGTERM (cancel running calls, wait for
-them, cleanup(), exit 0) or until the host dies (stdin EOF or PR_SET_PDEATHSIG: the process
-group is killed at once).
+It serves the ``@tool`` methods of ``--adapter``, and each function named by a ``--tool``
+(``_functions.py``), or the functions alone on a bare ``Adapter``.
+
+Lifecycle: import adapter and tool modules -> initialize() -> serve on the unix socket ->
+write READY to the ready fd (only now can the host connect) -> run until SIGTERM (cancel
+running calls, wait for them, cleanup(), exit 0) or until the host dies (stdin EOF or
+PR_SET_PDEATHSIG: the process group is killed at once).
 SIGINT is ignored: the host owns cancellation, so Ctrl-C in a terminal reaches the host only.
 A tool's SystemExit or KeyboardInterrupt fails its call only (see _runtime.py): nothing a
 tool raises ends the process.
@@ -24,9 +27,11 @@ from typing import Any
 
 from .._shared import _frames as w
 from .._shared._codec import DEFAULT_MAX_PAYLOAD
+from .._shared._functions import label
 from .._shared._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
-from ._adapter import collect_tools, load_adapter
+from ._adapter import Adapter, load_adapter
 from ._events import flush_traces
+from ._functions import collect_all, load_functions
 from ._title import set_title
 
 log = logging.getLogger("snakepit_trio.worker")
@@ -102,9 +107,10 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_reader(0, on_stdin)
 
     try:
-        adapter_cls = load_adapter(args.adapter)
+        adapter_cls = load_adapter(args.adapter) if args.adapter else Adapter
+        functions = load_functions(args.tool)
         adapter = adapter_cls()
-        tools = collect_tools(adapter)
+        tools = collect_all(adapter, functions)
         await adapter.initialize()
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
@@ -119,7 +125,8 @@ async def serve(args: argparse.Namespace) -> int:
         on_session_end=adapter.on_session_end,
         thread_safe=adapter_cls.thread_safe is True,
     )
-    service = WorkerService(runtime, args.adapter)
+    served = label(args.adapter, args.tool)
+    service = WorkerService(runtime, served)
     server = Server([service])
     await server.start(path=args.socket)
     os.chmod(args.socket, 0o600)
@@ -129,7 +136,7 @@ async def serve(args: argparse.Namespace) -> int:
 
         # A batch holds at most one payload over MAX_BATCH_BYTES, plus small frames.
         max_message = args.max_payload + 2 * w.MAX_BATCH_BYTES
-        lane = LaneServer(runtime, describe_map(runtime, args.adapter), max_message)
+        lane = LaneServer(runtime, describe_map(runtime, served), max_message)
         await lane.start(args.lane)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -163,13 +170,23 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    return _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not (args.adapter or args.tool):
+        parser.error("give --adapter, --tool, or both")
+    return args
 
 
 @functools.cache
 def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once for its forks
     parser = argparse.ArgumentParser(prog="python -m snakepit_trio.worker")
-    parser.add_argument("--adapter", required=True, help="'package.module:AdapterClass'")
+    parser.add_argument("--adapter", default="", help="'package.module:AdapterClass'")
+    parser.add_argument(
+        "--tool",
+        action="append",
+        default=[],
+        help="'package.module:function' to serve as a tool (repeat it for more)",
+    )
     parser.add_argument("--socket", required=True, help="unix socket path to serve on")
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--capacity", type=int, default=1)

@@ -1,4 +1,5 @@
-"""The template process: import the worker runtime and the adapter once, then fork workers.
+"""The template process: import the worker runtime, the adapter and the modules of the
+pool's function tools once, then fork workers.
 
 A fresh interpreter spends ~0.3 s importing asyncio, grpclib, the generated messages and
 the adapter module; a fork of a process that already holds them takes a few milliseconds
@@ -63,15 +64,18 @@ def _threads() -> int:
         return 1
 
 
-def preload(adapter: str) -> str | None:
-    """Import what every worker needs; the reason forking is unsafe, or None."""
+def preload(adapter: str, tools: list[str] | None = None) -> str | None:
+    """Import what every worker needs; the reason forking is unsafe, or None.
+
+    ``adapter``: its ``"module:Class"`` ("" for none); ``tools``: the function tools' entries.
+    """
     try:  # the host watches forked workers through pidfds (Linux 5.3, and allowed by seccomp)
         os.close(os.pidfd_open(os.getpid()))
     except OSError as exc:
         return f"pidfd_open is not available here ({exc.strerror})"
     import ctypes  # noqa: F401  (the parent-death signal is set through it)
 
-    from . import _adapter, _connection, _lane, _runtime, _server, _service  # noqa: F401  (shared by forks)
+    from . import _adapter, _connection, _functions, _lane, _runtime, _server, _service  # noqa: F401  (shared by forks)
     from ._placement import preload as preload_placement
 
     preload_placement()
@@ -88,24 +92,32 @@ def preload(adapter: str) -> str | None:
         proto._googleapis_available()
     fds = _open_fds()
     try:
-        cls = _adapter.load_adapter(adapter)
+        cls = _adapter.load_adapter(adapter) if adapter else _adapter.Adapter
     except _adapter.AdapterLoadError as exc:
         # A fresh interpreter reports it with its full traceback, as without a template.
         return f"the adapter does not load: {exc}"
+    try:
+        _functions.load_functions(tools or [])
+    except _adapter.AdapterLoadError as exc:
+        return f"the tools do not load: {exc}"
+    if adapter and tools:
+        modules = "the adapter and tool modules"
+    else:
+        modules = "the adapter module" if adapter else "the tool modules"
     left_open = _open_fds() - fds
     if left_open:
         # A socket or file opened at import would be shared by every fork (one connection
         # read and written by several processes, one file offset).
-        return f"importing the adapter module left {len(left_open)} file descriptor(s) open"
+        return f"importing {modules} left {len(left_open)} file descriptor(s) open"
     if not getattr(cls, "fork_safe", True):
         return f"{adapter} sets fork_safe = False"
     torch = sys.modules.get("torch")
     cuda = getattr(torch, "cuda", None)
     if cuda is not None and getattr(cuda, "is_initialized", lambda: False)():
-        return "CUDA was initialised while importing the adapter module"
+        return f"CUDA was initialised while importing {modules}"
     threads = _threads()
     if threads > 1:
-        return f"importing the adapter module started {threads - 1} thread(s)"
+        return f"importing {modules} started {threads - 1} thread(s)"
     return None
 
 
@@ -261,13 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m snakepit_trio.worker._zygote")
-    parser.add_argument("--adapter", required=True)
+    parser.add_argument("--adapter", default="")
+    parser.add_argument("--tool", action="append", default=[])
     parser.add_argument("--control-fd", type=int, required=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host owns Ctrl-C
     control = socket.socket(fileno=args.control_fd)
     template = Template(control)
-    unsafe = preload(args.adapter)
+    unsafe = preload(args.adapter, args.tool)
     if unsafe is not None:
         template.send({"unsafe": unsafe})
         os._exit(0)  # not sys.exit: it would wait for the threads the adapter started

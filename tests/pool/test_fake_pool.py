@@ -215,3 +215,25 @@ async def test_faults_name_what_is_wrong(autojump_clock: trio.testing.MockClock)
         hung = faults(pool).hang()
         faults(pool).resume(hung)
         assert await pool.execute("echo", {"value": 2}) == 2
+
+
+async def test_function_tools_are_served_as_in_a_real_pool(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    entries = ["tests.adapters.functions:score", "tests.adapters.functions:acount"]
+    async with open_fake_pool(tools=entries, size=1) as pool:
+        assert await pool.execute("score", {"x": 2, "weight": 1.5}) == 3.0
+        async with pool.stream("acount", {"n": 3}) as chunks:
+            assert [c async for c in chunks] == [0, 1, 2]
+        assert {t.name for t in pool.tools()} == {"score", "acount"}
+    async with open_fake_pool(Tools, tools=entries[:1], size=1) as pool:
+        assert await pool.execute("echo", {"value": 1}) == 1
+        assert await pool.execute("score", {"x": 2}) == 2
+    with pytest.raises(
+        ValueError, match=r"tools entry 'tests\.adapters\.functions:Scorer' is a class"
+    ):
+        async with open_fake_pool(tools=["tests.adapters.functions:Scorer"]):
+            raise AssertionError("open_fake_pool must not yield")  # pragma: no cover
+    with pytest.raises(sp.WorkerStartError, match="makes a tool named 'score', and so does"):
+        async with open_fake_pool(tools=[*entries[:1], "tests.adapters.functions:score_again"]):
+            raise AssertionError("open_fake_pool must not yield")  # pragma: no cover
