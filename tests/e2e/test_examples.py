@@ -123,3 +123,18 @@ def test_node_worker_example_runs() -> None:
     assert "hello, Ada" in out
     assert "InvalidArguments: text" in out
     assert "pool closed" in out
+
+
+def test_port_from_executor_example_runs() -> None:
+    out = run_example("port_from_executor.py")
+    assert "ProcessPoolExecutor: 200 scores in " in out
+    assert "snakepit_trio: 200 scores in " in out
+    assert "same results: True" in out
+    assert "tool score(x: int): Hash a number many times over (CPU-bound, about 5 ms)." in out
+    assert "tool scores(start: int, count: int): Score count numbers from start" in out
+    assert (
+        "score(x='7') -> InvalidArguments: 'score': invalid argument 'x': expected int, got str"
+    ) in out
+    assert "streamed scores: True" in out
+    assert "100,000 doubled in chunks of 256: sum 9,999,900,000" in out
+    assert "pools closed" in out
