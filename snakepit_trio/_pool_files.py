@@ -56,7 +56,8 @@ def load_pools(path: str | os.PathLike[str]) -> dict[str, PoolConfig]:
         FileNotFoundError, OSError: the file cannot be read.
         TypeError: an unknown key (named, with the closest valid one), or a value of the
             wrong type; the message names the table and the file.
-        ValueError: not TOML, no pools, a pool without an adapter, or a value out of range.
+        ValueError: not TOML, no pools, a pool with neither an adapter nor tools, or a
+            value out of range.
     """
     if not isinstance(path, str | os.PathLike):
         raise TypeError(
@@ -103,8 +104,11 @@ def pools_from_table(data: Any, file: str, prefix: str = "") -> dict[str, PoolCo
         _table(options, table)
         _known(options, _OPTIONS, "pool option", table)
         fields = {**defaults, **options}
-        if "adapter" not in fields:
-            raise ValueError(f"{table} has no adapter; add adapter = 'package.module:Class'")
+        if "adapter" not in fields and not fields.get("tools"):
+            raise ValueError(
+                f"{table} has no adapter; add adapter = 'package.module:Class', or "
+                "tools = ['package.module:function', ...] to serve functions alone"
+            )
         out[name] = _config(fields, table)
     return out
 

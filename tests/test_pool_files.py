@@ -53,6 +53,17 @@ def test_a_snakepit_toml_gives_one_config_per_pool(tmp_path: pathlib.Path) -> No
     assert compute.profile == "thread"
 
 
+def test_a_pool_may_serve_functions_alone(tmp_path: pathlib.Path) -> None:
+    text = """
+    [pools.scoring]
+    tools = ["tests.adapters.functions:score", "tests.adapters.functions:count"]
+    size = 2
+    """
+    [scoring] = sp.load_pools(write(tmp_path, text)).values()
+    assert scoring.adapter is None
+    assert scoring.tools == ("tests.adapters.functions:score", "tests.adapters.functions:count")
+
+
 def test_pyproject_holds_them_under_tool_snakepit_trio(tmp_path: pathlib.Path) -> None:
     text = """
     [project]
