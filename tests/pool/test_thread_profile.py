@@ -1,5 +1,6 @@
 """Pool layer: what the pool says about threads in workers, on a virtual clock: one warning
-for an adapter whose sync tools share threads without declaring ``thread_safe``, a refusal
+for an adapter whose sync tools share threads without declaring ``thread_safe`` (or for sync
+function tools without an adapter to declare it), a refusal
 for ``profile="thread"`` without it, and what ``pool.workers()`` reports."""
 
 from __future__ import annotations
@@ -42,6 +43,22 @@ async def test_no_warning_without_threads_to_share_or_with_the_declaration(
     async with open_fake_pool(adapter, size=1, worker_capacity=capacity):
         pass
     assert thread_warnings(caplog) == []
+
+
+async def test_sync_functions_sharing_threads_warn_once_and_a_declaring_adapter_covers_them(
+    autojump_clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="snakepit_trio")
+    entries = ["tests.adapters.functions:score", "tests.adapters.functions:ascore"]
+    async with open_fake_pool(tools=entries, size=2, worker_capacity=4) as pool:
+        assert await pool.execute("score", {"x": 1}) == 1
+    [warning] = [r.getMessage() for r in caplog.records if "side by side" in r.getMessage()]
+    assert "the sync function tools score then run in threads side by side" in warning
+    assert "@tool(exclusive=True) on a function serialises it" in warning
+    caplog.clear()
+    async with open_fake_pool(Counted, tools=entries, size=1, worker_capacity=4) as pool:
+        assert await pool.execute("score", {"x": 2}) == 2
+    assert [r for r in caplog.records if "side by side" in r.getMessage()] == []
 
 
 async def test_the_thread_profile_refuses_an_undeclared_adapter(autojump_clock: Clock) -> None:
