@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from .._core._checks import a_type
 from .._shared._functions import split_entry
 from ._adapter import (
     _MARK,
@@ -76,16 +77,11 @@ def _load(entry: str) -> FunctionTool:
         )
     if not callable(fn):
         raise AdapterLoadError(
-            f"tools entry {entry!r} is {_a(fn)}, not a function\n"
+            f"tools entry {entry!r} is {a_type(fn)}, not a function\n"
             "Name a function defined with def (or async def) at the top level of the module."
         )
     options = getattr(fn, _MARK, None)
     return FunctionTool(entry, fn, options if isinstance(options, ToolOptions) else _PLAIN)
-
-
-def _a(value: object) -> str:
-    kind = type(value).__name__
-    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
 
 
 def _no_function(module: types.ModuleType, module_name: str, name: str, entry: str) -> str:
