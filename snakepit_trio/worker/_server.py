@@ -200,7 +200,8 @@ def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once f
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    set_title(os.environ.get(WORKER_ID, ""))
+    serves = " ".join([*([args.adapter] if args.adapter else []), *args.tool])
+    set_title(os.environ.get(WORKER_ID, ""), serves)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A tool that crashes the interpreter (a segfault in C code, an abort) leaves the Python
     # stack of the crashing thread on stderr, whose last lines the host attaches to

@@ -4,10 +4,13 @@ Linux keeps a 15-byte name per thread (``/proc/PID/comm``), which ``top``, ``ps 
 ``ps -o comm`` and ``pgrep`` show; ``prctl(PR_SET_NAME)`` sets it for the calling thread,
 which in ``main`` is the main thread, whose name is the process's. The name is ``sp:`` and
 the worker id (``<pool name>-<number>``), its end kept when it is too long, so the number
-survives. Full command lines (``ps -f``, ``ps aux``) are left as they are: a spawned worker's
-already reads ``python -m snakepit_trio.worker --adapter module:Class ...``, and a forked
-worker's is its template's (``... snakepit_trio.worker._zygote ... --adapter ...``). Rewriting
-argv needs a C extension (setproctitle), which is not a dependency.
+survives.
+
+The full command line (``ps -f``, ``ps aux``, ``top -c``) becomes ``snakepit_trio worker
+<worker id> <adapter and tools>`` when setproctitle is installed (the ``titles`` extra: only a
+C extension can rewrite it). Without it a spawned worker's reads ``python -m
+snakepit_trio.worker --adapter module:Class ...``, and a forked worker's is its template's
+(``... snakepit_trio.worker._zygote ... --adapter ...``), with no worker id.
 """
 
 from __future__ import annotations
@@ -27,9 +30,25 @@ def title(worker_id: str) -> bytes:
     return b"sp:~" + worker_id.encode(errors="replace")[-(LIMIT - 4) :]
 
 
-def set_title(worker_id: str) -> None:
-    """Name this process after its worker id (Linux only; elsewhere nothing happens)."""
-    if not worker_id or not sys.platform.startswith("linux"):
+def command_line(worker_id: str, serves: str) -> str:
+    """The command line ``ps -f`` shows for a worker (with setproctitle)."""
+    return f"snakepit_trio worker {worker_id} {serves}".rstrip()
+
+
+def set_title(worker_id: str, serves: str = "") -> None:
+    """Name this process after its worker id, and say what it serves (``serves``: its adapter
+    and tools) in its command line when setproctitle is installed. Linux only for the name;
+    nothing fails when neither can be set."""
+    if not worker_id:
+        return
+    try:
+        import setproctitle
+    except ImportError:
+        pass
+    else:
+        # First: on Linux it also sets the 15-byte name, which the prctl below then replaces.
+        setproctitle.setproctitle(command_line(worker_id, serves))
+    if not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
