@@ -13,14 +13,17 @@ Rules:
 
 - The first chunk is one item: nothing is known yet.
 - A chunk that ran reports how many of its items ran, how long it ran in its worker and how
-  many bytes its arguments and results took. At that cost per item, what fits is as many
-  items as run for ``target`` seconds and take ``byte_budget`` bytes, within [1,
-  ``largest``]. A report of no item, or of a negative or NaN run time, changes nothing.
-- Fewer than the current size fit: the size drops to what fits at once, so slow items are
-  one to a call from the next chunk on.
-- More fit: the size grows, to at most twice the items of the chunk that reported (a size
-  is never more than double what was measured). Under a constant cost per item the size
-  never shrinks and reaches what fits after at most log2(``largest``) reports.
+  many bytes its arguments and results took: a cost per item, in seconds and bytes. What
+  fits at a cost is as many items as run for ``target`` seconds and take ``byte_budget``
+  bytes, within [1, ``largest``]. A report of no item, or of a run time that is negative,
+  infinite or NaN, changes nothing.
+- Fewer than the current size fit at the reported cost: the size drops to what fits at
+  once, so slow items go one to a call from the next chunk on.
+- Otherwise the size may grow: to at most twice the items of the chunk that reported (never
+  more than double what was measured), and to at most what fits at the recent cost (a
+  moving average of the reported costs, so that after a slow item, chunks of fast items do
+  not grow past what the mix of both fits). Under a constant cost per item the size never
+  shrinks and reaches what fits after at most log2(``largest``) reports.
 - A chunk that failed as a whole (its worker crashed, ...) tells nothing about the cost of
   its items: the size goes back to 1, so a failure that repeats takes few items with it.
 - A chunk whose arguments together were too large to send: at most half its items next.
@@ -34,9 +37,10 @@ import math
 
 import attrs
 
-TARGET = 0.002  # seconds a chunk should run in its worker
+TARGET = 0.005  # seconds a chunk should run in its worker
 BYTE_BUDGET = 1 << 20  # bytes of arguments and results a chunk should carry
 LARGEST = 1024  # items in a chunk, at most
+SMOOTHING = 0.2  # the weight of the latest report in the recent cost
 
 
 @attrs.define
@@ -47,17 +51,26 @@ class ChunkSizer:
     byte_budget: int = BYTE_BUDGET
     largest: int = LARGEST
     size: int = 1  # the next chunk's items
+    seconds: float | None = None  # recent cost per item (None: no report yet)
+    bytes: float = 0.0
 
     def ran(self, items: int, run_time: float, size: int) -> int:
         """A chunk ran ``items`` items in ``run_time`` seconds, with ``size`` bytes of
         arguments and results; returns the next size."""
-        if items < 1 or not run_time >= 0 or size < 0:
+        if items < 1 or not 0 <= run_time < math.inf or size < 0:
             return self.size  # nothing ran, or a time that means nothing: nothing learned
-        fits = self._fits(items, run_time, size)
+        seconds, nbytes = run_time / items, size / items
+        if self.seconds is None:
+            self.seconds, self.bytes = seconds, nbytes
+        else:
+            self.seconds += SMOOTHING * (seconds - self.seconds)
+            self.bytes += SMOOTHING * (nbytes - self.bytes)
+        fits = self._fits(seconds, nbytes)
         if fits < self.size:
             self.size = fits
         else:
-            self.size = max(self.size, min(fits, 2 * items))
+            recent = self._fits(self.seconds, self.bytes)
+            self.size = max(self.size, min(fits, recent, 2 * items))
         return self.size
 
     def failed(self) -> int:
@@ -71,10 +84,10 @@ class ChunkSizer:
         self.size = max(1, min(self.size, items // 2))
         return self.size
 
-    def _fits(self, items: int, run_time: float, size: int) -> int:
+    def _fits(self, seconds: float, nbytes: float) -> int:
         """How many items run for ``target`` seconds and take ``byte_budget`` bytes, at
-        the cost per item of ``items`` that took ``run_time`` seconds and ``size`` bytes."""
-        by_time = items * self.target / run_time if run_time > 0 else math.inf
-        by_bytes = items * self.byte_budget / size if size > 0 else math.inf
+        ``seconds`` and ``nbytes`` an item."""
+        by_time = self.target / seconds if seconds > 0 else math.inf
+        by_bytes = self.byte_budget / nbytes if nbytes > 0 else math.inf
         fits = min(by_time, by_bytes, float(self.largest))
         return max(1, int(fits))  # int of a float at most ``largest``: never inf or NaN

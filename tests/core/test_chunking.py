@@ -41,10 +41,21 @@ def test_the_first_chunk_is_one_item_and_cheap_items_double_it() -> None:
     assert sizer.size == LARGEST
 
 
+def test_after_slow_items_fast_chunks_grow_only_to_what_the_mix_fits() -> None:
+    sizer = ChunkSizer(size=64)
+    sizer.ran(64, 64 * 1e-6, 64)  # 1 us an item
+    assert sizer.ran(8, 0.05, 8) == 1  # a chunk with a slow item: 6.25 ms an item
+    # Fast chunks again: twice their items each, but only what fits at the recent cost.
+    sizes = [sizer.ran(sizer.size, sizer.size * 1e-6, sizer.size) for _ in range(40)]
+    # Recent cost: 1.0, 0.80, 0.64, 0.51 ms an item; alone, doubling would give 2, 4, 8, 16.
+    assert sizes[:4] == [2, 4, 7, 9]
+    assert sizes == sorted(sizes) and sizes[-1] == LARGEST  # the slow one is forgotten
+
+
 def test_slow_items_shrink_the_size_at_once() -> None:
     sizer = ChunkSizer(size=512)
-    # 512 items in 0.1 s: 195 us each, 10 fit in 2 ms.
-    assert sizer.ran(512, 0.1, 1000) == int(512 * TARGET / 0.1) == 10
+    # 512 items in 0.1 s: 195 us each, 25 fit in 5 ms.
+    assert sizer.ran(512, 0.1, 1000) == int(512 * TARGET / 0.1) == 25
     assert sizer.ran(10, 1.0, 100) == 1  # one item alone takes longer than the target
     assert sizer.ran(1, 1.0, 10) == 1
 
@@ -71,7 +82,8 @@ def test_a_report_of_nothing_or_of_a_meaningless_time_changes_nothing() -> None:
     assert sizer.ran(16, math.nan, 10) == 16
     assert sizer.ran(16, -0.5, 10) == 16
     assert sizer.ran(16, 0.001, -1) == 16
-    assert sizer.ran(16, math.inf, 10) == 1  # never ends: as slow as can be
+    assert sizer.ran(16, math.inf, 10) == 16
+    assert sizer.seconds is None  # and nothing was averaged
 
 
 @given(
