@@ -1,15 +1,18 @@
 """Bulk calls: ``map``, ``as_completed`` and ``execute_batch`` run many calls, a bounded
 number at a time, and hand their results over lazily.
 
-How this works: ``max_concurrency`` lanes (tasks) each take the next item from the input (a
-sync or async iterable; an async one is read by one lane at a time), call, hand the outcome
-over, and take the next. A lane takes an item only while fewer than ``window`` items are
-taken and not yet handed to the consumer, so an endless input is read only as fast as it is
-consumed. Just before a call is submitted, it waits while the pool's queue has no room for it
-and another call of the run is under way (``Dispatcher.has_room``): a run never makes the
-pool refuse a call with ``PoolSaturated`` by itself. Outcomes wait for the consumer in input
-order (``ordered``) or in the order the calls finish. Lanes rather than a task per call: a
-call then costs one task switch on each side instead of three, and no task is started.
+How this works: ``max_concurrency`` lanes (tasks) each take the next call's items from the
+input (a sync or async iterable; an async one is read by one lane at a time), call, hand the
+outcomes over, and take the next. A call takes one item, or a chunk of ``n``: ``chunksize=n``,
+or for ``"auto"`` as many as ``AutoChunks`` says fit (``_core/_chunking.py``). A lane takes
+``n`` items only while at most ``(2 * max_concurrency - 1) * n`` are taken and not yet handed
+to the consumer, so never more than ``2 * max_concurrency * n`` are, and an endless input is
+read only as fast as it is consumed. Just before a call is submitted, it waits while the
+pool's queue has no room for it and another call of the run is under way
+(``Dispatcher.has_room``): a run never makes the pool refuse a call with ``PoolSaturated``
+by itself. Outcomes wait for the consumer in input order (``ordered``) or in the order the
+calls finish. Lanes rather than a task per call: a call then costs one task switch on each
+side instead of three, and no task is started.
 
 Failures: an item's error is that item's outcome. Without ``return_exceptions`` the first
 one (and any error of the input itself) cancels every call still running and is raised,
@@ -30,8 +33,9 @@ import trio
 from . import _calling as calling
 from ._circuit import CircuitBreaker
 from ._core import _checks as checks
+from ._core._chunking import BYTE_BUDGET, ChunkSizer
 from ._core._sessions import SessionRecord
-from ._engine._batches import Outcome  # (it succeeded, its value or its error)
+from ._engine._batches import BatchAnswer, Outcome  # Outcome: (it succeeded, its value or error)
 from ._engine._engine import Engine
 from ._retry import RetryPolicy
 
@@ -53,20 +57,20 @@ class Run:
         call: Callable[[Any], Awaitable[Any]],
         *,
         limit: int,
-        window: int,
         ordered: bool,
         return_exceptions: bool,
         has_room: Callable[[], bool],
         pairs: bool = False,
-        chunksize: int = 1,
+        size: Callable[[], int] = lambda: 1,
         call_chunk: Callable[[list[Any]], Awaitable[list[Outcome | None]]] | None = None,
+        singles: bool = True,
     ) -> None:
         self._source = source
         self._call = call
-        self._chunksize = chunksize  # items per call (call_chunk makes those calls)
+        self._size = size  # items the next call takes (call_chunk makes calls of several)
         self._call_chunk = call_chunk
+        self._singles = singles  # one item taken alone goes through ``call``
         self._limit = limit
-        self._window = window
         self._ordered = ordered
         self._return_exceptions = return_exceptions
         self._has_room = has_room
@@ -98,7 +102,7 @@ class Run:
         else:
             return None
         self.handed += 1
-        if self._lanes_waiting:
+        if self._lanes_waiting and not self._full():
             self._lanes_waiting.unpark_all()
         return outcome
 
@@ -144,7 +148,7 @@ class Run:
                     return
                 index, group = taken
                 self.running += 1
-                if self._chunksize == 1:
+                if len(group) == 1 and self._singles:
                     await self._one(index, group[0])
                 else:
                     await self._one_chunk(index, group)
@@ -152,11 +156,17 @@ class Run:
             self._fail(exc)
 
     async def _room(self) -> bool:
-        """Wait until an item may be taken; False once the input has ended or the run
-        stopped (a lane goes on without a checkpoint after a failure: no item after it)."""
-        while self.taken - self.handed >= self._window and not self._over():
+        """Wait until the next call's items may be taken; False once the input has ended
+        or the run stopped (a lane goes on without a checkpoint after a failure: no item
+        after it)."""
+        while self._full() and not self._over():
             await self._lanes_waiting.park()
         return not self._over()
+
+    def _full(self) -> bool:
+        # Taking n more items would leave more than 2 * limit * n read and not consumed
+        # (n: the size of the next call; 2 * limit items with one item per call).
+        return self.taken - self.handed > (2 * self._limit - 1) * self._size()
 
     def _over(self) -> bool:
         return self.exhausted or self.scope.cancel_called
@@ -164,27 +174,29 @@ class Run:
     async def _take_sync(self, items: Any) -> tuple[int, list[Any]] | None:
         if not await self._room():  # before items are taken, not after
             return None
+        size = self._size()
         group: list[Any] = []
-        while len(group) < self._chunksize:
+        while len(group) < size:
             item = next(items, _END)
             if item is _END:
                 break
             group.append(item)
-        return self._taken(group)
+        return self._taken(group, size)
 
     async def _take_async(self, items: Any) -> tuple[int, list[Any]] | None:
         if not await self._room():
             return None
+        size = self._size()  # read before the first await: what _room found room for
         group: list[Any] = []
-        while len(group) < self._chunksize:
+        while len(group) < size:
             item = await anext(items, _END)
             if item is _END:
                 break
             group.append(item)
-        return self._taken(group)
+        return self._taken(group, size)
 
-    def _taken(self, group: list[Any]) -> tuple[int, list[Any]] | None:
-        if len(group) < self._chunksize:  # the input has ended
+    def _taken(self, group: list[Any], size: int) -> tuple[int, list[Any]] | None:
+        if len(group) < size:  # the input has ended
             self.exhausted = True
             self._lanes_waiting.unpark_all()  # lanes waiting for room: nothing more to take
             self._consumer.unpark_all()
@@ -337,6 +349,24 @@ def check_source(name: str, source: Any) -> Iterable[Any] | AsyncIterable[Any]:
     )
 
 
+def check_chunksize(value: Any) -> int | None:
+    """``chunksize``: a whole number of items per call, or ``"auto"`` (None).
+
+    Raises:
+        TypeError, ValueError: anything else.
+    """
+    allowed = "chunksize must be 'auto' or a whole number of items per call >= 1"
+    if isinstance(value, str):
+        if value == "auto":
+            return None
+        hint = checks.did_you_mean(value, ("auto",))
+        raise ValueError(f"{allowed}; got {checks.shown(value)}{hint}")
+    try:
+        return checks.whole("chunksize", value, unit="items per call")
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{allowed}; got {checks.shown(value)} ({checks.a_type(value)})") from None
+
+
 class Options:
     """The options of a bulk call, checked once, and how one of its calls is made."""
 
@@ -373,9 +403,7 @@ class Options:
         )
         checks.flag("ordered", ordered)
         checks.flag("return_exceptions", return_exceptions)
-        size = checks.whole("chunksize", chunksize, unit="items per call")
-        assert size is not None
-        self.chunksize = size
+        self.chunksize = check_chunksize(chunksize)  # None: "auto"
         self.engine = engine
         self.limit = default if limit is None else limit
         self.ordered: bool = ordered
@@ -403,7 +431,9 @@ class Options:
             session=self.session,
         )
 
-    def execute_chunk(self, tool: str, items: list[Any]) -> Awaitable[list[Outcome | None]]:
+    def execute_chunk(
+        self, tool: str, items: list[Any], *, split: bool = False
+    ) -> Awaitable[BatchAnswer]:
         return calling.execute_batch(
             self.engine,
             tool,
@@ -415,6 +445,25 @@ class Options:
             retry=self.retry,
             breaker=self.breaker,
             session=self.session,
+            split=split,
+        )
+
+    def may_chunk(self) -> bool:
+        """Whether ``chunksize="auto"`` may put several items in one call: only where a
+        chunk keeps every promise made about each item's own call. A timeout (the map's
+        or the pool's), ``retry`` and ``breaker`` are promises about each call;
+        ``max_requests`` counts calls; telemetry (a handler or a tracer) reports each
+        call; and workers that name no "batch" capability run no chunks."""
+        engine = self.engine
+        config = engine.config
+        return (
+            self.timeout is None
+            and config.timeout is None
+            and self.retry is None
+            and self.breaker is None
+            and config.max_requests is None
+            and not engine.telemetry.on
+            and engine.runs_batches
         )
 
     def run(
@@ -424,21 +473,79 @@ class Options:
         *,
         ordered: bool,
         pairs: bool = False,
+        size: Callable[[], int] = lambda: 1,
         call_chunk: Callable[[list[Any]], Awaitable[list[Outcome | None]]] | None = None,
+        singles: bool = True,
     ) -> Run:
-        chunksize = self.chunksize if call_chunk is not None else 1
         return Run(
             source,
             call,
             limit=self.limit,
-            window=2 * self.limit * chunksize,
             ordered=ordered,
             return_exceptions=self.return_exceptions,
             has_room=self.has_room,
             pairs=pairs,
-            chunksize=chunksize,
+            size=size,
             call_chunk=call_chunk,
+            singles=singles,
         )
+
+
+class AutoChunks:
+    """``chunksize="auto"``: each call takes as many items as ``ChunkSizer`` says fit, from
+    what the calls that ran cost (``_core/_chunking.py``); one item goes as a call of its
+    own. Used only where ``Options.may_chunk``: no timeout, retry or breaker applies."""
+
+    def __init__(self, opts: Options, tool: str) -> None:
+        # Room for a chunk that comes out larger than measured, under the payload limit.
+        budget = min(BYTE_BUDGET, max(1, opts.engine.config.max_payload_bytes // 8))
+        self.sizer = ChunkSizer(byte_budget=budget)
+        self._opts = opts
+        self._tool = tool
+
+    def size(self) -> int:
+        return self.sizer.size
+
+    def one(self, item: Any) -> Awaitable[Any]:
+        opts = self._opts
+        return opts.engine.execute(
+            self._tool,
+            item,
+            timeout=None,
+            idempotent=opts.idempotent,
+            on_progress=None,
+            kill_on_cancel=opts.kill_on_cancel,
+            session=opts.session,
+            measured=self._one_ran,
+        )
+
+    def _one_ran(self, run_time: float, size: int) -> None:
+        self.sizer.ran(1, run_time, size)
+
+    async def chunk(self, items: list[Any]) -> list[Outcome | None]:
+        try:
+            answer = await self._opts.execute_chunk(self._tool, items, split=True)
+        except Exception:  # the call failed as a whole (raised on by the run)
+            self.sizer.failed()
+            raise
+        if answer.too_large:  # nothing was sent: the first half, then the rest
+            self.sizer.too_large(len(items))
+            half = len(items) // 2
+            first = await self._part(items[:half])
+            if not self._opts.return_exceptions and any(o and not o[0] for o in first):
+                return first + [None] * (len(items) - half)  # stopped there, as a chunk is
+            return first + await self._part(items[half:])
+        if answer.run_time is not None:  # None: nothing was sent
+            self.sizer.ran(answer.ran, answer.run_time, answer.size)
+        return answer.outcomes
+
+    async def _part(self, items: list[Any]) -> list[Outcome | None]:
+        if len(items) > 1:
+            return await self.chunk(items)
+        try:
+            return [(True, await self.one(items[0]))]
+        except Exception as exc:  # this item's outcome, as for any call of its own
+            return [(False, exc)]
 
 
 def check_pair(item: Any) -> tuple[str, Any]:
@@ -465,12 +572,27 @@ async def map_calls(
     checks.text("tool", tool)
     source = check_source("args", args)
     engine.spec(tool, streaming=False)  # UnknownTool (or PoolClosed) before any item is read
-    run = opts.run(
-        source,
-        lambda item: opts.execute(tool, item),
-        ordered=opts.ordered,
-        call_chunk=lambda items: opts.execute_chunk(tool, items),
-    )
+    chunksize = opts.chunksize
+    if chunksize is None and opts.may_chunk():
+        auto = AutoChunks(opts, tool)
+        run = opts.run(
+            source, auto.one, ordered=opts.ordered, size=auto.size, call_chunk=auto.chunk
+        )
+    elif chunksize is None or chunksize == 1:
+        run = opts.run(source, lambda item: opts.execute(tool, item), ordered=opts.ordered)
+    else:
+
+        async def call_chunk(items: list[Any]) -> list[Outcome | None]:
+            return (await opts.execute_chunk(tool, items)).outcomes
+
+        run = opts.run(
+            source,
+            lambda item: opts.execute(tool, item),
+            ordered=opts.ordered,
+            size=lambda: chunksize,
+            call_chunk=call_chunk,
+            singles=False,
+        )
     async with running(run) as results:
         yield results
 
