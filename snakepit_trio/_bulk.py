@@ -197,7 +197,8 @@ class Options:
 class AutoChunks:
     """``chunksize="auto"``: each call takes as many items as ``ChunkSizer`` says fit, from
     what the calls that ran cost (``_core/_chunking.py``); one item goes as a call of its
-    own. Used only where ``Options.may_chunk``: no timeout, retry or breaker applies."""
+    own. Used only where ``Options.may_chunk`` (no timeout, retry or breaker applies: a
+    call is made straight to the engine)."""
 
     def __init__(self, opts: Options, tool: str) -> None:
         # Room for a chunk that comes out larger than measured, under the payload limit.
