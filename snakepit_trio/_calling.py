@@ -14,7 +14,7 @@ from typing import Any
 from ._circuit import CircuitBreaker
 from ._core._sessions import SessionRecord
 from ._engine import _admission as admission
-from ._engine._batches import Outcome
+from ._engine._batches import BatchAnswer
 from ._engine._engine import Engine
 from ._progress import ProgressCallback
 from ._retry import EventSink, RetryPolicy, check_breaker, check_policy, guarded
@@ -114,12 +114,13 @@ async def execute_batch(
     retry: RetryPolicy | None,
     breaker: CircuitBreaker | None,
     session: SessionRecord | None,
-) -> list[Outcome | None]:
+    split: bool = False,
+) -> BatchAnswer:
     """``engine.execute_batch`` (one call for many items), under ``retry`` and ``breaker``
     when given: they see the batch as one call (an item's own error is its outcome, not
     the call's failure). The options were checked by the caller."""
 
-    def attempt(attempt_timeout: float | None) -> Awaitable[list[Outcome | None]]:
+    def attempt(attempt_timeout: float | None) -> Awaitable[BatchAnswer]:
         return engine.execute_batch(
             tool,
             items,
@@ -128,6 +129,7 @@ async def execute_batch(
             kill_on_cancel=kill_on_cancel,
             stop=stop,
             session=session,
+            split=split,
         )
 
     if retry is None and breaker is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -267,7 +267,7 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
         max_concurrency: int | None = None,
         ordered: bool = True,
         return_exceptions: bool = False,
-        chunksize: int = 1,
+        chunksize: int | Literal["auto"] = "auto",
         timeout: float | None = None,
         idempotent: bool = False,
         kill_on_cancel: bool | None = None,
@@ -278,11 +278,13 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
         """Run ``tool`` once per item of ``args``; ``async for`` over the results.
 
         Lazy: an item is read only when a call may start, at most ``max_concurrency``
-        calls run at once, and at most ``2 * max_concurrency`` items are read and not yet
-        consumed, so an endless input is fine. The pool's queue is never filled by the map
-        itself (a call waits for one of the map's own to end instead of failing with
-        ``PoolSaturated``). Leaving the block early (``break``, an exception,
-        cancellation) cancels the calls still running.
+        calls run at once, and at most ``2 * max_concurrency * n`` items are read and not
+        yet consumed, ``n`` being the items the next call takes (1 with ``chunksize=1``,
+        and with ``"auto"`` while items take milliseconds: ``2 * max_concurrency``), so an
+        endless input is fine. The pool's queue is never filled by the map itself (a call
+        waits for one of the map's own to end instead of failing with ``PoolSaturated``).
+        Leaving the block early (``break``, an exception, cancellation) cancels the calls
+        still running.
 
         Args:
             tool: the tool's name (one that does not stream).
@@ -299,6 +301,16 @@ class Pool(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
                 ``timeout``, ``retry``, ``breaker``, ``idempotent`` and ``max_requests``
                 apply to a chunk's call as a whole (an item's own error is still its
                 own); without ``return_exceptions`` the item that fails ends its chunk.
+                ``"auto"`` (default): sized as the map goes, from what the calls that
+                ran cost. The first call takes one item; while items are cheap, calls
+                take more (at most twice as many as a call measured, up to 1024), so
+                that one runs about 5 ms in its worker and carries about 1 MiB; items
+                that take 5 ms or more go one to a call, as with ``chunksize=1``. A
+                call that fails as a whole starts again from one item. Only when no
+                timeout applies (``timeout`` or the pool's), no ``retry``, ``breaker``
+                or ``max_requests``, no telemetry handler or tracer, and the workers
+                run chunks; otherwise one item per call, each with its own timeout,
+                retries and breaker.
             timeout, idempotent, kill_on_cancel, retry, breaker: as for ``execute``, for
                 each call.
             session: run every call in this ``Session`` (same as ``session.map``).

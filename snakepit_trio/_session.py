@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -192,7 +192,7 @@ class Session(host_tools.HostToolRegistrar, metaclass=NoPublicConstructor):
         max_concurrency: int | None = None,
         ordered: bool = True,
         return_exceptions: bool = False,
-        chunksize: int = 1,
+        chunksize: int | Literal["auto"] = "auto",
         timeout: float | None = None,
         idempotent: bool = False,
         kill_on_cancel: bool | None = None,

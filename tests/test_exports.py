@@ -141,10 +141,10 @@ EXPECTED: dict[str, str] = {
     "Pool.list_sessions": "(self) -> 'list[SessionInfo]'",
     "Pool.map": (
         "(self, tool: 'str', args: 'ArgsSource', *, max_concurrency: 'int | None' = None, "
-        "ordered: 'bool' = True, return_exceptions: 'bool' = False, chunksize: 'int' = 1, "
-        "timeout: 'float | None' = None, idempotent: 'bool' = False, "
-        "kill_on_cancel: 'bool | None' = None, retry: 'RetryPolicy | None' = None, "
-        "breaker: 'CircuitBreaker | None' = None, "
+        "ordered: 'bool' = True, return_exceptions: 'bool' = False, "
+        "chunksize: \"int | Literal['auto']\" = 'auto', timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, breaker: 'CircuitBreaker | None' = None, "
         "session: 'Session | None' = None) -> 'ResultStream'"
     ),
     "Pool.open_session": (
@@ -297,9 +297,10 @@ EXPECTED: dict[str, str] = {
     "Session.lost": "property -> bool",
     "Session.map": (
         "(self, tool: 'str', args: 'ArgsSource', *, max_concurrency: 'int | None' = None, "
-        "ordered: 'bool' = True, return_exceptions: 'bool' = False, chunksize: 'int' = 1, "
-        "timeout: 'float | None' = None, idempotent: 'bool' = False, "
-        "kill_on_cancel: 'bool | None' = None, retry: 'RetryPolicy | None' = None, "
+        "ordered: 'bool' = True, return_exceptions: 'bool' = False, "
+        "chunksize: \"int | Literal['auto']\" = 'auto', timeout: 'float | None' = None, "
+        "idempotent: 'bool' = False, kill_on_cancel: 'bool | None' = None, "
+        "retry: 'RetryPolicy | None' = None, "
         "breaker: 'CircuitBreaker | None' = None) -> 'ResultStream'"
     ),
     "Session.metadata": "property -> dict[str, Any]",

@@ -23,6 +23,17 @@ from ._calls import UnaryHandle, error_from_frame
 Outcome = tuple[bool, Any]  # (the item succeeded, its value or its error)
 
 
+@attrs.frozen
+class BatchAnswer:
+    """What a BATCH call gave: each item's outcome, and what it cost (for chunk sizes)."""
+
+    outcomes: list[Outcome | None]  # None: the item did not run (see Engine.execute_batch)
+    ran: int = 0  # items the worker answered for
+    run_time: float | None = None  # seconds it ran in the worker (else on the host's clock)
+    size: int = 0  # bytes of its arguments and its result
+    too_large: bool = False  # not sent: the items' arguments together are over the limit
+
+
 @attrs.define(eq=False)
 class BatchHandle(UnaryHandle):
     count: int = 0  # items sent

@@ -45,6 +45,7 @@ from .._core._dispatcher import (
 from .._core._sessions import SessionRecord
 from .._errors import (
     InvalidArguments,
+    PayloadTooLarge,
     PoolClosed,
     PoolSaturated,
     QueueTimeout,
@@ -205,6 +206,11 @@ class Engine:
         go to any of them). With none ready, the worker that takes the call decides."""
         return all(w.CAP_ARROW in wk.capabilities for wk in self.workers.values())
 
+    @property
+    def runs_batches(self) -> bool:
+        """Whether the workers run BATCH calls: each names "batch" (a call may go to any)."""
+        return all(w.CAP_BATCH in wk.capabilities for wk in self.workers.values())
+
     def budget(self, timeout: float | None) -> tuple[float | None, float]:
         """The call's timeout and absolute deadline (inf without one)."""
         return admission.budget(timeout, self.config.timeout, trio.current_time())
@@ -219,7 +225,11 @@ class Engine:
         on_progress: ProgressCallback | None,
         kill_on_cancel: bool | None,
         session: SessionRecord | None,
+        measured: Callable[[float, int], None] | None = None,
     ) -> Any:
+        """Run ``tool`` once; ``measured``, when given, is told the seconds the call ran
+        (the worker's count, else the host's from submission) and the bytes of its
+        arguments and result, once it has a result."""
         admission.check_call(
             tool,
             timeout=timeout,
@@ -262,6 +272,10 @@ class Engine:
         if observed is not None:
             observed.result(frame.result, frame.run_time)
             observed.end(None)
+        if measured is not None:
+            sent = len(payload) + (segments.size if segments is not None else 0)
+            run_time = trio.current_time() - now if frame.run_time is None else frame.run_time
+            measured(run_time, sent + len(frame.result))
         return value
 
     def _observe(
@@ -289,23 +303,31 @@ class Engine:
         kill_on_cancel: bool | None,
         stop: bool,
         session: SessionRecord | None,
-    ) -> list[batches.Outcome | None]:
+        split: bool = False,
+    ) -> batches.BatchAnswer:
         """Run ``tool`` once per item of ``items`` (their args) in one BATCH call.
+
+        Args:
+            split: when the items' arguments together exceed max_payload_bytes, answer
+                ``too_large`` (nothing was sent) instead of raising, so that the caller
+                may send them in smaller chunks.
 
         Returns:
             Each item's outcome, in order: (True, value) or (False, error); None for an
             item that did not run (``stop``, after an item that failed). An item whose
-            arguments do not fit or encode fails alone, before anything is sent.
+            arguments do not fit or encode fails alone, before anything is sent. With
+            them, how many items ran, for how long, and the bytes of the call.
 
         Raises:
             What ``execute`` raises for the call as a whole (its timeout, a crash, ...).
-            PayloadTooLarge: the items' arguments together exceed max_payload_bytes.
+            PayloadTooLarge: the items' arguments together exceed max_payload_bytes
+                (unless ``split``).
         """
         admission.check_call(
             tool, timeout=timeout, idempotent=idempotent, kill_on_cancel=kill_on_cancel
         )
         spec = self.spec(tool, streaming=False)
-        if any(w.CAP_BATCH not in wk.capabilities for wk in self.workers.values()):
+        if not self.runs_batches:
             raise InvalidArguments(
                 tool,
                 "chunksize",
@@ -315,13 +337,18 @@ class Engine:
         outcomes: list[batches.Outcome | None] = [None] * len(items)
         segments = self.payloads.outbound()
         try:
-            payload, positions, failed = batches.encode_items(
-                spec, items, segments, self.config.max_payload_bytes, arrow=self.arrow
-            )
+            try:
+                payload, positions, failed = batches.encode_items(
+                    spec, items, segments, self.config.max_payload_bytes, arrow=self.arrow
+                )
+            except PayloadTooLarge:
+                if not split:
+                    raise
+                return batches.BatchAnswer(outcomes, too_large=True)
             for position, error in failed.items():
                 outcomes[position] = (False, error)
             if not positions or (failed and stop):
-                return outcomes
+                return batches.BatchAnswer(outcomes)
             timeout, call_deadline = self.budget(timeout)
             now = trio.current_time()
             waiter = batches.BatchHandle(
@@ -333,11 +360,13 @@ class Engine:
                 self.config.kill_on_cancel if kill_on_cancel is None else kill_on_cancel
             )
             call = Call(next(self._ids), tool, idempotent, handle=waiter)
+            sent = len(payload) + (segments.size if segments is not None else 0)
             frame = await self._submit_and_wait(call, waiter, timeout, call_deadline, now, session)
         finally:
             if segments is not None:
                 segments.release()
-        if type(frame) is w.Error:
+        if type(frame) is not w.Result:
+            assert type(frame) is w.Error
             raise error_from_frame(tool, frame, list(self.tools))
         if waiter.decode_error is not None:
             raise waiter.decode_error
@@ -345,7 +374,8 @@ class Engine:
         done = batches.outcomes(tool, waiter.entries, list(self.tools))
         for position, outcome in zip(positions, done, strict=False):
             outcomes[position] = outcome
-        return outcomes
+        run_time = trio.current_time() - now if frame.run_time is None else frame.run_time
+        return batches.BatchAnswer(outcomes, len(done), run_time, sent + len(frame.result))
 
     async def _submit_and_wait(
         self,

@@ -88,6 +88,30 @@ class Flaky(Adapter):
         return i
 
     @tool
+    def noted(
+        self,
+        log: str,
+        i: int,
+        ctx: ToolContext,
+        seconds: float = 0.0,
+        fail: bool = False,
+        hold: bool = False,
+    ) -> int:
+        """Notes "ran i pid call" in ``log`` (a chunk's items share their call), takes
+        ``seconds``, raises ValueError with ``fail``; with ``hold``, runs until cancelled
+        or ``log``.release exists and notes "cancelled i" when cancelled. Returns ``i``."""
+        note(log, f"ran {i} {os.getpid()} {ctx.request_id}")
+        time.sleep(seconds)
+        if fail:
+            raise ValueError(f"item {i} fails")
+        release = Path(log + ".release")
+        while hold and not release.exists() and not ctx.cancelled:
+            time.sleep(0.002)
+        if hold and ctx.cancelled:
+            note(log, f"cancelled {i}")
+        return i
+
+    @tool
     def release_wait(self, value: object, path: str | None = None) -> object:
         """Returns ``value``; with a ``path``, only once that file exists."""
         while path is not None and not os.path.exists(path):

@@ -223,3 +223,14 @@ async def test_bulk_calls_reach_the_worker_in_batches(contract: OpenContract) ->
             assert all(isinstance(e, sp.RemoteError) and e.remote_message == "m" for e in failed)
             both = await pool.execute_batch([("add", {"a": 1}), ("echo", {"value": "v"})])
             assert both == [2, "v"]
+
+
+async def test_a_map_without_chunksize_sends_quick_items_in_chunks(
+    contract: OpenContract,
+) -> None:
+    """chunksize="auto" sizes chunks from what the worker's RESULTs say they cost."""
+    with trio.fail_after(60):
+        async with contract() as pool:
+            async with pool.map("add", [{"a": i} for i in range(2000)]) as rs:
+                assert [r async for r in rs] == [i + 1 for i in range(2000)]
+            assert pool.stats().requests < 200

@@ -7,6 +7,7 @@ Every wait is bounded by trio.fail_after; tests wait for files and results, neve
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -57,29 +58,37 @@ async def test_ordered_and_unordered_results(tmp_path: Path) -> None:
             assert got[5] == "first" and sorted(got[:5]) == list(range(5))
 
 
-async def test_an_endless_async_input_is_read_as_fast_as_it_is_consumed() -> None:
+@pytest.mark.parametrize("chunksize", [1, "auto"])
+async def test_an_endless_async_input_is_read_as_fast_as_it_is_consumed(
+    tmp_path: Path, chunksize: int | str
+) -> None:
+    """One item per call: at most 2 * max_concurrency items are read and not consumed. So
+    too under "auto" for items that take longer than a chunk's 5 ms (10 ms here): they go
+    one to a call."""
+    gauge = tmp_path / "gauge"
     produced = 0
 
-    async def endless() -> AsyncIterator[dict[str, int]]:
+    async def endless() -> AsyncIterator[dict[str, Any]]:
         nonlocal produced
         while True:
             produced += 1
-            yield {"x": produced}
+            yield {"gauge": str(gauge), "value": produced, "seconds": 0.01}
 
     with trio.fail_after(60):
         async with sp.open_pool(FLAKY, size=2) as pool:
             got = []
             async with (
                 contextlib.aclosing(endless()) as source,
-                pool.map("square", source, max_concurrency=4) as results,
+                pool.map("gauge", source, max_concurrency=4, chunksize=chunksize) as results,
             ):
                 async for r in results:
                     got.append(r)
                     if len(got) == 10:
                         break
-            assert got == [x * x for x in range(1, 11)]
+            assert got == list(range(1, 11))
             assert produced <= 10 + 2 * 4
             await wait_for(lambda: pool.stats().in_flight == 0)
+            assert pool.stats().requests <= produced  # one item per call
 
 
 async def test_cancelling_the_consumer_cancels_the_calls_in_flight(tmp_path: Path) -> None:
@@ -170,3 +179,107 @@ async def test_an_idempotent_chunk_runs_again_after_a_crash(tmp_path: Path) -> N
             ) as results:
                 assert [r async for r in results] == [2, 3, 4]
             assert pool.stats().crashes == 1
+
+
+# --- chunksize="auto" (the default) -------------------------------------------------------------
+def ran(log: Path) -> list[tuple[int, int, int]]:
+    """(item, worker pid, call id) of each item the "noted" tool ran, in the order run."""
+    if not log.exists():
+        return []
+    found = [line.split()[1:] for line in log.read_text().splitlines() if line.startswith("ran ")]
+    return [(int(i), int(pid), int(call)) for i, pid, call in found]
+
+
+async def test_auto_runs_every_item_once_in_order_with_errors_in_place(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    bad = {700, 2222}
+    items = [{"log": str(log), "i": i, "fail": i in bad} for i in range(3000)]
+    with trio.fail_after(60):
+        async with sp.open_pool(FLAKY, size=2) as pool:
+            async with pool.map("noted", items, return_exceptions=True) as results:
+                got = [r async for r in results]
+            calls = pool.stats().requests
+    assert [g for i, g in enumerate(got) if i not in bad] == [
+        i for i in range(3000) if i not in bad
+    ]
+    for i in bad:
+        assert isinstance(got[i], sp.RemoteError) and got[i].remote_message == f"item {i} fails"
+    assert sorted(i for i, _, _ in ran(log)) == list(range(3000))  # each once
+    # In chunks: many items to a call, and a chunk's items run in order, one after another.
+    assert calls < 300
+    chunks = Counter(call for _, _, call in ran(log))
+    assert max(chunks.values()) > 10 and len(chunks) == calls
+    for call in chunks:
+        run = [i for i, _, c in ran(log) if c == call]
+        assert run == list(range(run[0], run[0] + len(run)))
+
+
+async def test_auto_raises_the_first_error_and_its_chunk_ends_there(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    items = [{"log": str(log), "i": i, "fail": i == 2000} for i in range(3000)]
+    with trio.fail_after(60):
+        async with sp.open_pool(FLAKY, size=2) as pool:
+            with pytest.raises(sp.RemoteError, match="item 2000 fails") as info:
+                async with pool.map("noted", items) as results:
+                    async for _ in results:
+                        pass
+            assert type(info.value) is sp.RemoteError
+            await wait_for(lambda: pool.stats().in_flight == 0)
+    seen = ran(log)
+    assert len(seen) == len({i for i, _, _ in seen})  # none ran twice
+    assert max(Counter(call for _, _, call in seen).values()) > 10  # in chunks
+    failed_in = next(call for i, _, call in seen if i == 2000)
+    assert max(i for i, _, call in seen if call == failed_in) == 2000  # its chunk ended there
+
+
+async def test_leaving_an_auto_map_cancels_its_chunks(tmp_path: Path) -> None:
+    """Fast items make the chunks grow; then items that run until cancelled. Leaving the
+    block cancels the chunks running them: each stops at its held item."""
+    log = tmp_path / "log"
+    items = [{"log": str(log), "i": i, "hold": i >= 1000} for i in range(1200)]
+    got: list[int] = []
+
+    async def consume(results: AsyncIterator[int]) -> None:
+        async for r in results:
+            got.append(r)
+
+    with trio.fail_after(60):
+        async with sp.open_pool(FLAKY, size=2) as pool:
+            with trio.CancelScope() as scope:
+                async with pool.map("noted", items) as results, trio.open_nursery() as nursery:
+                    nursery.start_soon(consume, results)
+                    await wait_for(lambda: any(i >= 1000 for i, _, _ in ran(log)))
+                    scope.cancel()
+            held = [i for i, _, _ in ran(log) if i >= 1000]
+            await wait_for(lambda: lines(log, "cancelled") == sorted(held))
+            await wait_for(lambda: pool.stats().in_flight == 0)
+    seen = ran(log)
+    assert sorted(i for i, _, _ in seen if i < 1000) == list(range(1000))  # each once
+    assert got == list(range(len(got))) and len(got) < 1000  # in order, none held back
+    for i in held:  # its chunk stopped at it: nothing after it ran in that call
+        call = next(c for j, _, c in seen if j == i)
+        assert max(j for j, _, c in seen if c == call) == i
+
+
+async def test_auto_spreads_slow_items_over_the_workers(tmp_path: Path) -> None:
+    """Every 20th item takes 30 ms, the others microseconds: chunks of the fast ones grow,
+    but no chunk takes more than two slow ones, and both workers run slow ones. One chunk
+    of them all (chunksize=len(items)) runs every item on one worker."""
+    items = [{"i": i, "seconds": 0.03 if i % 20 == 0 else 0.0} for i in range(400)]
+    with trio.fail_after(60):
+        async with sp.open_pool(FLAKY, size=2) as pool:
+            pids = {w.pid for w in pool.workers()}
+            for chunksize in ("auto", len(items)):
+                log = tmp_path / f"log-{chunksize}"
+                args = [{"log": str(log), **item} for item in items]
+                before = pool.stats().requests
+                async with pool.map("noted", args, chunksize=chunksize) as results:
+                    assert [r async for r in results] == list(range(400))
+                calls = pool.stats().requests - before
+                slow = [(pid, call) for i, pid, call in ran(log) if i % 20 == 0]
+                if chunksize == "auto":
+                    assert len(pids) == 2 and {pid for pid, _ in slow} == pids
+                    assert max(Counter(call for _, call in slow).values()) <= 2
+                    assert calls < 400  # the fast ones in chunks
+                else:
+                    assert len({pid for pid, _ in slow}) == 1 and calls == 1

@@ -433,10 +433,15 @@ async def test_a_session_map_in_chunks_keeps_to_its_worker(autojump_clock: Clock
 
 async def test_a_bad_chunksize_is_named(autojump_clock: Clock) -> None:
     async with open_fake_pool(Tools, size=1) as pool:
-        for value, error in ((0, ValueError), (2.5, TypeError), (None, TypeError)):
-            with pytest.raises(error, match="chunksize must be a whole number of items"):
+        bad = ((0, ValueError), (2.5, TypeError), (None, TypeError), ("Auto", ValueError))
+        for value, error in bad:
+            allowed = "chunksize must be 'auto' or a whole number of items per call >= 1; got "
+            with pytest.raises(error, match=allowed):
                 async with pool.map("echo", [{}], chunksize=value):
                     pytest.fail("entered")
+        with pytest.raises(ValueError, match=r"got 'Auto' \(did you mean 'auto'\?\)"):
+            async with pool.map("echo", [{}], chunksize="Auto"):
+                pytest.fail("entered")
 
 
 async def test_a_queue_full_of_other_calls_refuses_the_map_as_itself(
@@ -452,3 +457,130 @@ async def test_a_queue_full_of_other_calls_refuses_the_map_as_itself(
                     async for _ in results:
                         pass
         assert pool.stats().saturated == 1
+
+
+# --- chunksize="auto" (the default): chunks sized by what the calls that ran cost --------------
+QUICK = 2.0**-10  # seconds an item: about 1 ms of virtual time, 5 fit in a chunk's 5 ms
+
+
+async def test_auto_grows_chunks_of_quick_items_and_keeps_slow_ones_alone(
+    autojump_clock: Clock,
+) -> None:
+    """One lane, so the sizes are exact: 1, 2, 4, then the 5 items that fit in 5 ms; items
+    that take 10 ms go one to a call, as with chunksize=1."""
+    async with open_fake_pool(Tools, size=1) as pool:
+        async with pool.map("gauge", gauged(list(range(100)), QUICK), max_concurrency=1) as rs:
+            assert [r async for r in rs] == list(range(100))
+        assert pool.stats().requests == 3 + 19  # 1 + 2 + 4 items, then 18 fives and a three
+        before = pool.stats().requests
+        async with pool.map("gauge", gauged(list(range(30)), 0.01), max_concurrency=1) as rs:
+            assert [r async for r in rs] == list(range(30))
+        assert pool.stats().requests - before == 30
+
+
+async def test_auto_reads_ahead_at_most_twice_max_concurrency_chunks(
+    autojump_clock: Clock,
+) -> None:
+    produced = consumed = worst = 0
+
+    async def endless() -> AsyncIterator[dict[str, Any]]:
+        nonlocal produced, worst
+        while True:
+            produced += 1
+            worst = max(worst, produced - consumed)
+            yield {"value": produced, "seconds": QUICK}
+
+    async with open_fake_pool(Tools, size=2) as pool:
+        async with (
+            contextlib.aclosing(endless()) as source,
+            pool.map("gauge", source, max_concurrency=2) as results,
+        ):
+            async for r in results:
+                consumed += 1
+                assert r == consumed
+                if consumed == 300:
+                    break
+                await trio.sleep(0.01)  # a consumer slower than the calls: the lanes wait
+        # Chunks of at most 5 (what fits in 5 ms): at most 2 * 2 * 5 items read ahead (and
+        # as many, as the consumer is slow), not the 2 * 2 of one item per call.
+        assert worst == 2 * 2 * 5
+        assert pool.stats().requests < produced / 4
+
+
+async def test_auto_items_fail_in_place_and_the_first_error_ends_its_chunk(
+    autojump_clock: Clock,
+) -> None:
+    async with open_fake_pool(Tools, size=1) as pool:
+        items = [{"value": "fail" if i in (40, 77) else i, "seconds": QUICK} for i in range(100)]
+        async with pool.map("gauge", items, max_concurrency=1, return_exceptions=True) as rs:
+            got = [r async for r in rs]
+        assert [g for i, g in enumerate(got) if i not in (40, 77)] == [
+            i for i in range(100) if i not in (40, 77)
+        ]
+        assert isinstance(got[40], sp.RemoteError) and isinstance(got[77], sp.RemoteError)
+        assert pool.stats().requests < 30  # in chunks
+        RUNNING.update(now=0, peak=0)
+        start = trio.current_time()
+        with pytest.raises(sp.RemoteError, match="gauge asked to fail"):
+            async with pool.map("gauge", items, max_concurrency=1) as rs:
+                async for _ in rs:
+                    pass
+        # Items 0-40 ran (40 failed): 40 is the fourth of the chunk 37-41, and 41 never ran.
+        assert trio.current_time() - start == pytest.approx(41 * QUICK)
+
+
+async def test_auto_splits_a_chunk_too_large_to_send(autojump_clock: Clock) -> None:
+    """Small items make the chunks grow; larger ones then come: a chunk of them that would
+    be over max_payload_bytes is sent in halves, and no item fails."""
+    async with open_fake_pool(Tools, size=1, max_payload_bytes=2000) as pool:
+        items = [{"value": i} for i in range(40)] + [{"value": "x" * 300}] * 20
+        async with pool.map("echo", items, max_concurrency=1) as results:
+            got = [r async for r in results]
+        assert got == list(range(40)) + ["x" * 300] * 20
+        with pytest.raises(sp.PayloadTooLarge):  # as a chunk of its own size, it fails
+            async with pool.map("echo", items, chunksize=20) as results:
+                async for _ in results:
+                    pass
+
+
+def _handler(pool: sp.Pool) -> None:
+    pool.telemetry.attach("watching", "*", lambda event: None)
+
+
+def _no_batches(pool: sp.Pool) -> None:
+    for worker in pool._engine.workers.values():
+        worker.capabilities = frozenset()
+
+
+ONE_PER_CALL: list[tuple[str, dict[str, Any], dict[str, Any], Any]] = [
+    ("timeout", {}, {"timeout": 5}, None),
+    ("pool timeout", {"timeout": 60}, {}, None),
+    ("retry", {}, {"retry": sp.RetryPolicy(attempts=2)}, None),
+    ("breaker", {}, {"breaker": sp.CircuitBreaker(failure_threshold=5)}, None),
+    ("max_requests", {"max_requests": 10_000}, {}, None),
+    ("telemetry", {}, {}, _handler),
+    ("no batch capability", {}, {}, _no_batches),
+]
+
+
+@pytest.mark.parametrize(
+    ("pool_options", "map_options", "setup"),
+    [case[1:] for case in ONE_PER_CALL],
+    ids=[case[0] for case in ONE_PER_CALL],
+)
+async def test_auto_sends_one_item_per_call_where_a_chunk_would_break_a_promise(
+    autojump_clock: Clock, pool_options: dict[str, Any], map_options: dict[str, Any], setup: Any
+) -> None:
+    """A timeout, retry or breaker is about each item's call, max_requests counts calls,
+    telemetry reports each call, and workers without the "batch" capability run no chunks."""
+    async with open_fake_pool(Tools, size=2, **pool_options) as pool:
+        if not pool_options:
+            async with pool.map("echo", [{"value": i} for i in range(50)]) as results:
+                assert [r async for r in results] == list(range(50))
+            assert pool.stats().requests < 25  # the same items otherwise go in chunks
+        if setup is not None:
+            setup(pool)
+        before = pool.stats().requests
+        async with pool.map("echo", [{"value": i} for i in range(50)], **map_options) as rs:
+            assert [r async for r in rs] == list(range(50))
+        assert pool.stats().requests - before == 50
