@@ -64,3 +64,25 @@ def all_gone(pids: list[int], within: float) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def run_script(folder: Any, source: str, timeout: float) -> Any:
+    """Run ``source`` (dedented) as the script ``app.py`` in ``folder``, as a user runs one,
+    with this checkout importable; it must exit 0. Returns its last line of stdout, decoded
+    as JSON."""
+    import textwrap
+
+    script = os.path.join(folder, "app.py")
+    with open(script, "w") as f:
+        f.write(textwrap.dedent(source))
+    result = subprocess.run(
+        [sys.executable, script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -355,10 +355,24 @@ def _no_class(module: types.ModuleType, module_name: str, qualname: str) -> str:
         for name, value in vars(module).items()
         if isinstance(value, type) and issubclass(value, Adapter) and value is not Adapter
     )
-    close = difflib.get_close_matches(qualname, adapters, n=1)
+    return missing_name(module, module_name, qualname, adapters, "Adapter classes")
+
+
+def missing_name(
+    module: types.ModuleType,
+    module_name: str,
+    name: str,
+    present: list[str],
+    kind: str,
+    entry: str = "",
+) -> str:
+    """Why ``name`` was not found in ``module``: the closest of what is ``present`` there
+    (``kind``: what those are), and the ``entry`` that named it, if not the adapter."""
+    close = difflib.get_close_matches(name, present, n=1)
     guess = f" (did you mean {close[0]!r}?)" if close else ""
+    named = f" (tools entry {entry!r})" if entry else ""
     where = getattr(module, "__file__", None) or module_name
     return (
-        f"module {module_name!r} has no attribute {qualname!r}{guess}\n"
-        f"Adapter classes in {where}: {', '.join(adapters) or 'none'}."
+        f"module {module_name!r} has no attribute {name!r}{guess}{named}\n"
+        f"{kind} in {where}: {', '.join(present) or 'none'}."
     )

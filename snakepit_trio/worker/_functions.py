@@ -12,7 +12,6 @@ forked workers find them imported already.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import types
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from ._adapter import (
     ToolOptions,
     collect_tools,
     import_module,
+    missing_name,
     tool_info,
 )
 
@@ -90,13 +90,7 @@ def _no_function(module: types.ModuleType, module_name: str, name: str, entry: s
         for key, value in vars(module).items()
         if inspect.isfunction(value) and value.__module__ == module_name and not key.startswith("_")
     )
-    close = difflib.get_close_matches(name, functions, n=1)
-    guess = f" (did you mean {close[0]!r}?)" if close else ""
-    where = getattr(module, "__file__", None) or module_name
-    return (
-        f"module {module_name!r} has no attribute {name!r}{guess} (tools entry {entry!r})\n"
-        f"Functions defined in {where}: {', '.join(functions) or 'none'}."
-    )
+    return missing_name(module, module_name, name, functions, "Functions defined", entry)
 
 
 def collect_all(adapter: object, functions: Sequence[FunctionTool]) -> dict[str, ToolInfo]:

@@ -4,17 +4,13 @@ error's first line says why, and the next lines what to change."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import pathlib
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import trio
 
 import snakepit_trio as sp
+from tests.helpers import run_script
 
 TRANSPORT_AGNOSTIC = True  # about starting workers, not about a transport (see conftest.py)
 
@@ -115,19 +111,8 @@ trio.run(main)
 
 
 def test_an_adapter_in_main_is_explained(tmp_path: pathlib.Path) -> None:
-    script = tmp_path / "app.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
-    assert result.returncode == 0, result.stderr
-    lines = json.loads(result.stdout.strip().splitlines()[-1]).splitlines()
+    said = run_script(tmp_path, SCRIPT, timeout=120)
+    lines = said.splitlines()
     assert lines[0] == (
         "worker pool-0 failed to start: module '__main__' has no attribute 'Model': in a "
         "worker, __main__ is the worker program (python -m snakepit_trio.worker), not your "

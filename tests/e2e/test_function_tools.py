@@ -4,18 +4,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
-import subprocess
 import sys
-import textwrap
 
 import pytest
 import trio
 
 import snakepit_trio as sp
 from tests.adapters import functions
+from tests.helpers import run_script
 
 F = "tests.adapters.functions"
 ECHO = "tests.adapters.basic:Echo"
@@ -215,19 +213,8 @@ trio.run(main)
 
 
 def test_a_function_of_the_script_is_refused_with_its_fix(tmp_path: pathlib.Path) -> None:
-    script = tmp_path / "app.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == (
+    said = run_script(tmp_path, SCRIPT, timeout=60)
+    assert said == (
         "tools entry '__main__:score' is a function of __main__, the script you ran: "
         "workers do not run your script, so they cannot import it; move it into a module "
         "of its own (e.g. tasks.py beside the script) and pass 'tasks:score'"
