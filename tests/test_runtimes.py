@@ -108,3 +108,22 @@ def test_the_node_worker_carries_the_same_proto() -> None:
     ours = root / "proto" / "snakepit" / "v1" / "worker.proto"
     theirs = root / "workers" / "node" / "proto" / "snakepit" / "v1" / "worker.proto"
     assert theirs.read_bytes() == ours.read_bytes(), "copy proto/ into workers/node/proto/"
+
+
+@pytest.mark.parametrize(
+    ("inherited", "left"),
+    [
+        ("--inspect", None),
+        ("--inspect=0.0.0.0:9229 --max-old-space-size=512", "--max-old-space-size=512"),
+        ("--inspect-brk --inspect-port=1 --inspect-wait", None),
+        ("--max-old-space-size=512", "--max-old-space-size=512"),
+    ],
+)
+def test_node_workers_inherit_no_inspect_flags(inherited: str, left: str | None) -> None:
+    env = {"NODE_OPTIONS": inherited, "PATH": "/bin"}
+    runtimes.node_env(env, {})
+    assert env.get("NODE_OPTIONS") == left and env["PATH"] == "/bin"
+    chosen = {"NODE_OPTIONS": "--inspect"}  # the pool's env: the user's own choice
+    env = {"NODE_OPTIONS": "--inspect"}
+    runtimes.node_env(env, chosen)
+    assert env == {"NODE_OPTIONS": "--inspect"}

@@ -9,7 +9,9 @@ in any other language is the user's ``worker_command``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -33,6 +35,7 @@ class Program:
     adapter: str | None
     maps_segments: bool  # a snakepit_trio Python worker: it reads and makes shm segments
     forks: bool  # ... started as config.python runs it: the template can fork it instead
+    node: bool = False  # a Node.js worker (its environment is scrubbed: node_env)
 
 
 def program(config: PoolConfig, cwd: str | None = None) -> Program:
@@ -73,7 +76,28 @@ def program(config: PoolConfig, cwd: str | None = None) -> Program:
             "runtime='node' needs Node.js 20 or later: no 'node' on PATH; install it, or "
             "pass worker_command=['/path/to/node', '/path/to/snakepit-worker.mjs']",
         )
-    return Program((node, node_script(adapter)), adapter, maps_segments=False, forks=False)
+    return Program(
+        (node, node_script(adapter)), adapter, maps_segments=False, forks=False, node=True
+    )
+
+
+_INSPECT = re.compile(r"^--inspect(-brk|-wait|-port)?(=|$)")
+
+
+def node_env(env: dict[str, str], chosen: Mapping[str, str]) -> None:
+    """Drop ``--inspect`` flags that a Node worker would inherit through ``NODE_OPTIONS``.
+
+    Each would open a debugger port in every worker (anyone who reaches it runs code in the
+    worker). The host's own ``NODE_OPTIONS`` is dropped of them; one given in the pool's
+    ``env`` (``chosen``) is the user's choice for the workers, and is kept as it is.
+    """
+    if "NODE_OPTIONS" in chosen or "NODE_OPTIONS" not in env:
+        return
+    kept = [flag for flag in env["NODE_OPTIONS"].split() if not _INSPECT.match(flag)]
+    if kept:
+        env["NODE_OPTIONS"] = " ".join(kept)
+    else:
+        del env["NODE_OPTIONS"]
 
 
 def node_script(adapter: str) -> str:

@@ -14,7 +14,7 @@ import trio
 from .._config import PoolConfig
 from .._shared._placement import Overrides, apply
 from .._shared._tagging import POOL_TOKEN, SLACK, WORKER_ID
-from ._runtimes import Program
+from ._runtimes import Program, node_env
 from ._template import Templates, TemplateUnavailable
 
 log = logging.getLogger("snakepit_trio")
@@ -100,6 +100,15 @@ def lane_path(socket_path: str) -> str:
 HOST_STDERR = 2  # where workers write with worker_output="inherit": the host's fd 2
 
 
+def _env_of(
+    program: Program, config: PoolConfig, tags: dict[str, str], placement: Overrides | None
+) -> dict[str, str]:
+    env = worker_env(config, tags, placement)
+    if program.node:
+        node_env(env, config.env)
+    return env
+
+
 async def spawn(
     config: PoolConfig,
     program: Program,
@@ -138,7 +147,7 @@ async def spawn(
             stderr=output,
             start_new_session=True,
             pass_fds=(ready_w,),
-            env=worker_env(config, tags, placement),
+            env=_env_of(program, config, tags, placement),
             cwd=config.cwd,
         )
     except BaseException:

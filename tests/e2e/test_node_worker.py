@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 
+import psutil
 import pyarrow as pa
 import pytest
 import trio
@@ -44,3 +45,18 @@ async def test_arrow_tables_pass_through_a_node_worker_unchanged() -> None:
         async with sp.open_pool(CONTRACT, runtime="node", size=1) as pool:
             back = await pool.execute("echo", {"value": {"sales": table, "n": 3}})
     assert back["n"] == 3 and back["sales"].equals(table)
+
+
+async def test_an_inherited_inspect_flag_opens_no_debugger_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NODE_OPTIONS", "--inspect=127.0.0.1:0")
+    with trio.fail_after(60):
+        async with sp.open_pool(CONTRACT, runtime="node", size=1) as pool:
+            pid = await pool.execute("pid")
+            environ = pathlib.Path(f"/proc/{pid}/environ").read_bytes()  # noqa: ASYNC240
+            assert b"--inspect" not in environ
+            listening = [
+                c for c in psutil.Process(pid).net_connections("inet") if c.status == "LISTEN"
+            ]
+            assert listening == []
