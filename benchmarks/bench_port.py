@@ -42,23 +42,24 @@ CHUNKS_PER_WORKER = 25
 Timing = tuple[float, float]  # (whole block, map alone), seconds
 
 
-def executor(function: str, items: int, workers: int, chunksize: int) -> tuple[Timing, Any]:
+def executor(function: str, items: int, workers: int, chunksize: int | None) -> tuple[Timing, Any]:
     fn = getattr(scoring, function)
     start = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(workers) as ex:
         mapping = time.perf_counter()
-        results = list(ex.map(fn, range(items), chunksize=chunksize))
+        results = list(ex.map(fn, range(items), chunksize=chunksize or 1))  # 1: its default
         mapped = time.perf_counter()
     return (time.perf_counter() - start, mapped - mapping), results
 
 
-def snakepit(function: str, items: int, workers: int, chunksize: int) -> tuple[Timing, Any]:
+def snakepit(function: str, items: int, workers: int, chunksize: int | None) -> tuple[Timing, Any]:
     async def main() -> tuple[Timing, Any]:
         start = time.perf_counter()
         async with sp.open_pool(tools=[f"scoring:{function}"], size=workers) as pool:
             mapping = time.perf_counter()
             args = ({"x": x} for x in range(items))
-            async with pool.map(function, args, chunksize=chunksize) as results:
+            size: int | str = chunksize or "auto"  # "auto": its default
+            async with pool.map(function, args, chunksize=size) as results:
                 got = [r async for r in results]
             mapped = time.perf_counter()
         return (time.perf_counter() - start, mapped - mapping), got
@@ -74,8 +75,8 @@ def peers(workers: int) -> dict[str, Callable[[], tuple[Timing, Any]]]:
             ("ProcessPoolExecutor.map", executor),
             ("snakepit_trio pool.map", snakepit),
         ):
-            for chunksize in (1, chunk):
-                label = f"{workload}|{name}" + (f", chunksize={chunk:,}" if chunksize > 1 else "")
+            for chunksize in (None, chunk):  # each one's default, then chunksize=
+                label = f"{workload}|{name}" + (f", chunksize={chunk:,}" if chunksize else "")
                 out[label] = lambda run=run, f=function, n=items, c=chunksize: run(f, n, workers, c)
     return out
 
