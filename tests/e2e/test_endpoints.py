@@ -60,6 +60,8 @@ async def test_a_killed_worker_is_disconnected_then_reconnected(tmp_path: pathli
                 token=TOKEN,
                 tls=sp.TLSConfig(ca=str(tls.ca), server_hostname="localhost"),
             ) as pool:
+                session = await pool.open_session()  # strict: bound to this worker
+                assert await session.execute("add", {"a": 1}) == 2
                 failures: list[BaseException] = []
 
                 async def call() -> None:
@@ -76,6 +78,8 @@ async def test_a_killed_worker_is_disconnected_then_reconnected(tmp_path: pathli
                 assert isinstance(crash, sp.WorkerCrashed)
                 assert crash.cause == "disconnected"
                 assert crash.running == ("asleep",)
+                with pytest.raises(sp.SessionLost):
+                    await session.execute("add", {"a": 1})
                 async with tcp_worker(tmp_path, tls=tls, port=port) as second:
                     await wait_for(
                         lambda: [w.pid for w in pool.workers()] == [second.process.pid],
