@@ -13,7 +13,7 @@ import pathlib
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -67,9 +67,13 @@ def new_log(folder: pathlib.Path) -> pathlib.Path:
 
 
 def worker_command(
-    adapter: str, tokens: pathlib.Path, tls: TLSFiles | None, port: int = 0
+    adapter: str,
+    tokens: pathlib.Path,
+    tls: TLSFiles | None,
+    port: int = 0,
+    extra: Sequence[str] = (),
 ) -> list[str]:
-    command = [sys.executable, "-m", "snakepit_trio.worker", "--adapter", adapter]
+    command = [sys.executable, "-m", "snakepit_trio.worker", "--adapter", adapter, *extra]
     command += ["--listen", f"tcp://127.0.0.1:{port}", "--token-file", str(tokens)]
     if tls is not None:
         command += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
@@ -84,13 +88,17 @@ async def tcp_worker(
     tls: TLSFiles | None,
     tokens: pathlib.Path | None = None,
     port: int = 0,
+    extra: Sequence[str] = (),
 ) -> AsyncIterator[TcpWorker]:
-    """Start a worker listening on 127.0.0.1; yield it once it has said READY."""
+    """Start a worker listening on 127.0.0.1; yield it once it has said READY.
+
+    ``extra``: more worker arguments (``--capacity 2``, ``--max-payload N``).
+    """
     tokens = tokens if tokens is not None else token_file(folder)
     stderr_path = new_log(folder)
     with stderr_path.open("wb") as stderr:
         process = await trio.lowlevel.open_process(
-            worker_command(adapter, tokens, tls, port),
+            worker_command(adapter, tokens, tls, port, extra),
             stdout=subprocess.PIPE,
             stderr=stderr,
             env={**os.environ, "PYTHONPATH": os.getcwd()},
