@@ -5,7 +5,7 @@ Public names (all re-exported here):
 - open_pools, Pools ......... _pools.py (several named pools, routing by tool); load_pools
                               .. _pool_files.py (their configuration from TOML)
 - Pool, Session, Stream ..... _pool.py, _session.py, _streaming.py: facades over the engine
-- PoolConfig, PoolOptions, RestartPolicy .. _config.py
+- PoolConfig, PoolOptions, RestartPolicy .. _config.py;  TLSConfig .. _remote.py (endpoints)
 - PoolStats, WorkerInfo, CallInfo, SessionInfo .. _stats.py;  ToolSpec, ParamSpec .. _tools.py
 - Progress .................. _progress.py (events from ToolContext.progress)
 - RetryPolicy, retry ........ _retry.py;  CircuitBreaker .. _circuit.py (around any awaitable)
@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the same names as _EXPORTS (tests/test_exports.py checks it
     from ._config import PoolConfig as PoolConfig
     from ._config import PoolOptions as PoolOptions
     from ._config import RestartPolicy as RestartPolicy
+    from ._config import TLSConfig as TLSConfig
     from ._errors import AmbiguousTool as AmbiguousTool
     from ._errors import CircuitOpen as CircuitOpen
     from ._errors import HostToolError as HostToolError
@@ -97,6 +98,7 @@ _EXPORTS: dict[str, str] = {
     "PoolConfig": "._config",
     "PoolOptions": "._config",
     "RestartPolicy": "._config",
+    "TLSConfig": "._config",
     # several pools
     "open_pools": "._pools",
     "Pools": "._pools",

@@ -9,14 +9,16 @@ from typing import Any, Literal, TypedDict
 
 import attrs
 
+from . import _remote
 from ._core import _checks as checks
 from ._core._backoff import RestartPolicy
+from ._remote import TLSConfig
 from ._shared._codec import DEFAULT_MAX_PAYLOAD
 from ._shared._functions import FORM, split_entry
 from .hardware._model import Device
 from .hardware._plan import normalize as _normalize_devices
 
-__all__ = ["PoolConfig", "PoolOptions", "RestartPolicy"]
+__all__ = ["PoolConfig", "PoolOptions", "RestartPolicy", "TLSConfig"]
 
 # Seconds past drain_timeout + shutdown_grace that stopping a pool may take at most (a last
 # bound, for a supervisor that misbehaves; every stop is SIGTERM -> grace -> SIGKILL).
@@ -359,6 +361,16 @@ class PoolConfig:
         pythonpath: extra import paths, searched before the inherited ones.
         inherit_path: give workers the host's ``sys.path``, so whatever the host can import,
             the workers can too.
+        endpoints: workers someone else started on other hosts (or this one), each
+            ``"tcp://HOST:PORT"`` where ``python -m snakepit_trio.worker --listen ...``
+            listens; the pool connects to them instead of starting processes, one slot per
+            endpoint (``size`` is their number). A worker whose connection breaks fails
+            its running calls with ``WorkerCrashed(cause="disconnected")`` and its slot
+            reconnects with ``restart``'s backoff. Payloads travel inline.
+        token: the secret the endpoints' ``--token-file`` holds (needed with
+            ``endpoints``); the host proves it without sending it. Never shown in reprs.
+        tls: a ``TLSConfig`` to reach the endpoints over TLS 1.3, or None for plain TCP
+            (a trusted network only: the calls' data then travel in the clear).
         tracing: trace every call with OpenTelemetry (a CLIENT span per call, its context
             carried to the worker, whose SERVER span is its child) and record the pool's
             metrics, with the global tracer and meter providers; needs the ``otel`` extra.
@@ -471,6 +483,9 @@ class PoolConfig:
     devices: str | tuple[str, ...] | None = attrs.field(default=None, converter=_devices)
     threads_per_worker: int | Literal["auto"] | None = attrs.field(default=1, validator=_threads)
     tracing: bool = attrs.field(default=False, validator=_flag)
+    endpoints: tuple[str, ...] = attrs.field(default=(), converter=_remote.endpoints)
+    token: bytes | None = attrs.field(default=None, converter=_remote.token, repr=False)
+    tls: TLSConfig | None = attrs.field(default=None, validator=_remote.tls)
 
     def __attrs_post_init__(self) -> None:
         if self.tools and self.runtime != "python":
@@ -486,10 +501,30 @@ class PoolConfig:
                 "an adapter that declares it (its functions in tools=[...] then run under "
                 "it), or use profile='process'"
             )
+        self._check_endpoints()
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= self.heartbeat_interval:
             raise ValueError(
                 f"heartbeat_timeout={self.heartbeat_timeout!r} must exceed "
                 f"heartbeat_interval={self.heartbeat_interval!r} (or be None: no heartbeats)"
+            )
+
+    def _check_endpoints(self) -> None:
+        if not self.endpoints:
+            if self.token is not None or self.tls is not None:
+                raise ValueError(
+                    "token and tls are for workers on other hosts: give endpoints=[...] too, "
+                    "or leave them out for workers this pool starts"
+                )
+            return
+        if self.token is None:
+            raise ValueError(
+                "endpoints need token=...: the secret in the workers' --token-file "
+                "(they refuse hosts that cannot prove it)"
+            )
+        if self.size != len(self.endpoints):
+            raise ValueError(
+                f"size={self.size} but endpoints lists {len(self.endpoints)} workers: "
+                "leave size out (a pool of endpoints has one worker per endpoint)"
             )
 
     @classmethod
@@ -527,6 +562,8 @@ class PoolConfig:
                 "open_pool(adapter, size=..., timeout=...)"
             )
         fields = {k: v for k, v in options.items() if v is not None or k in _NULLABLE}
+        if fields.get("endpoints") and "size" not in fields:
+            fields["size"] = len(fields["endpoints"])  # one worker per endpoint
         if config is not None:
             if adapter is not None:
                 fields["adapter"] = adapter
@@ -589,9 +626,14 @@ class PoolOptions(TypedDict, total=False):
     devices: str | Sequence[str | Device] | None  # the field normalizes it
     threads_per_worker: int | Literal["auto"] | None
     tracing: bool
+    endpoints: Sequence[str]  # the field converts it to a tuple
+    token: str | bytes | None  # the field converts it to bytes
+    tls: TLSConfig | None
 
 
 _NULLABLE = {
+    "token",
+    "tls",
     "devices",
     "threads_per_worker",
     "shm_threshold",

@@ -9,6 +9,7 @@ stop), and whatever is raised comes out as one exception, never a group of ours.
 from __future__ import annotations
 
 import math
+import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -129,6 +130,8 @@ async def open_pool(
 
     ``open_pool(tools=["pkg.mod:score"])`` serves module-level functions without an
     adapter (``PoolConfig.tools``); with an adapter, they join its tools.
+    ``open_pool(adapter, endpoints=["tcp://10.0.0.5:7100"], token=..., tls=TLSConfig(...))``
+    connects to workers started elsewhere instead of starting processes (``PoolConfig``).
 
     Args:
         adapter: ``"package.module:AdapterClass"``, importable by the workers (may be left
@@ -145,13 +148,15 @@ async def open_pool(
         WorkerStartError: a worker could not import or initialize the adapter, or import
             a tools entry's function, or two tools have one name (the message's first line
             says which, then what to change, then the worker's stderr); or a worker did not
-            become ready within ``startup_timeout``.
+            become ready within ``startup_timeout``; or, with ``endpoints``, one that cannot
+            be reached, fails TLS, or refuses the token (the message says which).
         TypeError: an unknown option, neither an adapter nor tools, or a value of the
             wrong type (a class in ``tools``, say).
         ValueError: a value out of its range (the message names the option), a tools entry
             that workers cannot import (a lambda, a nested function, one in ``__main__``:
             the message says where to move it), or ``devices`` naming a device this host
-            may not use (its message says which it may).
+            may not use (its message says which it may); with ``endpoints``, one that is not
+            ``tcp://HOST:PORT``, no ``token``, or a ``TLSConfig`` file that cannot be loaded.
         PermissionError: ``state_dir`` is not this user's, or other users may write to it
             (the message names it and the fix; ``registry=False`` runs without it).
         RuntimeError: not called under Trio (from asyncio, say).
@@ -165,6 +170,10 @@ async def open_pool(
     """
     _require_trio()
     cfg = PoolConfig.build(adapter, config, {"size": size, **options})
+    if cfg.endpoints:
+        async with _open_endpoints_pool(cfg) as pool:
+            yield pool
+        return
     program = runtimes.program(cfg)  # which program starts a worker, found now
     # Only Python workers map shared-memory segments, and only those that config.python
     # starts can be forked from the template instead.
@@ -206,6 +215,24 @@ async def open_pool(
     error = _outcome(error, None, escaped)
     if error is not None:
         raise error
+
+
+@asynccontextmanager
+async def _open_endpoints_pool(cfg: PoolConfig) -> AsyncIterator[Pool]:
+    """A pool of workers someone else started (``endpoints``): no registry, template or
+    processes of ours; each slot connects to its endpoint (``_supervision/_endpoints.py``)."""
+    from ._supervision._endpoints import EndpointLauncher
+    from ._transport._lane import TcpTarget
+
+    assert cfg.token is not None  # PoolConfig requires it with endpoints
+    tls = cfg.tls.context() if cfg.tls is not None else None  # a bad file raises now
+    hostname = cfg.tls.server_hostname if cfg.tls is not None else None
+    targets = [TcpTarget(url, cfg.token, tls, hostname) for url in cfg.endpoints]
+    cfg = attrs.evolve(cfg, shm_threshold=None, transport="local")  # no memory is shared
+    async with run_engine(
+        cfg, lambda nursery: EndpointLauncher(cfg, targets), secrets.token_hex(8)
+    ) as engine:
+        yield Pool._create(engine)
 
 
 @asynccontextmanager

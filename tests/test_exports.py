@@ -194,7 +194,9 @@ EXPECTED: dict[str, str] = {
         "cwd: 'str | None' = None, pythonpath: 'Sequence[str]' = (), inherit_path: 'bool' = True, "
         "worker_output: 'str' = 'log', max_host_tool_calls: 'int' = 64, "
         "max_reentry_depth: 'int' = 4, devices: 'str | Sequence[str | Device] | None' = None, "
-        "threads_per_worker: \"int | Literal['auto'] | None\" = 1, tracing: 'bool' = False) -> None"
+        "threads_per_worker: \"int | Literal['auto'] | None\" = 1, tracing: 'bool' = False, "
+        "endpoints: 'Sequence[str] | None' = (), token: 'str | bytes | None' = None, "
+        "tls: 'TLSConfig | None' = None) -> None"
     ),
     "PoolConfig.build": (
         "classmethod (adapter: 'str | None', config: 'PoolConfig | None', "
@@ -335,6 +337,11 @@ EXPECTED: dict[str, str] = {
     "Stream.finished": "property -> bool",
     "Stream.tool": "property -> str",
     "StreamIdleTimeout": "class(RequestTimeout) (tool: 'str', idle_timeout: 'float') -> 'None'",
+    "TLSConfig": (
+        "class (*, ca: 'str | None' = None, cert: 'str | None' = None, key: 'str | None' = None, "
+        "server_hostname: 'str | None' = None) -> None"
+    ),
+    "TLSConfig.context": "(self) -> 'ssl.SSLContext'",
     "ToolSpec": (
         "class (name: 'str', description: 'str', streaming: 'bool', "
         "params: 'tuple[ParamSpec, ...]', accepts_extra: 'bool' = False) -> None"
@@ -723,6 +730,8 @@ def test_pool_options_list_every_config_field() -> None:
         "worker_command": "Sequence[str] | None",
         "devices": "str | Sequence[str | Device] | None",
         "tools": "Sequence[str | Callable[..., Any]]",
+        "endpoints": "Sequence[str]",
+        "token": "str | bytes | None",
     }
     for name, type_ in options.items():
         assert type_ == converted.get(name, fields[name]), name

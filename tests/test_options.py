@@ -162,6 +162,11 @@ KINDS: dict[str, tuple[list[tuple[Any, type[Exception]]], Any]] = {
         ],
         "cuda",
     ),
+    # Alone, only "none" is a good value: endpoints need a token, a token or tls needs
+    # endpoints (tests/test_endpoint_options.py checks them together).
+    "endpoints": ([("tcp://h:1", TypeError), (["udp://h:1"], ValueError)], ()),
+    "token": ([("", ValueError), ([], TypeError)], None),
+    "tls": ([("ca.pem", TypeError), (3, TypeError)], None),
     "threads": (
         [
             (0, ValueError),
@@ -228,6 +233,9 @@ OPTIONS: dict[str, str] = {
     "devices": "devices",
     "threads_per_worker": "threads",
     "tracing": "bool",
+    "endpoints": "endpoints",
+    "token": "token",
+    "tls": "tls",
 }
 
 

@@ -6,6 +6,10 @@ socket is driven by Trio tasks, so no message crosses a thread. ``send(frame)`` 
 pending list and wakes the writer once; every frame queued before the writer runs leaves in
 the same write. The reader hands each read's frames to ``on_frames`` directly.
 
+Over TCP (``TcpTarget``: a worker started with ``--listen``, see the proto's "Carrier 1 over
+TCP") the same framing runs on a TCP stream, in TLS when the target has a context, after the
+token proof; only the connection and that proof differ.
+
 Latency: when the lane is quiet, the first frame of a scheduler tick is written at once from
 the caller (a non-blocking send), which saves waiting one tick for the writer; the frames
 that follow in the same tick still go together through the writer.
@@ -14,19 +18,32 @@ that follow in the same tick still go together through the writer.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import msgpack
 import trio
 
 from .._shared import _frames as w
+from .._shared import _tcp
 from ._describe import WorkerDescription, description_from_map
 from ._errors import TransportError
 
 _HEADER = struct.Struct("<I")
 assert _HEADER.size == w.LANE_HEADER_BYTES
+
+
+@attrs.frozen
+class TcpTarget:
+    """A worker listening on TCP: where, the token to prove, and TLS (None: plain TCP)."""
+
+    url: str
+    token: bytes = attrs.field(repr=False)
+    tls: ssl.SSLContext | None = None
+    server_hostname: str | None = None  # None: the url's host
 
 
 class LaneChannel:
@@ -36,15 +53,18 @@ class LaneChannel:
         on_frames: Callable[[object], None],
         on_lost: Callable[[str], None],
         max_message: int,
+        tcp: TcpTarget | None = None,
     ) -> None:
-        self._path = socket_path
+        """``socket_path``: the worker's unix socket, unless ``tcp`` says where it listens."""
+        self._path = socket_path if tcp is None else tcp.url
+        self._tcp = tcp
         self._on_frames = on_frames
         self._on_lost = on_lost
         self._max_message = max_message
         self._pending: list[Any] = []
         self._lot = trio.lowlevel.ParkingLot()
-        self._stream: trio.SocketStream | None = None
-        self._sock: socket.socket | None = None  # the same socket, for eager sends
+        self._stream: trio.abc.Stream | None = None
+        self._sock: socket.socket | None = None  # the same socket, for eager sends (unix only)
         self._unsent = bytearray()  # eagerly sent bytes the socket did not take yet
         self._parked = False  # the writer waits for frames
         self._eager_used = False  # a frame went eagerly this tick; reset by the writer
@@ -60,18 +80,23 @@ class LaneChannel:
         """
         try:
             with trio.fail_after(timeout):
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self._sock.setblocking(False)
-                trio_sock = trio.socket.from_stdlib_socket(self._sock)
-                self._stream = trio.SocketStream(trio_sock)
-                await trio_sock.connect(self._path)
-                await self._stream.send_all(_pack([w.hello()]))
                 buffer = bytearray()
+                if self._tcp is None:
+                    self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self._sock.setblocking(False)
+                    trio_sock = trio.socket.from_stdlib_socket(self._sock)
+                    self._stream = trio.SocketStream(trio_sock)
+                    await trio_sock.connect(self._path)
+                else:
+                    await self._open_tcp(self._tcp, buffer)
+                stream = self._stream
+                assert stream is not None
+                await stream.send_all(_pack([w.hello()]))
                 messages: list[Any] = []
                 while not messages:
-                    data = await self._stream.receive_some(65536)
+                    data = await stream.receive_some(65536)
                     if not data:
-                        raise TransportError("the worker closed the lane during the handshake")
+                        raise TransportError(self._closed_in_handshake())
                     buffer += data
                     messages = self._parse(buffer)
             first, *rest = messages
@@ -92,13 +117,53 @@ class LaneChannel:
                     await self._stream.aclose()
             if isinstance(exc, TransportError) or not isinstance(exc, Exception):
                 raise  # ours already, or cancellation
-            raise TransportError(f"cannot open the lane {self._path}: {exc!r}") from exc
+            cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+            raise TransportError(f"cannot open the lane {self._path}: {exc!r}{cause}") from exc
         nursery.start_soon(self._run, bytes(buffer), [f for m in [first[1:], *rest] for f in m])
         return describe
 
+    async def _open_tcp(self, target: TcpTarget, buffer: bytearray) -> None:
+        """Connect (TLS if configured), read the worker's nonce, send the token proof."""
+        host, port = _tcp.parse_tcp_url(target.url)
+        tcp = await trio.open_tcp_stream(host, port)
+        stream: trio.abc.Stream = tcp
+        self._stream = stream
+        _tcp.tune_socket(tcp.socket)  # type: ignore[arg-type]  # a trio socket: same calls
+        if target.tls is not None:
+            secure = trio.SSLStream(tcp, target.tls, server_hostname=target.server_hostname or host)
+            self._stream = stream = secure
+            await secure.do_handshake()
+        messages: list[Any] = []
+        while not messages:
+            data = await stream.receive_some(256)
+            if not data:
+                raise TransportError(f"the worker at {self._path} closed before its nonce")
+            buffer += data
+            messages = self._parse(buffer)
+        nonce = messages[0]
+        if len(messages) > 1 or not isinstance(nonce, bytes) or len(nonce) != _tcp.NONCE_BYTES:
+            raise TransportError(f"{self._path} did not start with a nonce: not a worker")
+        proof: bytes = msgpack.packb(_tcp.proof(target.token, nonce), use_bin_type=True)
+        await stream.send_all(_HEADER.pack(len(proof)) + proof)
+
+    def _closed_in_handshake(self) -> str:
+        if self._tcp is None:
+            return "the worker closed the lane during the handshake"
+        return (
+            f"the worker at {self._path} closed the connection after the token proof: it "
+            "refused the token (give open_pool the token in the worker's --token-file); "
+            "its log says why"
+        )
+
     def send(self, frame: list[Any]) -> None:
         """Queue a frame; it leaves with everything queued before the writer runs."""
-        if self._parked and not self._eager_used and not self._pending and not self._unsent:
+        if (
+            self._parked
+            and self._sock is not None
+            and not self._eager_used
+            and not self._pending
+            and not self._unsent
+        ):
             self._eager_used = True
             self._send_now(_pack([frame]))
             self._lot.unpark()  # the writer ends the tick's eager turn (and sends any rest)

@@ -8,6 +8,11 @@ started itself.
 
 Handshake: the host's first batch is ``[[HELLO, protocol]]``; the worker answers
 ``[[WELCOME, describe]]`` where ``describe`` is its description map (``describe_map``).
+
+Over TCP (``--listen tcp://HOST:PORT``) the same framing runs, optionally inside TLS, after a
+token proof: the worker sends a nonce, the host answers HMAC-SHA256(token, nonce ||
+"snakepit.v1") (``_shared/_tcp.py``). A connection that fails TLS, sends a wrong proof or
+anything else is logged once and closed; the others are not disturbed.
 """
 
 from __future__ import annotations
@@ -16,18 +21,28 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
+import ssl
 import struct
 from typing import Any
 
 import msgpack
 
 from .._shared import _frames as w
+from .._shared import _tcp
 from ._connection import Connection
 from ._runtime import Runtime
 
 log = logging.getLogger("snakepit_trio.worker")
 
 _HEADER = struct.Struct("<I")
+
+# A peer gets this long to finish TLS and prove the token; then its connection is dropped.
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class Refused(Exception):
+    """A TCP peer failed TLS or the token proof (the message says which)."""
 
 
 class LaneServer:
@@ -37,10 +52,73 @@ class LaneServer:
         self._max_message = max_message
         self._server: asyncio.AbstractServer | None = None
         self._handlers: dict[asyncio.Task[None], Connection] = {}
+        self._token: bytes | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._accepting: asyncio.Future[None] | None = None
+        self._accepted: set[asyncio.Future[None]] = set()
 
     async def start(self, path: str) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=path)
         os.chmod(path, 0o600)
+
+    async def start_tcp(
+        self, host: str, port: int, token: bytes, tls: ssl.SSLContext | None
+    ) -> int:
+        """Listen on ``host:port`` (0: any free port); return the port it listens on."""
+        self._token, self._tls = token, tls
+        listener = socket.create_server((host, port), family=_family(host), backlog=128)
+        listener.setblocking(False)
+        self._accepting = asyncio.ensure_future(self._accept(listener))
+        return int(listener.getsockname()[1])
+
+    async def _accept(self, listener: socket.socket) -> None:
+        # Our own accept loop rather than start_server(ssl=...): that one drops a failed TLS
+        # handshake silently, and a refused peer is logged here, once.
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                sock, peer = await loop.sock_accept(listener)
+                task = asyncio.ensure_future(self._serve_tcp(sock, peer))
+                self._accepted.add(task)
+                task.add_done_callback(self._accepted.discard)
+        finally:
+            listener.close()
+
+    async def _serve_tcp(self, sock: socket.socket, peer: object) -> None:
+        loop = asyncio.get_running_loop()
+        writer: asyncio.StreamWriter | None = None
+        try:
+            _tcp.tune_socket(sock)
+            reader = asyncio.StreamReader(limit=1 << 16)
+            protocol = asyncio.StreamReaderProtocol(reader)
+            try:
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol,
+                    sock,
+                    ssl=self._tls,
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self._tls else None,
+                )
+            except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
+                raise Refused(f"TLS handshake failed ({_ssl_reason(exc)})") from None
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+            await asyncio.wait_for(self._prove(reader, writer), HANDSHAKE_TIMEOUT)
+        except (Refused, TimeoutError, ConnectionError, OSError) as exc:
+            reason = "no token proof in time" if isinstance(exc, TimeoutError) else str(exc)
+            log.warning("refused a connection from %s: %s", peer, reason or repr(exc))
+            if writer is not None:
+                writer.close()
+            else:
+                sock.close()
+            return
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            else:
+                sock.close()
+            raise
+        # Admitted: from now on close() lets it finish what it owes, like any connection.
+        self._accepted.discard(asyncio.current_task())
+        await self._serve(reader, writer)
 
     async def close(self, timeout: float = 2.0) -> None:
         """Stop accepting; each connection sends what it owes, then closes (bounded).
@@ -49,6 +127,10 @@ class LaneServer:
         """
         if self._server is not None:
             self._server.close()
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for task in list(self._accepted):
+            task.cancel()  # peers still in TLS or the token proof
         for conn in self._handlers.values():
             conn.reading_done = True  # take nothing more; leave once the outbox is sent
             conn.wake.set()
@@ -81,6 +163,25 @@ class LaneServer:
                 await writer.wait_closed()
             self._handlers.pop(task, None)
 
+    async def _prove(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Send a nonce, check the host's token proof; raise Refused saying what failed."""
+        assert self._token is not None
+        nonce = _tcp.new_nonce()
+        challenge = msgpack.packb(nonce, use_bin_type=True)
+        writer.write(_HEADER.pack(len(challenge)) + challenge)
+        await writer.drain()
+        try:
+            (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+            data = await reader.readexactly(size) if size <= 64 else b""
+        except asyncio.IncompleteReadError:
+            raise Refused("it closed the connection before proving the token") from None
+        try:
+            given = msgpack.unpackb(data)
+        except Exception:
+            raise Refused("its first message is not a token proof") from None
+        if not _tcp.proof_is_valid(self._token, nonce, given):
+            raise Refused("wrong token proof (the host's token differs from this worker's)")
+
     async def _read(self, conn: Connection, reader: asyncio.StreamReader) -> None:
         try:
             while True:
@@ -103,6 +204,16 @@ class LaneServer:
         finally:
             conn.reading_done = True
             conn.wake.set()
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no handshake in time"
+    return getattr(exc, "reason", None) or str(exc) or type(exc).__name__
 
 
 def _is_hello(frame: object) -> bool:

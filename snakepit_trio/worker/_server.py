@@ -3,8 +3,10 @@
 It serves the ``@tool`` methods of ``--adapter``, and each function named by a ``--tool``
 (``_functions.py``), or the functions alone on a bare ``Adapter``.
 
-Lifecycle: import adapter and tool modules -> initialize() -> serve on the unix socket ->
-write READY to the ready fd (only now can the host connect) -> run until SIGTERM (cancel
+Lifecycle: import adapter and tool modules -> initialize() -> serve on the unix socket (or,
+with ``--listen tcp://HOST:PORT``, on TCP for hosts that prove the token) ->
+write READY to the ready fd, or to stdout when listening on TCP without one (only now can
+the host connect) -> run until SIGTERM (cancel
 running calls, wait for them, cleanup(), exit 0) or until the host dies (stdin EOF or
 PR_SET_PDEATHSIG: the process group is killed at once).
 SIGINT is ignored: the host owns cancellation, so Ctrl-C in a terminal reaches the host only.
@@ -21,6 +23,7 @@ import functools
 import logging
 import os
 import signal
+import ssl
 import sys
 import traceback
 from typing import Any
@@ -29,6 +32,7 @@ from .._shared import _frames as w
 from .._shared._codec import DEFAULT_MAX_PAYLOAD
 from .._shared._functions import label
 from .._shared._tagging import POOL_TOKEN, WORKER_ID, kill_descendants, kill_tagged
+from .._shared._tcp import parse_tcp_url, read_token
 from ._adapter import Adapter, load_adapter
 from ._events import flush_traces
 from ._functions import collect_all, load_functions
@@ -126,24 +130,33 @@ async def serve(args: argparse.Namespace) -> int:
         thread_safe=adapter_cls.thread_safe is True,
     )
     served = label(args.adapter, args.tool)
-    service = WorkerService(runtime, served)
-    server = Server([service])
-    await server.start(path=args.socket)
-    os.chmod(args.socket, 0o600)
+    server = None
+    if args.socket:
+        server = Server([WorkerService(runtime, served)])
+        await server.start(path=args.socket)
+        os.chmod(args.socket, 0o600)
     lane = None
-    if args.lane:
+    ready = f"READY {os.getpid()}"
+    if args.lane or args.listen:
         from ._lane import LaneServer
 
         # A batch holds at most one payload over MAX_BATCH_BYTES, plus small frames.
         max_message = args.max_payload + 2 * w.MAX_BATCH_BYTES
         lane = LaneServer(runtime, describe_map(runtime, served), max_message)
-        await lane.start(args.lane)
+        if args.lane:
+            await lane.start(args.lane)
+        else:
+            host, port = args.listen
+            port = await lane.start_tcp(host, port, args.token, args.tls)
+            ready += f" {port}"
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
 
     if args.ready_fd >= 0:
-        os.write(args.ready_fd, f"READY {os.getpid()}\n".encode())
+        os.write(args.ready_fd, f"{ready}\n".encode())
         os.close(args.ready_fd)
+    elif args.listen:
+        print(ready, flush=True)  # started by hand or by a service manager: say the port
 
     await stop.wait()
     # Graceful stop: the host sends SIGTERM once it wants no more results (its drain is
@@ -154,11 +167,12 @@ async def serve(args: argparse.Namespace) -> int:
     await runtime.drain()
     if lane is not None:
         await lane.close()
-    server.close()
-    try:
-        await asyncio.wait_for(server.wait_closed(), timeout=2)
-    except TimeoutError:
-        pass
+    if server is not None:
+        server.close()
+        try:
+            await asyncio.wait_for(server.wait_closed(), timeout=2)
+        except TimeoutError:
+            pass
     runtime.executor.shutdown(wait=False, cancel_futures=True)
     runtime.threads.close()
     try:
@@ -174,7 +188,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not (args.adapter or args.tool):
         parser.error("give --adapter, --tool, or both")
+    if not (args.socket or args.listen):
+        parser.error("give --socket (started by a host) or --listen tcp://HOST:PORT")
+    args.token = args.tls = None
+    if args.listen:
+        _tcp_options(parser, args)
+    elif args.token_file or args.tls_cert or args.tls_key:
+        parser.error("--token-file, --tls-cert and --tls-key go with --listen")
     return args
+
+
+def _tcp_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check --listen and its companions; load the token and the TLS context into ``args``."""
+    try:
+        args.listen = parse_tcp_url(args.listen)
+    except ValueError as exc:
+        parser.error(f"--listen: {exc}")
+    if not args.token_file:
+        parser.error("--listen needs --token-file: a file holding the token hosts must prove")
+    try:
+        args.token = read_token(args.token_file)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--token-file: {exc}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("give both --tls-cert and --tls-key, or neither (plain TCP)")
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            parser.error(f"--tls-cert/--tls-key: cannot load them: {exc}")
+        args.tls = context
 
 
 @functools.cache
@@ -187,7 +232,7 @@ def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once f
         default=[],
         help="'package.module:function' to serve as a tool (repeat it for more)",
     )
-    parser.add_argument("--socket", required=True, help="unix socket path to serve on")
+    parser.add_argument("--socket", default="", help="unix socket path to serve gRPC on")
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--capacity", type=int, default=1)
     parser.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD)
@@ -195,6 +240,12 @@ def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once f
     parser.add_argument("--watch-stdin", action="store_true")
     parser.add_argument("--shm-threshold", type=int, default=0, help="0: no shared memory")
     parser.add_argument("--lane", default="", help="also serve the local lane on this socket")
+    parser.add_argument(
+        "--listen", default="", help="serve the lane on tcp://HOST:PORT (port 0: any free port)"
+    )
+    parser.add_argument("--token-file", default="", help="the token hosts must prove (TCP)")
+    parser.add_argument("--tls-cert", default="", help="PEM certificate chain for TLS (TCP)")
+    parser.add_argument("--tls-key", default="", help="PEM private key for TLS (TCP)")
     return parser
 
 

@@ -2,23 +2,28 @@
 
 Every test here runs against each worker runtime (twin adapters with identical tools:
 tests/adapters/contract.py and contract.mjs) over each transport (the local lane and gRPC's
-Connect). What is Python-specific stays in tests/e2e. A runtime whose worker cannot start
-here fails its tests: it is never skipped.
+Connect; for Python workers also "tcp": workers the fixture starts itself with
+``--listen tcp://127.0.0.1:0`` and TLS, reached through ``open_pool(endpoints=...)``). What
+is Python-specific stays in tests/e2e. A runtime whose worker cannot start here fails its
+tests: it is never skipped. Tests that need the pool to own its workers' processes (to kill,
+replace or recycle them) are marked ``owns_processes(why)``: skipped over "tcp", saying why.
 """
 
 from __future__ import annotations
 
 import os
+import pathlib
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
 
 import snakepit_trio as sp
+from tests.tcp_workers import TOKEN, tcp_worker, tls_files
 
 RUNTIMES = ("python", "node")
-TRANSPORTS = ("local", "grpc")
+TRANSPORTS = {"python": ("local", "grpc", "tcp"), "node": ("local", "grpc")}
 ADAPTERS = {
     "python": "tests.adapters.contract:Contract",
     "node": os.path.join(os.path.dirname(__file__), "..", "adapters", "contract.mjs"),
@@ -29,10 +34,30 @@ OpenContract = Callable[..., AbstractAsyncContextManager[sp.Pool]]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.fixturenames.append("runtime")
-    metafunc.parametrize("runtime", RUNTIMES, indirect=True)
-    if not getattr(metafunc.module, "TRANSPORT_AGNOSTIC", False):
-        metafunc.fixturenames.append("transport")
-        metafunc.parametrize("transport", TRANSPORTS, indirect=True)
+    if getattr(metafunc.module, "TRANSPORT_AGNOSTIC", False):
+        metafunc.parametrize("runtime", RUNTIMES, indirect=True)
+        return
+    metafunc.fixturenames.append("transport")
+    owns = metafunc.definition.get_closest_marker("owns_processes")
+    skip_tcp = (
+        [pytest.mark.skip(reason=f"endpoints are not the pool's processes: {owns.args[0]}")]
+        if owns is not None
+        else []
+    )
+    pairs = [
+        pytest.param(r, t, marks=skip_tcp if t == "tcp" else [])
+        for r in RUNTIMES
+        for t in TRANSPORTS[r]
+    ]
+    metafunc.parametrize(("runtime", "transport"), pairs, indirect=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "owns_processes(why): the test needs the pool to own its workers' processes; "
+        "skipped over tcp (endpoints), saying why",
+    )
 
 
 @pytest.fixture
@@ -43,8 +68,9 @@ def runtime(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    value: str = request.param
-    monkeypatch.setenv("SNAKEPIT_TRIO_TRANSPORT", value)  # PoolConfig's default
+    value: str = getattr(request, "param", "")  # "": a TRANSPORT_AGNOSTIC module's test
+    if value in ("local", "grpc"):  # "tcp" is the endpoints option, not a transport= value
+        monkeypatch.setenv("SNAKEPIT_TRIO_TRANSPORT", value)  # PoolConfig's default
     return value
 
 
@@ -55,12 +81,46 @@ def adapter(runtime: str) -> str:
 
 
 @pytest.fixture
-def contract(runtime: str, adapter: str) -> OpenContract:
+def contract(runtime: str, adapter: str, transport: str, tmp_path: pathlib.Path) -> OpenContract:
     """``open_pool`` for this runtime's contract adapter: ``contract(size=1, ...)``."""
+    tcp = transport == "tcp"
 
     @asynccontextmanager
     async def open_contract(size: int = 1, **options: Any) -> AsyncIterator[sp.Pool]:
-        async with sp.open_pool(adapter, runtime=runtime, size=size, **options) as pool:
+        if not tcp:
+            async with sp.open_pool(adapter, runtime=runtime, size=size, **options) as pool:
+                yield pool
+            return
+        async with AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(
+                _endpoints_pool(tmp_path, adapter, size, options)
+            )
             yield pool
 
     return open_contract
+
+
+@asynccontextmanager
+async def _endpoints_pool(
+    folder: pathlib.Path, adapter: str, size: int, options: dict[str, Any]
+) -> AsyncIterator[sp.Pool]:
+    """``size`` workers started here on 127.0.0.1 with TLS, and a pool of them."""
+    tls = tls_files(folder)
+    extra = []  # what the pool would have told workers it started itself
+    if "worker_capacity" in options:
+        extra += ["--capacity", str(options["worker_capacity"])]
+    if "max_payload_bytes" in options:
+        extra += ["--max-payload", str(options["max_payload_bytes"])]
+    async with AsyncExitStack() as stack:
+        workers = [
+            await stack.enter_async_context(tcp_worker(folder, adapter, tls=tls, extra=extra))
+            for _ in range(size)
+        ]
+        async with sp.open_pool(
+            adapter,
+            endpoints=[w.endpoint for w in workers],
+            token=TOKEN,
+            tls=sp.TLSConfig(ca=str(tls.ca)),
+            **options,
+        ) as pool:
+            yield pool

@@ -53,6 +53,9 @@ async def test_calls_waiting_on_the_worker_are_given_back_when_cancelled(
             assert pool.stats().crashes == 0
 
 
+@pytest.mark.owns_processes(
+    "a crash is cause 'disconnected'; the slot reconnects, nothing is replaced"
+)
 async def test_a_crashed_worker_is_reported_and_replaced(contract: OpenContract) -> None:
     with trio.fail_after(60):
         async with contract() as pool:
@@ -65,6 +68,7 @@ async def test_a_crashed_worker_is_reported_and_replaced(contract: OpenContract)
             assert pool.stats().crashes == 1
 
 
+@pytest.mark.owns_processes("no fresh worker to retry on; the slot waits for its endpoint")
 async def test_an_idempotent_call_is_retried_on_a_fresh_worker(contract: OpenContract) -> None:
     with trio.fail_after(60):
         async with contract() as pool:
@@ -75,6 +79,7 @@ async def test_an_idempotent_call_is_retried_on_a_fresh_worker(contract: OpenCon
             assert await pool.execute("pid") != first
 
 
+@pytest.mark.owns_processes("an unresponsive worker is disconnected, not killed and replaced")
 async def test_a_worker_whose_event_loop_is_blocked_is_replaced(contract: OpenContract) -> None:
     with trio.fail_after(60):
         async with contract(heartbeat_interval=0.2, heartbeat_timeout=1.5) as pool:
@@ -85,6 +90,7 @@ async def test_a_worker_whose_event_loop_is_blocked_is_replaced(contract: OpenCo
             assert await pool.execute("pid") != pid
 
 
+@pytest.mark.owns_processes("recycling reconnects to the same process, which keeps its memory")
 async def test_heartbeats_report_memory_and_a_growing_worker_is_recycled(
     contract: OpenContract,
 ) -> None:

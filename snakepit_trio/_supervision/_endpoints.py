@@ -1,0 +1,96 @@
+"""Workers someone else started, reached over TCP: the launcher of a pool of ``endpoints``.
+
+Each slot is one endpoint. "Starting" a worker connects to it (TLS if configured, the token
+proof, HELLO/WELCOME: ``_transport/_lane.py``); "stopping" it closes the connection, and the
+worker, which does not belong to this host, keeps running and cancels what that connection
+had asked of it. A broken connection is the worker's crash (cause "disconnected"), and the
+supervisor's restart is a reconnection with the pool's backoff. No process is spawned,
+signalled, tagged or recorded in the registry.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import trio
+
+from .._config import PoolConfig
+from .._shared import _frames as w
+from .._transport._base import OnFrames, OnLost
+from .._transport._describe import WorkerDescription
+from .._transport._errors import TransportError
+from .._transport._lane import LaneChannel, TcpTarget
+from ._worker import Worker
+
+
+class RemoteWorker:
+    """What the supervisor watches instead of a process: one connection to an endpoint.
+
+    ``pid`` is the remote process's, as its WELCOME said (0 until then); it "exits" when the
+    host lets go of the connection.
+    """
+
+    stdout = None
+    stderr = None
+    start_method = "remote"
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.pid = 0
+        self.returncode: int | None = None
+        self._exited = trio.Event()
+
+    async def wait(self) -> int:
+        await self._exited.wait()
+        assert self.returncode is not None
+        return self.returncode
+
+    def let_go(self) -> None:
+        # As if killed: an unexpected end then keeps the cause the pool gave it.
+        if self.returncode is None:
+            self.returncode = -signal.SIGKILL
+            self._exited.set()
+
+
+class EndpointLauncher:
+    def __init__(self, config: PoolConfig, targets: list[TcpTarget]) -> None:
+        self._config = config
+        self._targets = targets
+
+    async def spawn(self, worker_id: str, slot: int = 0) -> RemoteWorker:
+        return RemoteWorker(self._targets[slot].url)
+
+    async def connect(
+        self, worker: Worker, nursery: trio.Nursery, on_frames: OnFrames, on_lost: OnLost
+    ) -> WorkerDescription | str:
+        channel = LaneChannel(
+            "",
+            on_frames,
+            on_lost,
+            max_message=self._config.max_payload_bytes + 2 * w.MAX_BATCH_BYTES,
+            tcp=self._targets[worker.slot],
+        )
+        worker.channel = channel
+        try:
+            described = await channel.open(nursery, timeout=self._config.startup_timeout)
+        except TransportError as exc:
+            return str(exc)
+        worker.process.pid = described.pid  # type: ignore[misc]
+        return described
+
+    async def reap(self, worker: Worker, grace: float) -> None:
+        worker.process.let_go()  # type: ignore[attr-defined]  # release() closes the channel
+
+    async def release(self, worker: Worker) -> set[int]:
+        worker.process.let_go()  # type: ignore[attr-defined]
+        undelivered: set[int] = set()
+        if worker.channel is not None:
+            with trio.CancelScope(shield=True):
+                undelivered = await worker.channel.aclose()
+        return undelivered
+
+    def rss(self, worker: Worker) -> int | None:
+        return worker.last_rss  # as the worker's last PONG said
+
+    def died_with_template(self, worker: Worker) -> tuple[str, str] | None:
+        return None

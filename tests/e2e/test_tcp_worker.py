@@ -1,0 +1,160 @@
+"""A worker listening on TCP (e2e: real worker processes, TLS certificates from trustme).
+
+The client here speaks "Carrier 1 over TCP" by hand (proto/snakepit/v1/worker.proto): TLS,
+the worker's nonce, the token proof, HELLO, WELCOME. Refused peers (wrong token, plaintext
+to a TLS listener, junk) are logged once each, and the worker keeps serving the others.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import ssl
+import struct
+import subprocess
+import sys
+
+import msgpack
+import pytest
+import trio
+
+from snakepit_trio._shared import _frames as w
+from snakepit_trio._shared._tcp import proof
+from tests.tcp_workers import TOKEN, TLSFiles, tcp_worker, tls_files, token_file
+
+TRANSPORT_AGNOSTIC = True
+HEADER = struct.Struct("<I")
+
+
+def pack(value: object) -> bytes:
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return HEADER.pack(len(data)) + data
+
+
+async def receive_message(stream: trio.abc.Stream) -> object:
+    """One length-prefixed message; None when the worker closed the connection first."""
+    buffer = b""
+    try:
+        while True:
+            if len(buffer) >= HEADER.size:
+                (size,) = HEADER.unpack_from(buffer)
+                if len(buffer) >= HEADER.size + size:
+                    return msgpack.unpackb(buffer[HEADER.size : HEADER.size + size])
+            data = await stream.receive_some(65536)
+            if not data:
+                return None
+            buffer += data
+    except trio.BrokenResourceError:
+        return None
+
+
+async def connect(port: int, tls: TLSFiles | None) -> trio.abc.Stream:
+    stream: trio.abc.Stream = await trio.open_tcp_stream("127.0.0.1", port)
+    if tls is not None:
+        context = ssl.create_default_context(cafile=str(tls.ca))
+        stream = trio.SSLStream(stream, context, server_hostname="127.0.0.1")
+    return stream
+
+
+async def hello(port: int, tls: TLSFiles | None, token: str = TOKEN) -> object:
+    """Prove ``token``, say HELLO; return the worker's answer (None: it closed)."""
+    stream = await connect(port, tls)
+    async with stream:
+        nonce = await receive_message(stream)
+        assert isinstance(nonce, bytes) and len(nonce) == 32
+        await stream.send_all(pack(proof(token.encode(), nonce)) + pack([w.hello()]))
+        return await receive_message(stream)
+
+
+def is_welcome(answer: object) -> bool:
+    return isinstance(answer, list) and answer[0][0] == w.WELCOME and "tools" in answer[0][1]
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["tls", "plain"])
+async def test_a_host_with_the_token_gets_welcome(tmp_path: pathlib.Path, secure: bool) -> None:
+    tls = tls_files(tmp_path) if secure else None
+    with trio.fail_after(60):
+        async with tcp_worker(tmp_path, tls=tls) as worker:
+            assert is_welcome(await hello(worker.port, tls))
+            assert is_welcome(await hello(worker.port, tls))  # a second host, a fresh nonce
+    assert TOKEN not in worker.log()
+
+
+async def test_wrong_token_is_refused_and_logged_once(tmp_path: pathlib.Path) -> None:
+    tls = tls_files(tmp_path)
+    with trio.fail_after(60):
+        async with tcp_worker(tmp_path, tls=tls) as worker:
+            assert await hello(worker.port, tls, token="not-the-token") is None
+            assert is_welcome(await hello(worker.port, tls))  # still serving
+        log = worker.log()
+    assert log.count("refused a connection") == 1, log
+    assert "wrong token proof" in log
+    assert TOKEN not in log and "not-the-token" not in log
+
+
+async def test_a_plaintext_client_to_a_tls_worker_is_refused(tmp_path: pathlib.Path) -> None:
+    tls = tls_files(tmp_path)
+    with trio.fail_after(60):
+        async with tcp_worker(tmp_path, tls=tls) as worker:
+            stream = await connect(worker.port, None)
+            async with stream:
+                await stream.send_all(pack([w.hello()]))
+                answer = await receive_message(stream)
+            # Nothing of the lane reached it: what it got, if anything, is a TLS alert.
+            assert answer is None or not isinstance(answer, list), answer
+            assert is_welcome(await hello(worker.port, tls))
+        log = worker.log()
+    assert log.count("refused a connection") == 1, log
+    assert "TLS handshake failed" in log
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"\x00\x01\x02\x03" * 64,  # a length far over a proof's
+        HEADER.pack(3) + b"\xc1\xc1\xc1",  # not msgpack
+        pack("a string, not 32 bytes"),
+        pack([w.hello()]),  # HELLO without the proof first
+    ],
+)
+async def test_junk_instead_of_a_proof_is_refused(tmp_path: pathlib.Path, junk: bytes) -> None:
+    tls = tls_files(tmp_path)
+    with trio.fail_after(60):
+        async with tcp_worker(tmp_path, tls=tls) as worker:
+            stream = await connect(worker.port, tls)
+            async with stream:
+                assert isinstance(await receive_message(stream), bytes)  # the nonce
+                await stream.send_all(junk)
+                assert await receive_message(stream) is None
+            assert is_welcome(await hello(worker.port, tls))
+        log = worker.log()
+    assert log.count("refused a connection") == 1, log
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--listen", "tcp://127.0.0.1:0"], "--listen needs --token-file"),
+        (["--listen", "http://127.0.0.1:1", "--token-file", "T"], "the scheme must be tcp"),
+        (["--listen", "tcp://127.0.0.1", "--token-file", "T"], "give both a host and a port"),
+        (["--listen", "tcp://127.0.0.1:0", "--token-file", "T", "--tls-cert", "C"], "or neither"),
+        (["--listen", "tcp://127.0.0.1:0", "--token-file", "EMPTY"], "is empty"),
+        (["--socket", "s", "--token-file", "T"], "go with --listen"),
+        ([], "give --socket"),
+    ],
+)
+def test_bad_listen_options_say_what_to_change(
+    tmp_path: pathlib.Path, arguments: list[str], message: str
+) -> None:
+    tokens = token_file(tmp_path)
+    (tmp_path / "empty").write_text("\n")
+    arguments = [{"T": str(tokens), "EMPTY": str(tmp_path / "empty")}.get(a, a) for a in arguments]
+    done = subprocess.run(
+        [sys.executable, "-m", "snakepit_trio.worker", "--adapter", "x:Y", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert TOKEN not in done.stderr + done.stdout
