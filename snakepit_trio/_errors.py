@@ -258,7 +258,8 @@ class WorkerCrashed(SnakepitError):
     Attributes:
         worker_id: the id of the dead worker.
         pid: its process id.
-        exit_code: its exit code (``None`` if it was killed by a signal).
+        exit_code: its exit code (``None`` if it was killed by a signal, or for a worker the
+            pool reaches at an endpoint: its exit is on its own host).
         signal: the signal number that killed it, or ``None``.
         stderr_tail: the last lines the worker wrote to stderr.
         cause: ``"exit"`` (it exited by itself), ``"signal"`` (killed by a signal the pool
@@ -293,8 +294,10 @@ class WorkerCrashed(SnakepitError):
                 how = f"killed by {_signal.Signals(signal).name}"
             except ValueError:
                 how = f"killed by signal {signal}"
-        else:
+        elif exit_code is not None:
             how = f"exited with code {exit_code}"
+        else:  # a worker the pool does not own (an endpoint): its connection ended
+            how = "was lost"
         message = f"worker {worker_id} (pid {pid}) {how}"
         if running:
             message += " while running " + ", ".join(repr(t) for t in running)

@@ -36,7 +36,8 @@ def classify(
     ``killed_by_pool`` is (cause, reason) when the pool itself killed the worker.
     """
     rss = f"last RSS {last_rss / _MB:.0f} MB" if last_rss is not None else "RSS unknown"
-    if killed_by_pool is not None and killed_by_pool[0] == "disconnected" and signal is None:
+    exited = signal is None and exit_code is not None
+    if killed_by_pool is not None and killed_by_pool[0] == "disconnected" and exited:
         # The pool kills with signals. A worker that exited with a code did so by itself,
         # and its connection broke because it exited (or because a child of it that held
         # the connection died with its group, after it): the exit is the cause.

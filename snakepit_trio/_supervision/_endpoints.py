@@ -33,6 +33,7 @@ class RemoteWorker:
     stdout = None
     stderr = None
     start_method = "remote"
+    remote = True  # its returncode is the supervisor's sentinel, not an exit (_exit_info)
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint

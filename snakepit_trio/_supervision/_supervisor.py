@@ -30,6 +30,8 @@ DISCONNECT_GRACE = 0.2  # seconds a worker whose channel broke gets to exit by i
 def _exit_info(worker: Worker, expected: bool) -> ExitInfo:
     code = worker.process.returncode
     served = time.monotonic() - worker.started_at
+    if getattr(worker.process, "remote", False):  # a connection let go: no exit is known
+        return ExitInfo(None, None, expected, served, worker.recycling)
     if code is not None and code < 0:
         return ExitInfo(None, -code, expected, served, worker.recycling)
     return ExitInfo(code, None, expected, served, worker.recycling)

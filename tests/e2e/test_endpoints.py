@@ -78,6 +78,8 @@ async def test_a_killed_worker_is_disconnected_then_reconnected(tmp_path: pathli
                 assert isinstance(crash, sp.WorkerCrashed)
                 assert crash.cause == "disconnected"
                 assert crash.running == ("asleep",)
+                assert crash.exit_code is None and crash.signal is None
+                assert " was lost while running 'asleep'" in str(crash)
                 with pytest.raises(sp.SessionLost):
                     await session.execute("add", {"a": 1})
                 async with tcp_worker(tmp_path, tls=tls, port=port) as second:
