@@ -20,37 +20,27 @@ from .._transport._base import OnFrames, OnLost
 from .._transport._describe import WorkerDescription
 from .._transport._errors import TransportError
 from .._transport._lane import LaneChannel, TcpTarget
+from ._stand_in import StandIn
 from ._worker import Worker
 
 
-class RemoteWorker:
+class RemoteWorker(StandIn):
     """What the supervisor watches instead of a process: one connection to an endpoint.
 
     ``pid`` is the remote process's, as its WELCOME said (0 until then); it "exits" when the
     host lets go of the connection.
     """
 
-    stdout = None
-    stderr = None
     start_method = "remote"
     remote = True  # its returncode is the supervisor's sentinel, not an exit (_exit_info)
 
     def __init__(self, endpoint: str) -> None:
+        super().__init__(0)
         self.endpoint = endpoint
-        self.pid = 0
-        self.returncode: int | None = None
-        self._exited = trio.Event()
-
-    async def wait(self) -> int:
-        await self._exited.wait()
-        assert self.returncode is not None
-        return self.returncode
 
     def let_go(self) -> None:
         # As if killed: an unexpected end then keeps the cause the pool gave it.
-        if self.returncode is None:
-            self.returncode = -signal.SIGKILL
-            self._exited.set()
+        self.end(-signal.SIGKILL)
 
 
 class EndpointLauncher:

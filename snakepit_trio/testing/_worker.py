@@ -26,6 +26,7 @@ import trio
 from .._config import PoolConfig
 from .._shared import _frames as w
 from .._shared._functions import label
+from .._supervision._stand_in import StandIn
 from .._supervision._worker import Worker
 from .._transport._base import OnFrames, OnLost
 from .._transport._describe import WorkerDescription, description_from_map
@@ -40,27 +41,16 @@ EXIT_ADAPTER_ERROR = 3  # as a worker process that cannot start its adapter
 SIGKILL_CODE = -9
 
 
-class FakeProcess:
+class FakeProcess(StandIn):
     """What the supervisor watches instead of a process."""
 
-    stdout = None
-    stderr = None
     start_method = "memory"
 
     def __init__(self) -> None:
-        self.pid = os.getpid()  # the worker really runs in this process
-        self.returncode: int | None = None
-        self._exited = trio.Event()
-
-    async def wait(self) -> int:
-        await self._exited.wait()
-        assert self.returncode is not None
-        return self.returncode
+        super().__init__(os.getpid())  # the worker really runs in this process
 
     def exit(self, code: int) -> None:
-        if self.returncode is None:
-            self.returncode = code
-            self._exited.set()
+        self.end(code)
 
 
 class Link:
