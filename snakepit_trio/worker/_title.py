@@ -16,6 +16,7 @@ snakepit_trio.worker --adapter module:Class ...``, and a forked worker's is its 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 PR_SET_NAME = 15
@@ -41,6 +42,10 @@ def set_title(worker_id: str, serves: str = "") -> None:
     nothing fails when neither can be set."""
     if not worker_id:
         return
+    # SPT_NOENV: the title stays within the command line's own bytes instead of spreading
+    # over the environment's, so /proc/PID/environ keeps the pool's tags, by which leftovers
+    # of a dead host are found (_shared/_tagging.py). Read when the module initialises.
+    os.environ["SPT_NOENV"] = "1"
     try:
         import setproctitle
     except ImportError:
@@ -48,6 +53,8 @@ def set_title(worker_id: str, serves: str = "") -> None:
     else:
         # First: on Linux it also sets the 15-byte name, which the prctl below then replaces.
         setproctitle.setproctitle(command_line(worker_id, serves))
+    finally:
+        os.environ.pop("SPT_NOENV", None)  # not for the processes a tool starts
     if not sys.platform.startswith("linux"):
         return
     try:

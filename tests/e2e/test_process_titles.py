@@ -40,3 +40,6 @@ async def test_workers_are_named_after_their_ids(start_method: str) -> None:
                 # setproctitle (the titles extra, in the test extra) rewrites it, forks too.
                 shown = cmdline.replace(b"\0", b" ").strip()
                 assert shown == f"snakepit_trio worker {worker.id} {ECHO}".encode()
+                # ... within its own bytes: the environment, and its tags, stay readable.
+                environ = Path(f"/proc/{worker.pid}/environ").read_bytes()  # noqa: ASYNC240
+                assert f"SNAKEPIT_TRIO_WORKER={worker.id}".encode() in environ.split(b"\0")
