@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+import pytest
 import trio
 
 import snakepit_trio as sp
@@ -39,7 +43,21 @@ HOST = textwrap.dedent(
 )
 
 
-async def _orphan_stopped_workers(state_dir: Path) -> tuple[list[int], int]:
+@pytest.fixture
+def orphans() -> Iterator[list[psutil.Process]]:
+    """The processes a test orphans on purpose, SIGKILLed at its end whatever happened: a
+    sweep that failed must not leave them stopped on the machine (psutil checks that each
+    is still that process, not a reused pid)."""
+    made: list[psutil.Process] = []
+    yield made
+    for proc in made:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+
+
+async def _orphan_stopped_workers(
+    state_dir: Path, orphans: list[psutil.Process]
+) -> tuple[list[int], int]:
     """Run a pool in a host process, SIGSTOP its workers, SIGKILL the host.
 
     Stopped workers (and a stopped template process) cannot act on the host's death, so
@@ -48,6 +66,7 @@ async def _orphan_stopped_workers(state_dir: Path) -> tuple[list[int], int]:
     """
     async with host_process(HOST, str(state_dir)) as (host, report):
         for pid in report["template"] + report["workers"] + report["children"]:
+            orphans.append(psutil.Process(pid))
             os.kill(pid, signal.SIGSTOP)
         host.send_signal(signal.SIGKILL)
         await host.wait()
@@ -67,9 +86,11 @@ def _cli(*args: str) -> str:
     return out.stdout
 
 
-async def test_open_pool_sweeps_leftovers_of_a_dead_host_only(tmp_path: Path) -> None:
+async def test_open_pool_sweeps_leftovers_of_a_dead_host_only(
+    tmp_path: Path, orphans: list[psutil.Process]
+) -> None:
     with trio.fail_after(60):
-        left, rows = await _orphan_stopped_workers(tmp_path)
+        left, rows = await _orphan_stopped_workers(tmp_path, orphans)
         registry = Registry(tmp_path)
         assert len(registry.entries()) == rows  # recorded, and nobody removed them
 
@@ -97,9 +118,11 @@ async def test_open_pool_sweeps_leftovers_of_a_dead_host_only(tmp_path: Path) ->
             await bystander.wait()
 
 
-async def test_cleanup_command_lists_then_kills(tmp_path: Path) -> None:
+async def test_cleanup_command_lists_then_kills(
+    tmp_path: Path, orphans: list[psutil.Process]
+) -> None:
     with trio.fail_after(60):
-        left, rows = await _orphan_stopped_workers(tmp_path)
+        left, rows = await _orphan_stopped_workers(tmp_path, orphans)
         listing = await trio.to_thread.run_sync(_cli, "--dry-run", "--state-dir", str(tmp_path))
         assert listing.count("would kill") == rows
         for pid in left:
