@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import struct
 import time
 from collections.abc import Callable
@@ -83,7 +84,7 @@ async def serve(
             try:
                 await trio.to_thread.run_sync(pool_table.add, registry, row(path))
                 listed = True
-            except Exception as exc:  # sqlite3.Error, OSError: status only loses this pool
+            except (sqlite3.Error, OSError) as exc:  # status only loses this pool
                 log.warning("control endpoint: pool not listed in the registry: %r", exc)
         task_status.started()
         async with trio.open_nursery() as nursery:
@@ -96,7 +97,7 @@ async def serve(
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 try:
                     await trio.to_thread.run_sync(pool_table.remove, registry, row(path).token)
-                except Exception as exc:
+                except (sqlite3.Error, OSError) as exc:
                     log.warning("control endpoint: %r", exc)
 
 
@@ -138,7 +139,7 @@ async def _answer(conn: trio.socket.SocketType, describe: Callable[[], dict[str,
 def _reply(body: bytes, describe: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         request = msgpack.unpackb(body, raw=False)
-    except Exception:
+    except (ValueError, TypeError, msgpack.UnpackException):  # untrusted bytes
         return {"error": "not a msgpack frame"}
     if request == [REQUEST, "status"]:
         return describe()
