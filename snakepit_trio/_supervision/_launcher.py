@@ -24,7 +24,7 @@ from .._shared import _frames as w
 from .._transport._base import OnFrames, OnLost
 from .._transport._describe import WorkerDescription
 from .._transport._errors import TransportError
-from . import _runtimes, _spawn
+from . import _spawn
 from ._output import pump
 from ._placement import Placement
 from ._records import WorkerRecords
@@ -89,12 +89,12 @@ class ProcessLauncher:
         socket_dir: str,
         bridge: object,
         nursery: trio.Nursery,
-        placement: Placement | None = None,
-        program: Program | None = None,
+        placement: Placement,
+        program: Program,  # found once, when the pool opens (_runtimes.program)
     ) -> None:
         self._config = config
-        self._program = program or _runtimes.program(config)  # found when the pool opens
-        self._placement = placement or Placement()  # where each slot's workers run
+        self._program = program
+        self._placement = placement  # where each slot's workers run
         self.records = records
         self._template = template
         self._socket_dir = socket_dir
