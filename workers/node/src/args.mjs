@@ -1,12 +1,15 @@
 // The worker's command line: the same flags as `python -m snakepit_trio.worker`.
 
 import { parseArgs } from "node:util";
+import { parseTcpUrl, serverTls } from "./tcp.mjs";
+import { readToken } from "./token-proof.mjs";
 
 export const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
 
 const USAGE =
-  "usage: snakepit-worker --adapter PATH --socket PATH [--ready-fd FD] [--capacity N] " +
-  "[--max-payload BYTES] [--host-pid PID] [--watch-stdin] [--shm-threshold N] [--lane PATH]";
+  "usage: snakepit-worker --adapter PATH (--socket PATH | --listen tcp://HOST:PORT --token-file PATH) " +
+  "[--ready-fd FD] [--capacity N] [--max-payload BYTES] [--host-pid PID] [--watch-stdin] " +
+  "[--shm-threshold N] [--lane PATH] [--tls-cert PATH --tls-key PATH]";
 
 export class UsageError extends Error {
   static {
@@ -44,17 +47,28 @@ export function parseWorkerArgs(argv) {
         // sends it every payload inline whatever the threshold.
         "shm-threshold": { type: "string", default: "0" },
         lane: { type: "string", default: "" },
+        listen: { type: "string", default: "" },
+        "token-file": { type: "string", default: "" },
+        "tls-cert": { type: "string", default: "" },
+        "tls-key": { type: "string", default: "" },
       },
     }));
   } catch (error) {
     throw new UsageError(`${error.message}\n${USAGE}`);
   }
-  for (const name of ["adapter", "socket"]) {
-    if (!values[name]) throw new UsageError(`--${name} is required\n${USAGE}`);
+  if (!values.adapter) throw new UsageError(`--adapter is required\n${USAGE}`);
+  if (!(values.socket || values.listen)) {
+    throw new UsageError(`give --socket (started by a host) or --listen tcp://HOST:PORT\n${USAGE}`);
+  }
+  let tcp = { listen: null, token: null, tls: null };
+  if (values.listen) tcp = tcpOptions(values);
+  else if (values["token-file"] || values["tls-cert"] || values["tls-key"]) {
+    throw new UsageError("--token-file, --tls-cert and --tls-key go with --listen");
   }
   return {
     adapter: values.adapter,
     socket: values.socket,
+    ...tcp,
     readyFd: integer("ready-fd", values["ready-fd"], { min: -1 }),
     capacity: integer("capacity", values.capacity, { min: 1 }),
     maxPayload: integer("max-payload", values["max-payload"], { min: 1 }),
@@ -63,4 +77,35 @@ export function parseWorkerArgs(argv) {
     shmThreshold: integer("shm-threshold", values["shm-threshold"], { min: 0 }),
     lane: values.lane,
   };
+}
+
+/** --listen and its companions, checked: the address, the token, the TLS context or null. */
+function tcpOptions(values) {
+  let listen;
+  try {
+    listen = parseTcpUrl(values.listen);
+  } catch (error) {
+    throw new UsageError(`--listen: ${error.message}`);
+  }
+  if (!values["token-file"]) {
+    throw new UsageError("--listen needs --token-file: a file holding the token hosts must prove");
+  }
+  let token;
+  try {
+    token = readToken(values["token-file"]);
+  } catch (error) {
+    throw new UsageError(`--token-file: ${error.message}`);
+  }
+  if (Boolean(values["tls-cert"]) !== Boolean(values["tls-key"])) {
+    throw new UsageError("give both --tls-cert and --tls-key, or neither (plain TCP)");
+  }
+  let tls = null;
+  if (values["tls-cert"]) {
+    try {
+      tls = serverTls(values["tls-cert"], values["tls-key"]);
+    } catch (error) {
+      throw new UsageError(`--tls-cert/--tls-key: cannot load them: ${error.message}`);
+    }
+  }
+  return { listen, token, tls };
 }

@@ -8,6 +8,9 @@
 // A message over the limit (max payload + 2 MiB) ends reading: the calls already running
 // finish and their frames are sent, then the connection closes. An undecodable message is
 // ignored. An error on the socket closes it and cancels its calls.
+//
+// Over TCP (--listen, `startTcp`) the same messages run, inside TLS 1.3 when the worker has
+// a certificate, once the peer has proved the token (tcp-gate.mjs).
 
 import net from "node:net";
 import { Connection } from "./connection.mjs";
@@ -17,11 +20,13 @@ import { MessageReader, frameMessage } from "./messages.mjs";
 import { unpack } from "./msgpack.mjs";
 import { Outflow } from "./outflow.mjs";
 import { listenUnix } from "./sockets.mjs";
+import { TcpGate } from "./tcp-gate.mjs";
 
 const COPY_BELOW = 1 << 16; // a message this small is copied once rather than written in parts
 
 export class LaneServer {
   #server;
+  #gate = null; // the TCP listener, with --listen
   #connections = new Set(); // {conn, socket, outflow}
 
   /**
@@ -42,7 +47,17 @@ export class LaneServer {
     return listenUnix(this.#server, path);
   }
 
-  #serve(socket) {
+  /**
+   * Serve on TCP too, for peers that prove `token` (over TLS when `tls` is a context).
+   * @returns {Promise<number>} the port it listens on (`port` 0: any free one)
+   */
+  startTcp(host, port, token, tls) {
+    this.#gate = new TcpGate({ token, tls, admit: (socket, leftover) => this.#serve(socket, leftover) });
+    return this.#gate.listen(host, port);
+  }
+
+  /** Serve the connection on `socket`; `leftover`: bytes of it already read (TCP). */
+  #serve(socket, leftover = null) {
     const reader = new MessageReader(this.maxMessage);
     const outflow = new Outflow({
       write: (batches, resume) => {
@@ -73,7 +88,7 @@ export class LaneServer {
       socket.pause();
       outflow.wake(); // it may have finished already
     };
-    socket.on("data", (chunk) => {
+    const onData = (chunk) => {
       if (conn.readingDone) return;
       try {
         for (const message of reader.push(chunk)) this.#receive(conn, message);
@@ -87,7 +102,8 @@ export class LaneServer {
         log.warning(`a lane message of ${reader.refused} bytes is over the limit of ${this.maxMessage}; closing the lane connection`);
         stopReading();
       }
-    });
+    };
+    socket.on("data", onData);
     socket.on("end", stopReading);
     socket.on("error", (error) => {
       if (error.code !== "EPIPE" && error.code !== "ECONNRESET") log.warning(`the lane connection failed: ${error.message}`);
@@ -97,6 +113,7 @@ export class LaneServer {
       conn.close(); // its calls are cancelled: nobody is left to answer
       this.#connections.delete(entry);
     });
+    if (leftover !== null && leftover.length > 0) onData(leftover); // HELLO sent with the proof
   }
 
   #receive(conn, message) {
@@ -117,6 +134,7 @@ export class LaneServer {
    */
   async close(timeoutMs = 2000) {
     this.#server.close();
+    this.#gate?.close();
     const closed = [...this.#connections].map(
       ({ conn, socket, outflow }) =>
         new Promise((resolve) => {

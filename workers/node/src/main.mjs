@@ -1,11 +1,13 @@
 // The worker process: load the adapter, serve it, report READY, stop on SIGTERM.
 //
 // Lifecycle: tie to the host (hygiene.mjs) -> import the adapter -> initialize() -> serve
-// gRPC on --socket and the local lane on --lane -> write "READY <pid>\n" to --ready-fd (only
-// now may the host connect) -> run until SIGTERM: no call starts any more, running ones are
-// cancelled and send their final frames, cleanup() runs, exit 0, each step bounded (below).
-// A broken adapter exits with EXIT_ADAPTER_ERROR and its cause as the last line on stderr,
-// before READY, which the host reports as the pool's start error.
+// gRPC on --socket and the local lane on --lane, or the lane on TCP with --listen for hosts
+// that prove the token -> write "READY <pid>\n" to --ready-fd, or "READY <pid> <port>\n" when
+// listening on TCP (to stdout without a ready fd: started by hand or by a service manager)
+// (only now may a host connect) -> run until SIGTERM: no call starts any more, running ones
+// are cancelled and send their final frames, cleanup() runs, exit 0, each step bounded
+// (below). A broken adapter exits with EXIT_ADAPTER_ERROR and its cause as the last line on
+// stderr, before READY, which the host reports as the pool's start error.
 
 import { closeSync, writeSync } from "node:fs";
 import { collectTools, loadAdapterClass } from "./adapter.mjs";
@@ -90,11 +92,13 @@ export async function main(argv) {
   // A batch holds at most one payload over MAX_BATCH_BYTES, plus small frames.
   const maxMessage = args.maxPayload + 2 * MAX_BATCH_BYTES;
   const describeNow = describeMap(runtime, args.adapter);
-  const grpcServer = new GrpcServer(runtime, describeNow, maxMessage);
-  const lane = args.lane ? new LaneServer(runtime, describeNow, maxMessage) : null;
+  const grpcServer = args.socket ? new GrpcServer(runtime, describeNow, maxMessage) : null;
+  const lane = args.lane || args.listen ? new LaneServer(runtime, describeNow, maxMessage) : null;
+  let ready = `READY ${process.pid}`;
   try {
-    await grpcServer.start(args.socket);
-    if (lane !== null) await lane.start(args.lane);
+    if (grpcServer !== null) await grpcServer.start(args.socket);
+    if (args.lane) await lane.start(args.lane);
+    if (args.listen) ready += ` ${await lane.startTcp(args.listen.host, args.listen.port, args.token, args.tls)}`;
   } catch (error) {
     fail(1, `${stackOf(error)}\nsnakepit worker: cannot listen: ${describe(error)}`);
   }
@@ -106,10 +110,16 @@ export async function main(argv) {
 
   if (args.readyFd >= 0) {
     try {
-      writeSync(args.readyFd, `READY ${process.pid}\n`);
+      writeSync(args.readyFd, `${ready}\n`);
       closeSync(args.readyFd);
     } catch (error) {
       fail(1, `snakepit worker: cannot report READY on fd ${args.readyFd}: ${describe(error)}`);
+    }
+  } else if (args.listen) {
+    try {
+      writeSync(1, `${ready}\n`); // started by hand or by a service manager: say the port
+    } catch (error) {
+      fail(1, `snakepit worker: cannot report READY on stdout: ${describe(error)}`);
     }
   }
 }
@@ -126,7 +136,7 @@ async function stop(runtime, grpcServer, lane, adapter) {
     if (!(await within(DRAIN_MS, runtime.drain()))) {
       log.warning(`${runtime.inFlight} calls did not end within ${DRAIN_MS} ms of their cancel; exiting without them`);
     }
-    await Promise.all([lane?.close(CLOSE_MS), grpcServer.close(CLOSE_MS)]);
+    await Promise.all([lane?.close(CLOSE_MS), grpcServer?.close(CLOSE_MS)]);
     if (typeof adapter.cleanup === "function") {
       const cleaned = await within(
         CLEANUP_MS,
