@@ -2,14 +2,16 @@
 
 ``tls_files`` makes a throwaway CA and a certificate for 127.0.0.1 (trustme); ``tcp_worker``
 runs ``python -m snakepit_trio.worker --listen tcp://127.0.0.1:PORT`` (port 0: any free
-one), waits for its READY line, and stops it on exit (SIGTERM, then SIGKILL), so no worker
-outlives its test.
+one), or the Node.js worker's script with the same flags (``runtime="node"``, the adapter a
+``.mjs`` path), waits for its READY line, and stops it on exit (SIGTERM, then SIGKILL), so no
+worker outlives its test.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 import trustme
+
+from snakepit_trio._supervision._runtimes import node_script
 
 TOKEN = "a-test-token-0123456789abcdef"
 
@@ -72,12 +76,23 @@ def worker_command(
     tls: TLSFiles | None,
     port: int = 0,
     extra: Sequence[str] = (),
+    runtime: str = "python",
 ) -> list[str]:
-    command = [sys.executable, "-m", "snakepit_trio.worker", "--adapter", adapter, *extra]
+    command = [*worker_program(runtime, adapter), "--adapter", adapter, *extra]
     command += ["--listen", f"tcp://127.0.0.1:{port}", "--token-file", str(tokens)]
     if tls is not None:
         command += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     return command
+
+
+def worker_program(runtime: str, adapter: str) -> list[str]:
+    """What starts a worker of ``runtime``, as a pool would find it."""
+    if runtime == "python":
+        return [sys.executable, "-m", "snakepit_trio.worker"]
+    assert runtime == "node", runtime
+    node = shutil.which("node")
+    assert node is not None, "the node runtime's tests need Node.js 20 or later on PATH"
+    return [node, node_script(adapter)]
 
 
 @asynccontextmanager
@@ -89,16 +104,18 @@ async def tcp_worker(
     tokens: pathlib.Path | None = None,
     port: int = 0,
     extra: Sequence[str] = (),
+    runtime: str = "python",
 ) -> AsyncIterator[TcpWorker]:
     """Start a worker listening on 127.0.0.1; yield it once it has said READY.
 
-    ``extra``: more worker arguments (``--capacity 2``, ``--max-payload N``).
+    ``extra``: more worker arguments (``--capacity 2``, ``--max-payload N``); ``runtime``:
+    ``"python"`` or ``"node"`` (then ``adapter`` is the path of a ``.mjs`` module).
     """
     tokens = tokens if tokens is not None else token_file(folder)
     stderr_path = new_log(folder)
     with stderr_path.open("wb") as stderr:
         process = await trio.lowlevel.open_process(
-            worker_command(adapter, tokens, tls, port, extra),
+            worker_command(adapter, tokens, tls, port, extra, runtime),
             stdout=subprocess.PIPE,
             stderr=stderr,
             env={**os.environ, "PYTHONPATH": os.getcwd()},

@@ -1,9 +1,9 @@
 """The contract suite: worker-protocol and pool-behaviour tests, written once.
 
 Every test here runs against each worker runtime (twin adapters with identical tools:
-tests/adapters/contract.py and contract.mjs) over each transport (the local lane and gRPC's
-Connect; for Python workers also "tcp": workers the fixture starts itself with
-``--listen tcp://127.0.0.1:0`` and TLS, reached through ``open_pool(endpoints=...)``). What
+tests/adapters/contract.py and contract.mjs) over each transport (the local lane, gRPC's
+Connect, and "tcp": workers the fixture starts itself with ``--listen tcp://127.0.0.1:0`` and
+TLS, reached through ``open_pool(endpoints=...)``). What
 is Python-specific stays in tests/e2e. A runtime whose worker cannot start here fails its
 tests: it is never skipped. Tests that need the pool to own its workers' processes (to kill,
 replace or recycle them) are marked ``owns_processes(why)``: skipped over "tcp", saying why.
@@ -23,7 +23,7 @@ import snakepit_trio as sp
 from tests.tcp_workers import TOKEN, tcp_worker, tls_files
 
 RUNTIMES = ("python", "node")
-TRANSPORTS = {"python": ("local", "grpc", "tcp"), "node": ("local", "grpc")}
+TRANSPORTS = {"python": ("local", "grpc", "tcp"), "node": ("local", "grpc", "tcp")}
 ADAPTERS = {
     "python": "tests.adapters.contract:Contract",
     "node": os.path.join(os.path.dirname(__file__), "..", "adapters", "contract.mjs"),
@@ -93,7 +93,7 @@ def contract(runtime: str, adapter: str, transport: str, tmp_path: pathlib.Path)
             return
         async with AsyncExitStack() as stack:
             pool = await stack.enter_async_context(
-                _endpoints_pool(tmp_path, adapter, size, options)
+                _endpoints_pool(tmp_path, runtime, adapter, size, options)
             )
             yield pool
 
@@ -102,9 +102,9 @@ def contract(runtime: str, adapter: str, transport: str, tmp_path: pathlib.Path)
 
 @asynccontextmanager
 async def _endpoints_pool(
-    folder: pathlib.Path, adapter: str, size: int, options: dict[str, Any]
+    folder: pathlib.Path, runtime: str, adapter: str, size: int, options: dict[str, Any]
 ) -> AsyncIterator[sp.Pool]:
-    """``size`` workers started here on 127.0.0.1 with TLS, and a pool of them."""
+    """``size`` workers of ``runtime`` started here on 127.0.0.1 with TLS, and a pool of them."""
     tls = tls_files(folder)
     extra = []  # what the pool would have told workers it started itself
     if "worker_capacity" in options:
@@ -113,11 +113,14 @@ async def _endpoints_pool(
         extra += ["--max-payload", str(options["max_payload_bytes"])]
     async with AsyncExitStack() as stack:
         workers = [
-            await stack.enter_async_context(tcp_worker(folder, adapter, tls=tls, extra=extra))
+            await stack.enter_async_context(
+                tcp_worker(folder, adapter, tls=tls, extra=extra, runtime=runtime)
+            )
             for _ in range(size)
         ]
         async with sp.open_pool(
             adapter,
+            runtime=runtime,
             endpoints=[w.endpoint for w in workers],
             token=TOKEN,
             tls=sp.TLSConfig(ca=str(tls.ca)),
