@@ -3,15 +3,16 @@
 The client here speaks "Carrier 1 over TCP" by hand (proto/snakepit/v1/worker.proto): TLS,
 the worker's nonce, the token proof, HELLO, WELCOME. Refused peers (wrong token, plaintext
 to a TLS listener, junk) are logged once each, and the worker keeps serving the others.
+Each test runs against the Python worker and the Node.js one: same flags, same messages.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
 import ssl
 import struct
 import subprocess
-import sys
 
 import msgpack
 import pytest
@@ -19,10 +20,25 @@ import trio
 
 from snakepit_trio._shared import _frames as w
 from snakepit_trio._shared._tcp import proof
-from tests.tcp_workers import TOKEN, TLSFiles, tcp_worker, tls_files, token_file
+from tests.tcp_workers import TOKEN, TLSFiles, tcp_worker, tls_files, token_file, worker_program
 
 TRANSPORT_AGNOSTIC = True
 HEADER = struct.Struct("<I")
+ADAPTERS = {
+    "python": "tests.adapters.basic:Echo",
+    "node": os.path.join(os.path.dirname(__file__), "..", "adapters", "contract.mjs"),
+}
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+def runtime(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def adapter(runtime: str) -> str:
+    return os.path.normpath(ADAPTERS[runtime]) if runtime != "python" else ADAPTERS[runtime]
 
 
 def pack(value: object) -> bytes:
@@ -70,19 +86,23 @@ def is_welcome(answer: object) -> bool:
 
 
 @pytest.mark.parametrize("secure", [True, False], ids=["tls", "plain"])
-async def test_a_host_with_the_token_gets_welcome(tmp_path: pathlib.Path, secure: bool) -> None:
+async def test_a_host_with_the_token_gets_welcome(
+    tmp_path: pathlib.Path, secure: bool, runtime: str, adapter: str
+) -> None:
     tls = tls_files(tmp_path) if secure else None
     with trio.fail_after(60):
-        async with tcp_worker(tmp_path, tls=tls) as worker:
+        async with tcp_worker(tmp_path, adapter, tls=tls, runtime=runtime) as worker:
             assert is_welcome(await hello(worker.port, tls))
             assert is_welcome(await hello(worker.port, tls))  # a second host, a fresh nonce
     assert TOKEN not in worker.log()
 
 
-async def test_wrong_token_is_refused_and_logged_once(tmp_path: pathlib.Path) -> None:
+async def test_wrong_token_is_refused_and_logged_once(
+    tmp_path: pathlib.Path, runtime: str, adapter: str
+) -> None:
     tls = tls_files(tmp_path)
     with trio.fail_after(60):
-        async with tcp_worker(tmp_path, tls=tls) as worker:
+        async with tcp_worker(tmp_path, adapter, tls=tls, runtime=runtime) as worker:
             assert await hello(worker.port, tls, token="not-the-token") is None
             assert is_welcome(await hello(worker.port, tls))  # still serving
         log = worker.log()
@@ -91,10 +111,12 @@ async def test_wrong_token_is_refused_and_logged_once(tmp_path: pathlib.Path) ->
     assert TOKEN not in log and "not-the-token" not in log
 
 
-async def test_a_plaintext_client_to_a_tls_worker_is_refused(tmp_path: pathlib.Path) -> None:
+async def test_a_plaintext_client_to_a_tls_worker_is_refused(
+    tmp_path: pathlib.Path, runtime: str, adapter: str
+) -> None:
     tls = tls_files(tmp_path)
     with trio.fail_after(60):
-        async with tcp_worker(tmp_path, tls=tls) as worker:
+        async with tcp_worker(tmp_path, adapter, tls=tls, runtime=runtime) as worker:
             stream = await connect(worker.port, None)
             async with stream:
                 await stream.send_all(pack([w.hello()]))
@@ -116,10 +138,12 @@ async def test_a_plaintext_client_to_a_tls_worker_is_refused(tmp_path: pathlib.P
         pack([w.hello()]),  # HELLO without the proof first
     ],
 )
-async def test_junk_instead_of_a_proof_is_refused(tmp_path: pathlib.Path, junk: bytes) -> None:
+async def test_junk_instead_of_a_proof_is_refused(
+    tmp_path: pathlib.Path, junk: bytes, runtime: str, adapter: str
+) -> None:
     tls = tls_files(tmp_path)
     with trio.fail_after(60):
-        async with tcp_worker(tmp_path, tls=tls) as worker:
+        async with tcp_worker(tmp_path, adapter, tls=tls, runtime=runtime) as worker:
             stream = await connect(worker.port, tls)
             async with stream:
                 assert isinstance(await receive_message(stream), bytes)  # the nonce
@@ -143,13 +167,13 @@ async def test_junk_instead_of_a_proof_is_refused(tmp_path: pathlib.Path, junk: 
     ],
 )
 def test_bad_listen_options_say_what_to_change(
-    tmp_path: pathlib.Path, arguments: list[str], message: str
+    tmp_path: pathlib.Path, arguments: list[str], message: str, runtime: str, adapter: str
 ) -> None:
     tokens = token_file(tmp_path)
     (tmp_path / "empty").write_text("\n")
     arguments = [{"T": str(tokens), "EMPTY": str(tmp_path / "empty")}.get(a, a) for a in arguments]
     done = subprocess.run(
-        [sys.executable, "-m", "snakepit_trio.worker", "--adapter", "x:Y", *arguments],
+        [*worker_program(runtime, adapter), "--adapter", adapter, *arguments],
         capture_output=True,
         text=True,
         timeout=60,
