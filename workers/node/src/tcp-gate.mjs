@@ -58,6 +58,7 @@ export class TcpGate {
 
   #greet(raw) {
     const peer = peerName(raw);
+    const nonce = newNonce(); // fresh for each connection: a proof cannot be replayed
     this.#pending.add(raw);
     raw.on("error", () => {}); // reported through the socket that wraps it, or by `refuse`
     let socket = raw;
@@ -79,6 +80,7 @@ export class TcpGate {
       if (settled) return;
       settle();
       log.warning(`refused a connection from ${peer}: ${reason}`);
+      socket.on("error", () => {}); // what TLS still reports is said already
       socket.destroy();
       raw.destroy();
     };
@@ -112,7 +114,6 @@ export class TcpGate {
       this.handshakeMs,
     );
 
-    const nonce = newNonce();
     const challenge = () => {
       secured = true;
       socket.on("data", onData);

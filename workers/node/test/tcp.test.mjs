@@ -314,6 +314,31 @@ describe("a worker listening on TCP", () => {
   });
 });
 
+test("an address it cannot listen on: exit 1 before READY, saying why", async () => {
+  const taken = net.createServer();
+  await new Promise((resolve) => taken.listen({ host: "127.0.0.1", port: 0 }, resolve));
+  const tokens = tokenFile();
+  try {
+    const argv = [BIN, "--adapter", CONTRACT, "--listen", `tcp://127.0.0.1:${taken.address().port}`, "--token-file", tokens];
+    const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (text) => {
+      stdout += text;
+    });
+    child.stderr.setEncoding("utf8").on("data", (text) => {
+      stderr += text;
+    });
+    const code = await within(new Promise((resolve) => child.once("close", resolve)), "the worker's exit");
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /snakepit worker: cannot listen: .*EADDRINUSE/);
+    assert.equal(stdout, "", "no READY");
+  } finally {
+    taken.close();
+    rmSync(join(tokens, ".."), { recursive: true, force: true });
+  }
+});
+
 describe("refused peers: logged once each, and the worker keeps serving", () => {
   let worker;
   before(async () => {
