@@ -12,7 +12,7 @@ import attrs
 from . import _remote
 from ._core import _checks as checks
 from ._core._backoff import RestartPolicy
-from ._remote import TLSConfig
+from ._remote import TLSConfig, WorkerLauncher
 from ._shared._codec import DEFAULT_MAX_PAYLOAD
 from ._shared._functions import FORM, split_entry
 from .hardware._model import Device
@@ -490,7 +490,7 @@ class PoolConfig:
     endpoints: tuple[str, ...] = attrs.field(default=(), converter=_remote.endpoints)
     token: bytes | None = attrs.field(default=None, converter=_remote.token, repr=False)
     tls: TLSConfig | None = attrs.field(default=None, validator=_remote.tls)
-    launcher: _remote.WorkerLauncher | None = attrs.field(default=None, validator=_remote.launcher)
+    launcher: WorkerLauncher | None = attrs.field(default=None, validator=_remote.launcher)
 
     def __attrs_post_init__(self) -> None:
         if self.tools and self.runtime != "python":
@@ -654,7 +654,7 @@ class PoolOptions(TypedDict, total=False):
     endpoints: Sequence[str]  # the field converts it to a tuple
     token: str | bytes | None  # the field converts it to bytes
     tls: TLSConfig | None
-    launcher: _remote.WorkerLauncher | None
+    launcher: WorkerLauncher | None
 
 
 _NULLABLE = {

@@ -149,7 +149,7 @@ class RayLauncher:
 
     def open_launcher(
         self, config: PoolConfig
-    ) -> AbstractAsyncContextManager[Callable[[trio.Nursery], _RayWorkers]]:
+    ) -> AbstractAsyncContextManager[Callable[[trio.Nursery], Any]]:
         """Join (or start) Ray for one pool; what makes its launcher.
 
         Args:
