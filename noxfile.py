@@ -46,6 +46,23 @@ def node(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def ray(session: nox.Session) -> None:
+    """Workers placed by RayLauncher on a two-node Ray cluster on this machine: the
+    launcher's own tests (placement, a killed actor, a killed host), then the contract suite
+    over Ray (Python workers)."""
+    session.install("-e", ".[test,ray]")
+    session.run("pytest", "tests/ray", *session.posargs)
+    session.run(
+        "pytest",
+        "tests/contract",
+        "-k",
+        "python-ray",
+        *session.posargs,
+        env={"SNAKEPIT_TRIO_CONTRACT_RAY": "1"},
+    )
+
+
+@nox.session(python=PYTHON)
 def chaos(session: nox.Session) -> None:
     """The chaos suite and the adversarial suite, longer and bigger; both print figures.
 

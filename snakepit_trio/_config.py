@@ -12,7 +12,7 @@ import attrs
 from . import _remote
 from ._core import _checks as checks
 from ._core._backoff import RestartPolicy
-from ._remote import TLSConfig
+from ._remote import TLSConfig, WorkerLauncher
 from ._shared._codec import DEFAULT_MAX_PAYLOAD
 from ._shared._functions import FORM, split_entry
 from .hardware._model import Device
@@ -371,6 +371,10 @@ class PoolConfig:
             ``endpoints``); the host proves it without sending it. Never shown in reprs.
         tls: a ``TLSConfig`` to reach the endpoints over TLS 1.3, or None for plain TCP
             (a trusted network only: the calls' data then travel in the clear).
+        launcher: what starts the workers somewhere else, instead of this machine's
+            processes: ``snakepit_trio.contrib.ray.RayLauncher(...)`` places each on a Ray
+            cluster. The pool reaches them over TCP with TLS, pinning the certificate the
+            launcher reports; payloads travel inline. None (default): local processes.
         tracing: trace every call with OpenTelemetry (a CLIENT span per call, its context
             carried to the worker, whose SERVER span is its child) and record the pool's
             metrics, with the global tracer and meter providers; needs the ``otel`` extra.
@@ -486,6 +490,7 @@ class PoolConfig:
     endpoints: tuple[str, ...] = attrs.field(default=(), converter=_remote.endpoints)
     token: bytes | None = attrs.field(default=None, converter=_remote.token, repr=False)
     tls: TLSConfig | None = attrs.field(default=None, validator=_remote.tls)
+    launcher: WorkerLauncher | None = attrs.field(default=None, validator=_remote.launcher)
 
     def __attrs_post_init__(self) -> None:
         if self.tools and self.runtime != "python":
@@ -502,6 +507,7 @@ class PoolConfig:
                 "it), or use profile='process'"
             )
         self._check_endpoints()
+        self._check_launcher()
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= self.heartbeat_interval:
             raise ValueError(
                 f"heartbeat_timeout={self.heartbeat_timeout!r} must exceed "
@@ -525,6 +531,25 @@ class PoolConfig:
             raise ValueError(
                 f"size={self.size} but endpoints lists {len(self.endpoints)} workers: "
                 "leave size out (a pool of endpoints has one worker per endpoint)"
+            )
+
+    def _check_launcher(self) -> None:
+        if self.launcher is None:
+            return
+        if self.endpoints:
+            raise ValueError(
+                "give either endpoints=[...] (workers started elsewhere) or launcher=... "
+                "(workers a launcher starts), not both"
+            )
+        if self.devices is not None:
+            raise ValueError(
+                "devices pins this machine's devices; workers a launcher starts run elsewhere: "
+                "ask the launcher for them instead (RayLauncher(num_gpus=...))"
+            )
+        if self.runtime != "python" or self.worker_command is not None:
+            raise ValueError(
+                "a launcher starts Python workers (python -m snakepit_trio.worker on its "
+                "nodes): leave runtime and worker_command out"
             )
 
     @classmethod
@@ -629,9 +654,11 @@ class PoolOptions(TypedDict, total=False):
     endpoints: Sequence[str]  # the field converts it to a tuple
     token: str | bytes | None  # the field converts it to bytes
     tls: TLSConfig | None
+    launcher: WorkerLauncher | None
 
 
 _NULLABLE = {
+    "launcher",
     "token",
     "tls",
     "devices",

@@ -174,6 +174,10 @@ async def open_pool(
         async with _open_endpoints_pool(cfg) as pool:
             yield pool
         return
+    if cfg.launcher is not None:
+        async with _open_launched_pool(cfg) as pool:
+            yield pool
+        return
     program = runtimes.program(cfg)  # which program starts a worker, found now
     # Only Python workers map shared-memory segments, and only those that config.python
     # starts can be forked from the template instead.
@@ -232,6 +236,21 @@ async def _open_endpoints_pool(cfg: PoolConfig) -> AsyncIterator[Pool]:
     async with run_engine(
         cfg, lambda nursery: EndpointLauncher(cfg, targets), secrets.token_hex(8)
     ) as engine:
+        yield Pool._create(engine)
+
+
+@asynccontextmanager
+async def _open_launched_pool(cfg: PoolConfig) -> AsyncIterator[Pool]:
+    """A pool whose launcher starts its workers elsewhere (a Ray cluster, say) and reaches
+    them over TCP: no registry, template or processes of ours. The launcher's own resources
+    (a Ray connection) outlive every worker of the pool."""
+    launcher = cfg.launcher
+    assert launcher is not None
+    cfg = attrs.evolve(cfg, shm_threshold=None, transport="local")  # no memory is shared
+    async with (
+        launcher.open_launcher(cfg) as make_launcher,
+        run_engine(cfg, make_launcher, secrets.token_hex(8)) as engine,
+    ):
         yield Pool._create(engine)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -135,4 +136,25 @@ def tls(instance: Any, attribute: Any, value: object) -> None:
         raise TypeError(
             f"tls must be a snakepit_trio.TLSConfig(ca=..., ...) or None (plain TCP); got "
             f"{checks.shown(value)} ({checks.a_type(value)})"
+        )
+
+
+@runtime_checkable
+class WorkerLauncher(Protocol):
+    """What ``open_pool(launcher=...)`` takes: places workers elsewhere
+    (``snakepit_trio.contrib.ray.RayLauncher``).
+
+    ``open_launcher(config)`` is entered once per pool; it yields what makes the pool's
+    launcher (``_supervision/_launcher.py``'s protocol) from the engine's nursery, and
+    releases what it holds on exit, after every worker has stopped.
+    """
+
+    def open_launcher(self, config: Any) -> AbstractAsyncContextManager[Callable[[Any], Any]]: ...
+
+
+def launcher(instance: Any, attribute: Any, value: object) -> None:
+    if value is not None and not isinstance(value, WorkerLauncher):
+        raise TypeError(
+            "launcher must be a launcher such as snakepit_trio.contrib.ray.RayLauncher(...), "
+            f"or None (local processes); got {checks.shown(value)} ({checks.a_type(value)})"
         )

@@ -14,7 +14,30 @@ os.environ.setdefault("SNAKEPIT_TRIO_STATE_DIR", tempfile.mkdtemp(prefix="snakep
 
 
 def _children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.status() != "zombie"]
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != "zombie" and not _of_ray(p):
+                found.append(p)
+        except psutil.NoSuchProcess:
+            pass  # it ended while we looked
+    return found
+
+
+def _of_ray(process: psutil.Process) -> bool:
+    """Ray's own services and worker processes (the ray tests' session-wide cluster keeps
+    some idle ones). The workers its actors start are ours and still counted."""
+    command = " ".join(process.cmdline())
+    return command.startswith("ray::") or "site-packages/ray/" in command
+
+
+@pytest.fixture(scope="session")
+def ray_session():  # type: ignore[no-untyped-def]
+    """A Ray cluster of two nodes on this machine, for the session (tests/ray_support.py)."""
+    from tests.ray_support import two_node_cluster
+
+    with two_node_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(autouse=True)

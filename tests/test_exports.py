@@ -25,6 +25,7 @@ import pytest
 import snakepit_trio
 import snakepit_trio.contrib.otel
 import snakepit_trio.contrib.prometheus
+import snakepit_trio.contrib.ray
 import snakepit_trio.telemetry
 import snakepit_trio.testing
 import snakepit_trio.worker
@@ -38,6 +39,7 @@ PACKAGES = (
     snakepit_trio.telemetry,
     snakepit_trio.contrib.otel,
     snakepit_trio.contrib.prometheus,
+    snakepit_trio.contrib.ray,
 )
 
 # Every public name and member -> what it is and its signature (``surface()`` below).
@@ -196,7 +198,7 @@ EXPECTED: dict[str, str] = {
         "max_reentry_depth: 'int' = 4, devices: 'str | Sequence[str | Device] | None' = None, "
         "threads_per_worker: \"int | Literal['auto'] | None\" = 1, tracing: 'bool' = False, "
         "endpoints: 'Sequence[str] | None' = (), token: 'str | bytes | None' = None, "
-        "tls: 'TLSConfig | None' = None) -> None"
+        "tls: 'TLSConfig | None' = None, launcher: 'WorkerLauncher | None' = None) -> None"
     ),
     "PoolConfig.build": (
         "classmethod (adapter: 'str | None', config: 'PoolConfig | None', "
@@ -392,6 +394,16 @@ EXPECTED: dict[str, str] = {
         "async (port: 'int' = 9464, registry: 'CollectorRegistry | None' = None, *, "
         "host: 'str' = '127.0.0.1', "
         "task_status: 'trio.TaskStatus[int]' = TASK_STATUS_IGNORED) -> 'None'"
+    ),
+    "contrib.ray.RayLauncher": (
+        "class (*, address: 'str | None' = None, num_cpus: 'float' = 1, num_gpus: 'float' = 0, "
+        "resources: 'Mapping[str, float] | None' = NOTHING, "
+        "runtime_env: 'Mapping[str, Any] | None' = None, strategy: 'Any' = 'DEFAULT', "
+        "tls: 'bool' = True, init_options: 'Mapping[str, Any]' = NOTHING) -> None"
+    ),
+    "contrib.ray.RayLauncher.open_launcher": (
+        "(self, "
+        "config: 'PoolConfig') -> 'AbstractAsyncContextManager[Callable[[trio.Nursery], Any]]'"
     ),
     "load_pools": "(path: 'str | os.PathLike[str]') -> 'dict[str, PoolConfig]'",
     "open_pool": (

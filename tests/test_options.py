@@ -20,6 +20,7 @@ import snakepit_trio as sp
 from snakepit_trio._config import PoolConfig
 from snakepit_trio._core._sessions import SessionStore
 from snakepit_trio._core._variables import VariableError, make_spec
+from snakepit_trio.contrib.ray import RayLauncher
 from tests.adapters import functions
 
 ADAPTER = "tests.adapters.basic:Echo"
@@ -167,6 +168,7 @@ KINDS: dict[str, tuple[list[tuple[Any, type[Exception]]], Any]] = {
     "endpoints": ([("tcp://h:1", TypeError), (["udp://h:1"], ValueError)], ()),
     "token": ([("", ValueError), ([], TypeError)], None),
     "tls": ([("ca.pem", TypeError), (3, TypeError)], None),
+    "launcher": ([("ray", TypeError), (3, TypeError)], RayLauncher(num_cpus=2)),
     "threads": (
         [
             (0, ValueError),
@@ -236,6 +238,7 @@ OPTIONS: dict[str, str] = {
     "endpoints": "endpoints",
     "token": "token",
     "tls": "tls",
+    "launcher": "launcher",
 }
 
 

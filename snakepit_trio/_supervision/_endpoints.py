@@ -54,20 +54,9 @@ class EndpointLauncher:
     async def connect(
         self, worker: Worker, nursery: trio.Nursery, on_frames: OnFrames, on_lost: OnLost
     ) -> WorkerDescription | str:
-        channel = LaneChannel(
-            "",
-            on_frames,
-            on_lost,
-            max_message=self._config.max_payload_bytes + 2 * w.MAX_BATCH_BYTES,
-            tcp=self._targets[worker.slot],
+        return await connect_tcp(
+            self._config, worker, self._targets[worker.slot], nursery, on_frames, on_lost
         )
-        worker.channel = channel
-        try:
-            described = await channel.open(nursery, timeout=self._config.startup_timeout)
-        except TransportError as exc:
-            return str(exc)
-        worker.process.pid = described.pid  # type: ignore[misc]
-        return described
 
     async def reap(self, worker: Worker, grace: float) -> None:
         worker.process.let_go()  # type: ignore[attr-defined]  # release() closes the channel
@@ -85,3 +74,32 @@ class EndpointLauncher:
 
     def died_with_template(self, worker: Worker) -> tuple[str, str] | None:
         return None
+
+
+async def connect_tcp(
+    config: PoolConfig,
+    worker: Worker,
+    target: TcpTarget,
+    nursery: trio.Nursery,
+    on_frames: OnFrames,
+    on_lost: OnLost,
+) -> WorkerDescription | str:
+    """Open ``worker``'s channel to the worker listening at ``target``.
+
+    Returns its description, or why not (bounded by ``startup_timeout``); the remote
+    process's pid, as its WELCOME said, becomes ``worker.process.pid``.
+    """
+    channel = LaneChannel(
+        "",
+        on_frames,
+        on_lost,
+        max_message=config.max_payload_bytes + 2 * w.MAX_BATCH_BYTES,
+        tcp=target,
+    )
+    worker.channel = channel
+    try:
+        described = await channel.open(nursery, timeout=config.startup_timeout)
+    except TransportError as exc:
+        return str(exc)
+    worker.process.pid = described.pid  # type: ignore[misc]
+    return described

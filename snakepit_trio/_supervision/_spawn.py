@@ -68,22 +68,31 @@ def worker_args(
     absolute, ``_runtimes.Program``). A pool without an adapter passes none: its Python
     workers serve the ``--tool`` functions alone.
     """
-    named = config.adapter if adapter is None else adapter
     return [
-        *(["--adapter", named] if named is not None else []),
-        *tool_args(config),
+        *served_args(config, adapter),
         "--socket",
         socket_path,
-        "--capacity",
-        str(config.worker_capacity),
-        "--max-payload",
-        str(config.max_payload_bytes),
         "--host-pid",
         str(parent_pid),
         "--watch-stdin",
         "--shm-threshold",
         str(config.shm_threshold or 0),
         *(["--lane", lane_path(socket_path)] if config.transport == "local" else []),
+    ]
+
+
+def served_args(config: PoolConfig, adapter: str | None = None) -> list[str]:
+    """What a worker serves and how much of it at once: the flags that do not depend on
+    where it runs or how it is reached (also those of a worker a launcher starts elsewhere).
+    """
+    named = config.adapter if adapter is None else adapter
+    return [
+        *(["--adapter", named] if named is not None else []),
+        *tool_args(config),
+        "--capacity",
+        str(config.worker_capacity),
+        "--max-payload",
+        str(config.max_payload_bytes),
     ]
 
 

@@ -79,6 +79,9 @@ async def run_incarnation(
             else:
                 ready = True
                 worker.started_at = time.monotonic()  # its age counts from READY
+                # Its WELCOME was just heard. Its silence counts from now, not from the spawn:
+                # a launcher may take seconds to place a worker (on a Ray node, say).
+                worker.last_heard = trio.current_time()
                 pool.worker_ready(worker, described)
                 task_status.started(worker)
                 if config.heartbeat_timeout is not None:

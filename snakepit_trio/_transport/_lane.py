@@ -17,6 +17,7 @@ that follow in the same tick still go together through the writer.
 
 from __future__ import annotations
 
+import hmac
 import socket
 import ssl
 import struct
@@ -44,6 +45,9 @@ class TcpTarget:
     token: bytes = attrs.field(repr=False)
     tls: ssl.SSLContext | None = None
     server_hostname: str | None = None  # None: the url's host
+    # The SHA-256 (hex) the worker's certificate must have, for a worker whose certificate
+    # was made where it runs and reported to the host (tls is then a pinned context).
+    pin: str | None = None
 
 
 class LaneChannel:
@@ -133,6 +137,8 @@ class LaneChannel:
             secure = trio.SSLStream(tcp, target.tls, server_hostname=target.server_hostname or host)
             self._stream = stream = secure
             await secure.do_handshake()
+            if target.pin is not None:
+                self._check_pin(secure, target.pin)
         messages: list[Any] = []
         while not messages:
             data = await stream.receive_some(256)
@@ -145,6 +151,15 @@ class LaneChannel:
             raise TransportError(f"{self._path} did not start with a nonce: not a worker")
         proof: bytes = msgpack.packb(_tcp.proof(target.token, nonce), use_bin_type=True)
         await stream.send_all(_HEADER.pack(len(proof)) + proof)
+
+    def _check_pin(self, secure: trio.SSLStream[trio.SocketStream], pin: str) -> None:
+        der = secure.getpeercert(binary_form=True)
+        seen = _tcp.fingerprint(der) if der else "none"
+        if not hmac.compare_digest(seen, pin):
+            raise TransportError(
+                f"the worker at {self._path} presented a certificate with SHA-256 {seen}, "
+                f"not the {pin} its launcher reported: refusing to talk to it"
+            )
 
     def _closed_in_handshake(self) -> str:
         if self._tcp is None:

@@ -3,10 +3,13 @@
 Every test here runs against each worker runtime (twin adapters with identical tools:
 tests/adapters/contract.py and contract.mjs) over each transport (the local lane, gRPC's
 Connect, and "tcp": workers the fixture starts itself with ``--listen tcp://127.0.0.1:0`` and
-TLS, reached through ``open_pool(endpoints=...)``). What
-is Python-specific stays in tests/e2e. A runtime whose worker cannot start here fails its
-tests: it is never skipped. Tests that need the pool to own its workers' processes (to kill,
-replace or recycle them) are marked ``owns_processes(why)``: skipped over "tcp", saying why.
+TLS, reached through ``open_pool(endpoints=...)``). What is Python-specific stays in
+tests/e2e. With ``SNAKEPIT_TRIO_CONTRACT_RAY=1`` (``nox -s ray``) Python workers also run
+over "ray": placed by ``RayLauncher`` on the two-node Ray cluster of tests/ray_support.py,
+reached over TCP with a pinned certificate. A runtime whose worker cannot start here fails
+its tests: it is never skipped. Tests that need the pool to own its workers' processes (to
+kill, replace or recycle them by pid) are marked ``owns_processes(why)``: skipped over
+"tcp" and "ray", saying why.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ from tests.tcp_workers import TOKEN, tcp_worker, tls_files
 
 RUNTIMES = ("python", "node")
 TRANSPORTS = {"python": ("local", "grpc", "tcp"), "node": ("local", "grpc", "tcp")}
+if os.environ.get("SNAKEPIT_TRIO_CONTRACT_RAY") == "1":
+    TRANSPORTS["python"] += ("ray",)
+REMOTE = ("tcp", "ray")  # workers the pool reaches over TCP, not processes it signals
 ADAPTERS = {
     "python": "tests.adapters.contract:Contract",
     "node": os.path.join(os.path.dirname(__file__), "..", "adapters", "contract.mjs"),
 }
 
+ROOT = str(pathlib.Path(__file__).resolve().parents[2])  # where tests.adapters imports from
 OpenContract = Callable[..., AbstractAsyncContextManager[sp.Pool]]
 
 
@@ -40,12 +47,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.fixturenames.append("transport")
     owns = metafunc.definition.get_closest_marker("owns_processes")
     skip_tcp = (
-        [pytest.mark.skip(reason=f"endpoints are not the pool's processes: {owns.args[0]}")]
+        [pytest.mark.skip(reason=f"remote workers are not the pool's processes: {owns.args[0]}")]
         if owns is not None
         else []
     )
     pairs = [
-        pytest.param(r, t, marks=skip_tcp if t == "tcp" else [])
+        pytest.param(r, t, marks=skip_tcp if t in REMOTE else [])
         for r in RUNTIMES
         for t in TRANSPORTS[r]
     ]
@@ -69,7 +76,7 @@ def runtime(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     value: str = getattr(request, "param", "")  # "": a TRANSPORT_AGNOSTIC module's test
-    if value in ("local", "grpc"):  # "tcp" is the endpoints option, not a transport= value
+    if value in ("local", "grpc"):  # "tcp" and "ray" are options, not transport= values
         monkeypatch.setenv("SNAKEPIT_TRIO_TRANSPORT", value)  # PoolConfig's default
     return value
 
@@ -81,12 +88,28 @@ def adapter(runtime: str) -> str:
 
 
 @pytest.fixture
-def contract(runtime: str, adapter: str, transport: str, tmp_path: pathlib.Path) -> OpenContract:
+def contract(
+    runtime: str,
+    adapter: str,
+    transport: str,
+    tmp_path: pathlib.Path,
+    request: pytest.FixtureRequest,
+) -> OpenContract:
     """``open_pool`` for this runtime's contract adapter: ``contract(size=1, ...)``."""
     tcp = transport == "tcp"
+    if transport == "ray":
+        request.getfixturevalue("ray_session")  # tests/conftest.py: two Ray nodes
 
     @asynccontextmanager
     async def open_contract(size: int = 1, **options: Any) -> AsyncIterator[sp.Pool]:
+        if transport == "ray":
+            from tests.ray_support import ray_launcher
+
+            async with sp.open_pool(
+                adapter, size=size, launcher=ray_launcher(), pythonpath=[ROOT], **options
+            ) as pool:
+                yield pool
+            return
         if not tcp:
             async with sp.open_pool(adapter, runtime=runtime, size=size, **options) as pool:
                 yield pool

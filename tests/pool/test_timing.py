@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import trio
@@ -16,6 +17,7 @@ import trio.testing
 
 import snakepit_trio as sp
 from snakepit_trio.testing import faults, open_fake_pool
+from snakepit_trio.testing._launcher import MemoryLauncher
 from tests.pool.adapters import EVENTS, ON_START, Tools
 
 Clock = trio.testing.MockClock
@@ -204,6 +206,26 @@ async def test_a_silent_worker_gets_no_new_calls_then_is_replaced(autojump_clock
         assert pool.stats().crashes == 1
         # Replaced on the first heartbeat tick after heartbeat_timeout of silence.
         assert start + 2.0 <= trio.current_time()
+
+
+async def test_a_worker_slow_to_connect_is_silent_only_from_its_welcome(
+    autojump_clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A launcher may take longer than heartbeat_timeout to place and reach a worker (a
+    Ray actor on a busy cluster): its silence counts from READY, not from its spawn."""
+    connect = MemoryLauncher.connect
+
+    async def placed_far_away(self: MemoryLauncher, *args: Any) -> Any:
+        await trio.sleep(10)
+        return await connect(self, *args)
+
+    monkeypatch.setattr(MemoryLauncher, "connect", placed_far_away)
+    async with open_fake_pool(Tools, size=1, heartbeat_interval=0.5, heartbeat_timeout=2.0) as pool:
+        ready = trio.current_time()
+        await trio.sleep(5)  # heartbeats answered: nothing is replaced
+        assert pool.stats().crashes == 0
+        assert await pool.execute("echo", {"value": 1}) == 1
+        assert ready >= 10
 
 
 async def test_the_crash_breaker_opens_fails_fast_and_heals_with_a_probe(
