@@ -190,6 +190,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give --adapter, --tool, or both")
     if not (args.socket or args.listen):
         parser.error("give --socket (started by a host) or --listen tcp://HOST:PORT")
+    if args.lane and args.listen:
+        parser.error(
+            "--lane and --listen: give one (a host that starts the worker serves it with "
+            "--lane; --listen is for workers started elsewhere)"
+        )
     args.token = args.tls = None
     if args.listen:
         _tcp_options(parser, args)

@@ -163,6 +163,10 @@ async def test_junk_instead_of_a_proof_is_refused(
         (["--listen", "tcp://127.0.0.1:0", "--token-file", "T", "--tls-cert", "C"], "or neither"),
         (["--listen", "tcp://127.0.0.1:0", "--token-file", "EMPTY"], "is empty"),
         (["--socket", "s", "--token-file", "T"], "go with --listen"),
+        (
+            ["--socket", "s", "--lane", "l", "--listen", "tcp://127.0.0.1:0", "--token-file", "T"],
+            "--lane and --listen: give one",
+        ),
         ([], "give --socket"),
     ],
 )

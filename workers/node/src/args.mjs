@@ -60,6 +60,12 @@ export function parseWorkerArgs(argv) {
   if (!(values.socket || values.listen)) {
     throw new UsageError(`give --socket (started by a host) or --listen tcp://HOST:PORT\n${USAGE}`);
   }
+  if (values.lane && values.listen) {
+    throw new UsageError(
+      "--lane and --listen: give one (a host that starts the worker serves it with --lane; " +
+        "--listen is for workers started elsewhere)",
+    );
+  }
   let tcp = { listen: null, token: null, tls: null };
   if (values.listen) tcp = tcpOptions(values);
   else if (values["token-file"] || values["tls-cert"] || values["tls-key"]) {

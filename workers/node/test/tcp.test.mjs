@@ -416,6 +416,7 @@ describe("bad --listen options: exit 2, saying what to change", () => {
     [["--listen", "tcp://127.0.0.1:0", "--token-file", join(dir, "missing")], "--token-file: ENOENT"],
     [["--listen", "tcp://127.0.0.1:0", ...T, "--tls-cert", join(dir, "not-pem"), "--tls-key", TLS_FILES.key], "--tls-cert/--tls-key: cannot load them"],
     [["--socket", "s", ...T], "go with --listen"],
+    [["--socket", "s", "--lane", "l", "--listen", "tcp://127.0.0.1:0", ...T], "--lane and --listen: give one"],
     [[], "give --socket (started by a host) or --listen tcp://HOST:PORT"],
   ];
   for (const [args, expected] of cases) {
