@@ -16,6 +16,7 @@ import mkdocs_gen_files
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import snakepit_trio
+import snakepit_trio.contrib.ray
 import snakepit_trio.testing
 import snakepit_trio.worker
 
@@ -46,6 +47,13 @@ PAGES: list[tuple[str, str, str, list[str]]] = [
         "Testing (snakepit_trio.testing)",
         "The pool in memory, for your own tests.",
         [f"testing.{n}" for n in snakepit_trio.testing.__all__],
+    ),
+    (
+        "ray.md",
+        "Ray (snakepit_trio.contrib.ray)",
+        "Workers placed on a Ray cluster: `open_pool(..., launcher=RayLauncher(...))` "
+        "(the `ray` extra; the Scaling out guide says what holds).",
+        [f"contrib.ray.{n}" for n in snakepit_trio.contrib.ray.__all__],
     ),
 ]
 
