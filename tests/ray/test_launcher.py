@@ -87,10 +87,22 @@ async def test_a_killed_actor_is_a_disconnected_worker_and_is_replaced() -> None
 
 
 async def test_spread_puts_a_worker_on_each_node(ray_session: object) -> None:
-    launcher = ray_launcher(strategy="SPREAD")
+    # One CPU each, on nodes of one CPU each: SPREAD is Ray's best effort, and without a
+    # reservation Ray may put both on one node.
+    launcher = ray_launcher(strategy="SPREAD", num_cpus=1)
     async with sp.open_pool(ADAPTER, size=2, launcher=launcher, pythonpath=[ROOT]) as pool:
         placed = sorted(raylet_of(w.pid) for w in pool.workers())
     assert placed == sorted(raylets(ray_session))
+
+
+async def test_a_strategy_object_reaches_ray(ray_session: object) -> None:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    second = ray_session.list_all_nodes()[1]  # type: ignore[attr-defined]
+    strategy = NodeAffinitySchedulingStrategy(node_id=second.node_id, soft=False)
+    launcher = ray_launcher(strategy=strategy)
+    async with sp.open_pool(ADAPTER, size=2, launcher=launcher, pythonpath=[ROOT]) as pool:
+        assert {raylet_of(w.pid) for w in pool.workers()} == {raylets(ray_session)[1]}
 
 
 async def test_custom_resources_choose_the_node(ray_session: object) -> None:
