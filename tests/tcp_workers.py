@@ -30,10 +30,12 @@ class TLSFiles:
     key: pathlib.Path
 
 
-def tls_files(folder: pathlib.Path) -> TLSFiles:
+def tls_files(folder: pathlib.Path, name: str = "worker") -> TLSFiles:
+    """A new CA, and a certificate it signed for 127.0.0.1 and localhost (trustme's are good
+    for both ends: a worker's, or a host's client certificate). ``name``: the files' stem."""
     ca = trustme.CA()
     issued = ca.issue_cert("127.0.0.1", "localhost")
-    files = TLSFiles(folder / "ca.pem", folder / "worker.pem", folder / "worker.key")
+    files = TLSFiles(folder / f"{name}-ca.pem", folder / f"{name}.pem", folder / f"{name}.key")
     ca.cert_pem.write_to_path(str(files.ca))
     issued.private_key_pem.write_to_path(str(files.key))
     for blob in issued.cert_chain_pems:

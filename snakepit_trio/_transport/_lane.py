@@ -135,9 +135,17 @@ class LaneChannel:
             await secure.do_handshake()
         messages: list[Any] = []
         while not messages:
-            data = await stream.receive_some(256)
+            try:
+                data = await stream.receive_some(256)
+            except trio.BrokenResourceError as exc:
+                if target.tls is None:
+                    raise
+                data = b""
+                cause = exc.__cause__
+            else:
+                cause = None
             if not data:
-                raise TransportError(f"the worker at {self._path} closed before its nonce")
+                raise TransportError(self._closed_before_nonce(target, cause))
             buffer += data
             messages = self._parse(buffer)
         nonce = messages[0]
@@ -145,6 +153,20 @@ class LaneChannel:
             raise TransportError(f"{self._path} did not start with a nonce: not a worker")
         proof: bytes = msgpack.packb(_tcp.proof(target.token, nonce), use_bin_type=True)
         await stream.send_all(_HEADER.pack(len(proof)) + proof)
+
+    def _closed_before_nonce(self, target: TcpTarget, cause: BaseException | None) -> str:
+        if target.tls is None:
+            return f"the worker at {self._path} closed before its nonce"
+        # TLS 1.3 lets a client finish its handshake before the server has checked the
+        # client's certificate: a worker with --tls-client-ca that refuses ours (none, or
+        # not signed by that CA) is seen here, as a close instead of the nonce.
+        detail = f" ({cause})" if cause is not None else ""
+        return (
+            f"the worker at {self._path} closed the TLS connection before its nonce{detail}: "
+            "it refused this host's TLS client certificate, most likely (a worker started "
+            "with --tls-client-ca needs TLSConfig(cert=..., key=...) signed by that CA); "
+            "its log says why"
+        )
 
     def _closed_in_handshake(self) -> str:
         if self._tcp is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pathlib
 
+import attrs
 import pytest
 import trio
 
@@ -120,3 +121,30 @@ async def test_an_untrusted_certificate_fails_open_pool(tmp_path: pathlib.Path) 
                 ):
                     pass
     assert "TLS handshake failed" in worker.log()
+
+
+@pytest.mark.parametrize("presented", ["no certificate", "another CA's"])
+async def test_mutual_tls_refuses_a_host_without_a_certificate_of_its_ca(
+    tmp_path: pathlib.Path, presented: str
+) -> None:
+    tls = tls_files(tmp_path)
+    hosts = tls_files(tmp_path, "host")  # the CA the worker trusts for clients, and a host
+    stranger = tls_files(tmp_path, "stranger")  # same shape, signed by a CA it does not trust
+    refused = sp.TLSConfig(ca=str(tls.ca))
+    if presented == "another CA's":
+        refused = attrs.evolve(refused, cert=str(stranger.cert), key=str(stranger.key))
+    mutual = ["--tls-client-ca", str(hosts.ca)]
+    with trio.fail_after(90):
+        async with tcp_worker(tmp_path, tls=tls, extra=mutual) as worker:
+            endpoints = [worker.endpoint]
+            with pytest.raises(sp.WorkerStartError, match="refused this host's TLS client"):
+                async with sp.open_pool(ECHO, endpoints=endpoints, token=TOKEN, tls=refused):
+                    pass
+            # The worker keeps serving: a host with a certificate of its CA gets in.
+            good = sp.TLSConfig(ca=str(tls.ca), cert=str(hosts.cert), key=str(hosts.key))
+            async with sp.open_pool(ECHO, endpoints=endpoints, token=TOKEN, tls=good) as pool:
+                assert await pool.execute("add", {"a": 1, "b": 2}) == 3
+        log = worker.log()
+    assert log.count("refused a connection") == 1, log
+    reason = "PEER_DID_NOT_RETURN" if presented == "no certificate" else "CERTIFICATE_VERIFY_FAILED"
+    assert reason in log, log

@@ -139,6 +139,18 @@ async def test_junk_instead_of_a_proof_is_refused(tmp_path: pathlib.Path, junk: 
         (["--listen", "tcp://127.0.0.1:0", "--token-file", "T", "--tls-cert", "C"], "or neither"),
         (["--listen", "tcp://127.0.0.1:0", "--token-file", "EMPTY"], "is empty"),
         (["--socket", "s", "--token-file", "T"], "go with --listen"),
+        (["--socket", "s", "--tls-client-ca", "T"], "go with --listen"),
+        (
+            ["--listen", "tcp://127.0.0.1:0", "--token-file", "T", "--tls-client-ca", "T"],
+            "--tls-client-ca needs --tls-cert and --tls-key",
+        ),
+        (
+            [
+                *("--listen", "tcp://127.0.0.1:0", "--token-file", "T"),
+                *("--tls-cert", "CERT", "--tls-key", "KEY", "--tls-client-ca", "T"),
+            ],
+            "--tls-client-ca: cannot load",
+        ),
         ([], "give --socket"),
     ],
 )
@@ -146,8 +158,10 @@ def test_bad_listen_options_say_what_to_change(
     tmp_path: pathlib.Path, arguments: list[str], message: str
 ) -> None:
     tokens = token_file(tmp_path)
+    tls = tls_files(tmp_path)
     (tmp_path / "empty").write_text("\n")
-    arguments = [{"T": str(tokens), "EMPTY": str(tmp_path / "empty")}.get(a, a) for a in arguments]
+    files = {"T": tokens, "EMPTY": tmp_path / "empty", "CERT": tls.cert, "KEY": tls.key}
+    arguments = [str(files[a]) if a in files else a for a in arguments]
     done = subprocess.run(
         [sys.executable, "-m", "snakepit_trio.worker", "--adapter", "x:Y", *arguments],
         capture_output=True,
