@@ -91,16 +91,18 @@ async def tcp_worker(
     tokens: pathlib.Path | None = None,
     port: int = 0,
     extra: Sequence[str] = (),
+    wrap: Sequence[str] = (),
 ) -> AsyncIterator[TcpWorker]:
     """Start a worker listening on 127.0.0.1; yield it once it has said READY.
 
-    ``extra``: more worker arguments (``--capacity 2``, ``--max-payload N``).
+    ``extra``: more worker arguments (``--capacity 2``, ``--max-payload N``). ``wrap``: a
+    command the worker's runs under, which must exec it in the same process (``unshare``).
     """
     tokens = tokens if tokens is not None else token_file(folder)
     stderr_path = new_log(folder)
     with stderr_path.open("wb") as stderr:
         process = await trio.lowlevel.open_process(
-            worker_command(adapter, tokens, tls, port, extra),
+            [*wrap, *worker_command(adapter, tokens, tls, port, extra)],
             stdout=subprocess.PIPE,
             stderr=stderr,
             env={**os.environ, "PYTHONPATH": os.getcwd()},

@@ -6,16 +6,25 @@ worker, which does not belong to this host, keeps running and cancels what that 
 had asked of it. A broken connection is the worker's crash (cause "disconnected"), and the
 supervisor's restart is a reconnection with the pool's backoff. No process is spawned,
 signalled, tagged or recorded in the registry.
+
+Shared memory: with ``shm_threshold`` set, each connection's HELLO offers it
+(``_shared/_samehost.py``); a worker that proves it is on this host and opens our probe
+segment gets large arguments in segments, and sends its large results so. Any other gets
+them inline (``Worker.shares_memory`` False: the engine re-encodes a payload made for
+segments before it goes there). The segments a worker made for a connection are swept once
+the connection is let go.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import trio
 
 from .._config import PoolConfig
 from .._shared import _frames as w
+from .._shared import _samehost, _shm
 from .._transport._base import OnFrames, OnLost
 from .._transport._describe import WorkerDescription
 from .._transport._errors import TransportError
@@ -43,10 +52,15 @@ class RemoteWorker(StandIn):
         self.end(-signal.SIGKILL)
 
 
+log = logging.getLogger("snakepit_trio")
+
+
 class EndpointLauncher:
-    def __init__(self, config: PoolConfig, targets: list[TcpTarget]) -> None:
+    def __init__(self, config: PoolConfig, targets: list[TcpTarget], token: str) -> None:
+        """``token``: the pool's, which its segment names derive from (``_shm.prefix``)."""
         self._config = config
         self._targets = targets
+        self.token = token
 
     async def spawn(self, worker_id: str, slot: int = 0) -> RemoteWorker:
         return RemoteWorker(self._targets[slot].url)
@@ -54,12 +68,19 @@ class EndpointLauncher:
     async def connect(
         self, worker: Worker, nursery: trio.Nursery, on_frames: OnFrames, on_lost: OnLost
     ) -> WorkerDescription | str:
+        offer = None
+        if self._config.shm_threshold is not None:
+            try:
+                offer = _samehost.offer(self.token, worker.id, self._config.shm_threshold)
+            except OSError as exc:  # /dev/shm full, say: this connection is inline
+                log.warning("%s: no shared memory offered: %s", worker.id, exc)
         channel = LaneChannel(
             "",
             on_frames,
             on_lost,
             max_message=self._config.max_payload_bytes + 2 * w.MAX_BATCH_BYTES,
             tcp=self._targets[worker.slot],
+            shm_offer=offer,
         )
         worker.channel = channel
         try:
@@ -67,6 +88,7 @@ class EndpointLauncher:
         except TransportError as exc:
             return str(exc)
         worker.process.pid = described.pid  # type: ignore[misc]
+        worker.shares_memory = channel.shares_memory
         return described
 
     async def reap(self, worker: Worker, grace: float) -> None:
@@ -78,6 +100,8 @@ class EndpointLauncher:
         if worker.channel is not None:
             with trio.CancelScope(shield=True):
                 undelivered = await worker.channel.aclose()
+        if worker.shares_memory and self._config.shm_threshold is not None:
+            _shm.sweep(_shm.prefix(self.token, worker.id))  # results it never delivered
         return undelivered
 
     def rss(self, worker: Worker) -> int | None:
