@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from snakepit_trio._shared import _frames as w
+from snakepit_trio._shared import _samehost, _shm
 from snakepit_trio._shared._tcp import proof
 from tests.tcp_workers import TOKEN, TLSFiles, tcp_worker, tls_files, token_file
 
@@ -55,13 +56,16 @@ async def connect(port: int, tls: TLSFiles | None) -> trio.abc.Stream:
     return stream
 
 
-async def hello(port: int, tls: TLSFiles | None, token: str = TOKEN) -> object:
-    """Prove ``token``, say HELLO; return the worker's answer (None: it closed)."""
+async def hello(
+    port: int, tls: TLSFiles | None, token: str = TOKEN, shm: dict[str, object] | None = None
+) -> object:
+    """Prove ``token``, say HELLO (offering ``shm``); return the worker's answer (None: it
+    closed)."""
     stream = await connect(port, tls)
     async with stream:
         nonce = await receive_message(stream)
         assert isinstance(nonce, bytes) and len(nonce) == 32
-        await stream.send_all(pack(proof(token.encode(), nonce)) + pack([w.hello()]))
+        await stream.send_all(pack(proof(token.encode(), nonce)) + pack([w.hello(shm=shm)]))
         return await receive_message(stream)
 
 
@@ -172,3 +176,31 @@ def test_bad_listen_options_say_what_to_change(
     assert done.returncode == 2
     assert message in done.stderr
     assert TOKEN not in done.stderr + done.stdout
+
+
+@pytest.mark.skipif(
+    not _shm.available() or _samehost.host_id() is None, reason="needs /dev/shm and a host id"
+)
+async def test_an_offer_of_shared_memory_is_answered_with_the_probes_bytes_or_not_at_all(
+    tmp_path: pathlib.Path,
+) -> None:
+    made = _samehost.offer("tcpworkertest", "w1", 1 << 20)
+    assert made is not None
+    offer, probe = made
+    try:
+        with trio.fail_after(60):
+            async with tcp_worker(tmp_path, tls=None) as worker:
+                cases = [
+                    (offer, probe.secret),
+                    ({**offer, "host_id": "elsewhere"}, None),  # another host
+                    ({**offer, "probe": "snakepit-gone"}, None),  # a probe it cannot open
+                    ({**offer, "probe": 3}, None),  # malformed
+                    (None, None),  # nothing offered
+                ]
+                for offered, expected in cases:
+                    answer = await hello(worker.port, None, shm=offered)
+                    assert is_welcome(answer)
+                    assert answer[0][1].get("shm") == expected  # type: ignore[index]
+    finally:
+        probe.remove()
+        _shm.sweep(_shm.prefix("tcpworkertest"))
