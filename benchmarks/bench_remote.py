@@ -2,9 +2,12 @@
 
 Rows (each a pool of 2 workers running ``stream_adapter:EchoStreams``):
 - local lane: ``open_pool`` as by default (workers it starts, shared memory over 1 MB);
-- TCP plain: ``endpoints`` to 2 workers started here with ``--listen tcp://127.0.0.1:0``;
+- TCP plain: ``endpoints`` to 2 workers started here with ``--listen tcp://127.0.0.1:0``,
+  with ``shm_threshold=None``: every payload inline, as with workers on another host;
 - TCP TLS: the same with ``--tls-cert/--tls-key`` (a throwaway trustme CA) and
-  ``TLSConfig(ca=...)`` on the host.
+  ``TLSConfig(ca=...)`` on the host;
+- TCP same host: TCP plain with the default ``shm_threshold``, which a worker on this host
+  takes in its handshake (large payloads through shared memory, as on the local lane).
 Figures, medians of ``--repeats`` (the rows alternate within each repeat):
 - sequential ``ping(x) -> x``: p50/p99 µs;
 - calls/s with 64 in flight;
@@ -93,7 +96,7 @@ async def local_lane(folder: Path) -> AsyncIterator[sp.Pool]:
         yield pool
 
 
-def _tcp(tls: bool) -> PoolOpener:
+def _tcp(tls: bool, shm: bool = False) -> PoolOpener:
     @asynccontextmanager
     async def opener(folder: Path) -> AsyncIterator[sp.Pool]:
         async with contextlib.AsyncExitStack() as stack:
@@ -102,7 +105,10 @@ def _tcp(tls: bool) -> PoolOpener:
                 for _ in range(WORKERS)
             ]
             config = sp.TLSConfig(ca=str(folder / "ca.pem")) if tls else None
-            async with sp.open_pool(ADAPTER, endpoints=urls, token=TOKEN, tls=config) as pool:
+            threshold = {} if shm else {"shm_threshold": None}  # None: as from elsewhere
+            async with sp.open_pool(
+                ADAPTER, endpoints=urls, token=TOKEN, tls=config, **threshold
+            ) as pool:
                 yield pool
 
     return opener
@@ -112,6 +118,7 @@ ROWS: dict[str, PoolOpener] = {
     "local lane": local_lane,
     "TCP plain": _tcp(tls=False),
     "TCP TLS": _tcp(tls=True),
+    "TCP same host": _tcp(tls=False, shm=True),
 }
 
 
