@@ -62,6 +62,7 @@ class LaneServer:
         self._tls: ssl.SSLContext | None = None
         self._accepting: asyncio.Future[None] | None = None
         self._accepted: set[asyncio.Future[None]] = set()
+        self._forgetting: set[asyncio.Future[None]] = set()  # see _forget_memory
 
     async def start(self, path: str) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=path)
@@ -173,8 +174,20 @@ class LaneServer:
                 await writer.wait_closed()
             self._handlers.pop(task, None)
             if conn.memory is not None and conn.memory is not self._runtime.memory:
-                # This host's segments (it sweeps them too, if it is still there to).
-                conn.memory.segments.remove_all()
+                forgetting = asyncio.ensure_future(self._forget_memory(conn))
+                self._forgetting.add(forgetting)
+                forgetting.add_done_callback(self._forgetting.discard)
+
+    async def _forget_memory(self, conn: Connection) -> None:
+        """Remove the segments of a TCP host's connection once its last call has ended: a
+        cancelled call may still be putting its result in one. (The host sweeps them too,
+        if it is still there to.)"""
+        assert conn.memory is not None
+        conn.reading_done = True  # so each call's end wakes us (Connection._call_done)
+        while conn.calls:
+            conn.wake.clear()
+            await conn.wake.wait()
+        conn.memory.segments.remove_all()
 
     def _welcome(self, conn: Connection, hello: w.Hello, peer: object) -> dict[str, Any]:
         """The description for WELCOME; over TCP, with the probe's bytes if this worker

@@ -7,6 +7,7 @@ to a TLS listener, junk) are logged once each, and the worker keeps serving the 
 
 from __future__ import annotations
 
+import os
 import pathlib
 import ssl
 import struct
@@ -19,7 +20,9 @@ import trio
 
 from snakepit_trio._shared import _frames as w
 from snakepit_trio._shared import _samehost, _shm
+from snakepit_trio._shared._codec import decode, encode, segment_names
 from snakepit_trio._shared._tcp import proof
+from tests.helpers import wait_for
 from tests.tcp_workers import TOKEN, TLSFiles, tcp_worker, tls_files, token_file
 
 TRANSPORT_AGNOSTIC = True
@@ -204,3 +207,48 @@ async def test_an_offer_of_shared_memory_is_answered_with_the_probes_bytes_or_no
     finally:
         probe.remove()
         _shm.sweep(_shm.prefix("tcpworkertest"))
+
+
+def segment_exists(name: str) -> bool:
+    return os.path.exists(os.path.join(_shm.SHM_DIR, name))
+
+
+@pytest.mark.skipif(
+    not _shm.available() or _samehost.host_id() is None, reason="needs /dev/shm and a host id"
+)
+async def test_a_connection_that_took_shared_memory_leaves_no_segment_when_it_ends(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A host that goes away without a word (no UNMAPPED_RESULTS, no sweep of its own): the
+    # worker removes the segments it made for that connection itself.
+    made = _samehost.offer("tcpworkerleft", "w1", 1 << 16)
+    assert made is not None
+    offer, probe = made
+    prefix = str(offer["prefix"])
+    blob = os.urandom(1 << 20)
+    try:
+        with trio.fail_after(60):
+            async with tcp_worker(tmp_path, tls=None) as worker:
+                stream = await connect(worker.port, None)
+                async with stream:
+                    nonce = await receive_message(stream)
+                    assert isinstance(nonce, bytes)
+                    args = encode({"value": blob}, what="args", limit=1 << 24)
+                    await stream.send_all(
+                        pack(proof(TOKEN.encode(), nonce))
+                        + pack([w.hello(shm=offer), w.call(1, "echo", args, None, None, 0)])
+                    )
+                    frames: list[object] = []
+                    while not any(f[0] == w.RESULT for f in frames):  # type: ignore[index]
+                        message = await receive_message(stream)
+                        assert isinstance(message, list), message
+                        frames += message
+                    [result] = [f for f in frames if f[0] == w.RESULT]  # type: ignore[index]
+                    [name] = segment_names(result[2])  # type: ignore[index]
+                    assert name.startswith(prefix) and segment_exists(name)
+                    assert decode(result[2], what="result") == blob  # type: ignore[index]
+                await wait_for(lambda: not segment_exists(name), timeout=30)
+                assert is_welcome(await hello(worker.port, None))  # and serves on
+    finally:
+        probe.remove()
+        _shm.sweep(_shm.prefix("tcpworkerleft"))
