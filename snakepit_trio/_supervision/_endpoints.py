@@ -32,6 +32,8 @@ from .._transport._lane import LaneChannel, TcpTarget
 from ._stand_in import StandIn
 from ._worker import Worker
 
+log = logging.getLogger("snakepit_trio")
+
 
 class RemoteWorker(StandIn):
     """What the supervisor watches instead of a process: one connection to an endpoint.
@@ -50,9 +52,6 @@ class RemoteWorker(StandIn):
     def let_go(self) -> None:
         # As if killed: an unexpected end then keeps the cause the pool gave it.
         self.end(-signal.SIGKILL)
-
-
-log = logging.getLogger("snakepit_trio")
 
 
 class EndpointLauncher:

@@ -167,3 +167,24 @@ async def test_a_pool_with_workers_here_and_elsewhere_sends_each_what_it_can_rea
             for _ in range(4):
                 back = await pool.execute("echo", {"value": array})
                 assert np.array_equal(back, array)
+
+
+async def test_a_probe_that_cannot_be_made_leaves_the_connection_inline(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_samehost, "offer", full)
+    with trio.fail_after(60):
+        async with (
+            tcp_worker(tmp_path, BUFFERS, tls=None) as worker,
+            sp.open_pool(
+                BUFFERS, endpoints=[worker.endpoint], token=TOKEN, shm_threshold=MB
+            ) as pool,
+        ):
+            array = np.random.default_rng(7).random(MB)
+            assert await pool.execute("mapped", {"value": array}) == [worker.process.pid, False]
+            back = await pool.execute("echo", {"value": array})
+            assert np.array_equal(back, array) and not _is_mapped(back)
+    assert "no shared memory offered: [Errno 28] No space left on device" in caplog.text
