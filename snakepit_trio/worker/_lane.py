@@ -198,6 +198,7 @@ class LaneServer:
         if accepted is None:
             log.info("payloads from %s travel inline: %s", peer, why)
             return self._describe
+        log.info("payloads from %s go through shared memory: it is on this host", peer)
         conn.memory = Memory(accepted.segments, accepted.threshold)
         return {**self._describe, "shm": accepted.proof}
 
