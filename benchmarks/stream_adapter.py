@@ -19,3 +19,16 @@ class StreamBench(Adapter):
         payload = b"x" * size
         for _ in range(n):
             yield payload
+
+
+class EchoStreams(StreamBench):
+    """The calls of ``bench_adapter.Bench`` and these streams in one adapter: one pool per
+    row of ``bench_remote.py`` runs every figure."""
+
+    @tool
+    def ping(self, x: int) -> int:
+        return x
+
+    @tool
+    def echo(self, value: object) -> object:
+        return value

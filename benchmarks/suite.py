@@ -13,6 +13,8 @@ Workloads (each figure is the median of ``--repeats``; peers interleave run by r
   ProcessPoolExecutor.map (``bench_map.py``, which also runs alone).
 - worker runtimes (``bench_runtimes.py``): Python and Node.js workers side by side,
   sequential latency, 64 in flight, stream chunks/s, start.
+- workers over TCP (``bench_remote.py``): the local lane, TCP plain and TCP with TLS side by
+  side, sequential latency, 64 in flight, 10 MB echo GB/s, stream chunks/s.
 - telemetry (``bench_telemetry.py``): 64 in flight on 2 workers with nothing attached, one
   handler, OpenTelemetry tracing, and the package before telemetry (``--telemetry-baseline``).
 Writes ``suite.json`` and ``suite.md`` to ``--out`` and prints the markdown with the ratios
@@ -38,6 +40,7 @@ import trio.testing
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_map
+import bench_remote
 import bench_runtimes
 import bench_streaming
 import bench_telemetry
@@ -215,6 +218,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="peer names to run (default: all)")
     parser.add_argument("--telemetry-rounds", type=int, default=7, help="0: skip that section")
     parser.add_argument("--no-runtimes", action="store_true", help="skip the Node.js rows")
+    parser.add_argument("--no-remote", action="store_true", help="skip the TCP worker rows")
     parser.add_argument(
         "--telemetry-baseline",
         default=TELEMETRY_BASELINE,
@@ -254,6 +258,10 @@ def main() -> None:
         runtimes = bench_runtimes.measure(args.repeats)
         extra["runtimes"] = runtimes
         text += "\n\n" + bench_runtimes.render(runtimes, args.repeats) + "\n"
+    if not args.no_remote:
+        remote = bench_remote.measure(args.repeats)
+        extra["remote"] = remote
+        text += "\n" + bench_remote.render(remote, args.repeats) + "\n"
     if args.telemetry_rounds:
         telemetry = _telemetry(args.telemetry_rounds, args.telemetry_baseline or None)
         extra["telemetry"] = telemetry

@@ -366,7 +366,9 @@ class PoolConfig:
             listens; the pool connects to them instead of starting processes, one slot per
             endpoint (``size`` is their number). A worker whose connection breaks fails
             its running calls with ``WorkerCrashed(cause="disconnected")`` and its slot
-            reconnects with ``restart``'s backoff. Payloads travel inline.
+            reconnects with ``restart``'s backoff. Payloads travel inline, except with a
+            worker that proves in its handshake that it is on this host and sees this
+            host's shared memory (then ``shm_threshold`` applies to it as to local workers).
         token: the secret the endpoints' ``--token-file`` holds (needed with
             ``endpoints``); the host proves it without sending it. Never shown in reprs.
         tls: a ``TLSConfig`` to reach the endpoints over TLS 1.3, or None for plain TCP

@@ -24,6 +24,7 @@ from ._config import PoolConfig, PoolOptions
 from ._engine import _signals as signals
 from ._engine._engine import Engine
 from ._pool import Pool
+from ._shared import _shm
 from ._supervision import _runtimes as runtimes
 from ._supervision._launcher import Launcher, ProcessLauncher
 from ._supervision._placement import resolve as resolve_placement
@@ -232,11 +233,18 @@ async def _open_endpoints_pool(cfg: PoolConfig) -> AsyncIterator[Pool]:
     tls = cfg.tls.context() if cfg.tls is not None else None  # a bad file raises now
     hostname = cfg.tls.server_hostname if cfg.tls is not None else None
     targets = [TcpTarget(url, cfg.token, tls, hostname) for url in cfg.endpoints]
-    cfg = attrs.evolve(cfg, shm_threshold=None, transport="local")  # no memory is shared
-    async with run_engine(
-        cfg, lambda nursery: EndpointLauncher(cfg, targets), secrets.token_hex(8)
-    ) as engine:
-        yield Pool._create(engine)
+    cfg = attrs.evolve(cfg, transport="local")
+    # Names this pool's shared memory, with workers on this host that take it (the
+    # handshake decides, worker by worker: _shared/_samehost.py).
+    token = secrets.token_hex(8)
+    try:
+        async with run_engine(
+            cfg, lambda nursery: EndpointLauncher(cfg, targets, token), token
+        ) as engine:
+            yield Pool._create(engine)
+    finally:
+        if cfg.shm_threshold is not None:
+            _shm.sweep(_shm.prefix(token))  # what a worker left, and our own
 
 
 @asynccontextmanager

@@ -34,10 +34,12 @@ class TLSFiles:
     key: pathlib.Path
 
 
-def tls_files(folder: pathlib.Path) -> TLSFiles:
+def tls_files(folder: pathlib.Path, name: str = "worker") -> TLSFiles:
+    """A new CA, and a certificate it signed for 127.0.0.1 and localhost (trustme's are good
+    for both ends: a worker's, or a host's client certificate). ``name``: the files' stem."""
     ca = trustme.CA()
     issued = ca.issue_cert("127.0.0.1", "localhost")
-    files = TLSFiles(folder / "ca.pem", folder / "worker.pem", folder / "worker.key")
+    files = TLSFiles(folder / f"{name}-ca.pem", folder / f"{name}.pem", folder / f"{name}.key")
     ca.cert_pem.write_to_path(str(files.ca))
     issued.private_key_pem.write_to_path(str(files.key))
     for blob in issued.cert_chain_pems:
@@ -105,17 +107,19 @@ async def tcp_worker(
     port: int = 0,
     extra: Sequence[str] = (),
     runtime: str = "python",
+    wrap: Sequence[str] = (),
 ) -> AsyncIterator[TcpWorker]:
     """Start a worker listening on 127.0.0.1; yield it once it has said READY.
 
     ``extra``: more worker arguments (``--capacity 2``, ``--max-payload N``); ``runtime``:
-    ``"python"`` or ``"node"`` (then ``adapter`` is the path of a ``.mjs`` module).
+    ``"python"`` or ``"node"`` (then ``adapter`` is the path of a ``.mjs`` module). ``wrap``:
+    a command the worker runs under, which must exec it in the same process (``unshare``).
     """
     tokens = tokens if tokens is not None else token_file(folder)
     stderr_path = new_log(folder)
     with stderr_path.open("wb") as stderr:
         process = await trio.lowlevel.open_process(
-            worker_command(adapter, tokens, tls, port, extra, runtime),
+            [*wrap, *worker_command(adapter, tokens, tls, port, extra, runtime)],
             stdout=subprocess.PIPE,
             stderr=stderr,
             env={**os.environ, "PYTHONPATH": os.getcwd()},

@@ -70,3 +70,16 @@ def test_a_fill_that_fails_leaves_a_free_segment_free(cache: SegmentCache) -> No
     assert cache.free_names() == [name] and cache.out_names() == []
     assert _on_disk(cache) == [name]
     assert cache.put(memoryview(b"y" * 4096)) == name  # still reused
+
+
+def test_remove_all_unlinks_free_and_lent_segments(cache: SegmentCache) -> None:
+    lent = cache.put(memoryview(b"lent"))
+    cache.sent([lent], "host")
+    free = cache.put(memoryview(b"free"))
+    cache.done([free])
+    assert set(_on_disk(cache)) == {lent, free}
+    with _shm.attach(lent, 4) as mapping:  # a receiver's mapping outlives the name
+        cache.remove_all()
+        assert bytes(mapping) == b"lent"
+    assert _on_disk(cache) == []
+    assert cache.free_names() == cache.out_names() == []

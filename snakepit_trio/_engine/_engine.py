@@ -105,7 +105,12 @@ class Engine:
         self.tools: dict[str, ToolSpec] = {}
         self.counters = Counters()
         self.health = Health(config)
-        self.payloads = Payloads(token, config.shm_threshold, self._channel_of)
+        self.payloads = Payloads(
+            token,
+            config.shm_threshold,
+            self._channel_of,
+            lambda: not self.workers or any(wk.shares_memory for wk in self.workers.values()),
+        )
         self.host_calls = HostCalls(self)
         # Events and traces; every emission point tests telemetry.on first (see _hub.py).
         self.telemetry = Hub(config.name)
@@ -578,7 +583,13 @@ class Engine:
         if self.payloads.pending:  # first: the worker may put this call's result there
             self.payloads.flush()
         if handle.segments is not None:
-            handle.segments.sent(worker.id)
+            if worker.shares_memory:
+                handle.segments.sent(worker.id)
+            elif handle.segments.names:  # over TCP from another host: it cannot map them
+                handle.payload = self.payloads.inline(
+                    handle.payload, f"arguments of {call.tool!r}", self.config.max_payload_bytes
+                )
+                handle.segments = None  # the call's own release() frees them when it ends
         meta = None
         if handle.observed is not None:
             handle.observed.sent(worker.id, handle.sent_at)

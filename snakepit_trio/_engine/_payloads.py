@@ -6,27 +6,42 @@ view of them (``returned``), or dies (``gone``). Results and chunks may arrive a
 segments a worker made; when the last view dies here, in any thread, ``unmapped_here``
 queues the name, and one UNMAPPED_RESULTS frame per worker goes out from the Trio thread
 (``flush``), before the next CALL to that worker, since the worker may reuse the segment.
+
+Workers over TCP map our segments only if their handshake proved it (``Worker.shares_memory``):
+arguments go to segments while some worker of the pool does (``sharing``), and a payload
+made so is re-encoded inline (``inline``) before it goes to a worker that does not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 
 import trio
 
+from .._errors import PayloadTooLarge, SerializationError
 from .._shared import _frames as w
 from .._shared import _shm
-from .._shared._codec import Outbound, Unmapped, segment_names
+from .._shared._codec import Outbound, Unmapped, decode, encode, segment_names
 from .._shared._segments import SegmentCache, maker_of
 from .._transport._base import Channel
+
+log = logging.getLogger("snakepit_trio")
 
 
 class Payloads:
     def __init__(
-        self, token: str, threshold: int | None, channel_of: Callable[[str], Channel | None]
+        self,
+        token: str,
+        threshold: int | None,
+        channel_of: Callable[[str], Channel | None],
+        sharing: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``sharing``: whether some worker maps our segments now (else arguments are
+        inline: a pool of workers on other hosts makes no segment for nothing)."""
+        self._sharing = sharing
         shm_on = threshold is not None and _shm.available()
         self.segments = SegmentCache(_shm.prefix(token, "host")) if shm_on else None
         self._threshold = threshold or 0
@@ -48,9 +63,20 @@ class Payloads:
 
     def outbound(self) -> Outbound | None:
         """A ledger for one call's arguments (None without shared memory)."""
-        if self.segments is None:
+        if self.segments is None or not self._sharing():
             return None
         return Outbound(self.segments, self._threshold)
+
+    @staticmethod
+    def inline(payload: bytes, what: str, limit: int) -> bytes:
+        """``payload`` with what it holds in our segments copied in, for a worker that does
+        not map them (over TCP, from another host); ``payload`` itself if that fails (the
+        worker then fails the call with a serialization error, as for any unmappable one)."""
+        try:
+            return encode(decode(payload, what=what), what=what, limit=limit)
+        except (SerializationError, PayloadTooLarge) as exc:
+            log.warning("%s cannot go inline (%s); sent as it is", what, exc)
+            return payload
 
     def unmapped_here(self, name: str) -> None:
         """No view of this worker-made segment is left here (any thread, any moment)."""

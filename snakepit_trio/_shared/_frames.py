@@ -137,7 +137,7 @@ TABLE: Final[dict[int, FrameSpec]] = {
     CREDIT: _spec("CREDIT", True, "id:uint", "n:uint"),
     SESSION_END: _spec("SESSION_END", True, "session_id:str"),
     PING: _spec("PING", True, "seq:uint"),
-    HELLO: _spec("HELLO", True, "protocol:str", "capabilities:[str]", required=1),
+    HELLO: _spec("HELLO", True, "protocol:str", "capabilities:[str]", "shm:map?", required=1),
     UNMAPPED_RESULTS: _spec("UNMAPPED_RESULTS", True, "names:[str]"),
     REVOKE: _spec("REVOKE", True, "id:uint"),
     HOST_RESULT: _spec("HOST_RESULT", True, "id:uint", "result:bin"),
@@ -227,6 +227,7 @@ class Ping(NamedTuple):
 class Hello(NamedTuple):
     protocol: str
     capabilities: list[str] | None = None
+    shm: dict[str, Any] | None = None  # over TCP: an offer of shared memory (_samehost.py)
 
 
 class UnmappedResults(NamedTuple):
@@ -416,8 +417,14 @@ def ping(seq: int) -> list[Any]:
     return [PING, seq]
 
 
-def hello(protocol: str = PROTOCOL, capabilities: tuple[str, ...] = HOST_CAPABILITIES) -> list[Any]:
-    return [HELLO, protocol, list(capabilities)]
+def hello(
+    protocol: str = PROTOCOL,
+    capabilities: tuple[str, ...] = HOST_CAPABILITIES,
+    shm: dict[str, Any] | None = None,
+) -> list[Any]:
+    if shm is None:
+        return [HELLO, protocol, list(capabilities)]
+    return [HELLO, protocol, list(capabilities), shm]
 
 
 def unmapped_results(names: list[str]) -> list[Any]:

@@ -120,6 +120,16 @@ class SegmentCache:
             del self._free[oldest]
             _shm.unlink(oldest)
 
+    def remove_all(self) -> None:
+        """Unlink every segment this cache knows (their receiver is gone for good; a mapping
+        outlives its name)."""
+        with self._lock:
+            names = [*self._free, *self._out]
+            self._free.clear()
+            self._out.clear()
+        for name in names:
+            _shm.unlink(name)
+
     def free_names(self) -> list[str]:
         with self._lock:
             return list(self._free)

@@ -48,6 +48,9 @@ class Worker:
     oom_kills: int | None = None  # the cgroup's oom_kill count when it started
     device: str | None = None  # the device its slot is pinned to ("cuda:GPU-…")
     capabilities: frozenset[str] = frozenset()  # what it named in its description
+    # It maps the pool's shared-memory segments: every worker the pool started; one over TCP
+    # only once its handshake proved it is on this host and sees our /dev/shm.
+    shares_memory: bool = True
     wake: trio.Event = attrs.Factory(trio.Event)
     gone: trio.Event = attrs.Factory(trio.Event)
 

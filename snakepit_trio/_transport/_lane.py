@@ -8,7 +8,9 @@ the same write. The reader hands each read's frames to ``on_frames`` directly.
 
 Over TCP (``TcpTarget``: a worker started with ``--listen``, see the proto's "Carrier 1 over
 TCP") the same framing runs on a TCP stream, in TLS when the target has a context, after the
-token proof; only the connection and that proof differ.
+token proof; only the connection and that proof differ. Its HELLO may offer shared memory
+(``shm_offer``, see ``_shared/_samehost.py``); ``shares_memory`` says whether the worker
+took it.
 
 Latency: when the lane is quiet, the first frame of a scheduler tick is written at once from
 the caller (a non-blocking send), which saves waiting one tick for the writer; the frames
@@ -29,7 +31,7 @@ import msgpack
 import trio
 
 from .._shared import _frames as w
-from .._shared import _tcp
+from .._shared import _samehost, _tcp
 from ._describe import WorkerDescription, description_from_map
 from ._errors import TransportError
 
@@ -58,10 +60,15 @@ class LaneChannel:
         on_lost: Callable[[str], None],
         max_message: int,
         tcp: TcpTarget | None = None,
+        shm_offer: tuple[dict[str, Any], _samehost.Probe] | None = None,
     ) -> None:
-        """``socket_path``: the worker's unix socket, unless ``tcp`` says where it listens."""
+        """``socket_path``: the worker's unix socket, unless ``tcp`` says where it listens.
+        ``shm_offer``: the HELLO's offer of shared memory and its probe (TCP only); the
+        channel removes the probe once the handshake is over, whatever its outcome."""
         self._path = socket_path if tcp is None else tcp.url
         self._tcp = tcp
+        self._shm_offer = shm_offer
+        self.shares_memory = False  # the worker took the offer (proved it with the probe)
         self._on_frames = on_frames
         self._on_lost = on_lost
         self._max_message = max_message
@@ -95,7 +102,8 @@ class LaneChannel:
                     await self._open_tcp(self._tcp, buffer)
                 stream = self._stream
                 assert stream is not None
-                await stream.send_all(_pack([w.hello()]))
+                offered = None if self._shm_offer is None else self._shm_offer[0]
+                await stream.send_all(_pack([w.hello(shm=offered)]))
                 messages: list[Any] = []
                 while not messages:
                     data = await stream.receive_some(65536)
@@ -115,6 +123,8 @@ class LaneChannel:
                 raise TransportError(
                     f"the worker did not answer HELLO with WELCOME on {self._path}: {exc}"
                 ) from exc
+            if self._shm_offer is not None:
+                self.shares_memory = self._shm_offer[1].matches(welcome.describe)
         except BaseException as exc:
             if self._stream is not None:
                 with trio.CancelScope(shield=True):
@@ -123,6 +133,9 @@ class LaneChannel:
                 raise  # ours already, or cancellation
             cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
             raise TransportError(f"cannot open the lane {self._path}: {exc!r}{cause}") from exc
+        finally:
+            if self._shm_offer is not None:
+                self._shm_offer[1].remove()  # read by now, or never to be
         nursery.start_soon(self._run, bytes(buffer), [f for m in [first[1:], *rest] for f in m])
         return describe
 
@@ -141,9 +154,17 @@ class LaneChannel:
                 self._check_pin(secure, target.pin)
         messages: list[Any] = []
         while not messages:
-            data = await stream.receive_some(256)
+            try:
+                data = await stream.receive_some(256)
+            except trio.BrokenResourceError as exc:
+                if target.tls is None:
+                    raise
+                data = b""
+                cause = exc.__cause__
+            else:
+                cause = None
             if not data:
-                raise TransportError(f"the worker at {self._path} closed before its nonce")
+                raise TransportError(self._closed_before_nonce(target, cause))
             buffer += data
             messages = self._parse(buffer)
         nonce = messages[0]
@@ -160,6 +181,20 @@ class LaneChannel:
                 f"the worker at {self._path} presented a certificate with SHA-256 {seen}, "
                 f"not the {pin} its launcher reported: refusing to talk to it"
             )
+
+    def _closed_before_nonce(self, target: TcpTarget, cause: BaseException | None) -> str:
+        if target.tls is None:
+            return f"the worker at {self._path} closed before its nonce"
+        # TLS 1.3 lets a client finish its handshake before the server has checked the
+        # client's certificate: a worker with --tls-client-ca that refuses ours (none, or
+        # not signed by that CA) is seen here, as a close instead of the nonce.
+        detail = f" ({cause})" if cause is not None else ""
+        return (
+            f"the worker at {self._path} closed the TLS connection before its nonce{detail}: "
+            "it refused this host's TLS client certificate, most likely (a worker started "
+            "with --tls-client-ca needs TLSConfig(cert=..., key=...) signed by that CA); "
+            "its log says why"
+        )
 
     def _closed_in_handshake(self) -> str:
         if self._tcp is None:

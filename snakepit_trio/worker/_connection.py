@@ -22,7 +22,7 @@ from .._shared._arrow import available as arrow_available
 from .._shared._codec import encode
 from ._events import Route
 from ._host_calls import HostCalls
-from ._runtime import Frame, RunningCall, Runtime
+from ._runtime import Frame, Memory, RunningCall, Runtime
 
 log = logging.getLogger("snakepit_trio.worker")
 
@@ -47,6 +47,9 @@ class Connection:
             asyncio.get_running_loop(), self.emit, self._is_live, runtime.max_payload
         )
         self.events: Route | None = None  # how EVENT frames reach a host that takes them
+        # Where this host's large results go: the worker's own segments, those a TCP host on
+        # this machine accepted in the handshake (worker/_lane.py), or None (inline).
+        self.memory: Memory | None = runtime.memory
 
     def emit(self, frame: Frame) -> None:
         self.outbox.append(frame)
@@ -93,7 +96,12 @@ class Connection:
         borrowed = bool(frame.meta and frame.meta.get("borrow") is True)
         start = (frame.id, frame.tool, frame.args, frame.session_id, frame.deadline)
         ends = (self.emit, self._call_done, self.host)
-        options: dict[str, Any] = {"borrowed": borrowed, "meta": frame.meta, "events": self.events}
+        options: dict[str, Any] = {
+            "borrowed": borrowed,
+            "meta": frame.meta,
+            "events": self.events,
+            "memory": self.memory,
+        }
         if isinstance(frame, w.Call):
             call = self.runtime.start_call(*start, frame.window, *ends, **options)
         else:
@@ -121,7 +129,7 @@ class Connection:
         elif type(frame) is w.Ping:
             self.emit(w.pong(frame.seq, _rss()))
         elif type(frame) is w.UnmappedResults:
-            self.runtime.returned(frame.names)
+            self.runtime.returned(frame.names, self.memory)
         elif type(frame) is w.Hello:
             # The lane answers it with WELCOME (worker/_lane.py); Connect does not.
             self.host_capabilities = frozenset(frame.capabilities or ())

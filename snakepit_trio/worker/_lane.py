@@ -13,6 +13,12 @@ Over TCP (``--listen tcp://HOST:PORT``) the same framing runs, optionally inside
 token proof: the worker sends a nonce, the host answers HMAC-SHA256(token, nonce ||
 "snakepit.v1") (``_shared/_tcp.py``). A connection that fails TLS, sends a wrong proof or
 anything else is logged once and closed; the others are not disturbed.
+
+Shared memory over TCP: a host on this machine offers it in its HELLO (``shm``); the worker
+checks the offer (``_shared/_samehost.py``: same host id, and the host's probe segment opens
+here), then answers with the probe's bytes in WELCOME and puts that connection's large
+results in segments under the prefix the host gave. Any other TCP connection is inline. The
+connection's segments are removed when it ends.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from typing import Any
 import msgpack
 
 from .._shared import _frames as w
-from .._shared import _tcp
+from .._shared import _samehost, _tcp
 from ._connection import Connection
-from ._runtime import Runtime
+from ._runtime import Memory, Runtime
 
 log = logging.getLogger("snakepit_trio.worker")
 
@@ -56,6 +62,7 @@ class LaneServer:
         self._tls: ssl.SSLContext | None = None
         self._accepting: asyncio.Future[None] | None = None
         self._accepted: set[asyncio.Future[None]] = set()
+        self._forgetting: set[asyncio.Future[None]] = set()  # see _forget_memory
 
     async def start(self, path: str) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=path)
@@ -118,7 +125,7 @@ class LaneServer:
             raise
         # Admitted: from now on close() lets it finish what it owes, like any connection.
         self._accepted.discard(asyncio.current_task())
-        await self._serve(reader, writer)
+        await self._serve(reader, writer, peer)
 
     async def close(self, timeout: float = 2.0) -> None:
         """Stop accepting; each connection sends what it owes, then closes (bounded).
@@ -137,12 +144,16 @@ class LaneServer:
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=timeout)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object = None
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         conn = Connection(self._runtime)
+        if self._token is not None:
+            conn.memory = None  # over TCP: only what this host's HELLO offers and we accept
         self._handlers[task] = conn
-        reading = asyncio.ensure_future(self._read(conn, reader))
+        reading = asyncio.ensure_future(self._read(conn, reader, peer))
         try:
             while True:
                 await conn.wake.wait()
@@ -162,6 +173,34 @@ class LaneServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             self._handlers.pop(task, None)
+            if conn.memory is not None and conn.memory is not self._runtime.memory:
+                forgetting = asyncio.ensure_future(self._forget_memory(conn))
+                self._forgetting.add(forgetting)
+                forgetting.add_done_callback(self._forgetting.discard)
+
+    async def _forget_memory(self, conn: Connection) -> None:
+        """Remove the segments of a TCP host's connection once its last call has ended: a
+        cancelled call may still be putting its result in one. (The host sweeps them too,
+        if it is still there to.)"""
+        assert conn.memory is not None
+        conn.reading_done = True  # so each call's end wakes us (Connection._call_done)
+        while conn.calls:
+            conn.wake.clear()
+            await conn.wake.wait()
+        conn.memory.segments.remove_all()
+
+    def _welcome(self, conn: Connection, hello: w.Hello, peer: object) -> dict[str, Any]:
+        """The description for WELCOME; over TCP, with the probe's bytes if this worker
+        takes the host's offer of shared memory (and ``conn`` then uses it)."""
+        if self._token is None or hello.shm is None:
+            return self._describe
+        accepted, why = _samehost.accept(hello.shm)
+        if accepted is None:
+            log.info("payloads from %s travel inline: %s", peer, why)
+            return self._describe
+        log.info("payloads from %s go through shared memory: it is on this host", peer)
+        conn.memory = Memory(accepted.segments, accepted.threshold)
+        return {**self._describe, "shm": accepted.proof}
 
     async def _prove(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Send a nonce, check the host's token proof; raise Refused saying what failed."""
@@ -182,7 +221,7 @@ class LaneServer:
         if not _tcp.proof_is_valid(self._token, nonce, given):
             raise Refused("wrong token proof (the host's token differs from this worker's)")
 
-    async def _read(self, conn: Connection, reader: asyncio.StreamReader) -> None:
+    async def _read(self, conn: Connection, reader: asyncio.StreamReader, peer: object) -> None:
         try:
             while True:
                 header = await reader.readexactly(_HEADER.size)
@@ -196,8 +235,9 @@ class LaneServer:
                 except Exception:
                     log.warning("ignoring an undecodable lane batch of %d bytes", size)
                     continue
-                if isinstance(frames, list) and frames and _is_hello(frames[0]):
-                    conn.emit(w.welcome(self._describe))
+                hello = _hello(frames[0]) if isinstance(frames, list) and frames else None
+                if hello is not None:
+                    conn.emit(w.welcome(self._welcome(conn, hello, peer)))
                 conn.handle(frames)  # HELLO included: it says what the host serves
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
@@ -216,8 +256,9 @@ def _ssl_reason(exc: BaseException) -> str:
     return getattr(exc, "reason", None) or str(exc) or type(exc).__name__
 
 
-def _is_hello(frame: object) -> bool:
+def _hello(frame: object) -> w.Hello | None:
     try:
-        return type(w.parse_from_host(frame)) is w.Hello
+        parsed = w.parse_from_host(frame)
     except w.ProtocolViolation:
-        return False
+        return None
+    return parsed if type(parsed) is w.Hello else None

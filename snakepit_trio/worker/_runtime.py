@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -35,6 +36,8 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import attrs
 
 from .._errors import PayloadTooLarge, SerializationError
 from .._shared import _frames as w
@@ -68,6 +71,17 @@ Sink = Callable[[Frame], None]
 HOST = "host"  # the one receiver of a worker's segments
 
 
+@attrs.frozen
+class Memory:
+    """Where a connection's large results and chunks go: segments of ``segments``, for
+    buffers of ``threshold`` bytes or more. A worker its host started has one for all its
+    connections (from its environment); over TCP, each connection whose host shares this
+    machine has its own (``_shared/_samehost.py``)."""
+
+    segments: SegmentCache
+    threshold: int
+
+
 class RunningCall:
     """One call in progress: its task, context and (for streams) credit."""
 
@@ -82,6 +96,7 @@ class RunningCall:
         "granted",
         "id",
         "info",
+        "memory",
         "on_done",
         "pump",
         "runtime",
@@ -101,8 +116,10 @@ class RunningCall:
         runtime: Runtime,
         args: dict[str, Any],
         borrowed: bool = False,
+        memory: Memory | None = None,
     ) -> None:
         self.id = call_id
+        self.memory = memory  # where its large results go (None: inline)
         self.info = info
         self.args = args  # its keyword arguments, until it has run (cleared then)
         self.borrowed = borrowed  # runs beyond capacity, holding no slot
@@ -183,7 +200,8 @@ class Runtime:
             if shm_threshold and token and worker_id and _shm.available()
             else None
         )
-        self._shm_threshold = shm_threshold
+        # The connections' default: a TCP connection replaces it with its own, or none.
+        self.memory = None if self.segments is None else Memory(self.segments, shm_threshold)
         # Segments of the host's arguments no view of which is left here, and where to say
         # so (an RLock: a view may die, and this run, in the middle of a flush).
         self._unmapped: list[tuple[Sink, str]] = []
@@ -254,8 +272,9 @@ class Runtime:
             # the loop, and the worker with every other session on it (see the module doc).
             log.exception("on_session_end(%r) failed", session_id)
 
-    def encode(self, value: Any, *, what: str) -> bytes:
-        """A result or chunk; large buffers go to shared memory (see _segments.py).
+    def encode(self, value: Any, *, what: str, memory: Memory | None = None) -> bytes:
+        """A result or chunk; large buffers go to ``memory``'s segments, if given (see
+        _segments.py).
 
         Raises:
             SerializationError: it cannot be encoded, whatever the reason (a MemoryError, or
@@ -264,9 +283,9 @@ class Runtime:
         """
         shm = None
         try:
-            if self.segments is None:
+            if memory is None:
                 return encode(value, what=what, limit=self.max_payload)
-            shm = Outbound(self.segments, self._shm_threshold)
+            shm = Outbound(memory.segments, memory.threshold)
             payload = encode(value, what=what, limit=self.max_payload, shm=shm)
         except (SerializationError, PayloadTooLarge):
             raise
@@ -278,16 +297,16 @@ class Runtime:
         shm.release()
         return payload
 
-    def encoded_size(self, value: Any, *, what: str) -> int:
+    def encoded_size(self, value: Any, *, what: str, memory: Memory | None = None) -> int:
         """How many bytes ``value`` would take as a result (segments included); nothing
         is kept (its segments, if any, are free again at once).
 
         Raises:
             SerializationError, PayloadTooLarge: as ``encode``.
         """
-        if self.segments is None:
+        if memory is None:
             return len(encode(value, what=what, limit=self.max_payload))
-        shm = Outbound(self.segments, self._shm_threshold)
+        shm = Outbound(memory.segments, memory.threshold)
         try:
             return len(encode(value, what=what, limit=self.max_payload, shm=shm)) + shm.size
         except (SerializationError, PayloadTooLarge):
@@ -297,10 +316,11 @@ class Runtime:
         finally:
             shm.release()
 
-    def returned(self, names: list[str]) -> None:
-        """UNMAPPED_RESULTS: the host maps none of these segments any more."""
-        if self.segments is not None:
-            self.segments.returned(names, HOST)
+    @staticmethod
+    def returned(names: list[str], memory: Memory | None) -> None:
+        """UNMAPPED_RESULTS: the host maps none of these segments (of ``memory``) any more."""
+        if memory is not None:
+            memory.segments.returned(names, HOST)
 
     def _unmapped_to(self, sink: Sink) -> Callable[[str], None]:
         def unmapped(name: str) -> None:  # any thread, whenever the last view dies
@@ -364,6 +384,7 @@ class Runtime:
         borrowed: bool = False,
         meta: dict[str, Any] | None = None,
         events: Route | None = None,
+        memory: Memory | None = None,
     ) -> RunningCall | None:
         """Start a call; on a bad request, send its ERROR frame and return None.
 
@@ -399,7 +420,7 @@ class Runtime:
         if meta is not None:
             info = trace_call(ctx, call_id, meta, info)
         credit = max(window, 1) if info.streaming else 0
-        call = RunningCall(call_id, info, ctx, credit, sink, on_done, self, args, borrowed)
+        call = RunningCall(call_id, info, ctx, credit, sink, on_done, self, args, borrowed, memory)
         return self._launch(call)
 
     def start_batch(
@@ -417,6 +438,7 @@ class Runtime:
         borrowed: bool = False,
         meta: dict[str, Any] | None = None,
         events: Route | None = None,
+        memory: Memory | None = None,
     ) -> RunningCall | None:
         """Start a BATCH (see _batch.py); on a bad request, send its ERROR frame and
         return None. ``host``, ``borrowed`` and ``events``: as for ``start_call``; a batch
@@ -446,12 +468,12 @@ class Runtime:
             calls,
             ctx,
             stop=stop,
-            encode=self.encode,
-            measure=self.encoded_size,
+            encode=functools.partial(self.encode, memory=memory),
+            measure=functools.partial(self.encoded_size, memory=memory),
             limit=self.max_payload,
         )
         call = RunningCall(
-            call_id, batch.batch_info(info, run), ctx, 0, sink, on_done, self, {}, borrowed
+            call_id, batch.batch_info(info, run), ctx, 0, sink, on_done, self, {}, borrowed, memory
         )
         return self._launch(call)
 
@@ -581,7 +603,8 @@ class Runtime:
                 return w.result(call.id, value.payload, run_time)
             if error is None:
                 try:
-                    payload = self.encode(value, what=f"result of {call.info.name!r}")
+                    what = f"result of {call.info.name!r}"
+                    payload = self.encode(value, what=what, memory=call.memory)
                 except (SerializationError, PayloadTooLarge) as exc:
                     error = exc
                 else:
@@ -624,7 +647,7 @@ class Runtime:
                 except StopAsyncIteration:
                     break
                 call.credit -= 1
-                sink(w.chunk(call.id, self.encode(item, what=what)))
+                sink(w.chunk(call.id, self.encode(item, what=what, memory=call.memory)))
         finally:
             # Close the generator so its `finally` blocks run, also on cancel or error. What
             # they raise ends the call (not the loop, as SystemExit would from a bare task).
@@ -645,7 +668,7 @@ class Runtime:
                 if failed:
                     return
                 try:
-                    sink(w.chunk(call.id, self.encode(item, what=what)))
+                    sink(w.chunk(call.id, self.encode(item, what=what, memory=call.memory)))
                 except BaseException as exc:  # the stream's error: it must not end with END
                     failed.append(exc)
                     pump.cancel()

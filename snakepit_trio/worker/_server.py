@@ -198,8 +198,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.token = args.tls = None
     if args.listen:
         _tcp_options(parser, args)
-    elif args.token_file or args.tls_cert or args.tls_key:
-        parser.error("--token-file, --tls-cert and --tls-key go with --listen")
+    elif args.token_file or args.tls_cert or args.tls_key or args.tls_client_ca:
+        parser.error("--token-file, --tls-cert, --tls-key and --tls-client-ca go with --listen")
     return args
 
 
@@ -217,6 +217,11 @@ def _tcp_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error(f"--token-file: {exc}")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("give both --tls-cert and --tls-key, or neither (plain TCP)")
+    if args.tls_client_ca and not args.tls_cert:
+        parser.error(
+            "--tls-client-ca needs --tls-cert and --tls-key: client certificates are "
+            "checked inside TLS only"
+        )
     if args.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -224,6 +229,14 @@ def _tcp_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             context.load_cert_chain(args.tls_cert, args.tls_key)
         except (OSError, ssl.SSLError) as exc:
             parser.error(f"--tls-cert/--tls-key: cannot load them: {exc}")
+        if args.tls_client_ca:
+            # Mutual TLS: only hosts whose certificate this CA signed finish the handshake;
+            # the others are refused before the token proof (LaneServer logs each once).
+            try:
+                context.load_verify_locations(cafile=args.tls_client_ca)
+            except (OSError, ssl.SSLError) as exc:
+                parser.error(f"--tls-client-ca: cannot load {args.tls_client_ca}: {exc}")
+            context.verify_mode = ssl.CERT_REQUIRED
         args.tls = context
 
 
@@ -251,6 +264,11 @@ def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once f
     parser.add_argument("--token-file", default="", help="the token hosts must prove (TCP)")
     parser.add_argument("--tls-cert", default="", help="PEM certificate chain for TLS (TCP)")
     parser.add_argument("--tls-key", default="", help="PEM private key for TLS (TCP)")
+    parser.add_argument(
+        "--tls-client-ca",
+        default="",
+        help="PEM CA file: require hosts to present a certificate it signed (mutual TLS)",
+    )
     return parser
 
 

@@ -129,6 +129,18 @@ class Buffers(Adapter):
         del value
 
     @tool
+    def mapped(self, value: object, seconds: float = 0.0) -> tuple[int, bool]:
+        """This worker's pid, and whether ``value`` (an array) arrived as a view of shared
+        memory rather than a copy; after ``seconds`` of work, so calls at once spread."""
+        import mmap
+
+        time.sleep(seconds)
+        base = getattr(value, "base", None)
+        while base is not None and not isinstance(base, mmap.mmap):
+            base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+        return os.getpid(), isinstance(base, mmap.mmap)
+
+    @tool
     def keep(self, value: object) -> None:
         """Hold on to an argument (a view of the host's shared memory) after the call."""
         self.kept = value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pathlib
 
+import attrs
 import pytest
 import trio
 
@@ -17,6 +18,7 @@ from tests.helpers import wait_for
 from tests.tcp_workers import TOKEN, tcp_worker, tls_files
 
 TRANSPORT_AGNOSTIC = True
+NODE_CONTRACT = str(pathlib.Path(__file__).parents[1] / "adapters" / "contract.mjs")
 ECHO = "tests.adapters.basic:Echo"
 
 
@@ -120,3 +122,38 @@ async def test_an_untrusted_certificate_fails_open_pool(tmp_path: pathlib.Path) 
                 ):
                     pass
     assert "TLS handshake failed" in worker.log()
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
+@pytest.mark.parametrize("presented", ["no certificate", "another CA's"])
+async def test_mutual_tls_refuses_a_host_without_a_certificate_of_its_ca(
+    tmp_path: pathlib.Path, presented: str, runtime: str
+) -> None:
+    adapter = ECHO if runtime == "python" else NODE_CONTRACT
+    tls = tls_files(tmp_path)
+    hosts = tls_files(tmp_path, "host")  # the CA the worker trusts for clients, and a host
+    stranger = tls_files(tmp_path, "stranger")  # same shape, signed by a CA it does not trust
+    refused = sp.TLSConfig(ca=str(tls.ca))
+    if presented == "another CA's":
+        refused = attrs.evolve(refused, cert=str(stranger.cert), key=str(stranger.key))
+    mutual = ["--tls-client-ca", str(hosts.ca)]
+    with trio.fail_after(90):
+        async with tcp_worker(tmp_path, adapter, tls=tls, extra=mutual, runtime=runtime) as worker:
+            endpoints = [worker.endpoint]
+            options = {"endpoints": endpoints, "token": TOKEN, "runtime": runtime}
+            with pytest.raises(sp.WorkerStartError, match="refused this host's TLS client"):
+                async with sp.open_pool(adapter, tls=refused, **options):
+                    pass
+            # The worker keeps serving: a host with a certificate of its CA gets in.
+            good = sp.TLSConfig(ca=str(tls.ca), cert=str(hosts.cert), key=str(hosts.key))
+            async with sp.open_pool(adapter, tls=good, **options) as pool:
+                assert await pool.execute("add", {"a": 1, "b": 2}) == 3
+        log = worker.log()
+    assert log.count("refused a connection") == 1, log
+    # OpenSSL's words, as each runtime reports them.
+    reasons = (
+        ("PEER_DID_NOT_RETURN",)
+        if presented == "no certificate"
+        else ("CERTIFICATE_VERIFY_FAILED", "UNABLE_TO_VERIFY_LEAF_SIGNATURE")
+    )
+    assert any(r in log.upper().replace(" ", "_") for r in reasons), log

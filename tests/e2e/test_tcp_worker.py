@@ -19,7 +19,10 @@ import pytest
 import trio
 
 from snakepit_trio._shared import _frames as w
+from snakepit_trio._shared import _samehost, _shm
+from snakepit_trio._shared._codec import decode, encode, segment_names
 from snakepit_trio._shared._tcp import proof
+from tests.helpers import wait_for
 from tests.tcp_workers import TOKEN, TLSFiles, tcp_worker, tls_files, token_file, worker_program
 
 TRANSPORT_AGNOSTIC = True
@@ -71,13 +74,16 @@ async def connect(port: int, tls: TLSFiles | None) -> trio.abc.Stream:
     return stream
 
 
-async def hello(port: int, tls: TLSFiles | None, token: str = TOKEN) -> object:
-    """Prove ``token``, say HELLO; return the worker's answer (None: it closed)."""
+async def hello(
+    port: int, tls: TLSFiles | None, token: str = TOKEN, shm: dict[str, object] | None = None
+) -> object:
+    """Prove ``token``, say HELLO (offering ``shm``); return the worker's answer (None: it
+    closed)."""
     stream = await connect(port, tls)
     async with stream:
         nonce = await receive_message(stream)
         assert isinstance(nonce, bytes) and len(nonce) == 32
-        await stream.send_all(pack(proof(token.encode(), nonce)) + pack([w.hello()]))
+        await stream.send_all(pack(proof(token.encode(), nonce)) + pack([w.hello(shm=shm)]))
         return await receive_message(stream)
 
 
@@ -167,6 +173,18 @@ async def test_junk_instead_of_a_proof_is_refused(
             ["--socket", "s", "--lane", "l", "--listen", "tcp://127.0.0.1:0", "--token-file", "T"],
             "--lane and --listen: give one",
         ),
+        (["--socket", "s", "--tls-client-ca", "T"], "go with --listen"),
+        (
+            ["--listen", "tcp://127.0.0.1:0", "--token-file", "T", "--tls-client-ca", "T"],
+            "--tls-client-ca needs --tls-cert and --tls-key",
+        ),
+        (
+            [
+                *("--listen", "tcp://127.0.0.1:0", "--token-file", "T"),
+                *("--tls-cert", "CERT", "--tls-key", "KEY", "--tls-client-ca", "T"),
+            ],
+            "--tls-client-ca: cannot load",
+        ),
         ([], "give --socket"),
     ],
 )
@@ -174,8 +192,10 @@ def test_bad_listen_options_say_what_to_change(
     tmp_path: pathlib.Path, arguments: list[str], message: str, runtime: str, adapter: str
 ) -> None:
     tokens = token_file(tmp_path)
+    tls = tls_files(tmp_path)
     (tmp_path / "empty").write_text("\n")
-    arguments = [{"T": str(tokens), "EMPTY": str(tmp_path / "empty")}.get(a, a) for a in arguments]
+    files = {"T": tokens, "EMPTY": tmp_path / "empty", "CERT": tls.cert, "KEY": tls.key}
+    arguments = [str(files[a]) if a in files else a for a in arguments]
     done = subprocess.run(
         [*worker_program(runtime, adapter), "--adapter", adapter, *arguments],
         capture_output=True,
@@ -186,3 +206,76 @@ def test_bad_listen_options_say_what_to_change(
     assert done.returncode == 2
     assert message in done.stderr
     assert TOKEN not in done.stderr + done.stdout
+
+
+@pytest.mark.skipif(
+    not _shm.available() or _samehost.host_id() is None, reason="needs /dev/shm and a host id"
+)
+async def test_an_offer_of_shared_memory_is_answered_with_the_probes_bytes_or_not_at_all(
+    tmp_path: pathlib.Path,
+) -> None:
+    made = _samehost.offer("tcpworkertest", "w1", 1 << 20)
+    assert made is not None
+    offer, probe = made
+    try:
+        with trio.fail_after(60):
+            async with tcp_worker(tmp_path, tls=None) as worker:
+                cases = [
+                    (offer, probe.secret),
+                    ({**offer, "host_id": "elsewhere"}, None),  # another host
+                    ({**offer, "probe": "snakepit-gone"}, None),  # a probe it cannot open
+                    ({**offer, "probe": 3}, None),  # malformed
+                    (None, None),  # nothing offered
+                ]
+                for offered, expected in cases:
+                    answer = await hello(worker.port, None, shm=offered)
+                    assert is_welcome(answer)
+                    assert answer[0][1].get("shm") == expected  # type: ignore[index]
+    finally:
+        probe.remove()
+        _shm.sweep(_shm.prefix("tcpworkertest"))
+
+
+def segment_exists(name: str) -> bool:
+    return os.path.exists(os.path.join(_shm.SHM_DIR, name))
+
+
+@pytest.mark.skipif(
+    not _shm.available() or _samehost.host_id() is None, reason="needs /dev/shm and a host id"
+)
+async def test_a_connection_that_took_shared_memory_leaves_no_segment_when_it_ends(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A host that goes away without a word (no UNMAPPED_RESULTS, no sweep of its own): the
+    # worker removes the segments it made for that connection itself.
+    made = _samehost.offer("tcpworkerleft", "w1", 1 << 16)
+    assert made is not None
+    offer, probe = made
+    prefix = str(offer["prefix"])
+    blob = os.urandom(1 << 20)
+    try:
+        with trio.fail_after(60):
+            async with tcp_worker(tmp_path, tls=None) as worker:
+                stream = await connect(worker.port, None)
+                async with stream:
+                    nonce = await receive_message(stream)
+                    assert isinstance(nonce, bytes)
+                    args = encode({"value": blob}, what="args", limit=1 << 24)
+                    await stream.send_all(
+                        pack(proof(TOKEN.encode(), nonce))
+                        + pack([w.hello(shm=offer), w.call(1, "echo", args, None, None, 0)])
+                    )
+                    frames: list[object] = []
+                    while not any(f[0] == w.RESULT for f in frames):  # type: ignore[index]
+                        message = await receive_message(stream)
+                        assert isinstance(message, list), message
+                        frames += message
+                    [result] = [f for f in frames if f[0] == w.RESULT]  # type: ignore[index]
+                    [name] = segment_names(result[2])  # type: ignore[index]
+                    assert name.startswith(prefix) and segment_exists(name)
+                    assert decode(result[2], what="result") == blob  # type: ignore[index]
+                await wait_for(lambda: not segment_exists(name), timeout=30)
+                assert is_welcome(await hello(worker.port, None))  # and serves on
+    finally:
+        probe.remove()
+        _shm.sweep(_shm.prefix("tcpworkerleft"))

@@ -9,7 +9,7 @@ export const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
 const USAGE =
   "usage: snakepit-worker --adapter PATH (--socket PATH | --listen tcp://HOST:PORT --token-file PATH) " +
   "[--ready-fd FD] [--capacity N] [--max-payload BYTES] [--host-pid PID] [--watch-stdin] " +
-  "[--shm-threshold N] [--lane PATH] [--tls-cert PATH --tls-key PATH]";
+  "[--shm-threshold N] [--lane PATH] [--tls-cert PATH --tls-key PATH [--tls-client-ca PATH]]";
 
 export class UsageError extends Error {
   static {
@@ -51,6 +51,7 @@ export function parseWorkerArgs(argv) {
         "token-file": { type: "string", default: "" },
         "tls-cert": { type: "string", default: "" },
         "tls-key": { type: "string", default: "" },
+        "tls-client-ca": { type: "string", default: "" },
       },
     }));
   } catch (error) {
@@ -68,8 +69,8 @@ export function parseWorkerArgs(argv) {
   }
   let tcp = { listen: null, token: null, tls: null };
   if (values.listen) tcp = tcpOptions(values);
-  else if (values["token-file"] || values["tls-cert"] || values["tls-key"]) {
-    throw new UsageError("--token-file, --tls-cert and --tls-key go with --listen");
+  else if (values["token-file"] || values["tls-cert"] || values["tls-key"] || values["tls-client-ca"]) {
+    throw new UsageError("--token-file, --tls-cert, --tls-key and --tls-client-ca go with --listen");
   }
   return {
     adapter: values.adapter,
@@ -105,12 +106,24 @@ function tcpOptions(values) {
   if (Boolean(values["tls-cert"]) !== Boolean(values["tls-key"])) {
     throw new UsageError("give both --tls-cert and --tls-key, or neither (plain TCP)");
   }
+  if (values["tls-client-ca"] && !values["tls-cert"]) {
+    throw new UsageError(
+      "--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked inside TLS only",
+    );
+  }
   let tls = null;
   if (values["tls-cert"]) {
     try {
       tls = serverTls(values["tls-cert"], values["tls-key"]);
     } catch (error) {
       throw new UsageError(`--tls-cert/--tls-key: cannot load them: ${error.message}`);
+    }
+    if (values["tls-client-ca"]) {
+      try {
+        tls = serverTls(values["tls-cert"], values["tls-key"], values["tls-client-ca"]);
+      } catch (error) {
+        throw new UsageError(`--tls-client-ca: cannot load ${values["tls-client-ca"]}: ${error.message}`);
+      }
     }
   }
   return { listen, token, tls };

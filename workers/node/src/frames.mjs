@@ -95,7 +95,7 @@ export const TABLE = new Map([
   [CREDIT, spec("CREDIT", true, ["id:uint", "n:uint"])],
   [SESSION_END, spec("SESSION_END", true, ["session_id:str"])],
   [PING, spec("PING", true, ["seq:uint"])],
-  [HELLO, spec("HELLO", true, ["protocol:str", "capabilities:[str]"], 1)],
+  [HELLO, spec("HELLO", true, ["protocol:str", "capabilities:[str]", "shm:map?"], 1)],
   [UNMAPPED_RESULTS, spec("UNMAPPED_RESULTS", true, ["names:[str]"])],
   [REVOKE, spec("REVOKE", true, ["id:uint"])],
   [HOST_RESULT, spec("HOST_RESULT", true, ["id:uint", "result:bin"])],

@@ -29,14 +29,15 @@ export class TcpGate {
   /**
    * @param {object} options
    * @param {Uint8Array} options.token the token peers must prove
-   * @param {import("node:tls").SecureContext|null} options.tls TLS 1.3, or null (plain TCP)
+   * @param {{secureContext: import("node:tls").SecureContext, requestCert: boolean}|null} options.tls
+   *   TLS 1.3 (`requestCert`: mutual, the host's certificate checked), or null (plain TCP)
    * @param {(socket: import("node:net").Socket, leftover: Buffer) => void} options.admit
    *   serves a peer that proved the token; `leftover` is what it sent after the proof
    * @param {number} [options.handshakeMs] the time a peer has (HANDSHAKE_MS)
    */
-  constructor({ token, tls: secureContext, admit, handshakeMs = HANDSHAKE_MS }) {
+  constructor({ token, tls, admit, handshakeMs = HANDSHAKE_MS }) {
     this.token = token;
-    this.secureContext = secureContext;
+    this.tls = tls;
     this.admit = admit;
     this.handshakeMs = handshakeMs;
     // allowHalfOpen: a host that has sent its last frame still gets its results.
@@ -62,7 +63,7 @@ export class TcpGate {
     this.#pending.add(raw);
     raw.on("error", () => {}); // reported through the socket that wraps it, or by `refuse`
     let socket = raw;
-    let secured = this.secureContext === null;
+    let secured = this.tls === null;
     let chunks = [];
     let buffered = 0;
     let settled = false;
@@ -124,16 +125,25 @@ export class TcpGate {
     } catch (error) {
       return refuse(`the connection failed: ${error.message}`);
     }
-    if (this.secureContext !== null) {
-      socket = new tls.TLSSocket(raw, { isServer: true, secureContext: this.secureContext });
+    if (this.tls !== null) {
+      const { secureContext, requestCert } = this.tls;
+      // requestCert: only hosts whose certificate the client CA signed finish the handshake.
+      socket = new tls.TLSSocket(raw, { isServer: true, secureContext, requestCert, rejectUnauthorized: requestCert });
       socket.once("secure", () => {
-        if (!settled) challenge();
+        if (settled) return;
+        // A TLSSocket made by hand gets no verdict on the host's certificate (tls.Server
+        // computes `authorized` only for sockets it makes): ask OpenSSL's, as tls.Server does.
+        if (requestCert) {
+          const error = socket._handle?.verifyError?.();
+          if (error !== null) return refuse(`TLS handshake failed (${error?.code ?? "no verdict on the host's certificate"})`);
+        }
+        challenge();
       });
     }
     socket.on("end", onEnd);
     socket.on("close", onEnd);
     socket.on("error", onError);
-    if (this.secureContext === null) challenge();
+    if (this.tls === null) challenge();
   }
 }
 

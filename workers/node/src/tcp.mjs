@@ -5,6 +5,7 @@
 import { lookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
+import { X509Certificate } from "node:crypto";
 
 const KEEPALIVE_IDLE_MS = 30_000; // then probes find a dead peer (Node sets their pace)
 const BACKLOG = 128;
@@ -68,13 +69,18 @@ export function tuneSocket(socket) {
 }
 
 /**
- * The TLS context of a worker serving with this certificate chain and key: TLS 1.3 only.
+ * The TLS of a worker serving with this certificate chain and key: TLS 1.3 only. With
+ * `clientCaPath`, mutual TLS: hosts must present a certificate that CA signed.
+ * @returns {{secureContext: import("node:tls").SecureContext, requestCert: boolean}}
  * @throws {Error} a file cannot be read, or they are not a matching PEM chain and key
  */
-export function serverTls(certPath, keyPath) {
-  return tls.createSecureContext({
-    cert: readFileSync(certPath),
-    key: readFileSync(keyPath),
-    minVersion: "TLSv1.3",
-  });
+export function serverTls(certPath, keyPath, clientCaPath = "") {
+  const options = { cert: readFileSync(certPath), key: readFileSync(keyPath), minVersion: "TLSv1.3" };
+  if (clientCaPath) {
+    options.ca = readFileSync(clientCaPath);
+    // Node drops what is not a certificate without a word: a file of anything else would
+    // leave no CA, and every host refused. Parsing it says what is wrong instead.
+    new X509Certificate(options.ca);
+  }
+  return { secureContext: tls.createSecureContext(options), requestCert: Boolean(clientCaPath) };
 }
