@@ -14,10 +14,17 @@ Figures, medians of ``--repeats`` (the rows alternate within each repeat):
 - ``echo`` of 10 MB of bytes: GB/s, as 10 MB / round trip time;
 - stream of 20,000 chunks of 8 bytes: chunks/s, and first-chunk latency (ms).
 
-Another row is a function that yields an opened pool of that adapter (``PoolOpener``); add
-it to ``ROWS`` or pass it to ``measure``.
+With Ray installed (the ``ray`` extra; ``--no-ray`` skips them), two more rows
+(``bench_ray.py``): "Ray launcher", the same pool with its workers placed by
+``RayLauncher`` on a local Ray (TLS with a pinned certificate), and "Ray actors", the same
+workload on 2 plain Ray actors (``ray.get``, ``ray.wait``, a streaming generator), for
+comparison with what a Ray user would otherwise write.
 
-    python benchmarks/bench_remote.py [--repeats 3] [--json out.json]
+Another row is a function that yields an opened pool of that adapter (``PoolOpener``); add
+it to ``ROWS`` or pass it to ``measure``. A row that is no pool is a ``DirectRow``: a
+function of the folder that returns the figures itself.
+
+    python benchmarks/bench_remote.py [--repeats 3] [--no-ray] [--json out.json]
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import trio
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_ray
 import bench_streaming
 from peers import _payload_trio, _seq_trio, _thr_trio
 
@@ -53,6 +61,13 @@ PAYLOAD = 10 * 2**20
 
 # A row: given the folder holding the token and certificates, an opened pool of ADAPTER.
 PoolOpener = Callable[[Path], AbstractAsyncContextManager[sp.Pool]]
+
+
+class DirectRow:
+    """A row that measures the workload itself (no pool): ``run(folder)`` -> figures."""
+
+    def __init__(self, run: Callable[[Path], dict[str, float]]) -> None:
+        self.run = run
 
 
 @asynccontextmanager
@@ -158,19 +173,41 @@ async def one_round(opener: PoolOpener, folder: Path) -> dict[str, float]:
     }
 
 
-def measure(repeats: int, rows: dict[str, PoolOpener] | None = None) -> dict[str, dict[str, float]]:
+def ray_rows() -> dict[str, PoolOpener | DirectRow]:
+    """The Ray rows, if Ray is installed (else none)."""
+    if not bench_ray.available():
+        return {}
+    return {"Ray launcher": bench_ray.ray_pool, "Ray actors": DirectRow(bench_ray.ray_actor_round)}
+
+
+def measure(
+    repeats: int, rows: dict[str, PoolOpener | DirectRow] | None = None, ray: bool = True
+) -> dict[str, dict[str, float]]:
     """Medians per row; the rows alternate within each repeat."""
-    rows = ROWS if rows is None else rows
+    rows = {**ROWS, **(ray_rows() if ray else {})} if rows is None else rows
+    uses_ray = any(name.startswith("Ray") for name in rows)
     raw: dict[str, dict[str, list[float]]] = {name: {} for name in rows}
-    with tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp:
-        folder = Path(tmp)
-        write_files(folder)
-        for rep in range(repeats):
-            for name, opener in rows.items():
-                t = time.perf_counter()
-                for key, value in trio.run(one_round, opener, folder).items():
-                    raw[name].setdefault(key, []).append(value)
-                print(f"repeat {rep + 1}: {name} {time.perf_counter() - t:.0f}s", file=sys.stderr)
+    if uses_ray:
+        bench_ray.start_ray()  # once, from the main thread, for every round
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp:
+            folder = Path(tmp)
+            write_files(folder)
+            for rep in range(repeats):
+                for name, row in rows.items():
+                    t = time.perf_counter()
+                    if isinstance(row, DirectRow):
+                        figures = row.run(folder)
+                    else:
+                        figures = trio.run(one_round, row, folder)
+                    for key, value in figures.items():
+                        raw[name].setdefault(key, []).append(value)
+                    print(
+                        f"repeat {rep + 1}: {name} {time.perf_counter() - t:.0f}s", file=sys.stderr
+                    )
+    finally:
+        if uses_ray:
+            bench_ray.stop_ray()
     return {n: {k: statistics.median(v) for k, v in d.items()} for n, d in raw.items()}
 
 
@@ -199,8 +236,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="write the medians here")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray rows")
     args = parser.parse_args()
-    medians = measure(args.repeats)
+    medians = measure(args.repeats, ray=not args.no_ray)
     print(render(medians, args.repeats))
     if args.json:
         with open(args.json, "w") as f:

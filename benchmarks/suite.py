@@ -219,6 +219,7 @@ def main() -> None:
     parser.add_argument("--telemetry-rounds", type=int, default=7, help="0: skip that section")
     parser.add_argument("--no-runtimes", action="store_true", help="skip the Node.js rows")
     parser.add_argument("--no-remote", action="store_true", help="skip the TCP worker rows")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray rows of the TCP section")
     parser.add_argument(
         "--telemetry-baseline",
         default=TELEMETRY_BASELINE,
@@ -259,7 +260,7 @@ def main() -> None:
         extra["runtimes"] = runtimes
         text += "\n\n" + bench_runtimes.render(runtimes, args.repeats) + "\n"
     if not args.no_remote:
-        remote = bench_remote.measure(args.repeats)
+        remote = bench_remote.measure(args.repeats, ray=not args.no_ray)
         extra["remote"] = remote
         text += "\n" + bench_remote.render(remote, args.repeats) + "\n"
     if args.telemetry_rounds:
