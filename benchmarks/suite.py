@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--telemetry-rounds", type=int, default=7, help="0: skip that section")
     parser.add_argument("--no-runtimes", action="store_true", help="skip the Node.js rows")
     parser.add_argument("--no-remote", action="store_true", help="skip the TCP worker rows")
-    parser.add_argument("--no-ray", action="store_true", help="skip the Ray rows of the TCP section")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray rows")
     parser.add_argument(
         "--telemetry-baseline",
         default=TELEMETRY_BASELINE,
