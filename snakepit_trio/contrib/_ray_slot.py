@@ -72,6 +72,14 @@ def tcp_url(host: str, port: int) -> str:
     return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
 
 
+def _environment(env: dict[str, str], paths: list[str]) -> dict[str, str]:
+    merged = {**os.environ, **env}
+    inherited = [p for p in merged.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if paths or inherited:
+        merged["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*paths, *inherited]))
+    return merged
+
+
 class WorkerSlot:
     """The Ray actor of one worker slot (``ray.remote(WorkerSlot)`` on the host)."""
 
@@ -83,11 +91,16 @@ class WorkerSlot:
         self,
         flags: list[str],
         env: dict[str, str],
+        paths: list[str],
         token: bytes,
         tls: bool,
         timeout: float,
     ) -> dict[str, Any]:
         """Start the worker and wait for its READY line.
+
+        ``env`` goes over the actor's environment; ``paths`` go before the actor's
+        ``PYTHONPATH``, which Ray's ``runtime_env`` (``working_dir``, ``py_modules``) may
+        have set for the code it shipped.
 
         Returns:
             ``host``, ``port`` (where it listens), ``pin`` (its certificate's SHA-256 hex,
@@ -120,7 +133,7 @@ class WorkerSlot:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,  # its own group: stop() takes its children too
-                env={**os.environ, **env},
+                env=_environment(env, paths),
             )
         line = self._ready_line(timeout)
         if line is None:

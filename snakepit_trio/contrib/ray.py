@@ -271,10 +271,8 @@ class _RayWorkers:
         self._slot_class = slot_class
         self._token = token
         self._flags = served_args(config)
-        env = dict(config.env)
-        if config.pythonpath:
-            env["PYTHONPATH"] = ":".join(config.pythonpath)
-        self._env = env
+        self._env = dict(config.env)
+        self._paths = list(config.pythonpath)
         self._context = pinned_client_context() if spec.tls else None
 
     async def spawn(self, worker_id: str, slot: int = 0) -> RayWorker:
@@ -297,7 +295,9 @@ class _RayWorkers:
             options["runtime_env"] = dict(spec.runtime_env)
         actor = self._slot_class.options(**options).remote()
         timeout = self._config.startup_timeout
-        started = actor.start.remote(self._flags, self._env, self._token, spec.tls, timeout)
+        started = actor.start.remote(
+            self._flags, self._env, self._paths, self._token, spec.tls, timeout
+        )
         return actor, started
 
     async def connect(

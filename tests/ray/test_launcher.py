@@ -8,6 +8,8 @@ runs over Ray too (``SNAKEPIT_TRIO_CONTRACT_RAY=1``, ``nox -s ray``).
 
 from __future__ import annotations
 
+import os
+import pathlib
 import signal
 import textwrap
 
@@ -110,6 +112,18 @@ async def test_custom_resources_choose_the_node(ray_session: object) -> None:
     async with sp.open_pool(ADAPTER, size=1, launcher=launcher, pythonpath=[ROOT]) as pool:
         (worker,) = pool.workers()
         assert raylet_of(worker.pid) == raylets(ray_session)[1]  # the node offering n2
+
+
+async def test_code_shipped_by_runtime_env_stays_importable(tmp_path: pathlib.Path) -> None:
+    """The pool's pythonpath goes before the PYTHONPATH Ray's runtime_env gave the actor."""
+    (tmp_path / "shipped.py").write_text("def triple(x: int) -> int:\n    return 3 * x\n")
+    launcher = ray_launcher(
+        runtime_env={"env_vars": {"PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}}
+    )
+    async with sp.open_pool(
+        tools=["shipped:triple"], size=1, launcher=launcher, pythonpath=[ROOT]
+    ) as pool:
+        assert await pool.execute("triple", {"x": 5}) == 15
 
 
 async def test_no_room_on_the_cluster_fails_the_start_and_leaves_no_actor() -> None:
