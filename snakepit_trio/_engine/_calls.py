@@ -96,7 +96,12 @@ class CallHandle(Protocol):
 
 @attrs.define(eq=False)
 class UnaryHandle:
-    """A unary call: one task waits for one final frame."""
+    """A unary call: one task waits for one final frame.
+
+    The handle is also the abort function of that wait (``__call__``): a closure per call,
+    with its cells, cost more than the handle itself, and a queue of 100,000 calls holds
+    one wait each. attrs gives it slots, so it has no ``__dict__`` either.
+    """
 
     tool: str
     payload: bytes
@@ -115,6 +120,17 @@ class UnaryHandle:
     sent_at: float = 0.0
     cancelled_at: float = 0.0
     observed: Observed | None = None
+    call: Call | None = None  # set when its task parks, for __call__
+    abandon: Callable[[Call], None] | None = None  # the engine's, told when it is aborted
+
+    def __call__(self, _: Any) -> trio.lowlevel.Abort:
+        """Trio's abort function for the waiting task (its caller gave up: a cancel or a
+        deadline): the call is abandoned, wherever it is."""
+        assert self.call is not None and self.abandon is not None  # set before it parks
+        self.task = None
+        self.abandoned_in = self.call.state
+        self.abandon(self.call)
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def requeued(self) -> None:
         """It is waiting for a worker again (its worker gave it back unstarted): its

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -127,6 +127,7 @@ class Engine:
         self.terminated = trio.Event()  # closed: every worker is stopped
         self._workers_changed = trio.Event()
         self._ids = itertools.count(1)
+        self._abandon = self._abandon_call  # made once: every waiting call's handle keeps it
         self._incarnations = itertools.count(0)
 
     # --- starting and stopping -----------------------------------------------------------
@@ -240,6 +241,8 @@ class Engine:
         spec = self.spec(tool, streaming=False)
         segments = self.payloads.outbound()
         payload = self.encode_args(spec, args, segments)
+        if segments is not None and not segments.names:
+            segments = None  # no shared memory (the usual case): no ledger kept while it waits
         timeout, call_deadline = self.budget(timeout)
         now = trio.current_time()
         waiter = UnaryHandle(tool, payload, call_deadline, on_progress)
@@ -377,7 +380,7 @@ class Engine:
         run_time = trio.current_time() - now if frame.run_time is None else frame.run_time
         return batches.BatchAnswer(outcomes, len(done), run_time, sent + len(frame.result))
 
-    async def _submit_and_wait(
+    def _submit_and_wait(
         self,
         call: Call,
         waiter: UnaryHandle,
@@ -385,10 +388,27 @@ class Engine:
         call_deadline: float,
         now: float,
         session: SessionRecord | None,
-    ) -> w.Result | w.Error:
+    ) -> Awaitable[w.Result | w.Error]:
+        """Submit ``call``; what it gives, awaited at once, is the final frame.
+
+        Not a coroutine function: outside a session the caller awaits Trio's own wait
+        (see ``_wait``), with no frame of ours between, as a queue of 100,000 calls would
+        hold 100,000 of them.
+        """
         if session is None:
             self.submit(call, place_nested(self, call, None))
-            return await self._wait(call, waiter, timeout, call_deadline, now)
+            return self._wait(call, waiter, timeout, call_deadline, now)
+        return self._submit_and_wait_in(session, call, waiter, timeout, call_deadline, now)
+
+    async def _submit_and_wait_in(
+        self,
+        session: SessionRecord,
+        call: Call,
+        waiter: UnaryHandle,
+        timeout: float | None,
+        call_deadline: float,
+        now: float,
+    ) -> w.Result | w.Error:
         async with self.sessions.use(session, call):
             self.submit(call, place_nested(self, call, session))
             return await self._wait(call, waiter, timeout, call_deadline, now)
@@ -487,14 +507,16 @@ class Engine:
         self.counters.requests += 1
         self.apply(actions)
 
-    async def _wait(
+    def _wait(
         self,
         call: Call,
         waiter: UnaryHandle,
         timeout: float | None,
         call_deadline: float,
         now: float,
-    ) -> w.Result | w.Error:
+    ) -> Awaitable[w.Result | w.Error]:
+        """Park the calling task until the call's final frame (awaited at once by the
+        caller, in its task); with a deadline, in a cancel scope (``_wait_until``)."""
         deadline = call_deadline
         queue_timeout = self.config.queue_timeout
         if queue_timeout is not None:
@@ -502,17 +524,30 @@ class Engine:
             if call.state is CallState.QUEUED:
                 deadline = min(deadline, waiter.queue_deadline)
         waiter.task = trio.lowlevel.current_task()
-        abort = self._abort_fn(call, waiter)
+        waiter.call = call
+        waiter.abandon = self._abandon  # one bound method for every call
         if deadline == math.inf and queue_timeout is None:
-            # No deadline, now or later: a cancel scope per call is measurable overhead.
-            result: w.Result | w.Error = await trio.lowlevel.wait_task_rescheduled(abort)
-            return result
+            # No deadline, now or later: a cancel scope per call is measurable overhead,
+            # and so is a frame of ours around Trio's wait. The handle is the abort function.
+            # Not awaited here: the caller awaits it at once, in this task.
+            return trio.lowlevel.wait_task_rescheduled(waiter)  # noqa: ASYNC105
+        return self._wait_until(call, waiter, timeout, call_deadline, deadline)
+
+    async def _wait_until(
+        self,
+        call: Call,
+        waiter: UnaryHandle,
+        timeout: float | None,
+        call_deadline: float,
+        deadline: float,
+    ) -> w.Result | w.Error:
+        queue_timeout = self.config.queue_timeout
         with trio.CancelScope(deadline=deadline) as scope:
             if queue_timeout is not None:
                 # Send lifts the queue_timeout part of the deadline; a call given back
                 # unstarted gets it again (UnaryHandle.requeued).
                 waiter.scope = scope
-            result = await trio.lowlevel.wait_task_rescheduled(abort)
+            result: w.Result | w.Error = await trio.lowlevel.wait_task_rescheduled(waiter)
         if not scope.cancelled_caught:
             return result
         self.counters.errors += 1
@@ -522,15 +557,6 @@ class Engine:
         assert timeout is not None
         started = waiter.abandoned_in is not CallState.QUEUED
         raise RequestTimeout(call.tool, timeout, started=started)
-
-    def _abort_fn(self, call: Call, waiter: UnaryHandle) -> Callable[[Any], trio.lowlevel.Abort]:
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            waiter.task = None
-            waiter.abandoned_in = call.state
-            self._abandon_call(call)
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        return abort
 
     def _abandon_call(self, call: Call) -> None:
         self.health.gave_up(call.id)
