@@ -105,7 +105,8 @@ class WorkerGone(Exception):
     """submit() of a call pinned to a worker the dispatcher does not have."""
 
 
-@attrs.define(eq=False)
+# no __weakref__ slot: nothing refers to a call weakly, and a queue of 100,000 calls holds one each
+@attrs.define(eq=False, weakref_slot=False)
 class Call:
     """One call as the dispatcher tracks it. ``handle`` belongs to the caller's shell."""
 
@@ -121,6 +122,11 @@ class Call:
     seq: int = 0  # submission order, set by submit()
     revoking: bool = False  # a Revoke for it is out; the worker has not answered yet
     borrowed: bool = False  # sent beyond its worker's capacity, in a parked ancestor's slot
+    waiting_in: Any = None  # the CallQueue it waits in (set by the queue itself)
+
+    def __lt__(self, other: Call) -> bool:
+        """Older: a CallQueue's heap holds the calls themselves, in submission order."""
+        return self.seq < other.seq
 
     @property
     def revocable(self) -> bool:
@@ -332,7 +338,8 @@ class Dispatcher:
         undelivered = set(undelivered)
         actions: list[Action] = []
         requeue: list[Call] = []
-        for call in ws.pinned:
+        while ws.pinned:  # taken out, oldest first: a call knows the queue it waits in
+            call = ws.pinned.popleft()
             self._finish(call)
             actions.append(Fail(call, FailReason.SESSION_LOST, worker))
         for call in ws.calls.values():

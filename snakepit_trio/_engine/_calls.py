@@ -94,7 +94,9 @@ class CallHandle(Protocol):
     def fail(self, error: SnakepitError) -> None: ...
 
 
-@attrs.define(eq=False)
+# no __weakref__ slot: nothing refers to a handle weakly, and a queue of 100,000 calls holds
+# one each
+@attrs.define(eq=False, weakref_slot=False)
 class UnaryHandle:
     """A unary call: one task waits for one final frame.
 

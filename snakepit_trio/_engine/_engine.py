@@ -238,9 +238,10 @@ class Engine:
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
         )
-        spec = self.spec(tool, streaming=False)
+        # Few locals here: each is a slot of the coroutine's frame, kept by every waiting
+        # call (what follows the wait is in _unary_value).
         segments = self.payloads.outbound()
-        payload = self.encode_args(spec, args, segments)
+        payload = self.encode_args(self.spec(tool, streaming=False), args, segments)
         if segments is not None and not segments.names:
             segments = None  # no shared memory (the usual case): no ledger kept while it waits
         timeout, call_deadline = self.budget(timeout)
@@ -256,12 +257,31 @@ class Engine:
             observed = waiter.observed = self._observe(call, session, payload, stream=False)
         try:
             try:
-                frame = await self._submit_and_wait(
-                    call, waiter, timeout, call_deadline, now, session
-                )
+                frame = await self._submit_and_wait(call, waiter, timeout, now, session)
             finally:
                 if segments is not None:
                     segments.release()  # the call is over (or abandoned) on our side
+        except BaseException as exc:
+            if observed is not None:
+                observed.end(exc)
+            raise
+        return self._unary_value(waiter, frame, measured, now)
+
+    def _unary_value(
+        self,
+        waiter: UnaryHandle,
+        frame: w.Result | w.Error,
+        measured: Callable[[float, int], None] | None,
+        now: float,
+    ) -> Any:
+        """The value of a unary call's final frame (told to its telemetry and ``measured``).
+
+        Raises:
+            The tool's error (``error_from_frame``); SerializationError: the result does not
+                decode.
+        """
+        tool, observed = waiter.tool, waiter.observed
+        try:
             if type(frame) is not w.Result:
                 assert type(frame) is w.Error
                 raise error_from_frame(tool, frame, list(self.tools))
@@ -276,7 +296,8 @@ class Engine:
             observed.result(frame.result, frame.run_time)
             observed.end(None)
         if measured is not None:
-            sent = len(payload) + (segments.size if segments is not None else 0)
+            segments = waiter.segments
+            sent = len(waiter.payload) + (segments.size if segments is not None else 0)
             run_time = trio.current_time() - now if frame.run_time is None else frame.run_time
             measured(run_time, sent + len(frame.result))
         return value
@@ -364,7 +385,7 @@ class Engine:
             )
             call = Call(next(self._ids), tool, idempotent, handle=waiter)
             sent = len(payload) + (segments.size if segments is not None else 0)
-            frame = await self._submit_and_wait(call, waiter, timeout, call_deadline, now, session)
+            frame = await self._submit_and_wait(call, waiter, timeout, now, session)
         finally:
             if segments is not None:
                 segments.release()
@@ -385,7 +406,6 @@ class Engine:
         call: Call,
         waiter: UnaryHandle,
         timeout: float | None,
-        call_deadline: float,
         now: float,
         session: SessionRecord | None,
     ) -> Awaitable[w.Result | w.Error]:
@@ -397,8 +417,8 @@ class Engine:
         """
         if session is None:
             self.submit(call, place_nested(self, call, None))
-            return self._wait(call, waiter, timeout, call_deadline, now)
-        return self._submit_and_wait_in(session, call, waiter, timeout, call_deadline, now)
+            return self._wait(call, waiter, timeout, now)
+        return self._submit_and_wait_in(session, call, waiter, timeout, now)
 
     async def _submit_and_wait_in(
         self,
@@ -406,12 +426,11 @@ class Engine:
         call: Call,
         waiter: UnaryHandle,
         timeout: float | None,
-        call_deadline: float,
         now: float,
     ) -> w.Result | w.Error:
         async with self.sessions.use(session, call):
             self.submit(call, place_nested(self, call, session))
-            return await self._wait(call, waiter, timeout, call_deadline, now)
+            return await self._wait(call, waiter, timeout, now)
 
     @asynccontextmanager
     async def open_stream(
@@ -512,12 +531,11 @@ class Engine:
         call: Call,
         waiter: UnaryHandle,
         timeout: float | None,
-        call_deadline: float,
         now: float,
     ) -> Awaitable[w.Result | w.Error]:
         """Park the calling task until the call's final frame (awaited at once by the
         caller, in its task); with a deadline, in a cancel scope (``_wait_until``)."""
-        deadline = call_deadline
+        deadline = waiter.call_deadline
         queue_timeout = self.config.queue_timeout
         if queue_timeout is not None:
             waiter.queue_deadline = now + queue_timeout
@@ -531,14 +549,13 @@ class Engine:
             # and so is a frame of ours around Trio's wait. The handle is the abort function.
             # Not awaited here: the caller awaits it at once, in this task.
             return trio.lowlevel.wait_task_rescheduled(waiter)  # noqa: ASYNC105
-        return self._wait_until(call, waiter, timeout, call_deadline, deadline)
+        return self._wait_until(call, waiter, timeout, deadline)
 
     async def _wait_until(
         self,
         call: Call,
         waiter: UnaryHandle,
         timeout: float | None,
-        call_deadline: float,
         deadline: float,
     ) -> w.Result | w.Error:
         queue_timeout = self.config.queue_timeout
@@ -551,7 +568,7 @@ class Engine:
         if not scope.cancelled_caught:
             return result
         self.counters.errors += 1
-        if waiter.abandoned_in is CallState.QUEUED and trio.current_time() < call_deadline:
+        if waiter.abandoned_in is CallState.QUEUED and trio.current_time() < waiter.call_deadline:
             self.counters.queue_timeouts += 1
             raise QueueTimeout(queue_timeout or 0.0)
         assert timeout is not None
