@@ -17,7 +17,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import attrs
 import outcome
@@ -74,7 +74,11 @@ class CallHandle(Protocol):
 
     tool: str
     payload: bytes
-    window: int  # 0 for a unary call
+
+    @property
+    def window(self) -> int:
+        """Chunks the worker may send ahead of the consumer (0 for a unary call)."""
+
     call_deadline: float
     session_id: str | None
     scope: trio.CancelScope | None
@@ -109,7 +113,7 @@ class UnaryHandle:
     payload: bytes
     call_deadline: float
     on_progress: ProgressCallback | None = None
-    window: int = 0
+    window: ClassVar[int] = 0  # unary: no chunks (a class constant, not a slot per call)
     session_id: str | None = None
     task: Any = None
     queue_deadline: float = math.inf  # while it waits for a worker (queue_timeout)

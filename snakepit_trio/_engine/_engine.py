@@ -231,6 +231,40 @@ class Engine:
         """Run ``tool`` once; ``measured``, when given, is told the seconds the call ran
         (the worker's count, else the host's from submission) and the bytes of its
         arguments and result, once it has a result."""
+        # Few locals here: each is a slot of this coroutine's frame, which every waiting
+        # call keeps (what comes before the wait is in _unary_call, after it _unary_value).
+        call, timeout, now = self._unary_call(
+            tool, args, timeout, idempotent, on_progress, kill_on_cancel
+        )
+        if self.telemetry.on:
+            call.handle.observed = self._observe(call, session, call.handle.payload, stream=False)
+        try:
+            try:
+                frame = await self._submit_and_wait(call, call.handle, timeout, now, session)
+            finally:
+                if call.handle.segments is not None:
+                    call.handle.segments.release()  # the call is over (or abandoned) here
+        except BaseException as exc:
+            if call.handle.observed is not None:
+                call.handle.observed.end(exc)
+            raise
+        return self._unary_value(call.handle, frame, measured, now)
+
+    def _unary_call(
+        self,
+        tool: str,
+        args: dict[str, Any] | None,
+        timeout: float | None,
+        idempotent: bool,
+        on_progress: ProgressCallback | None,
+        kill_on_cancel: bool | None,
+    ) -> tuple[Call, float | None, float]:
+        """A unary call, checked and encoded, with its handle; its timeout (the pool's
+        when None) and when it was made.
+
+        Raises:
+            What ``execute`` raises before dispatch.
+        """
         admission.check_call(
             tool,
             timeout=timeout,
@@ -238,34 +272,17 @@ class Engine:
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
         )
-        # Few locals here: each is a slot of the coroutine's frame, kept by every waiting
-        # call (what follows the wait is in _unary_value).
         segments = self.payloads.outbound()
         payload = self.encode_args(self.spec(tool, streaming=False), args, segments)
         if segments is not None and not segments.names:
             segments = None  # no shared memory (the usual case): no ledger kept while it waits
         timeout, call_deadline = self.budget(timeout)
-        now = trio.current_time()
         waiter = UnaryHandle(tool, payload, call_deadline, on_progress)
         waiter.segments = segments
         waiter.kill_on_cancel = (
             self.config.kill_on_cancel if kill_on_cancel is None else kill_on_cancel
         )
-        call = Call(next(self._ids), tool, idempotent, handle=waiter)
-        observed = None
-        if self.telemetry.on:
-            observed = waiter.observed = self._observe(call, session, payload, stream=False)
-        try:
-            try:
-                frame = await self._submit_and_wait(call, waiter, timeout, now, session)
-            finally:
-                if segments is not None:
-                    segments.release()  # the call is over (or abandoned) on our side
-        except BaseException as exc:
-            if observed is not None:
-                observed.end(exc)
-            raise
-        return self._unary_value(waiter, frame, measured, now)
+        return Call(next(self._ids), tool, idempotent, handle=waiter), timeout, trio.current_time()
 
     def _unary_value(
         self,
