@@ -5,8 +5,8 @@
 One worker is kept busy by a long call, so every other call waits in the pool's queue. Two
 figures per run, both as bytes per queued call:
 - pool: memory allocated by the package's own code for a waiting call (the dispatcher's
-  call record, its handle, its encoded arguments), measured with tracemalloc filtered to
-  snakepit_trio's files;
+  call record, its handle, the frames it waits in), measured with tracemalloc filtered to
+  snakepit_trio's files (its encoded arguments are allocated by msgpack: counted in "all");
 - all: everything the host allocated while the calls were submitted and waited, the callers'
   Trio tasks and coroutine frames included (tracemalloc, unfiltered).
 The medians of the repeats are printed.

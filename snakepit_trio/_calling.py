@@ -20,7 +20,51 @@ from ._progress import ProgressCallback
 from ._retry import EventSink, RetryPolicy, check_breaker, check_policy, guarded
 
 
-async def execute(
+def execute(
+    engine: Engine,
+    tool: str,
+    args: dict[str, Any] | None,
+    *,
+    timeout: float | None,
+    idempotent: bool,
+    on_progress: ProgressCallback | None,
+    kill_on_cancel: bool | None,
+    retry: RetryPolicy | None,
+    breaker: CircuitBreaker | None,
+    session: SessionRecord | None,
+) -> Awaitable[Any]:
+    """``engine.execute``, under ``retry`` and ``breaker`` when given (see ``guarded``).
+
+    Not a coroutine function itself: without a policy or a breaker it hands back the
+    engine's coroutine as it is, so that a waiting call holds no frame of this layer (a
+    queue of 100,000 calls held 100,000 of them, with their cells, 632 bytes each). Nothing
+    runs before the caller awaits what it returns.
+    """
+    if retry is None and breaker is None:
+        return engine.execute(
+            tool,
+            args,
+            timeout=timeout,
+            idempotent=idempotent,
+            on_progress=on_progress,
+            kill_on_cancel=kill_on_cancel,
+            session=session,
+        )
+    return _execute_guarded(
+        engine,
+        tool,
+        args,
+        timeout=timeout,
+        idempotent=idempotent,
+        on_progress=on_progress,
+        kill_on_cancel=kill_on_cancel,
+        retry=retry,
+        breaker=breaker,
+        session=session,
+    )
+
+
+async def _execute_guarded(
     engine: Engine,
     tool: str,
     args: dict[str, Any] | None,
@@ -33,17 +77,8 @@ async def execute(
     breaker: CircuitBreaker | None,
     session: SessionRecord | None,
 ) -> Any:
-    """``engine.execute``, under ``retry`` and ``breaker`` when given (see ``guarded``)."""
-    if retry is None and breaker is None:
-        return await engine.execute(
-            tool,
-            args,
-            timeout=timeout,
-            idempotent=idempotent,
-            on_progress=on_progress,
-            kill_on_cancel=kill_on_cancel,
-            session=session,
-        )
+    """``execute`` under ``retry`` and ``breaker``: the options are checked once, when it
+    is awaited (as before), so a bad argument is never retried."""
     check_options(
         tool,
         timeout=timeout,

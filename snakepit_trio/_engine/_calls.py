@@ -17,7 +17,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import attrs
 import outcome
@@ -74,7 +74,11 @@ class CallHandle(Protocol):
 
     tool: str
     payload: bytes
-    window: int  # 0 for a unary call
+
+    @property
+    def window(self) -> int:
+        """Chunks the worker may send ahead of the consumer (0 for a unary call)."""
+
     call_deadline: float
     session_id: str | None
     scope: trio.CancelScope | None
@@ -94,15 +98,22 @@ class CallHandle(Protocol):
     def fail(self, error: SnakepitError) -> None: ...
 
 
-@attrs.define(eq=False)
+# no __weakref__ slot: nothing refers to a handle weakly, and a queue of 100,000 calls holds
+# one each
+@attrs.define(eq=False, weakref_slot=False)
 class UnaryHandle:
-    """A unary call: one task waits for one final frame."""
+    """A unary call: one task waits for one final frame.
+
+    The handle is also the abort function of that wait (``__call__``): a closure per call,
+    with its cells, cost more than the handle itself, and a queue of 100,000 calls holds
+    one wait each. attrs gives it slots, so it has no ``__dict__`` either.
+    """
 
     tool: str
     payload: bytes
     call_deadline: float
     on_progress: ProgressCallback | None = None
-    window: int = 0
+    window: ClassVar[int] = 0  # unary: no chunks (a class constant, not a slot per call)
     session_id: str | None = None
     task: Any = None
     queue_deadline: float = math.inf  # while it waits for a worker (queue_timeout)
@@ -115,6 +126,17 @@ class UnaryHandle:
     sent_at: float = 0.0
     cancelled_at: float = 0.0
     observed: Observed | None = None
+    call: Call | None = None  # set when its task parks, for __call__
+    abandon: Callable[[Call], None] | None = None  # the engine's, told when it is aborted
+
+    def __call__(self, _: Any) -> trio.lowlevel.Abort:
+        """Trio's abort function for the waiting task (its caller gave up: a cancel or a
+        deadline): the call is abandoned, wherever it is."""
+        assert self.call is not None and self.abandon is not None  # set before it parks
+        self.task = None
+        self.abandoned_in = self.call.state
+        self.abandon(self.call)
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def requeued(self) -> None:
         """It is waiting for a worker again (its worker gave it back unstarted): its

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -132,6 +132,7 @@ class Engine:
         self.terminated = trio.Event()  # closed: every worker is stopped
         self._workers_changed = trio.Event()
         self._ids = itertools.count(1)
+        self._abandon = self._abandon_call  # made once: every waiting call's handle keeps it
         self._incarnations = itertools.count(0)
 
     # --- starting and stopping -----------------------------------------------------------
@@ -235,6 +236,40 @@ class Engine:
         """Run ``tool`` once; ``measured``, when given, is told the seconds the call ran
         (the worker's count, else the host's from submission) and the bytes of its
         arguments and result, once it has a result."""
+        # Few locals here: each is a slot of this coroutine's frame, which every waiting
+        # call keeps (what comes before the wait is in _unary_call, after it _unary_value).
+        call, timeout, now = self._unary_call(
+            tool, args, timeout, idempotent, on_progress, kill_on_cancel
+        )
+        if self.telemetry.on:
+            call.handle.observed = self._observe(call, session, call.handle.payload, stream=False)
+        try:
+            try:
+                frame = await self._submit_and_wait(call, call.handle, timeout, now, session)
+            finally:
+                if call.handle.segments is not None:
+                    call.handle.segments.release()  # the call is over (or abandoned) here
+        except BaseException as exc:
+            if call.handle.observed is not None:
+                call.handle.observed.end(exc)
+            raise
+        return self._unary_value(call.handle, frame, measured, now)
+
+    def _unary_call(
+        self,
+        tool: str,
+        args: dict[str, Any] | None,
+        timeout: float | None,
+        idempotent: bool,
+        on_progress: ProgressCallback | None,
+        kill_on_cancel: bool | None,
+    ) -> tuple[Call, float | None, float]:
+        """A unary call, checked and encoded, with its handle; its timeout (the pool's
+        when None) and when it was made.
+
+        Raises:
+            What ``execute`` raises before dispatch.
+        """
         admission.check_call(
             tool,
             timeout=timeout,
@@ -242,28 +277,33 @@ class Engine:
             on_progress=on_progress,
             kill_on_cancel=kill_on_cancel,
         )
-        spec = self.spec(tool, streaming=False)
         segments = self.payloads.outbound()
-        payload = self.encode_args(spec, args, segments)
+        payload = self.encode_args(self.spec(tool, streaming=False), args, segments)
+        if segments is not None and not segments.names:
+            segments = None  # no shared memory (the usual case): no ledger kept while it waits
         timeout, call_deadline = self.budget(timeout)
-        now = trio.current_time()
         waiter = UnaryHandle(tool, payload, call_deadline, on_progress)
         waiter.segments = segments
         waiter.kill_on_cancel = (
             self.config.kill_on_cancel if kill_on_cancel is None else kill_on_cancel
         )
-        call = Call(next(self._ids), tool, idempotent, handle=waiter)
-        observed = None
-        if self.telemetry.on:
-            observed = waiter.observed = self._observe(call, session, payload, stream=False)
+        return Call(next(self._ids), tool, idempotent, handle=waiter), timeout, trio.current_time()
+
+    def _unary_value(
+        self,
+        waiter: UnaryHandle,
+        frame: w.Result | w.Error,
+        measured: Callable[[float, int], None] | None,
+        now: float,
+    ) -> Any:
+        """The value of a unary call's final frame (told to its telemetry and ``measured``).
+
+        Raises:
+            The tool's error (``error_from_frame``); SerializationError: the result does not
+                decode.
+        """
+        tool, observed = waiter.tool, waiter.observed
         try:
-            try:
-                frame = await self._submit_and_wait(
-                    call, waiter, timeout, call_deadline, now, session
-                )
-            finally:
-                if segments is not None:
-                    segments.release()  # the call is over (or abandoned) on our side
             if type(frame) is not w.Result:
                 assert type(frame) is w.Error
                 raise error_from_frame(tool, frame, list(self.tools))
@@ -278,7 +318,8 @@ class Engine:
             observed.result(frame.result, frame.run_time)
             observed.end(None)
         if measured is not None:
-            sent = len(payload) + (segments.size if segments is not None else 0)
+            segments = waiter.segments
+            sent = len(waiter.payload) + (segments.size if segments is not None else 0)
             run_time = trio.current_time() - now if frame.run_time is None else frame.run_time
             measured(run_time, sent + len(frame.result))
         return value
@@ -366,7 +407,7 @@ class Engine:
             )
             call = Call(next(self._ids), tool, idempotent, handle=waiter)
             sent = len(payload) + (segments.size if segments is not None else 0)
-            frame = await self._submit_and_wait(call, waiter, timeout, call_deadline, now, session)
+            frame = await self._submit_and_wait(call, waiter, timeout, now, session)
         finally:
             if segments is not None:
                 segments.release()
@@ -382,21 +423,36 @@ class Engine:
         run_time = trio.current_time() - now if frame.run_time is None else frame.run_time
         return batches.BatchAnswer(outcomes, len(done), run_time, sent + len(frame.result))
 
-    async def _submit_and_wait(
+    def _submit_and_wait(
         self,
         call: Call,
         waiter: UnaryHandle,
         timeout: float | None,
-        call_deadline: float,
         now: float,
         session: SessionRecord | None,
-    ) -> w.Result | w.Error:
+    ) -> Awaitable[w.Result | w.Error]:
+        """Submit ``call``; what it gives, awaited at once, is the final frame.
+
+        Not a coroutine function: outside a session the caller awaits Trio's own wait
+        (see ``_wait``), with no frame of ours between, as a queue of 100,000 calls would
+        hold 100,000 of them.
+        """
         if session is None:
             self.submit(call, place_nested(self, call, None))
-            return await self._wait(call, waiter, timeout, call_deadline, now)
+            return self._wait(call, waiter, timeout, now)
+        return self._submit_and_wait_in(session, call, waiter, timeout, now)
+
+    async def _submit_and_wait_in(
+        self,
+        session: SessionRecord,
+        call: Call,
+        waiter: UnaryHandle,
+        timeout: float | None,
+        now: float,
+    ) -> w.Result | w.Error:
         async with self.sessions.use(session, call):
             self.submit(call, place_nested(self, call, session))
-            return await self._wait(call, waiter, timeout, call_deadline, now)
+            return await self._wait(call, waiter, timeout, now)
 
     @asynccontextmanager
     async def open_stream(
@@ -492,50 +548,54 @@ class Engine:
         self.counters.requests += 1
         self.apply(actions)
 
-    async def _wait(
+    def _wait(
         self,
         call: Call,
         waiter: UnaryHandle,
         timeout: float | None,
-        call_deadline: float,
         now: float,
-    ) -> w.Result | w.Error:
-        deadline = call_deadline
+    ) -> Awaitable[w.Result | w.Error]:
+        """Park the calling task until the call's final frame (awaited at once by the
+        caller, in its task); with a deadline, in a cancel scope (``_wait_until``)."""
+        deadline = waiter.call_deadline
         queue_timeout = self.config.queue_timeout
         if queue_timeout is not None:
             waiter.queue_deadline = now + queue_timeout
             if call.state is CallState.QUEUED:
                 deadline = min(deadline, waiter.queue_deadline)
         waiter.task = trio.lowlevel.current_task()
-        abort = self._abort_fn(call, waiter)
+        waiter.call = call
+        waiter.abandon = self._abandon  # one bound method for every call
         if deadline == math.inf and queue_timeout is None:
-            # No deadline, now or later: a cancel scope per call is measurable overhead.
-            result: w.Result | w.Error = await trio.lowlevel.wait_task_rescheduled(abort)
-            return result
+            # No deadline, now or later: a cancel scope per call is measurable overhead,
+            # and so is a frame of ours around Trio's wait. The handle is the abort function.
+            # Not awaited here: the caller awaits it at once, in this task.
+            return trio.lowlevel.wait_task_rescheduled(waiter)  # noqa: ASYNC105
+        return self._wait_until(call, waiter, timeout, deadline)
+
+    async def _wait_until(
+        self,
+        call: Call,
+        waiter: UnaryHandle,
+        timeout: float | None,
+        deadline: float,
+    ) -> w.Result | w.Error:
+        queue_timeout = self.config.queue_timeout
         with trio.CancelScope(deadline=deadline) as scope:
             if queue_timeout is not None:
                 # Send lifts the queue_timeout part of the deadline; a call given back
                 # unstarted gets it again (UnaryHandle.requeued).
                 waiter.scope = scope
-            result = await trio.lowlevel.wait_task_rescheduled(abort)
+            result: w.Result | w.Error = await trio.lowlevel.wait_task_rescheduled(waiter)
         if not scope.cancelled_caught:
             return result
         self.counters.errors += 1
-        if waiter.abandoned_in is CallState.QUEUED and trio.current_time() < call_deadline:
+        if waiter.abandoned_in is CallState.QUEUED and trio.current_time() < waiter.call_deadline:
             self.counters.queue_timeouts += 1
             raise QueueTimeout(queue_timeout or 0.0)
         assert timeout is not None
         started = waiter.abandoned_in is not CallState.QUEUED
         raise RequestTimeout(call.tool, timeout, started=started)
-
-    def _abort_fn(self, call: Call, waiter: UnaryHandle) -> Callable[[Any], trio.lowlevel.Abort]:
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            waiter.task = None
-            waiter.abandoned_in = call.state
-            self._abandon_call(call)
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        return abort
 
     def _abandon_call(self, call: Call) -> None:
         self.health.gave_up(call.id)

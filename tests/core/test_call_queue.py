@@ -19,6 +19,10 @@ from snakepit_trio._core._call_queue import CallQueue
 class Waiting:
     id: int
     seq: int
+    waiting_in: object = None
+
+    def __lt__(self, other: Waiting) -> bool:
+        return self.seq < other.seq
 
 
 OPS = st.lists(
@@ -71,3 +75,20 @@ def test_leaving_from_the_middle_keeps_the_heap_small() -> None:
         queue.popleft()
     with pytest.raises(ValueError):
         queue.remove(calls[0])
+
+
+def test_a_call_back_while_its_old_entry_remains_is_served_once_in_order() -> None:
+    # Its old heap entry and its new one are the same call: the first to reach the top
+    # serves it, and the other is dropped.
+    queue = CallQueue()
+    calls = [Waiting(i, i) for i in range(1, 6)]
+    for call in calls:
+        queue.append(call)
+    queue.remove(calls[2])
+    queue.append(calls[2])  # its old entry is still in the heap
+    queue.remove(calls[0])
+    queue.append(calls[0])
+    assert [queue.popleft() for _ in range(5)] == calls
+    assert not queue
+    with pytest.raises(IndexError):
+        queue.popleft()
