@@ -250,12 +250,17 @@ async def test_leaving_an_auto_map_cancels_its_chunks(tmp_path: Path) -> None:
                     nursery.start_soon(consume, results)
                     await wait_for(lambda: any(i >= 1000 for i, _, _ in ran(log)))
                     scope.cancel()
-            held = [i for i, _, _ in ran(log) if i >= 1000]
-            await wait_for(lambda: lines(log, "cancelled") == sorted(held))
+            # Every chunk answers its cancel once its held item has logged it; a chunk that
+            # reached a held item just as the map was left counts too, so the items held are
+            # read only once no call is in flight.
             await wait_for(lambda: pool.stats().in_flight == 0)
+            held = [i for i, _, _ in ran(log) if i >= 1000]
+            assert held and lines(log, "cancelled") == sorted(held)
     seen = ran(log)
     assert sorted(i for i, _, _ in seen if i < 1000) == list(range(1000))  # each once
-    assert got == list(range(len(got))) and len(got) < 1000  # in order, none held back
+    # In order, a prefix of the fast items (all of them, if the consumer was quick); no held
+    # item ever has a result.
+    assert got == list(range(len(got))) and len(got) <= 1000
     for i in held:  # its chunk stopped at it: nothing after it ran in that call
         call = next(c for j, _, c in seen if j == i)
         assert max(j for j, _, c in seen if c == call) == i
