@@ -13,6 +13,9 @@ Over TCP (``--listen tcp://HOST:PORT``) the same framing runs, optionally inside
 token proof: the worker sends a nonce, the host answers HMAC-SHA256(token, nonce ||
 "snakepit.v1") (``_shared/_tcp.py``). A connection that fails TLS, sends a wrong proof or
 anything else is logged once and closed; the others are not disturbed.
+
+``last_heard`` is when any admitted host last sent a batch (the host PINGs each endpoint
+worker every heartbeat interval): ``--orphan-timeout`` measures the host's absence from it.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class LaneServer:
         self._tls: ssl.SSLContext | None = None
         self._accepting: asyncio.Future[None] | None = None
         self._accepted: set[asyncio.Future[None]] = set()
+        # The loop's clock when a host last sent anything (a batch of frames); starts at
+        # creation, so a worker no host ever reaches is an orphan after the timeout too.
+        self.last_heard = asyncio.get_running_loop().time()
 
     async def start(self, path: str) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=path)
@@ -183,6 +189,7 @@ class LaneServer:
             raise Refused("wrong token proof (the host's token differs from this worker's)")
 
     async def _read(self, conn: Connection, reader: asyncio.StreamReader) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 header = await reader.readexactly(_HEADER.size)
@@ -191,6 +198,7 @@ class LaneServer:
                     log.warning("lane message of %d bytes is over the limit; closing", size)
                     return
                 data = await reader.readexactly(size)
+                self.last_heard = loop.time()
                 try:
                     frames = msgpack.unpackb(data, raw=False, strict_map_key=False)
                 except Exception:

@@ -1,0 +1,25 @@
+"""An adapter whose long call leaves a mark when it starts and when it is cancelled, so a
+test can tell a call cancelled by a lost host from one that ran on (``--orphan-timeout``)."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+
+from snakepit_trio.worker import tool
+
+from .basic import Echo
+
+
+class Marked(Echo):
+    @tool
+    async def marked(self, marker: str, seconds: float = 3600) -> str:
+        """Write "started" to ``marker``, sleep, and write "cancelled" if cancelled."""
+        path = pathlib.Path(marker)
+        path.write_text("started")  # noqa: ASYNC240 (a tiny write in a test)
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            path.write_text("cancelled")  # noqa: ASYNC240
+            raise
+        return "slept"
