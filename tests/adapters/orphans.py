@@ -4,6 +4,7 @@ test can tell a call cancelled by a lost host from one that ran on (``--orphan-t
 from __future__ import annotations
 
 import asyncio
+import os
 import pathlib
 
 from snakepit_trio.worker import tool
@@ -23,3 +24,9 @@ class Marked(Echo):
             path.write_text("cancelled")  # noqa: ASYNC240
             raise
         return "slept"
+
+    @tool
+    async def held_pid(self, seconds: float) -> int:
+        """This worker's pid, after holding its slot for ``seconds``."""
+        await asyncio.sleep(seconds)
+        return os.getpid()
