@@ -15,7 +15,10 @@ token proof: the worker sends a nonce, the host answers HMAC-SHA256(token, nonce
 anything else is logged once and closed; the others are not disturbed.
 
 ``last_heard`` is when any admitted host last sent a batch (the host PINGs each endpoint
-worker every heartbeat interval): ``--orphan-timeout`` measures the host's absence from it.
+worker every heartbeat interval): ``--orphan-timeout`` measures the host's absence from it,
+and ``drop_silent`` ends each connection silent that long (a host gone without a FIN: its
+calls would otherwise hold their slots until TCP keepalive notices, or forever behind a
+middlebox that keeps the connection open).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class LaneServer:
         self._max_message = max_message
         self._server: asyncio.AbstractServer | None = None
         self._handlers: dict[asyncio.Task[None], Connection] = {}
+        # Each admitted connection's writer and the loop's clock when its host last sent.
+        self._heard: dict[asyncio.Task[None], tuple[asyncio.StreamWriter, float]] = {}
         self._token: bytes | None = None
         self._tls: ssl.SSLContext | None = None
         self._accepting: asyncio.Future[None] | None = None
@@ -143,12 +148,30 @@ class LaneServer:
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=timeout)
 
+    def drop_silent(self, timeout: float) -> None:
+        """End each TCP connection whose host has sent nothing for ``timeout`` seconds:
+        its calls are cancelled, as when a host closes its connection."""
+        now = asyncio.get_running_loop().time()
+        for task, (writer, heard) in list(self._heard.items()):
+            if now - heard >= timeout:
+                del self._heard[task]
+                log.warning(
+                    "dropping a connection from %s: its host sent nothing for %g s "
+                    "(--orphan-timeout)",
+                    writer.get_extra_info("peername"),
+                    timeout,
+                )
+                writer.transport.abort()  # no flush: nothing reaches that host any more
+                task.cancel()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         conn = Connection(self._runtime)
         self._handlers[task] = conn
-        reading = asyncio.ensure_future(self._read(conn, reader))
+        if self._token is not None:  # TCP: a host may vanish without a word
+            self._heard[task] = (writer, asyncio.get_running_loop().time())
+        reading = asyncio.ensure_future(self._read(conn, reader, task))
         try:
             while True:
                 await conn.wake.wait()
@@ -168,6 +191,7 @@ class LaneServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             self._handlers.pop(task, None)
+            self._heard.pop(task, None)
 
     async def _prove(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Send a nonce, check the host's token proof; raise Refused saying what failed."""
@@ -188,7 +212,9 @@ class LaneServer:
         if not _tcp.proof_is_valid(self._token, nonce, given):
             raise Refused("wrong token proof (the host's token differs from this worker's)")
 
-    async def _read(self, conn: Connection, reader: asyncio.StreamReader) -> None:
+    async def _read(
+        self, conn: Connection, reader: asyncio.StreamReader, task: asyncio.Task[None]
+    ) -> None:
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -198,7 +224,9 @@ class LaneServer:
                     log.warning("lane message of %d bytes is over the limit; closing", size)
                     return
                 data = await reader.readexactly(size)
-                self.last_heard = loop.time()
+                self.last_heard = now = loop.time()
+                if task in self._heard:
+                    self._heard[task] = (self._heard[task][0], now)
                 try:
                     frames = msgpack.unpackb(data, raw=False, strict_map_key=False)
                 except Exception:

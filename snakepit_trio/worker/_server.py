@@ -215,17 +215,17 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 async def _watch_for_host(lane: LaneServer, timeout: float, orphaned: asyncio.Event) -> None:
-    """Return once no host has sent ``lane`` anything for ``timeout`` seconds.
+    """Return once no host has sent ``lane`` anything for ``timeout`` seconds; until then,
+    drop each connection silent that long.
 
     A host that is connected but silent counts as gone: a healthy one PINGs every heartbeat
     interval, so silence means it died or the network between us did.
     """
     loop = asyncio.get_running_loop()
-    while True:
-        silent = loop.time() - lane.last_heard
-        if silent >= timeout:
-            break
-        await asyncio.sleep(timeout - silent)
+    tick = min(timeout / 4, 1.0)  # how late past the timeout a silence may be noticed
+    while loop.time() - lane.last_heard < timeout:
+        lane.drop_silent(timeout)
+        await asyncio.sleep(tick)
     orphaned.set()
     print(
         f"snakepit worker: no host for {timeout:g} s (--orphan-timeout): cancelling every "

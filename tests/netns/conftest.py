@@ -96,10 +96,24 @@ def _subnet(n: int) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network(f"10.213.{n}.0/24")
 
 
+def _can_make_namespaces() -> None:
+    """Skip the test (here, in a fixture's setup, where pytest shows the reason) unless
+    this process can add a network namespace: root and iproute2."""
+    name = f"spt-{os.getpid()}-probe"
+    try:
+        ip("netns", "add", name)
+    except FileNotFoundError:
+        pytest.skip("network namespace tests need iproute2: `ip` is not installed")
+    except CommandFailed as exc:
+        pytest.skip(f"network namespace tests need root and iproute2: {exc}")
+    ip("netns", "del", name)
+
+
 @pytest.fixture
 def make_namespace() -> Iterator[Callable[[], Namespace]]:
     """Yields a function that creates one namespace, linked to this one; all are deleted
     at teardown (their links and routes with them)."""
+    _can_make_namespaces()
     made: list[Namespace] = []
     undo: list[Sequence[str]] = []
     taken: set[int] = set()
@@ -107,12 +121,7 @@ def make_namespace() -> Iterator[Callable[[], Namespace]]:
     def create() -> Namespace:
         index = len(made) + 1
         name = f"spt-{os.getpid()}-{index}"
-        try:
-            ip("netns", "add", name)
-        except FileNotFoundError:
-            pytest.skip("network namespace tests need iproute2 (`ip` is not installed)")
-        except CommandFailed as exc:
-            pytest.skip(f"network namespace tests need root and iproute2: {exc}")
+        ip("netns", "add", name)
         undo.append(("netns", "del", name))
         n = _free_subnet(taken)
         taken.add(n)
