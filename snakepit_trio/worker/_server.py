@@ -49,8 +49,9 @@ log = logging.getLogger("snakepit_trio.worker")
 EXIT_ADAPTER_ERROR = 3
 EXIT_HOST_GONE = 70
 
-# How long an orphaned worker waits for its cancelled calls to end before it exits anyway:
-# no host will SIGKILL it, so a tool that ignores cancellation must not keep it alive.
+# How long, at most, an orphaned worker waits for its cancelled calls to end before it exits
+# anyway (the orphan timeout itself when shorter): no host will SIGKILL it, so a tool that
+# ignores cancellation must not keep it alive.
 ORPHAN_DRAIN = 10.0
 
 
@@ -182,13 +183,14 @@ async def serve(args: argparse.Namespace) -> int:
     # ctx.cancelled) before the host's SIGKILL after shutdown_grace.
     runtime.cancel_all()
     if orphaned.is_set():
+        grace = min(ORPHAN_DRAIN, args.orphan_timeout)
         try:
-            await asyncio.wait_for(runtime.drain(), ORPHAN_DRAIN)
+            await asyncio.wait_for(runtime.drain(), grace)
         except TimeoutError:
             # No SIGKILL is coming: leave without the calls that ignore cancellation
             # (their threads would hold the interpreter's exit).
             print(
-                f"snakepit worker: calls still running {ORPHAN_DRAIN:g} s after they were "
+                f"snakepit worker: calls still running {grace:g} s after they were "
                 "cancelled: exiting without them",
                 file=sys.stderr,
                 flush=True,
@@ -308,8 +310,9 @@ def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once f
         default=None,
         metavar="SECONDS",
         help=(
-            "with --listen: once no host has sent anything for this long (connected hosts "
-            "PING every heartbeat interval), cancel every call and exit 0 (default: never)"
+            "with --listen: drop a connection whose host sent nothing for this long "
+            "(cancelling its calls; hosts PING every heartbeat interval), and once no host "
+            "has sent anything for this long, cancel every call and exit 0 (default: never)"
         ),
     )
     return parser

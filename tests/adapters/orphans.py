@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
+import time
 
 from snakepit_trio.worker import tool
 
@@ -30,3 +31,12 @@ class Marked(Echo):
         """This worker's pid, after holding its slot for ``seconds``."""
         await asyncio.sleep(seconds)
         return os.getpid()
+
+    @tool
+    def stubborn(self, marker: str, seconds: float = 3600) -> str:
+        """Write "started" to ``marker``, then sleep ``seconds`` ignoring cancellation."""
+        pathlib.Path(marker).write_text("started")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(0.05)
+        return "slept"

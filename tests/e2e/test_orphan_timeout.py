@@ -30,13 +30,13 @@ import json, pathlib, sys, trio
 import snakepit_trio as sp
 
 async def main():
-    endpoint, token, marker = sys.argv[1:]
+    endpoint, token, marker, tool = sys.argv[1:]
     async with sp.open_pool(
         "tests.adapters.orphans:Marked", endpoints=[endpoint], token=token,
         heartbeat_interval=0.2, heartbeat_timeout=5,
     ) as pool:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pool.execute, "marked", {"marker": marker})
+            nursery.start_soon(pool.execute, tool, {"marker": marker})
             while not pathlib.Path(marker).exists():
                 await trio.sleep(0.01)
             print(json.dumps({"started": True}), flush=True)
@@ -131,7 +131,7 @@ async def test_a_lost_host_leaves_a_worker_that_cancels_its_call_and_exits(
     with trio.fail_after(90):
         async with (
             tcp_worker(tmp_path, MARKED, tls=None, extra=ORPHAN) as worker,
-            host_process(HOST, worker.endpoint, TOKEN, str(marker)) as (host, said),
+            host_process(HOST, worker.endpoint, TOKEN, str(marker), "marked") as (host, said),
         ):
             assert said == {"started": True}
             host.send_signal(how)
@@ -139,4 +139,48 @@ async def test_a_lost_host_leaves_a_worker_that_cancels_its_call_and_exits(
                 await worker.process.wait()
             assert worker.process.returncode == 0
             assert marker.read_text() == "cancelled"
+            assert LINE in worker.log()
+
+
+async def test_a_call_that_ignores_cancellation_does_not_keep_an_orphan_alive(
+    tmp_path: pathlib.Path,
+) -> None:
+    """No host will SIGKILL an orphan: it waits for its cancelled calls as long as its
+    timeout, then exits without them, saying so."""
+    marker = tmp_path / "marker"
+    with trio.fail_after(90):
+        async with (
+            tcp_worker(tmp_path, MARKED, tls=None, extra=ORPHAN) as worker,
+            host_process(HOST, worker.endpoint, TOKEN, str(marker), "stubborn") as (host, _),
+        ):
+            host.kill()
+            with trio.fail_after(30):
+                await worker.process.wait()
+            assert worker.process.returncode == 0
+            log = worker.log()
+            assert LINE in log
+            assert "calls still running 1.5 s after they were cancelled: exiting" in log
+
+
+async def test_heartbeats_keep_it_alive_even_with_heartbeat_timeout_none(
+    tmp_path: pathlib.Path,
+) -> None:
+    """With heartbeat_timeout=None the host still PINGs endpoint workers, so an idle pool
+    is not taken for a lost host."""
+    with trio.fail_after(60):
+        async with tcp_worker(tmp_path, MARKED, tls=None, extra=ORPHAN) as worker:
+            async with sp.open_pool(
+                MARKED,
+                endpoints=[worker.endpoint],
+                token=TOKEN,
+                heartbeat_interval=0.2,
+                heartbeat_timeout=None,
+            ) as pool:
+                idle = trio.current_time()
+                while trio.current_time() - idle < 5:  # over three timeouts, all idle
+                    await trio.sleep(0.5)
+                    assert worker.process.returncode is None
+                assert await pool.execute("pid") == worker.process.pid
+            with trio.fail_after(30):
+                await worker.process.wait()
             assert LINE in worker.log()
