@@ -78,7 +78,9 @@ async def test_a_stalled_link_is_a_disconnection_and_the_worker_drops_it(
     worker drops the silent one after its orphan timeout, cancelling the call it held."""
     tls = tls_files(tmp_path)
     marker = tmp_path / "marker"
-    extra = ["--orphan-timeout", "3"]
+    # Well above heartbeat_timeout: the host must notice the silence before the worker
+    # drops the connection (which the host would see as a plain disconnection).
+    extra = ["--orphan-timeout", "5"]
     with trio.fail_after(90):
         async with tcp_worker(tmp_path, MARKED, tls=tls, extra=extra) as worker:
             proxy = Proxy(("127.0.0.1", worker.port))
