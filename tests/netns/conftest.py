@@ -98,7 +98,8 @@ def _subnet(n: int) -> ipaddress.IPv4Network:
 
 def _can_make_namespaces() -> None:
     """Skip the test (here, in a fixture's setup, where pytest shows the reason) unless
-    this process can add a network namespace: root and iproute2."""
+    this process can add a network namespace, run a program in it and make a veth pair:
+    root, iproute2 and a kernel (or container) that allows them."""
     name = f"spt-{os.getpid()}-probe"
     try:
         ip("netns", "add", name)
@@ -106,7 +107,13 @@ def _can_make_namespaces() -> None:
         pytest.skip("network namespace tests need iproute2: `ip` is not installed")
     except CommandFailed as exc:
         pytest.skip(f"network namespace tests need root and iproute2: {exc}")
-    ip("netns", "del", name)
+    try:
+        ip("link", "set", "lo", "up", namespace=name)
+        ip("link", "add", "probe0", "type", "veth", "peer", "name", "probe1", namespace=name)
+    except CommandFailed as exc:
+        pytest.skip(f"network namespace tests need `ip netns exec` and veth links: {exc}")
+    finally:
+        ip("netns", "del", name)  # the probe's links go with it
 
 
 @pytest.fixture
