@@ -7,6 +7,7 @@ import asyncio
 import os
 import pathlib
 import time
+from collections.abc import AsyncIterator
 
 from snakepit_trio.worker import tool
 
@@ -40,3 +41,14 @@ class Marked(Echo):
         while time.monotonic() < end:
             time.sleep(0.05)
         return "slept"
+
+    @tool
+    async def marked_stream(self, marker: str) -> AsyncIterator[int]:
+        """Write "started" to ``marker``, yield once, wait; write "closed" when closed."""
+        path = pathlib.Path(marker)
+        path.write_text("started")  # noqa: ASYNC240
+        try:
+            yield 0
+            await asyncio.sleep(3600)
+        finally:
+            path.write_text("closed")  # noqa: ASYNC240

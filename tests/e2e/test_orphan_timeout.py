@@ -2,7 +2,7 @@
 and exits; a connected host's heartbeats keep it alive.
 
 e2e: real worker processes on 127.0.0.1 (``tests/tcp_workers.py``) and, for a host that dies
-or hangs, a host in a subprocess (``tests.helpers.host_process``).
+or hangs, a host in a subprocess (``tests/lost_host.py``).
 """
 
 from __future__ import annotations
@@ -15,35 +15,14 @@ import trio
 
 import snakepit_trio as sp
 from snakepit_trio.worker._server import parse_args
-from tests.helpers import host_process, wait_for
+from tests.helpers import wait_for
+from tests.lost_host import waiting_host
 from tests.tcp_workers import TOKEN, tcp_worker, token_file
 
 TRANSPORT_AGNOSTIC = True
 MARKED = "tests.adapters.orphans:Marked"
 ORPHAN = ["--orphan-timeout", "1.5"]
 LINE = "snakepit worker: no host for 1.5 s (--orphan-timeout)"
-
-# A host that opens a pool of one endpoint, starts a long call, says so, and waits forever
-# (the test then kills or stops it).
-HOST = """
-import json, pathlib, sys, trio
-import snakepit_trio as sp
-
-async def main():
-    endpoint, token, marker, tool = sys.argv[1:]
-    async with sp.open_pool(
-        "tests.adapters.orphans:Marked", endpoints=[endpoint], token=token,
-        heartbeat_interval=0.2, heartbeat_timeout=5,
-    ) as pool:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pool.execute, tool, {"marker": marker})
-            while not pathlib.Path(marker).exists():
-                await trio.sleep(0.01)
-            print(json.dumps({"started": True}), flush=True)
-            await trio.sleep_forever()
-
-trio.run(main)
-"""
 
 
 @pytest.mark.parametrize(
@@ -119,24 +98,34 @@ async def test_a_connected_pool_keeps_it_alive_and_its_close_lets_it_go(
             assert LINE in worker.log()  # the timeout ended it, not the pool's close
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+@pytest.mark.parametrize(
+    ("how", "tool", "mark"),
+    [
+        (signal.SIGKILL, "marked", "cancelled"),
+        (signal.SIGSTOP, "marked", "cancelled"),
+        (signal.SIGSTOP, "marked_stream", "closed"),
+    ],
+    ids=["killed", "hung", "hung-stream"],
+)
 async def test_a_lost_host_leaves_a_worker_that_cancels_its_call_and_exits(
-    tmp_path: pathlib.Path, how: signal.Signals
+    tmp_path: pathlib.Path, how: signal.Signals, tool: str, mark: str
 ) -> None:
     """Killed, the host's kernel closes the connection; hung (SIGSTOP), it stays connected
-    but sends nothing, which the worker takes as gone all the same."""
+    but sends nothing, which the worker takes as gone all the same: its call is cancelled,
+    its generator closed."""
     marker = tmp_path / "marker"
     with trio.fail_after(90):
         async with (
+            waiting_host(tmp_path, tool, marker) as (host, connect),
             tcp_worker(tmp_path, MARKED, tls=None, extra=ORPHAN) as worker,
-            host_process(HOST, worker.endpoint, TOKEN, str(marker), "marked") as (host, said),
         ):
-            assert said == {"started": True}
+            connect(worker.endpoint)
+            await wait_for(marker.exists, timeout=30)  # its call runs
             host.send_signal(how)
             with trio.fail_after(30):
                 await worker.process.wait()
             assert worker.process.returncode == 0
-            assert marker.read_text() == "cancelled"
+            assert marker.read_text() == mark
             assert LINE in worker.log()
 
 
@@ -148,9 +137,11 @@ async def test_a_call_that_ignores_cancellation_does_not_keep_an_orphan_alive(
     marker = tmp_path / "marker"
     with trio.fail_after(90):
         async with (
+            waiting_host(tmp_path, "stubborn", marker) as (host, connect),
             tcp_worker(tmp_path, MARKED, tls=None, extra=ORPHAN) as worker,
-            host_process(HOST, worker.endpoint, TOKEN, str(marker), "stubborn") as (host, _),
         ):
+            connect(worker.endpoint)
+            await wait_for(marker.exists, timeout=30)
             host.kill()
             with trio.fail_after(30):
                 await worker.process.wait()

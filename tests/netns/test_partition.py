@@ -16,7 +16,8 @@ import pytest
 import trio
 
 import snakepit_trio as sp
-from tests.helpers import host_process, wait_for
+from tests.helpers import wait_for
+from tests.lost_host import waiting_host
 from tests.netns.conftest import Certificates, Namespace, ns_worker
 from tests.tcp_workers import TOKEN
 
@@ -109,28 +110,6 @@ async def test_a_partition_fails_the_cut_worker_and_a_healed_link_restores_it(
             assert marker.read_text() == "cancelled"
 
 
-# A host in a subprocess: a pool of one endpoint, a long call on it; it says when it began.
-HOST = """
-import json, pathlib, sys, trio
-import snakepit_trio as sp
-
-async def main():
-    endpoint, token, ca, marker = sys.argv[1:]
-    async with sp.open_pool(
-        "tests.adapters.orphans:Marked", endpoints=[endpoint], token=token,
-        tls=sp.TLSConfig(ca=ca), heartbeat_interval=0.25, heartbeat_timeout=5,
-    ) as pool:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pool.execute, "marked", {"marker": marker})
-            while not pathlib.Path(marker).exists():
-                await trio.sleep(0.01)
-            print(json.dumps({"started": True}), flush=True)
-            await trio.sleep_forever()
-
-trio.run(main)
-"""
-
-
 @pytest.mark.parametrize("link", ["up", "down"])
 async def test_a_killed_host_leaves_workers_that_exit_after_the_orphan_timeout(
     tmp_path: pathlib.Path,
@@ -144,13 +123,11 @@ async def test_a_killed_host_leaves_workers_that_exit_after_the_orphan_timeout(
     marker = tmp_path / "marker"
     with trio.fail_after(90):
         async with (
+            waiting_host(tmp_path, "marked", marker, certificates.ca) as (host, connect),
             ns_worker(tmp_path, namespace, certificates, extra=["--orphan-timeout", "2"]) as w,
-            host_process(HOST, namespace.endpoint, TOKEN, str(certificates.ca), str(marker)) as (
-                host,
-                said,
-            ),
         ):
-            assert said == {"started": True}
+            connect(namespace.endpoint)
+            await wait_for(marker.exists, timeout=30)  # its call runs
             if link == "down":
                 namespace.link(up=False)
             host.kill()
