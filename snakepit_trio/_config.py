@@ -331,10 +331,15 @@ class PoolConfig:
             ``PoolUnhealthy`` until a probe call succeeds. None: never.
         crash_window: seconds over which crashes are counted.
         probe_after: seconds after the last crash before one probe call is let through.
-        heartbeat_interval: a worker silent this long is sent a heartbeat.
+        heartbeat_interval: a worker silent this long is sent a heartbeat (a worker at an
+            endpoint gets one at least this often, so its ``--orphan-timeout`` sees a live
+            host).
         heartbeat_timeout: a worker silent this long (stopped, or blocked in code holding
             the GIL) is killed and replaced; silent for two intervals, it gets no new calls.
-            None: no heartbeats. Raise it if your tools hold the GIL in C code for longer.
+            For a worker at an endpoint, the silence is a lost link: its calls fail with
+            cause "disconnected" and the slot reconnects. None: no heartbeats (endpoint
+            workers are still sent them). Raise it if your tools hold the GIL in C code for
+            longer.
         handle_sigterm: on SIGTERM (when the program has no handler of its own), drain and
             stop every pool's workers, then let SIGTERM end the process as it would have.
         registry: record workers in a sqlite file, so that leftovers of a host that was

@@ -269,7 +269,8 @@ class WorkerCrashed(SnakepitError):
             ``"protocol"`` (the pool killed it: it sent frames the protocol does not allow),
             ``"host"`` (the pool killed it: serving one of its host calls failed on the
             host, an error logged with its traceback) or ``"disconnected"`` (its connection
-            broke; the pool killed it).
+            broke, or, for a worker reached at an endpoint, the link went silent for
+            ``heartbeat_timeout``; the pool killed it).
         last_rss: its resident memory in bytes at the last heartbeat, or ``None``.
         running: the tools of the calls the worker held when it died (sorted, each once).
     """

@@ -84,7 +84,7 @@ async def run_incarnation(
                 worker.last_heard = trio.current_time()
                 pool.worker_ready(worker, described)
                 task_status.started(worker)
-                if config.heartbeat_timeout is not None:
+                if config.heartbeat_timeout is not None or getattr(proc, "remote", False):
                     nursery.start_soon(heartbeat.watch, pool, worker)
                 await _serve(pool, launcher, worker)
                 nursery.cancel_scope.cancel()

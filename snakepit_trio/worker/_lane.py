@@ -19,6 +19,12 @@ checks the offer (``_shared/_samehost.py``: same host id, and the host's probe s
 here), then answers with the probe's bytes in WELCOME and puts that connection's large
 results in segments under the prefix the host gave. Any other TCP connection is inline. The
 connection's segments are removed when it ends.
+
+``last_heard`` is when any admitted host last sent a batch (the host PINGs each endpoint
+worker every heartbeat interval): ``--orphan-timeout`` measures the host's absence from it,
+and ``drop_silent`` ends each connection silent that long (a host gone without a FIN: its
+calls would otherwise hold their slots until TCP keepalive notices, or forever behind a
+middlebox that keeps the connection open).
 """
 
 from __future__ import annotations
@@ -58,11 +64,16 @@ class LaneServer:
         self._max_message = max_message
         self._server: asyncio.AbstractServer | None = None
         self._handlers: dict[asyncio.Task[None], Connection] = {}
+        # Each admitted connection's writer and the loop's clock when its host last sent.
+        self._heard: dict[asyncio.Task[None], tuple[asyncio.StreamWriter, float]] = {}
         self._token: bytes | None = None
         self._tls: ssl.SSLContext | None = None
         self._accepting: asyncio.Future[None] | None = None
         self._accepted: set[asyncio.Future[None]] = set()
         self._forgetting: set[asyncio.Future[None]] = set()  # see _forget_memory
+        # The loop's clock when a host last sent anything (a batch of frames); starts at
+        # creation, so a worker no host ever reaches is an orphan after the timeout too.
+        self.last_heard = asyncio.get_running_loop().time()
 
     async def start(self, path: str) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=path)
@@ -144,6 +155,22 @@ class LaneServer:
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=timeout)
 
+    def drop_silent(self, timeout: float) -> None:
+        """End each TCP connection whose host has sent nothing for ``timeout`` seconds:
+        its calls are cancelled, as when a host closes its connection."""
+        now = asyncio.get_running_loop().time()
+        for task, (writer, heard) in list(self._heard.items()):
+            if now - heard >= timeout:
+                del self._heard[task]
+                log.warning(
+                    "dropping a connection from %s: its host sent nothing for %g s "
+                    "(--orphan-timeout)",
+                    writer.get_extra_info("peername"),
+                    timeout,
+                )
+                writer.transport.abort()  # no flush: nothing reaches that host any more
+                task.cancel()
+
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object = None
     ) -> None:
@@ -153,7 +180,9 @@ class LaneServer:
         if self._token is not None:
             conn.memory = None  # over TCP: only what this host's HELLO offers and we accept
         self._handlers[task] = conn
-        reading = asyncio.ensure_future(self._read(conn, reader, peer))
+        if self._token is not None:  # TCP: a host may vanish without a word
+            self._heard[task] = (writer, asyncio.get_running_loop().time())
+        reading = asyncio.ensure_future(self._read(conn, reader, peer, task))
         try:
             while True:
                 await conn.wake.wait()
@@ -173,6 +202,7 @@ class LaneServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             self._handlers.pop(task, None)
+            self._heard.pop(task, None)
             if conn.memory is not None and conn.memory is not self._runtime.memory:
                 forgetting = asyncio.ensure_future(self._forget_memory(conn))
                 self._forgetting.add(forgetting)
@@ -221,7 +251,14 @@ class LaneServer:
         if not _tcp.proof_is_valid(self._token, nonce, given):
             raise Refused("wrong token proof (the host's token differs from this worker's)")
 
-    async def _read(self, conn: Connection, reader: asyncio.StreamReader, peer: object) -> None:
+    async def _read(
+        self,
+        conn: Connection,
+        reader: asyncio.StreamReader,
+        peer: object,
+        task: asyncio.Task[None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 header = await reader.readexactly(_HEADER.size)
@@ -230,6 +267,9 @@ class LaneServer:
                     log.warning("lane message of %d bytes is over the limit; closing", size)
                     return
                 data = await reader.readexactly(size)
+                self.last_heard = now = loop.time()
+                if task in self._heard:
+                    self._heard[task] = (self._heard[task][0], now)
                 try:
                     frames = msgpack.unpackb(data, raw=False, strict_map_key=False)
                 except Exception:

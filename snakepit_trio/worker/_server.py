@@ -8,7 +8,9 @@ with ``--listen tcp://HOST:PORT``, on TCP for hosts that prove the token) ->
 write READY to the ready fd, or to stdout when listening on TCP without one (only now can
 the host connect) -> run until SIGTERM (cancel
 running calls, wait for them, cleanup(), exit 0) or until the host dies (stdin EOF or
-PR_SET_PDEATHSIG: the process group is killed at once).
+PR_SET_PDEATHSIG: the process group is killed at once). A TCP worker with
+``--orphan-timeout N`` also stops, the same way, once no host has sent it anything for N
+seconds (it logs why, and exits 0): no host owns it, so nothing else would.
 SIGINT is ignored: the host owns cancellation, so Ctrl-C in a terminal reaches the host only.
 A tool's SystemExit or KeyboardInterrupt fails its call only (see _runtime.py): nothing a
 tool raises ends the process.
@@ -21,12 +23,13 @@ import asyncio
 import faulthandler
 import functools
 import logging
+import math
 import os
 import signal
 import ssl
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._shared import _frames as w
 from .._shared._codec import DEFAULT_MAX_PAYLOAD
@@ -38,10 +41,18 @@ from ._events import flush_traces
 from ._functions import collect_all, load_functions
 from ._title import set_title
 
+if TYPE_CHECKING:
+    from ._lane import LaneServer
+
 log = logging.getLogger("snakepit_trio.worker")
 
 EXIT_ADAPTER_ERROR = 3
 EXIT_HOST_GONE = 70
+
+# How long, at most, an orphaned worker waits for its cancelled calls to end before it exits
+# anyway (the orphan timeout itself when shorter): no host will SIGKILL it, so a tool that
+# ignores cancellation must not keep it alive.
+ORPHAN_DRAIN = 10.0
 
 
 # Delivered by Linux (PR_SET_PDEATHSIG) when the *thread* that started us exits, which is not
@@ -151,6 +162,11 @@ async def serve(args: argparse.Namespace) -> int:
             ready += f" {port}"
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    orphaned = asyncio.Event()
+    watching = None
+    if lane is not None and args.orphan_timeout is not None:
+        watching = asyncio.ensure_future(_watch_for_host(lane, args.orphan_timeout, orphaned))
+        watching.add_done_callback(lambda _: stop.set())
 
     if args.ready_fd >= 0:
         os.write(args.ready_fd, f"{ready}\n".encode())
@@ -159,12 +175,29 @@ async def serve(args: argparse.Namespace) -> int:
         print(ready, flush=True)  # started by hand or by a service manager: say the port
 
     await stop.wait()
+    if watching is not None:
+        watching.cancel()
     # Graceful stop: the host sends SIGTERM once it wants no more results (its drain is
     # over, or its caller was cancelled), so running calls are cancelled, and their code
     # gets to clean up (generators closed, async code cancelled, sync code sees
     # ctx.cancelled) before the host's SIGKILL after shutdown_grace.
     runtime.cancel_all()
-    await runtime.drain()
+    if orphaned.is_set():
+        grace = min(ORPHAN_DRAIN, args.orphan_timeout)
+        try:
+            await asyncio.wait_for(runtime.drain(), grace)
+        except TimeoutError:
+            # No SIGKILL is coming: leave without the calls that ignore cancellation
+            # (their threads would hold the interpreter's exit).
+            print(
+                f"snakepit worker: calls still running {grace:g} s after they were "
+                "cancelled: exiting without them",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(0)
+    else:
+        await runtime.drain()
     if lane is not None:
         await lane.close()
     if server is not None:
@@ -183,6 +216,27 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _watch_for_host(lane: LaneServer, timeout: float, orphaned: asyncio.Event) -> None:
+    """Return once no host has sent ``lane`` anything for ``timeout`` seconds; until then,
+    drop each connection silent that long.
+
+    A host that is connected but silent counts as gone: a healthy one PINGs every heartbeat
+    interval, so silence means it died or the network between us did.
+    """
+    loop = asyncio.get_running_loop()
+    tick = min(timeout / 4, 1.0)  # how late past the timeout a silence may be noticed
+    while loop.time() - lane.last_heard < timeout:
+        lane.drop_silent(timeout)
+        await asyncio.sleep(tick)
+    orphaned.set()
+    print(
+        f"snakepit worker: no host for {timeout:g} s (--orphan-timeout): cancelling every "
+        "call and exiting",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -198,8 +252,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.token = args.tls = None
     if args.listen:
         _tcp_options(parser, args)
-    elif args.token_file or args.tls_cert or args.tls_key or args.tls_client_ca:
-        parser.error("--token-file, --tls-cert, --tls-key and --tls-client-ca go with --listen")
+    elif (
+        args.token_file
+        or args.tls_cert
+        or args.tls_key
+        or args.tls_client_ca
+        or args.orphan_timeout is not None
+    ):
+        parser.error(
+            "--token-file, --tls-cert, --tls-key, --tls-client-ca and --orphan-timeout go "
+            "with --listen"
+        )
+    if args.orphan_timeout is not None and not (0 < args.orphan_timeout < math.inf):
+        parser.error(
+            f"--orphan-timeout must be a positive number of seconds, not {args.orphan_timeout!r}"
+        )
     return args
 
 
@@ -268,6 +335,17 @@ def _parser() -> argparse.ArgumentParser:  # cached: a template builds it once f
         "--tls-client-ca",
         default="",
         help="PEM CA file: require hosts to present a certificate it signed (mutual TLS)",
+    )
+    parser.add_argument(
+        "--orphan-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=(
+            "with --listen: drop a connection whose host sent nothing for this long "
+            "(cancelling its calls; hosts PING every heartbeat interval), and once no host "
+            "has sent anything for this long, cancel every call and exit 0 (default: never)"
+        ),
     )
     return parser
 
