@@ -49,10 +49,15 @@ async def test_a_partition_fails_the_cut_worker_and_a_healed_link_restores_it(
 ) -> None:
     one, two = make_namespace(), make_namespace()
     marker = tmp_path / "marker"
-    with trio.fail_after(120):
+    # The cut worker's held call ends when the host's FIN reaches it over the healed link,
+    # or, if TCP's backed-off retransmission is late, when the worker drops the connection
+    # that has been silent for its orphan timeout: short enough for the deadlines below,
+    # far longer than the partition (the reconnected host PINGs it again within seconds).
+    orphan = ["--orphan-timeout", "20"]
+    with trio.fail_after(150):
         async with (
-            ns_worker(tmp_path, one, certificates, extra=["--orphan-timeout", "60"]) as w1,
-            ns_worker(tmp_path, two, certificates, extra=["--orphan-timeout", "60"]) as w2,
+            ns_worker(tmp_path, one, certificates, extra=orphan) as w1,
+            ns_worker(tmp_path, two, certificates, extra=orphan) as w2,
             _pool([one, two], certificates) as pool,
         ):
             pids = {w1.process.pid: w1, w2.process.pid: w2}
