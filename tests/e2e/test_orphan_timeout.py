@@ -21,6 +21,9 @@ from tests.tcp_workers import TOKEN, tcp_worker, token_file
 
 TRANSPORT_AGNOSTIC = True
 MARKED = "tests.adapters.orphans:Marked"
+NODE_MARKED = str(pathlib.Path(__file__).parents[1] / "adapters" / "orphans.mjs")
+ADAPTERS = {"python": MARKED, "node": NODE_MARKED}
+RUNTIMES = pytest.mark.parametrize("runtime", ["python", "node"])
 ORPHAN = ["--orphan-timeout", "1.5"]
 LINE = "snakepit worker: no host for 1.5 s (--orphan-timeout)"
 
@@ -56,23 +59,31 @@ def test_the_orphan_timeout_defaults_to_never(tmp_path: pathlib.Path) -> None:
     assert parse_args(["--adapter", MARKED, *listen, *ORPHAN]).orphan_timeout == 1.5
 
 
-async def test_a_worker_no_host_reaches_exits_after_the_timeout(tmp_path: pathlib.Path) -> None:
+@RUNTIMES
+async def test_a_worker_no_host_reaches_exits_after_the_timeout(
+    tmp_path: pathlib.Path, runtime: str
+) -> None:
     with trio.fail_after(60):
-        async with tcp_worker(tmp_path, MARKED, tls=None, extra=ORPHAN) as worker:
+        async with tcp_worker(
+            tmp_path, ADAPTERS[runtime], tls=None, extra=ORPHAN, runtime=runtime
+        ) as worker:
             with trio.fail_after(30):
                 await worker.process.wait()
             assert worker.process.returncode == 0
             assert LINE in worker.log()
 
 
+@RUNTIMES
 async def test_a_connected_pool_keeps_it_alive_and_its_close_lets_it_go(
-    tmp_path: pathlib.Path,
+    tmp_path: pathlib.Path, runtime: str
 ) -> None:
     marker = tmp_path / "marker"
+    adapter = ADAPTERS[runtime]
     with trio.fail_after(90):
-        async with tcp_worker(tmp_path, MARKED, tls=None, extra=ORPHAN) as worker:
+        async with tcp_worker(tmp_path, adapter, tls=None, extra=ORPHAN, runtime=runtime) as worker:
             async with sp.open_pool(
-                MARKED,
+                adapter,
+                runtime=runtime,
                 endpoints=[worker.endpoint],
                 token=TOKEN,
                 heartbeat_interval=0.2,

@@ -52,6 +52,7 @@ export function parseWorkerArgs(argv) {
         "tls-cert": { type: "string", default: "" },
         "tls-key": { type: "string", default: "" },
         "tls-client-ca": { type: "string", default: "" },
+        "orphan-timeout": { type: "string", default: "" },
       },
     }));
   } catch (error) {
@@ -69,8 +70,14 @@ export function parseWorkerArgs(argv) {
   }
   let tcp = { listen: null, token: null, tls: null };
   if (values.listen) tcp = tcpOptions(values);
-  else if (values["token-file"] || values["tls-cert"] || values["tls-key"] || values["tls-client-ca"]) {
-    throw new UsageError("--token-file, --tls-cert, --tls-key and --tls-client-ca go with --listen");
+  else if (
+    values["token-file"] ||
+    values["tls-cert"] ||
+    values["tls-key"] ||
+    values["tls-client-ca"] ||
+    values["orphan-timeout"]
+  ) {
+    throw new UsageError("--token-file, --tls-cert, --tls-key, --tls-client-ca and --orphan-timeout go with --listen");
   }
   return {
     adapter: values.adapter,
@@ -83,7 +90,18 @@ export function parseWorkerArgs(argv) {
     watchStdin: values["watch-stdin"],
     shmThreshold: integer("shm-threshold", values["shm-threshold"], { min: 0 }),
     lane: values.lane,
+    orphanTimeout: orphanTimeout(values["orphan-timeout"]),
   };
+}
+
+/** --orphan-timeout in seconds, or null (never); a positive finite number. */
+function orphanTimeout(text) {
+  if (text === "") return null;
+  const seconds = Number(text);
+  if (!(seconds > 0 && Number.isFinite(seconds))) {
+    throw new UsageError(`--orphan-timeout must be a positive number of seconds, not ${JSON.stringify(text)}`);
+  }
+  return seconds;
 }
 
 /** --listen and its companions, checked: the address, the token, the TLS context or null. */

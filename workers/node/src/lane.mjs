@@ -27,7 +27,10 @@ const COPY_BELOW = 1 << 16; // a message this small is copied once rather than w
 export class LaneServer {
   #server;
   #gate = null; // the TCP listener, with --listen
-  #connections = new Set(); // {conn, socket, outflow}
+  #connections = new Set(); // {conn, socket, outflow, tcp, heard}
+  // When a host last sent anything (a batch): --orphan-timeout measures the hosts' absence
+  // from it. It starts now, so a worker no host ever reaches is an orphan in time too.
+  lastHeard = performance.now();
 
   /**
    * @param {import("./runtime.mjs").Runtime} runtime
@@ -52,12 +55,30 @@ export class LaneServer {
    * @returns {Promise<number>} the port it listens on (`port` 0: any free one)
    */
   startTcp(host, port, token, tls) {
-    this.#gate = new TcpGate({ token, tls, admit: (socket, leftover) => this.#serve(socket, leftover) });
+    this.#gate = new TcpGate({ token, tls, admit: (socket, leftover) => this.#serve(socket, leftover, true) });
     return this.#gate.listen(host, port);
   }
 
+  /**
+   * End each TCP connection whose host has sent nothing for `timeoutMs`: its calls are
+   * cancelled, as when a host closes its connection (a host lost without a FIN would hold
+   * their slots until TCP keepalive noticed, or forever behind a middlebox).
+   */
+  dropSilent(timeoutMs) {
+    const now = performance.now();
+    for (const entry of this.#connections) {
+      if (entry.tcp && now - entry.heard >= timeoutMs && !entry.socket.destroyed) {
+        log.warning(
+          `dropping a connection from ${entry.socket.remoteAddress}:${entry.socket.remotePort}: ` +
+            `its host sent nothing for ${timeoutMs / 1000} s (--orphan-timeout)`,
+        );
+        entry.socket.destroy();
+      }
+    }
+  }
+
   /** Serve the connection on `socket`; `leftover`: bytes of it already read (TCP). */
-  #serve(socket, leftover = null) {
+  #serve(socket, leftover = null, tcp = false) {
     const reader = new MessageReader(this.maxMessage);
     const outflow = new Outflow({
       write: (batches, resume) => {
@@ -79,7 +100,7 @@ export class LaneServer {
     });
     const conn = new Connection(this.runtime, outflow.wake);
     outflow.attach(conn);
-    const entry = { conn, socket, outflow };
+    const entry = { conn, socket, outflow, tcp, heard: performance.now() };
     this.#connections.add(entry);
 
     const stopReading = () => {
@@ -90,6 +111,7 @@ export class LaneServer {
     };
     const onData = (chunk) => {
       if (conn.readingDone) return;
+      this.lastHeard = entry.heard = performance.now();
       try {
         for (const message of reader.push(chunk)) this.#receive(conn, message);
       } catch (error) {

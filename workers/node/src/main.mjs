@@ -107,6 +107,19 @@ export async function main(argv) {
   process.on("SIGTERM", () => {
     stopping ??= stop(runtime, grpcServer, lane, adapter);
   });
+  if (args.orphanTimeout !== null) {
+    const timeoutMs = args.orphanTimeout * 1000;
+    // How late past the timeout a silence may be noticed.
+    const watch = setInterval(() => {
+      lane.dropSilent(timeoutMs);
+      if (performance.now() - lane.lastHeard < timeoutMs || stopping !== null) return;
+      clearInterval(watch);
+      process.stderr.write(
+        `snakepit worker: no host for ${args.orphanTimeout} s (--orphan-timeout): cancelling every call and exiting\n`,
+      );
+      stopping = stop(runtime, grpcServer, lane, adapter); // no host will stop it otherwise
+    }, Math.min(timeoutMs / 4, 1000));
+  }
 
   if (args.readyFd >= 0) {
     try {

@@ -417,6 +417,10 @@ describe("bad --listen options: exit 2, saying what to change", () => {
     [["--listen", "tcp://127.0.0.1:0", ...T, "--tls-cert", join(dir, "not-pem"), "--tls-key", TLS_FILES.key], "--tls-cert/--tls-key: cannot load them"],
     [["--socket", "s", ...T], "go with --listen"],
     [["--socket", "s", "--lane", "l", "--listen", "tcp://127.0.0.1:0", ...T], "--lane and --listen: give one"],
+    [["--socket", "s", "--orphan-timeout", "5"], "go with --listen"],
+    [["--listen", "tcp://127.0.0.1:0", ...T, "--orphan-timeout", "0"], "--orphan-timeout must be a positive number"],
+    [["--listen", "tcp://127.0.0.1:0", ...T, "--orphan-timeout", "soon"], "--orphan-timeout must be a positive number"],
+    [["--listen", "tcp://127.0.0.1:0", ...T, "--orphan-timeout", "Infinity"], "--orphan-timeout must be a positive number"],
     [[], "give --socket (started by a host) or --listen tcp://HOST:PORT"],
   ];
   for (const [args, expected] of cases) {
