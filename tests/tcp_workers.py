@@ -116,10 +116,21 @@ async def tcp_worker(
     a command the worker runs under, which must exec it in the same process (``unshare``).
     """
     tokens = tokens if tokens is not None else token_file(folder)
+    command = [*wrap, *worker_command(adapter, tokens, tls, port, extra, runtime)]
+    async with listening(folder, command) as (process, port_now, stderr_path):
+        yield TcpWorker(process, port_now, stderr_path)
+
+
+@asynccontextmanager
+async def listening(
+    folder: pathlib.Path, command: Sequence[str]
+) -> AsyncIterator[tuple[trio.Process, int, pathlib.Path]]:
+    """Run ``command`` (a worker with ``--listen``), its stderr in a new log in ``folder``;
+    yield it, the port its READY line names and the log; stop it on exit."""
     stderr_path = new_log(folder)
     with stderr_path.open("wb") as stderr:
         process = await trio.lowlevel.open_process(
-            [*wrap, *worker_command(adapter, tokens, tls, port, extra, runtime)],
+            list(command),
             stdout=subprocess.PIPE,
             stderr=stderr,
             env={**os.environ, "PYTHONPATH": os.getcwd()},
@@ -133,9 +144,9 @@ async def tcp_worker(
                 if not data:
                     raise AssertionError(f"the worker exited: {stderr_path.read_text()}")
                 line += data
-        word, pid, listening = line.decode().split()
+        word, pid, port = line.decode().split()
         assert (word, int(pid)) == ("READY", process.pid), line
-        yield TcpWorker(process, int(listening), stderr_path)
+        yield process, int(port), stderr_path
     finally:
         with trio.CancelScope(shield=True):
             await stop(process)

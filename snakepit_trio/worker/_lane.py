@@ -246,7 +246,7 @@ class LaneServer:
             raise Refused("it closed the connection before proving the token") from None
         try:
             given = msgpack.unpackb(data)
-        except Exception:
+        except (ValueError, TypeError, msgpack.UnpackException):  # untrusted bytes
             raise Refused("its first message is not a token proof") from None
         if not _tcp.proof_is_valid(self._token, nonce, given):
             raise Refused("wrong token proof (the host's token differs from this worker's)")

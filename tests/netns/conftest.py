@@ -24,7 +24,7 @@ import pytest
 import trio
 import trustme
 
-from tests.tcp_workers import TOKEN, new_log, stop, token_file
+from tests.tcp_workers import TOKEN, listening, token_file
 
 PORT = 7100  # each namespace has its own ports: a fixed one lets a worker restart on it
 FALLBACK_METRIC = 4242
@@ -202,26 +202,5 @@ async def ns_worker(
     command += ["--adapter", adapter, "--listen", namespace.endpoint, *extra]
     command += ["--token-file", str(token_file(folder, TOKEN))]
     command += ["--tls-cert", str(cert), "--tls-key", str(key)]
-    stderr_path = new_log(folder)
-    with stderr_path.open("wb") as stderr:
-        process = await trio.lowlevel.open_process(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env={**os.environ, "PYTHONPATH": os.getcwd()},
-        )
-    try:
-        assert process.stdout is not None
-        line = b""
-        with trio.fail_after(30):
-            while not line.endswith(b"\n"):
-                data = await process.stdout.receive_some(256)
-                if not data:
-                    raise AssertionError(f"the worker exited: {stderr_path.read_text()}")
-                line += data
-        word, pid, _port = line.decode().split()
-        assert (word, int(pid)) == ("READY", process.pid), line
+    async with listening(folder, command) as (process, _port, stderr_path):
         yield NsWorker(process, namespace, stderr_path)
-    finally:
-        with trio.CancelScope(shield=True):
-            await stop(process)
