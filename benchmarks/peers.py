@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 from bench_adapter import echo, nap_pid, ping
+from raw_peer import RawTrio
 
 import snakepit_trio as sp
 
@@ -398,6 +399,7 @@ def all_peers() -> list[Any]:
         MpPool(),
         TrioParallel(),
         AnyioToProcess(),
+        RawTrio(),
     ]
     try:
         import loky  # noqa: F401

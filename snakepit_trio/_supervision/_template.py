@@ -382,6 +382,8 @@ async def _launch(
                 "snakepit_trio.worker._zygote",
                 *(["--adapter", config.adapter] if config.adapter is not None else []),
                 *(arg for entry in config.tools for arg in ("--tool", entry)),
+                "--transport",
+                config.transport,
                 "--control-fd",
                 str(theirs.fileno()),
             ],

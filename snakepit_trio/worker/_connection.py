@@ -180,6 +180,14 @@ def _rss() -> int | None:
         return None
 
 
+@functools.cache
+def capabilities() -> tuple[str, ...]:
+    """What this worker process offers beyond the protocol: "arrow" when pyarrow is
+    installed here (found, not imported: see _arrow.py). Asked once per process: the
+    template asks it, so forked workers do not search the import path again."""
+    return (*w.WORKER_CAPABILITIES, *([w.CAP_ARROW] if arrow_available() else []))
+
+
 def describe_map(runtime: Runtime, adapter_name: str) -> dict[str, Any]:
     """This worker's description: the WELCOME frame's map, and the Describe reply's fields
     (the shape is documented in proto/snakepit/v1/worker.proto)."""
@@ -188,8 +196,7 @@ def describe_map(runtime: Runtime, adapter_name: str) -> dict[str, Any]:
         "adapter": adapter_name,
         "pid": os.getpid(),
         "capacity": runtime.capacity,
-        # "arrow" when pyarrow is installed here (found, not imported: see _arrow.py).
-        "capabilities": [*w.WORKER_CAPABILITIES, *([w.CAP_ARROW] if arrow_available() else [])],
+        "capabilities": list(capabilities()),
         "runtime": "python",
         # Read now, after the adapter's import: an extension built without free-threading
         # support turns the GIL back on when it is imported.

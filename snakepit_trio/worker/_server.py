@@ -1,4 +1,4 @@
-"""The worker process: load the adapter, serve it over grpclib, report READY, drain, exit.
+"""The worker process: load the adapter, serve it (local lane, gRPC), report READY, drain, exit.
 
 It serves the ``@tool`` methods of ``--adapter``, and each function named by a ``--tool``
 (``_functions.py``), or the functions alone on a bare ``Adapter``.
@@ -102,11 +102,9 @@ def _kill_own_group() -> None:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    from grpclib.server import Server
-
     from ._connection import describe_map
+    from ._grpc_socket import GrpcSocket
     from ._runtime import Runtime
-    from ._service import WorkerService
 
     loop = asyncio.get_running_loop()
     if args.watch_stdin:
@@ -141,11 +139,17 @@ async def serve(args: argparse.Namespace) -> int:
         thread_safe=adapter_cls.thread_safe is True,
     )
     served = label(args.adapter, args.tool)
-    server = None
+    stop = asyncio.Event()
+    broken = asyncio.Event()  # set when the gRPC server fails to start: exit 1
+
+    def on_broken() -> None:
+        broken.set()
+        stop.set()
+
+    grpc_socket = None
     if args.socket:
-        server = Server([WorkerService(runtime, served)])
-        await server.start(path=args.socket)
-        os.chmod(args.socket, 0o600)
+        grpc_socket = GrpcSocket(runtime, served, on_broken)
+        grpc_socket.listen(args.socket)
     lane = None
     ready = f"READY {os.getpid()}"
     if args.lane or args.listen:
@@ -160,7 +164,6 @@ async def serve(args: argparse.Namespace) -> int:
             host, port = args.listen
             port = await lane.start_tcp(host, port, args.token, args.tls)
             ready += f" {port}"
-    stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     orphaned = asyncio.Event()
     watching = None
@@ -200,12 +203,8 @@ async def serve(args: argparse.Namespace) -> int:
         await runtime.drain()
     if lane is not None:
         await lane.close()
-    if server is not None:
-        server.close()
-        try:
-            await asyncio.wait_for(server.wait_closed(), timeout=2)
-        except TimeoutError:
-            pass
+    if grpc_socket is not None:
+        await grpc_socket.close()
     runtime.executor.shutdown(wait=False, cancel_futures=True)
     runtime.threads.close()
     try:
@@ -213,7 +212,7 @@ async def serve(args: argparse.Namespace) -> int:
     except Exception:
         log.exception("adapter cleanup() failed")
     flush_traces()  # spans the worker exports itself, if it traced calls
-    return 0
+    return 1 if broken.is_set() else 0
 
 
 async def _watch_for_host(lane: LaneServer, timeout: float, orphaned: asyncio.Event) -> None:

@@ -64,10 +64,13 @@ def _threads() -> int:
         return 1
 
 
-def preload(adapter: str, tools: list[str] | None = None) -> str | None:
+def preload(adapter: str, tools: list[str] | None = None, *, grpc: bool = True) -> str | None:
     """Import what every worker needs; the reason forking is unsafe, or None.
 
-    ``adapter``: its ``"module:Class"`` ("" for none); ``tools``: the function tools' entries.
+    ``adapter``: its ``"module:Class"`` ("" for none); ``tools``: the function tools' entries;
+    ``grpc``: whether the workers serve gRPC (else only the local lane: grpclib, the
+    generated messages and protobuf's status types, about a third of the import time, stay
+    out of the template and of every worker).
     """
     try:  # the host watches forked workers through pidfds (Linux 5.3, and allowed by seccomp)
         os.close(os.pidfd_open(os.getpid()))
@@ -75,7 +78,7 @@ def preload(adapter: str, tools: list[str] | None = None) -> str | None:
         return f"pidfd_open is not available here ({exc.strerror})"
     import ctypes  # noqa: F401  (the parent-death signal is set through it)
 
-    from . import _adapter, _connection, _functions, _lane, _runtime, _server, _service  # noqa: F401  (shared by forks)
+    from . import _adapter, _connection, _functions, _grpc_socket, _lane, _runtime, _server  # noqa: F401  (shared by forks)
     from ._placement import preload as preload_placement
 
     preload_placement()
@@ -84,12 +87,10 @@ def preload(adapter: str, tools: list[str] | None = None) -> str | None:
         import uvloop  # noqa: F401
     except ImportError:
         pass
-    _warm_messages()
+    if grpc:
+        _preload_grpc()
     _server._parser()
-    with contextlib.suppress(Exception):  # grpclib probes (once) for an optional package
-        from grpclib.encoding import proto
-
-        proto._googleapis_available()
+    _connection.capabilities()
     fds = _open_fds()
     try:
         cls = _adapter.load_adapter(adapter) if adapter else _adapter.Adapter
@@ -121,11 +122,18 @@ def preload(adapter: str, tools: list[str] | None = None) -> str | None:
     return None
 
 
-def _warm_messages() -> None:
-    """Let betterproto2 build each message class's field tables here, once, not per worker."""
+def _preload_grpc() -> None:
+    """The gRPC service, its messages' field tables (built here once, not per worker) and
+    grpclib's probe for an optional package (it runs once per process)."""
     import betterproto2
 
     from .._proto.snakepit import v1 as pb
+    from . import _service  # noqa: F401  (shared by forks)
+
+    with contextlib.suppress(Exception):
+        from grpclib.encoding import proto
+
+        proto._googleapis_available()
 
     for value in vars(pb).values():
         if isinstance(value, type) and issubclass(value, betterproto2.Message):
@@ -275,12 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snakepit_trio.worker._zygote")
     parser.add_argument("--adapter", default="")
     parser.add_argument("--tool", action="append", default=[])
+    parser.add_argument("--transport", choices=("local", "grpc"), default="grpc")
     parser.add_argument("--control-fd", type=int, required=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host owns Ctrl-C
     control = socket.socket(fileno=args.control_fd)
     template = Template(control)
-    unsafe = preload(args.adapter, args.tool)
+    unsafe = preload(args.adapter, args.tool, grpc=args.transport == "grpc")
     if unsafe is not None:
         template.send({"unsafe": unsafe})
         os._exit(0)  # not sys.exit: it would wait for the threads the adapter started

@@ -38,6 +38,15 @@ class Echo(Adapter):
         return sorted(name for name in sys.modules if name.split(".")[0] in {"trio", "outcome"})
 
     @tool
+    def loaded(self, names: list[str]) -> list[str]:
+        """Which of ``names`` this process has imported."""
+        return [name for name in names if name in sys.modules]
+
+    @tool
+    def argv(self) -> list[str]:
+        return list(sys.argv)
+
+    @tool
     def sleep(self, seconds: float, ctx: ToolContext) -> str:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
