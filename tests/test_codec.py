@@ -91,3 +91,55 @@ def test_decoding_without_a_listener_remembers_no_segment() -> None:
         out.release()
         for name in cache.free_names() + cache.out_names():
             _shm.unlink(name)
+
+
+def test_a_segment_shorter_than_its_header_says_fails_to_decode() -> None:
+    cache = SegmentCache(_shm.prefix("codectest", "host"))
+    out = Outbound(cache, threshold=1024)
+    try:
+        data = encode([b"x" * 4096], what="args", limit=1 << 20, shm=out)
+        [name] = out.names
+        header = msgpack.packb([name, 4096])
+        longer = msgpack.packb([name, 4097])  # the same length: only the size differs
+        assert data.count(header) == 1
+        told: list[str] = []
+        with pytest.raises(sp.SerializationError, match="holds 4096 bytes, not 4097"):
+            decode(data.replace(header, longer), what="args", unmapped=told.append)
+        assert told == [name]  # handed back all the same
+    finally:
+        out.release()
+        for name in cache.free_names() + cache.out_names():
+            _shm.unlink(name)
+
+
+def test_an_encoding_that_failed_leaves_nothing_for_the_next_one() -> None:
+    # The plain path reuses one packer per thread.
+    with pytest.raises(sp.SerializationError):
+        encode({"a": [1, object()]}, what="args", limit=1 << 20)
+    assert encode([1, "two"], what="args", limit=1 << 20) == msgpack.packb([1, "two"])
+
+
+def test_a_large_plain_payload_does_not_stay_in_the_reused_packer() -> None:
+    small_packer = codec._packers.packer
+    assert encode(b"small", what="args", limit=1 << 30) == msgpack.packb(b"small")
+    assert codec._packers.packer is small_packer
+    big = b"x" * (codec._KEPT_PACKER_BYTES + 1)
+    assert decode(encode(big, what="args", limit=1 << 30), what="args") == big
+    assert codec._packers.packer is not small_packer  # its grown buffer went with it
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"x" * 1024, True),
+        (bytearray(1024), True),
+        (memoryview(b"x" * 2048)[::2], True),  # 1024 bytes, not contiguous
+        ({"value": b"x" * 1024}, True),
+        ([1, (2, {"deep": b"x" * 1024})], True),
+        (b"x" * 1023, False),
+        ("x" * 4096, False),  # text never goes to shared memory
+        ([b"x" * 1024] + [b"x"] * 100, False),  # past what is looked at: the trial decides
+    ],
+)
+def test_which_payloads_skip_the_trial_encoding(value: object, expected: bool) -> None:
+    assert codec._holds_big_buffer(value, 1024) is expected

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import struct
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -314,6 +315,33 @@ def _arrow_to_segment(out: Outbound, table: Any, size: int) -> Any:
     return msgpack.ExtType(SHM_ARROW_EXT, msgpack.packb([name, size]))
 
 
+_SCANNED_ITEMS = 64  # how much of a payload _holds_big_buffer looks at before it gives up
+
+
+def _holds_big_buffer(value: Any, threshold: int) -> bool:
+    """Whether one of the first few items of ``value`` (itself, the items of its lists,
+    tuples and dicts) is bytes, a bytearray or a memoryview of ``threshold`` bytes or more.
+
+    False may be wrong for a large payload (the trial encoding decides then); True is not.
+    """
+    stack, seen = [value], 0
+    while stack and seen < _SCANNED_ITEMS:
+        item = stack.pop()
+        seen += 1
+        kind = type(item)
+        if kind is bytes or kind is bytearray:
+            if len(item) >= threshold:
+                return True
+        elif kind is memoryview:
+            if item.nbytes >= threshold:
+                return True
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+    return False
+
+
 @functools.cache  # one per threshold, not one per call
 def _probe(threshold: int) -> Any:
     def default(obj: Any) -> Any:
@@ -346,6 +374,38 @@ def _refusing_arrow(default: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return refusing
 
 
+_KEPT_PACKER_BYTES = 1 << 16  # a packer's buffer only grows: one that held more is dropped
+
+
+class _Packers(threading.local):
+    """One reusable packer per thread for the plain path: making a Packer costs several
+    times what packing a small value does, and every call, result and chunk is packed."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(use_bin_type=True, default=_default)
+        self.busy = False  # a registered type's encode may pack again, from inside pack()
+
+
+_packers = _Packers()
+
+
+def _pack_plain(value: Any) -> bytes:
+    packers = _packers
+    if packers.busy:
+        return msgpack.packb(value, use_bin_type=True, default=_default)  # type: ignore[no-any-return]
+    packers.busy = True
+    try:
+        data: bytes = packers.packer.pack(value)  # it empties itself on error too
+    except BaseException:
+        packers.packer = msgpack.Packer(use_bin_type=True, default=_default)
+        raise
+    finally:
+        packers.busy = False
+    if len(data) > _KEPT_PACKER_BYTES:
+        packers.packer = msgpack.Packer(use_bin_type=True, default=_default)
+    return data
+
+
 def encode(
     value: Any, *, what: str, limit: int, shm: Outbound | None = None, arrow: bool = True
 ) -> bytes:
@@ -364,10 +424,15 @@ def encode(
     """
     try:
         try:
-            default = _default if shm is None else _probe(shm.threshold)
-            if not arrow:
-                default = _refusing_arrow(default)
-            data: bytes = msgpack.packb(value, use_bin_type=True, default=default)
+            if shm is None and arrow:
+                data: bytes = _pack_plain(value)
+            elif shm is not None and _holds_big_buffer(value, shm.threshold):
+                raise _Big  # no trial encoding: it would copy that buffer for nothing
+            else:
+                default = _default if shm is None else _probe(shm.threshold)
+                if not arrow:
+                    default = _refusing_arrow(default)
+                data = msgpack.packb(value, use_bin_type=True, default=default)
             big = shm is not None and len(data) >= shm.threshold
         except _Big:
             big = True
@@ -434,14 +499,13 @@ def _from_segment(code: int, data: bytes, receipt: _Receipt) -> Any:
     # -- Arrow tables: a process without pyarrow maps nothing (the name is handed back) --
     if code == SHM_ARROW_EXT:
         _arrow.pyarrow("an Arrow table arrived: reading it")
-    mapping = _shm.attach(name, size)
     if code == SHM_BYTES_EXT:
-        with mapping:
-            value = bytes(mapping)
+        value = _shm.read(name, size)
         receipt.took(name)
         if unmapped is not None:
             unmapped(name)
         return value
+    mapping = _shm.attach(name, size)
     if unmapped is not None:
         # When the last array (or Arrow buffer) viewing it is gone, its maker may reuse it.
         weakref.finalize(mapping, unmapped, name)
@@ -490,7 +554,8 @@ def decode(data: bytes, *, what: str, unmapped: Unmapped | None = None) -> Any:
             type's decode raised.
     """
 
-    receipt = None if unmapped is None else _Receipt(unmapped)
+    # Only a payload that names a segment has anything to report (its name is in the bytes).
+    receipt = None if unmapped is None or _SEGMENT_MARK not in data else _Receipt(unmapped)
     hook = _plain_hook if receipt is None else receipt.hook
     try:
         try:

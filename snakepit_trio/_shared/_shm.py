@@ -135,6 +135,21 @@ def rewrite_with(name: str, fill: Fill) -> bool:
     return True
 
 
+def _open_segment(name: str) -> int:
+    """A read-only descriptor of the segment ``name``, checked as the module's rules say."""
+    if "/" in name or not name.startswith("snakepit-"):
+        raise ValueError(f"not a snakepit segment name: {name!r}")
+    fd = os.open(os.path.join(SHM_DIR, name), os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        why = _distrust(os.fstat(fd))
+        if why is not None:
+            raise PermissionError(f"shared-memory entry {name!r} is not this user's ({why})")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def attach(name: str, size: int) -> mmap.mmap:
     """Map a segment read-only (the mapping outlives the name).
 
@@ -143,16 +158,45 @@ def attach(name: str, size: int) -> mmap.mmap:
         PermissionError: the entry is not a segment this user made (see the module's rules).
         OSError: it cannot be opened or mapped (FileNotFoundError: it is gone).
     """
-    if "/" in name or not name.startswith("snakepit-"):
-        raise ValueError(f"not a snakepit segment name: {name!r}")
-    fd = os.open(os.path.join(SHM_DIR, name), os.O_RDONLY | os.O_NOFOLLOW)
+    fd = _open_segment(name)
     try:
-        why = _distrust(os.fstat(fd))
-        if why is not None:
-            raise PermissionError(f"shared-memory entry {name!r} is not this user's ({why})")
         return mmap.mmap(fd, size, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
+
+
+_MAX_READ = 0x7FFFF000  # the most one read() returns on Linux
+
+
+def read(name: str, size: int) -> bytes:
+    """A copy of a segment's first ``size`` bytes.
+
+    Read, not mapped: the kernel copies once from the segment's pages, where a fresh
+    mapping would take a page fault per page before the copy.
+
+    Raises:
+        ValueError: ``name`` is not a segment name, or the segment is shorter than ``size``.
+        PermissionError: the entry is not a segment this user made (see the module's rules).
+        OSError: it cannot be opened or read (FileNotFoundError: it is gone).
+    """
+    fd = _open_segment(name)
+    try:
+        if size <= _MAX_READ:
+            data = os.pread(fd, size, 0)
+        else:
+            parts, done = [], 0
+            while done < size:
+                part = os.pread(fd, min(size - done, _MAX_READ), done)
+                if not part:
+                    break
+                parts.append(part)
+                done += len(part)
+            data = b"".join(parts)
+    finally:
+        os.close(fd)
+    if len(data) != size:
+        raise ValueError(f"segment {name!r} holds {len(data)} bytes, not {size}")
+    return data
 
 
 def unlink(name: str) -> None:

@@ -64,6 +64,9 @@ from ._outcomes import (
 from ._slots import Slots
 from ._threads import Done, ToolThreads
 
+# Values that never hold a buffer (bytes are checked against the threshold).
+_SCALARS: frozenset[type] = frozenset({int, float, str, bool, type(None)})
+
 log = logging.getLogger("snakepit_trio.worker")
 
 Frame = list[Any]
@@ -283,7 +286,9 @@ class Runtime:
         """
         shm = None
         try:
-            if memory is None:
+            if memory is None or (
+                type(value) in _SCALARS or (type(value) is bytes and len(value) < memory.threshold)
+            ):  # nothing here can go to shared memory: no segment bookkeeping
                 return encode(value, what=what, limit=self.max_payload)
             shm = Outbound(memory.segments, memory.threshold)
             payload = encode(value, what=what, limit=self.max_payload, shm=shm)
