@@ -102,6 +102,11 @@ class Engine:
             max_retries=config.max_retries,
         )
         self.workers: dict[str, Worker] = {}  # ready and not yet exited
+        # Running counts over self.workers, kept by worker_ready and worker_exited: every
+        # call asks them, and a pool may have hundreds of workers.
+        self._without_arrow = 0
+        self._without_batch = 0
+        self._sharing_memory = 0
         self.tools: dict[str, ToolSpec] = {}
         self.counters = Counters()
         self.health = Health(config)
@@ -109,7 +114,7 @@ class Engine:
             token,
             config.shm_threshold,
             self._channel_of,
-            lambda: not self.workers or any(wk.shares_memory for wk in self.workers.values()),
+            lambda: not self.workers or self._sharing_memory > 0,
         )
         self.host_calls = HostCalls(self)
         # Events and traces; every emission point tests telemetry.on first (see _hub.py).
@@ -210,12 +215,12 @@ class Engine:
     def arrow(self) -> bool:
         """Whether the workers read Arrow tables: each ready one names "arrow" (a call may
         go to any of them). With none ready, the worker that takes the call decides."""
-        return all(w.CAP_ARROW in wk.capabilities for wk in self.workers.values())
+        return self._without_arrow == 0
 
     @property
     def runs_batches(self) -> bool:
         """Whether the workers run BATCH calls: each names "batch" (a call may go to any)."""
-        return all(w.CAP_BATCH in wk.capabilities for wk in self.workers.values())
+        return self._without_batch == 0
 
     def budget(self, timeout: float | None) -> tuple[float | None, float]:
         """The call's timeout and absolute deadline (inf without one)."""
@@ -706,8 +711,12 @@ class Engine:
             warning = unsafe_threads(self.config, description)  # once: the first worker's
             if warning is not None:
                 log.warning("%s", warning)
-        self.workers[worker.id] = worker
+        known = self.workers.get(worker.id)
+        if known is not None:
+            self._count(known, -1)
         worker.capabilities = description.capabilities
+        self._count(worker, 1)
+        self.workers[worker.id] = worker
         if self.telemetry.on:
             lifecycle_events.ready(self.telemetry, worker)
         if self.closing:  # a replacement that became ready during shutdown
@@ -719,8 +728,14 @@ class Engine:
         )
         self.workers_changed()
 
+    def _count(self, worker: Worker, sign: int) -> None:
+        self._without_arrow += sign * (w.CAP_ARROW not in worker.capabilities)
+        self._without_batch += sign * (w.CAP_BATCH not in worker.capabilities)
+        self._sharing_memory += sign * worker.shares_memory
+
     def worker_exited(self, worker: Worker, info: ExitInfo, undelivered: set[int]) -> None:
-        self.workers.pop(worker.id, None)
+        if self.workers.pop(worker.id, None) is not None:
+            self._count(worker, -1)
         self.payloads.gone(worker.id)
         self.host_calls.worker_gone(worker.id)
         worker.gone.set()

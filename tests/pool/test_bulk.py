@@ -14,6 +14,7 @@ import trio.testing
 
 import snakepit_trio as sp
 from snakepit_trio.testing import faults, open_fake_pool
+from tests.helpers import wait_for
 from tests.pool.adapters import EVENTS, RUNNING, TRIES, Tools
 
 Clock = trio.testing.MockClock
@@ -326,9 +327,7 @@ async def test_chunks_go_only_to_workers_that_say_they_run_them(autojump_clock: 
     """A worker names "batch" among its capabilities; one that does not (another runtime)
     is never sent a chunk: the caller is told to use single calls."""
     async with open_fake_pool(Tools, size=1) as pool:
-        engine = pool._engine
-        for worker in engine.workers.values():
-            worker.capabilities = frozenset()
+        _no_batches(pool)
         with pytest.raises(sp.InvalidArguments, match="chunksize=1"):
             async with pool.map("echo", [{"value": 1}, {"value": 2}], chunksize=2) as results:
                 [r async for r in results]
@@ -548,8 +547,13 @@ def _handler(pool: sp.Pool) -> None:
 
 
 def _no_batches(pool: sp.Pool) -> None:
-    for worker in pool._engine.workers.values():
+    """Its workers name no capability, as workers of another runtime may (the engine keeps
+    counts of what its workers lack: they are taken off and put back)."""
+    engine = pool._engine
+    for worker in engine.workers.values():
+        engine._count(worker, -1)
         worker.capabilities = frozenset()
+        engine._count(worker, 1)
 
 
 ONE_PER_CALL: list[tuple[str, dict[str, Any], dict[str, Any], Any]] = [
@@ -584,3 +588,24 @@ async def test_auto_sends_one_item_per_call_where_a_chunk_would_break_a_promise(
         async with pool.map("echo", [{"value": i} for i in range(50)], **map_options) as rs:
             assert [r async for r in rs] == list(range(50))
         assert pool.stats().requests - before == 50
+
+
+async def test_what_the_workers_lack_is_counted_as_they_come_and_go(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Asked on every call, so counted as workers come and go rather than looked up in each.
+    async with open_fake_pool(Tools, size=2) as pool:
+        engine = pool._engine
+        assert engine.runs_batches and engine.arrow
+        lacking = next(iter(engine.workers.values()))
+        engine._count(lacking, -1)
+        lacking.capabilities = frozenset()  # as a worker of another runtime may
+        engine._count(lacking, 1)
+        assert not engine.runs_batches and not engine.arrow
+        faults(pool).crash(lacking.id)
+        await trio.testing.wait_all_tasks_blocked()
+        assert lacking.id not in engine.workers
+        assert engine.runs_batches and engine.arrow  # the worker that lacked them is gone
+        await wait_for(lambda: len(engine.workers) == 2, 60)  # its replacement, backed off
+        assert engine.runs_batches and engine.arrow
+        assert (engine._without_arrow, engine._without_batch) == (0, 0)
