@@ -40,6 +40,12 @@ class ToolSpec:
     streaming: bool
     params: tuple[ParamSpec, ...]
     accepts_extra: bool = False
+    # The parameters' names, once per tool rather than once per call.
+    _names: frozenset[str] = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    @_names.default
+    def _names_of_params(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params)
 
 
 def check_arguments(spec: ToolSpec, args: Any) -> None:
@@ -48,7 +54,7 @@ def check_arguments(spec: ToolSpec, args: Any) -> None:
         raise InvalidArguments(
             spec.name, None, f"pass a dict of keyword arguments, not {type(args).__name__}"
         )
-    names = {p.name for p in spec.params}
+    names = spec._names
     for key in args:
         if not isinstance(key, str):
             raise InvalidArguments(spec.name, None, f"argument names must be str, got {key!r}")

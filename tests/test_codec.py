@@ -112,22 +112,6 @@ def test_a_segment_shorter_than_its_header_says_fails_to_decode() -> None:
             _shm.unlink(name)
 
 
-def test_an_encoding_that_failed_leaves_nothing_for_the_next_one() -> None:
-    # The plain path reuses one packer per thread.
-    with pytest.raises(sp.SerializationError):
-        encode({"a": [1, object()]}, what="args", limit=1 << 20)
-    assert encode([1, "two"], what="args", limit=1 << 20) == msgpack.packb([1, "two"])
-
-
-def test_a_large_plain_payload_does_not_stay_in_the_reused_packer() -> None:
-    small_packer = codec._packers.packer
-    assert encode(b"small", what="args", limit=1 << 30) == msgpack.packb(b"small")
-    assert codec._packers.packer is small_packer
-    big = b"x" * (codec._KEPT_PACKER_BYTES + 1)
-    assert decode(encode(big, what="args", limit=1 << 30), what="args") == big
-    assert codec._packers.packer is not small_packer  # its grown buffer went with it
-
-
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import struct
-import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -374,38 +373,6 @@ def _refusing_arrow(default: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return refusing
 
 
-_KEPT_PACKER_BYTES = 1 << 16  # a packer's buffer only grows: one that held more is dropped
-
-
-class _Packers(threading.local):
-    """One reusable packer per thread for the plain path: making a Packer costs several
-    times what packing a small value does, and every call, result and chunk is packed."""
-
-    def __init__(self) -> None:
-        self.packer = msgpack.Packer(use_bin_type=True, default=_default)
-        self.busy = False  # a registered type's encode may pack again, from inside pack()
-
-
-_packers = _Packers()
-
-
-def _pack_plain(value: Any) -> bytes:
-    packers = _packers
-    if packers.busy:
-        return msgpack.packb(value, use_bin_type=True, default=_default)  # type: ignore[no-any-return]
-    packers.busy = True
-    try:
-        data: bytes = packers.packer.pack(value)  # it empties itself on error too
-    except BaseException:
-        packers.packer = msgpack.Packer(use_bin_type=True, default=_default)
-        raise
-    finally:
-        packers.busy = False
-    if len(data) > _KEPT_PACKER_BYTES:
-        packers.packer = msgpack.Packer(use_bin_type=True, default=_default)
-    return data
-
-
 def encode(
     value: Any, *, what: str, limit: int, shm: Outbound | None = None, arrow: bool = True
 ) -> bytes:
@@ -424,15 +391,12 @@ def encode(
     """
     try:
         try:
-            if shm is None and arrow:
-                data: bytes = _pack_plain(value)
-            elif shm is not None and _holds_big_buffer(value, shm.threshold):
+            if shm is not None and _holds_big_buffer(value, shm.threshold):
                 raise _Big  # no trial encoding: it would copy that buffer for nothing
-            else:
-                default = _default if shm is None else _probe(shm.threshold)
-                if not arrow:
-                    default = _refusing_arrow(default)
-                data = msgpack.packb(value, use_bin_type=True, default=default)
+            default = _default if shm is None else _probe(shm.threshold)
+            if not arrow:
+                default = _refusing_arrow(default)
+            data: bytes = msgpack.packb(value, use_bin_type=True, default=default)
             big = shm is not None and len(data) >= shm.threshold
         except _Big:
             big = True
