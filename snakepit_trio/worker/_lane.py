@@ -297,6 +297,10 @@ def _ssl_reason(exc: BaseException) -> str:
 
 
 def _hello(frame: object) -> w.Hello | None:
+    # Asked of every batch's first frame: only a HELLO is parsed here (the connection
+    # parses every frame, this one included, when it handles the batch).
+    if type(frame) is not list or not frame or frame[0] != w.HELLO:
+        return None
     try:
         parsed = w.parse_from_host(frame)
     except w.ProtocolViolation:
