@@ -172,6 +172,12 @@ class ToolInfo:
     context_param: str | None
     fn: Callable[..., Any]
     exclusive: bool = False  # one call at a time (a lock per tool)
+    # The parameters' names, once per tool rather than once per call (as ToolSpec's).
+    _names: frozenset[str] = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    @_names.default
+    def _names_of_params(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params)
 
     @property
     def threaded(self) -> bool:
@@ -183,7 +189,7 @@ def check_arguments(info: ToolInfo, args: Any) -> tuple[str | None, str] | None:
     """Return ``(param, reason)`` when ``args`` cannot be passed to the tool, else None."""
     if not isinstance(args, dict):
         return None, f"expected a dict of keyword arguments, got {type(args).__name__}"
-    names = {p.name for p in info.params}
+    names = info._names
     for key in args:
         if not isinstance(key, str):
             return None, f"argument names must be strings, got {key!r}"
