@@ -14,7 +14,9 @@ took it.
 
 Latency: when the lane is quiet, the first frame of a scheduler tick is written at once from
 the caller (a non-blocking send), which saves waiting one tick for the writer; the frames
-that follow in the same tick still go together through the writer.
+that follow in the same tick still go together through the writer. What ends a tick's eager
+turn is the next read or the writer's next run, whichever comes first: the writer is not
+woken for an eager send the socket took whole (that wake-up cost a task switch per call).
 """
 
 from __future__ import annotations
@@ -215,14 +217,15 @@ class LaneChannel:
             and not self._unsent
         ):
             self._eager_used = True
-            self._send_now(_pack([frame]))
-            self._lot.unpark()  # the writer ends the tick's eager turn (and sends any rest)
+            if self._send_now(_pack([frame])):
+                self._lot.unpark()  # the socket took part of it: the writer sends the rest
             return
         self._pending.append(frame)
         if len(self._pending) == 1:
             self._lot.unpark()
 
-    def _send_now(self, data: bytes) -> None:
+    def _send_now(self, data: bytes) -> bool:
+        """Send ``data`` without blocking; True if part of it is left for the writer."""
         assert self._sock is not None
         try:
             sent = self._sock.send(data)
@@ -232,6 +235,8 @@ class LaneChannel:
             sent = 0  # the writer meets the error again and reports the lane lost
         if sent < len(data):
             self._unsent += data[sent:]
+            return True
+        return False
 
     async def aclose(self) -> set[int]:
         """Stop the pumps, close the socket; return ids of CALL and BATCH frames never written."""
@@ -284,6 +289,7 @@ class LaneChannel:
                 if not data:
                     self._lost("the worker closed the lane")
                     return
+                self._eager_used = False  # a new tick: its first frame may go at once
                 buffer += data
                 messages = self._parse(buffer)
                 if messages:
