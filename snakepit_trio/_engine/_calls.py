@@ -1,9 +1,10 @@
 """The host's side of a call in flight: who waits for its frames, and how errors read.
 
 A handle is attached to each dispatcher ``Call``. The engine hands it the worker's frames
-(``chunk``, ``progress``, ``deliver`` for the final frame) or a failure (``fail``); the handle
-wakes the Trio task waiting on it. ``UnaryHandle`` is one task waiting for one final frame;
-``StreamHandle`` buffers chunks under a credit window (the public ``Stream`` wraps it).
+(``chunk`` and ``chunks``, ``progress``, ``deliver`` for the final frame) or a failure
+(``fail``); the handle wakes the Trio task waiting on it. ``UnaryHandle`` is one task
+waiting for one final frame; ``StreamHandle`` buffers chunks under a credit window (the
+public ``Stream`` wraps it).
 Both park their task with ``wait_task_rescheduled``: no Event or channel per call.
 
 Which frames a call may get is checked here (``accepts``), before a batch is applied: a
@@ -93,6 +94,7 @@ class CallHandle(Protocol):
     def accepts(self, frame: w.CallFrame) -> str | None: ...
     def requeued(self) -> None: ...
     def chunk(self, payload: bytes) -> None: ...
+    def chunks(self, payloads: list[bytes]) -> None: ...
     def progress(self, frame: w.Progress) -> None: ...
     def deliver(self, frame: w.Result | w.End | w.Error) -> None: ...
     def fail(self, error: SnakepitError) -> None: ...
@@ -145,7 +147,7 @@ class UnaryHandle:
             self.scope.deadline = min(self.call_deadline, self.queue_deadline)
 
     def accepts(self, frame: w.CallFrame) -> str | None:
-        if type(frame) is w.Chunk or type(frame) is w.End:
+        if type(frame) is w.Chunk or type(frame) is w.Chunks or type(frame) is w.End:
             return f"{type(frame).__name__.upper()} for unary call {frame.id}"
         return None
 
@@ -156,6 +158,9 @@ class UnaryHandle:
         self._wake(outcome.Error(error))
 
     def chunk(self, payload: bytes) -> None:
+        raise AssertionError("accepts() refuses chunks for unary calls")
+
+    def chunks(self, payloads: list[bytes]) -> None:
         raise AssertionError("accepts() refuses chunks for unary calls")
 
     def progress(self, frame: w.Progress) -> None:
@@ -222,6 +227,16 @@ class StreamHandle:
             if self._credit <= 0:
                 return f"CHUNK beyond the credit granted to streaming call {frame.id}"
             self._credit -= 1  # counted here: a batch may hold several chunks
+        elif type(frame) is w.Chunks:
+            n = len(frame.chunks)
+            if n == 0:
+                return f"CHUNKS with no chunk for streaming call {frame.id}"
+            if n > self._credit:
+                return (
+                    f"CHUNKS of {n} chunks beyond the credit granted to streaming call "
+                    f"{frame.id} ({max(self._credit, 0)} left)"
+                )
+            self._credit -= n
         elif type(frame) is w.Result:
             return f"RESULT for streaming call {frame.id} (a stream ends with END)"
         return None
@@ -303,6 +318,15 @@ class StreamHandle:
         if self.observed is not None:
             self.observed.chunk(payload)
         self.buffer.append(payload)
+        self._wake()
+
+    def chunks(self, payloads: list[bytes]) -> None:
+        """Several chunks in one frame (CHUNKS): buffered at once, one wake-up."""
+        self.received += len(payloads)
+        if self.observed is not None:
+            for payload in payloads:
+                self.observed.chunk(payload)
+        self.buffer.extend(payloads)
         self._wake()
 
     def progress(self, frame: w.Progress) -> None:

@@ -4,13 +4,14 @@ A worker that breaks the protocol is replaced (the engine kills it with cause "p
 this module only decides whether a batch is acceptable. Rules, besides each frame's own
 shape (``_shared/_frames.py``):
 - WELCOME belongs to the handshake; after it, it is a violation.
-- A call's frames (RESULT, CHUNK, END, ERROR, PROGRESS) must name a call this worker is
+- A call's frames (RESULT, CHUNK, CHUNKS, END, ERROR, PROGRESS) must name a call this worker is
   running: the dispatcher holds a call on its worker until that worker's final frame, so
   a frame for any other id, or after the call's final frame, is out of order.
 - ERROR "cancelled" with ``{"started": False}`` (the call was given back unstarted) only
   for a call the host revoked or cancelled.
 - The call's handle decides what fits it: no chunks for unary calls, no RESULT for streams,
-  no chunk beyond the credit the host granted.
+  no chunk beyond the credit the host granted (a CHUNKS counts each of its chunks, and
+  holds at least one).
 - EVENT: a name of dotted words, numbers as measurements, str keys (``telemetry/
   _from_workers.py``). Its call_id is not checked: a tool may emit after its call ended.
 """
@@ -42,7 +43,7 @@ from ._watchdog import Watchdog
 log = logging.getLogger("snakepit_trio")
 
 _FINAL: frozenset[type[Any]] = frozenset({w.Result, w.End, w.Error})
-_OF_A_CALL: frozenset[type[Any]] = _FINAL | {w.Chunk, w.Progress}
+_OF_A_CALL: frozenset[type[Any]] = _FINAL | {w.Chunk, w.Chunks, w.Progress}
 
 
 def not_started(frame: w.Error) -> bool:
@@ -222,6 +223,13 @@ class Inbound:
         else:
             self._engine.payloads.drop(frame.chunk)  # the consumer left: never decoded
 
+    def _on_chunks(self, worker: Worker, frame: w.Chunks, call: Call) -> None:
+        if call.state is CallState.SENT:
+            call.handle.chunks(frame.chunks)
+        else:
+            for payload in frame.chunks:  # the consumer left: never decoded
+                self._engine.payloads.drop(payload)
+
     def _on_progress(self, worker: Worker, frame: w.Progress, call: Call) -> None:
         call.handle.progress(frame)
 
@@ -291,6 +299,7 @@ class Inbound:
         w.UnmappedArgs: _on_unmapped_args,
         w.Event: _on_event,
         w.Chunk: _on_chunk,
+        w.Chunks: _on_chunks,
         w.Progress: _on_progress,
         w.Result: _on_final,
         w.End: _on_final,

@@ -11,8 +11,8 @@ return a typed, field-named tuple or raise ``ProtocolViolation`` naming the kind
 and what was wrong. The parsers are made from ``TABLE``, so code and table cannot disagree.
 
 Field types: ``uint`` (a non-negative int), ``str``, ``bin`` (bytes), ``number`` (int or
-float), ``map``, ``[str]`` (a list of strings); a trailing ``?`` also allows nil. Fields after
-``TABLE``'s required count may be left off the end of the array.
+float), ``map``, ``[str]`` (a list of strings), ``[bin]`` (a list of bytes); a trailing ``?``
+also allows nil. Fields after ``TABLE``'s required count may be left off the end of the array.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ HOST_CANCEL: Final = 19
 EVENT: Final = 20
 HOST_TOOLS: Final = 21
 BATCH: Final = 22  # host -> worker: a kind's number says nothing of its direction (TABLE does)
+CHUNKS: Final = 23  # worker -> host
 
 # Frames that start a call (a transport reports the ids of those it never delivered).
 CALL_KINDS: Final = frozenset({CALL, BATCH})
@@ -59,7 +60,8 @@ CAP_EVENTS: Final = "events"  # EVENT
 CAP_CALL_META: Final = "call_meta"  # CALL's meta map
 CAP_BATCH: Final = "batch"  # BATCH
 CAP_ARROW: Final = "arrow"  # payloads' extension types 4 and 5 (Arrow IPC streams), read
-HOST_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS)
+CAP_CHUNKS: Final = "chunks"  # CHUNKS (a host that reads several chunks in one frame)
+HOST_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS, CAP_CHUNKS)
 WORKER_CAPABILITIES: Final = (CAP_HOST_TOOLS, CAP_EVENTS, CAP_CALL_META, CAP_BATCH)
 
 # ERROR kinds.
@@ -99,6 +101,9 @@ HOST_ERROR_KINDS: Final = frozenset(
 # not hold a whole batch of small results behind it for long.
 MAX_BATCH_FRAMES: Final = 512
 MAX_BATCH_BYTES: Final = 1 << 20
+# A CHUNKS frame holds at most as many chunks and bytes as a message would as CHUNK frames
+# (one larger chunk travels alone, as it would in a CHUNK).
+MAX_CHUNKS: Final = MAX_BATCH_FRAMES
 
 # The local lane: each message is a msgpack array of frames, prefixed with its length.
 LANE_HEADER_BYTES: Final = 4  # unsigned, little-endian
@@ -193,6 +198,7 @@ TABLE: Final[dict[int, FrameSpec]] = {
         "time:number",
     ),
     HOST_TOOLS: _spec("HOST_TOOLS", False, "id:uint", "call_id:uint"),
+    CHUNKS: _spec("CHUNKS", False, "id:uint", "chunks:[bin]"),
 }
 
 
@@ -271,6 +277,11 @@ class Chunk(NamedTuple):
     chunk: bytes
 
 
+class Chunks(NamedTuple):
+    id: int
+    chunks: list[bytes]  # in the order they were yielded; at least one
+
+
 class End(NamedTuple):
     id: int
 
@@ -345,6 +356,7 @@ HostFrame = (
 WorkerFrame = (
     Result
     | Chunk
+    | Chunks
     | End
     | Error
     | Progress
@@ -357,7 +369,7 @@ WorkerFrame = (
     | HostTools
 )
 # Frames that belong to one call, by the call's id.
-CallFrame = Result | Chunk | End | Error | Progress
+CallFrame = Result | Chunk | Chunks | End | Error | Progress
 
 TYPES: Final[dict[int, type[tuple[Any, ...]]]] = {
     CALL: Call,
@@ -373,6 +385,7 @@ TYPES: Final[dict[int, type[tuple[Any, ...]]]] = {
     BATCH: Batch,
     RESULT: Result,
     CHUNK: Chunk,
+    CHUNKS: Chunks,
     END: End,
     ERROR: Error,
     PROGRESS: Progress,
@@ -465,6 +478,10 @@ def chunk(id: int, payload: bytes) -> list[Any]:
     return [CHUNK, id, payload]
 
 
+def chunks(id: int, payloads: list[bytes]) -> list[Any]:
+    return [CHUNKS, id, payloads]
+
+
 def end(id: int) -> list[Any]:
     return [END, id]
 
@@ -538,6 +555,10 @@ def _is_str_list(v: object) -> bool:
     return type(v) is list and all(type(x) is str for x in v)
 
 
+def _is_bin_list(v: object) -> bool:
+    return type(v) is list and all(type(x) is bytes for x in v)
+
+
 _CHECKS: Final[dict[str, Callable[[object], bool]]] = {
     "uint": _is_uint,
     "str": lambda v: type(v) is str,
@@ -545,6 +566,7 @@ _CHECKS: Final[dict[str, Callable[[object], bool]]] = {
     "number": _is_number,
     "map": lambda v: type(v) is dict,
     "[str]": _is_str_list,
+    "[bin]": _is_bin_list,
 }
 
 
@@ -582,6 +604,7 @@ _INLINE: Final[dict[str, str]] = {
     "number": "(type({v}) is int or type({v}) is float)",
     "map": "type({v}) is dict",
     "[str]": "(type({v}) is list and all(type(x) is str for x in {v}))",
+    "[bin]": "(type({v}) is list and all(type(x) is bytes for x in {v}))",
 }
 
 
@@ -721,6 +744,11 @@ def payload_size(frame: list[Any]) -> int:
     kind = frame[0]
     if kind in (RESULT, CHUNK) and len(frame) > 2 and type(frame[2]) is bytes:
         return len(frame[2])
+    if kind == CHUNKS and len(frame) > 2 and type(frame[2]) is list:
+        try:
+            return sum(map(len, frame[2]))  # per chunk of every stream: no Python loop
+        except TypeError:
+            return 0  # not all bytes: the receiver refuses the frame anyway
     if kind == HOST_CALL and len(frame) > 4 and type(frame[4]) is bytes:
         return len(frame[4])
     if kind == ERROR and len(frame) > 4:

@@ -61,23 +61,30 @@ class GeneratorPump:
     def run(self) -> None:
         finished, error = False, None
         try:
-            while True:
+            while not finished:
                 with self._cond:
                     while self._credit <= 0 and not self._cancelled:
                         self._cond.wait()
                     if self._cancelled:
                         break
-                    self._credit -= 1
-                try:
-                    item = next(self._gen)
-                except StopIteration:
-                    finished = True
+                    # All the credit there is, taken at once: the condition is not taken
+                    # again until it is spent (a cancel is seen between items all the same).
+                    take, self._credit = self._credit, 0
+                for _ in range(take):
+                    if self._cancelled:
+                        break
+                    try:
+                        item = next(self._gen)
+                    except StopIteration:
+                        finished = True
+                        break
+                    with self._lock:
+                        self._items.append(item)
+                        first = len(self._items) == 1
+                    if first:
+                        self._loop.call_soon_threadsafe(self._flush)
+                if self._cancelled:
                     break
-                with self._lock:
-                    self._items.append(item)
-                    first = len(self._items) == 1
-                if first:
-                    self._loop.call_soon_threadsafe(self._flush)
         except BaseException as exc:  # the tool's error, reported after its chunks
             error = exc
         finally:

@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
+from msgpack import packb as _packb
 
 from .._errors import PayloadTooLarge, SerializationError
 from .._shared import _frames as w
@@ -66,6 +67,9 @@ from ._threads import Done, ToolThreads
 
 # Values that never hold a buffer (bytes are checked against the threshold).
 _SCALARS: frozenset[type] = frozenset({int, float, str, bool, type(None)})
+# Values msgpack packs in at most 9 bytes (an int out of its range raises OverflowError).
+_TINY: frozenset[type] = frozenset({int, float, bool, type(None)})
+_SMALL_BYTES = 1024  # bytes up to this long are packed directly (see Runtime.encode)
 
 log = logging.getLogger("snakepit_trio.worker")
 
@@ -197,6 +201,9 @@ class Runtime:
         self._on_session_end = on_session_end
         self.capacity = capacity
         self.max_payload = max_payload
+        # The longest bytes whose encoding (5 bytes of header at most) fits the limit: such
+        # values, and tiny scalars, are packed with no check to make (most stream chunks).
+        self._small = min(_SMALL_BYTES, max_payload - 9)
         token, worker_id = os.environ.get(POOL_TOKEN), os.environ.get(WORKER_ID)
         self.segments = (
             SegmentCache(_shm.prefix(token, worker_id))
@@ -284,6 +291,17 @@ class Runtime:
                 code of the value's own that raised, included).
             PayloadTooLarge: its encoding is over the payload limit.
         """
+        kind = type(value)
+        if (kind in _TINY and self._small >= 0) or (
+            kind is bytes
+            and len(value) <= self._small
+            and (memory is None or len(value) < memory.threshold)
+        ):
+            try:
+                packed: bytes = _packb(value, use_bin_type=True)
+                return packed
+            except OverflowError:
+                pass  # an int msgpack cannot hold: encode() below says so
         shm = None
         try:
             if memory is None or (
@@ -669,11 +687,12 @@ class Runtime:
         failed: list[BaseException] = []
 
         def emit(items: list[Any]) -> None:
+            encode, memory, call_id = self.encode, call.memory, call.id  # per burst, not item
             for item in items:
                 if failed:
                     return
                 try:
-                    sink(w.chunk(call.id, self.encode(item, what=what, memory=call.memory)))
+                    sink(w.chunk(call_id, encode(item, what=what, memory=memory)))
                 except BaseException as exc:  # the stream's error: it must not end with END
                     failed.append(exc)
                     pump.cancel()

@@ -8,6 +8,7 @@ test can see what happens to calls on a worker that is replaced.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from snakepit_trio.worker import Adapter, ToolContext, tool
@@ -46,6 +47,14 @@ class Rogue(Adapter):
         for frame in frames:
             sink(frame)
         await asyncio.Event().wait()
+
+    @tool
+    async def flood(self, chunks: int, ctx: ToolContext) -> AsyncIterator[None]:
+        """A stream that sends one CHUNKS frame of ``chunks`` nil values, whatever its
+        credit; then runs until cancelled."""
+        _sink(ctx)([23, ctx.request_id, [b"\xc0"] * chunks])
+        await asyncio.Event().wait()
+        yield None  # never reached: makes the tool a stream
 
     @tool
     async def answer(self, result: bytes, ctx: ToolContext) -> None:

@@ -122,3 +122,46 @@ def test_a_malformed_call_is_answered_with_a_protocol_error(worker: tuple[str, s
         assert lane.until(lambda f: f[:2] == [10, 4242])[-1][:2] == [10, 4242]
     finally:
         lane.close()
+
+
+def _stream(lane: Lane, call_id: int, n: int) -> list[Any]:
+    """Call ``count`` (an async generator that yields ``n`` ints without pausing) with
+    credit for all of them and one more (a generator asks for its next value only when it
+    has credit: that is how it learns it has ended); every chunk frame of that call, up to
+    its END."""
+    lane.send([[0, call_id, "count", msgpack.packb({"n": n}), None, None, n + 1]])
+    frames = lane.until(lambda f: f[0] in (w.END, w.ERROR) and f[1] == call_id)
+    assert frames[-1][0] == w.END, frames[-1]
+    return [f for f in frames if f[0] in (w.CHUNK, w.CHUNKS) and f[1] == call_id]
+
+
+def _values(frames: list[Any]) -> list[Any]:
+    payloads = [p for f in frames for p in (f[2] if f[0] == w.CHUNKS else [f[2]])]
+    return [msgpack.unpackb(p) for p in payloads]
+
+
+def test_chunks_that_pile_up_leave_in_one_chunks_frame_to_a_host_that_reads_them(
+    worker: tuple[str, str],
+) -> None:
+    # The generator yields 600 values in one pass of the worker's loop: they pile up before
+    # the writer runs, so they leave in CHUNKS frames of at most 512 chunks each.
+    lane = Lane(worker[1], w.hello(capabilities=(w.CAP_CHUNKS,)))
+    try:
+        frames = _stream(lane, 1, 600)
+        assert _values(frames) == list(range(600))
+        assert {f[0] for f in frames} == {w.CHUNKS}
+        assert len(frames) < 600 and max(len(f[2]) for f in frames) <= w.MAX_CHUNKS
+    finally:
+        lane.close()
+
+
+def test_a_host_that_did_not_name_chunks_gets_one_chunk_frame_each(
+    worker: tuple[str, str],
+) -> None:
+    lane = Lane(worker[1], w.hello(capabilities=()))
+    try:
+        frames = _stream(lane, 1, 600)
+        assert _values(frames) == list(range(600))
+        assert {f[0] for f in frames} == {w.CHUNK} and len(frames) == 600
+    finally:
+        lane.close()

@@ -36,7 +36,7 @@ def documented_table() -> dict[int, tuple[str, bool, list[tuple[str, str]], int]
 
 def test_the_proto_documents_exactly_the_code_table() -> None:
     documented = documented_table()
-    assert len(documented) == len(w.TABLE) == 23
+    assert len(documented) == len(w.TABLE) == 24
     for kind, spec in w.TABLE.items():
         assert documented[kind] == (spec.name, spec.to_worker, list(spec.fields), spec.required)
         assert getattr(w, spec.name) == kind
@@ -51,8 +51,9 @@ VALID: dict[str, Any] = {
     "number": 1.5,
     "map": {"a": 1},
     "[str]": ["x"],
+    "[bin]": [b"x", b""],
 }
-OTHERS: list[Any] = [-1, True, "s", b"b", 1.5, {"a": 1}, ["x"], [1], None]
+OTHERS: list[Any] = [-1, True, "s", b"b", 1.5, {"a": 1}, ["x"], [1], [b"x", "y"], [], None]
 
 
 def valid_frame(kind: int) -> list[Any]:
@@ -102,6 +103,7 @@ def fits(type_: str, value: Any) -> bool:
         "number": lambda v: type(v) in (int, float),
         "map": lambda v: type(v) is dict,
         "[str]": lambda v: type(v) is list and all(type(x) is str for x in v),
+        "[bin]": lambda v: type(v) is list and all(type(x) is bytes for x in v),
     }[type_.rstrip("?")](value)
 
 
@@ -142,6 +144,7 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.result(1, b"x", 0.001),
         w.result(1, b"x", None),
         w.chunk(1, b"x"),
+        w.chunks(1, [b"x", b"y"]),
         w.end(1),
         w.error(1, "ValueError", "no", w.KIND_REMOTE, "tb"),
         w.error(1, "PayloadTooLarge", "big", w.KIND_PAYLOAD_TOO_LARGE, detail={"size": 2}),
@@ -160,6 +163,7 @@ def test_constructors_build_what_the_parsers_accept() -> None:
         w.Result,
         w.Result,
         w.Chunk,
+        w.Chunks,
         w.End,
         w.Error,
         w.Error,

@@ -17,7 +17,7 @@ import snakepit_trio as sp
 from tests.helpers import wait_for
 
 ROGUE = "tests.adapters.rogue:Rogue"
-RESULT, CHUNK, ERROR, WELCOME, EVENT = 10, 11, 13, 16, 20
+RESULT, CHUNK, ERROR, WELCOME, EVENT, CHUNKS = 10, 11, 13, 16, 20, 23
 
 CASES: dict[str, tuple[list[Any], bool]] = {
     "a frame that is not an array": (["junk"], False),
@@ -78,6 +78,47 @@ async def test_a_bad_batch_replaces_the_worker_and_ends_its_calls(case: str) -> 
             assert await pool.execute("ok") == "ok"  # a new worker serves
         assert [w.id for w in pool.workers()] != [before.id]
         assert pool.stats().crashes == 1
+
+
+async def test_a_chunks_frame_for_a_unary_call_replaces_the_worker() -> None:
+    async with sp.open_pool(ROGUE, size=1, worker_capacity=4, registry=False) as pool:
+        outcomes = await held_then_rogue(pool, lambda held: [[CHUNKS, held, [b"\xc0"]]])
+        assert isinstance(outcomes["held"], sp.WorkerCrashed), outcomes["held"]
+        assert outcomes["held"].cause == "protocol"
+        assert "CHUNKS for unary call" in str(outcomes["held"])
+
+
+@pytest.mark.parametrize(
+    ("chunks", "reason"),
+    [(3, "CHUNKS of 3 chunks beyond the credit"), (0, "CHUNKS with no chunk")],
+    ids=["beyond the credit", "empty"],
+)
+async def test_a_chunks_frame_that_does_not_fit_the_stream_replaces_the_worker(
+    chunks: int, reason: str
+) -> None:
+    async with sp.open_pool(ROGUE, size=1, registry=False) as pool:
+        [before] = pool.workers()
+        with trio.fail_after(10), pytest.raises(sp.WorkerCrashed) as info:
+            async with pool.stream("flood", {"chunks": chunks}, window=2) as stream:
+                async for _ in stream:
+                    pass
+        assert info.value.cause == "protocol" and reason in str(info.value)
+        with trio.fail_after(10):
+            assert await pool.execute("ok") == "ok"  # a new worker serves
+        assert [w.id for w in pool.workers()] != [before.id]
+
+
+async def test_a_chunks_frame_within_the_credit_is_read_whole() -> None:
+    async with sp.open_pool(ROGUE, size=1, registry=False) as pool:
+        got = []
+        with trio.fail_after(10):
+            async with pool.stream("flood", {"chunks": 2}, window=2) as stream:
+                async for value in stream:
+                    got.append(value)
+                    if len(got) == 2:
+                        break
+        assert got == [None, None]
+        assert pool.stats().crashes == 0
 
 
 async def test_no_batch_is_half_applied() -> None:

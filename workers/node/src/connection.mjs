@@ -3,7 +3,10 @@
 //
 // The carriers (lane.mjs, grpc.mjs) feed it decoded batches (`handle`) and send what
 // `takeBatches` gives them when it calls their `wake`. Frames produced while a message is on
-// the wire pile up in the outbox and leave together in the next message.
+// the wire pile up in the outbox and leave together in the next message. Chunks that pile up
+// go to a host that named "chunks" in one CHUNKS frame: a CHUNK emitted right after a CHUNKS
+// of the same call, with nothing in between, joins it (up to MAX_CHUNKS chunks and
+// MAX_BATCH_BYTES bytes), so the host handles a burst of chunks at once.
 
 import { pack } from "./msgpack.mjs";
 import { outlet } from "./events.mjs";
@@ -16,6 +19,8 @@ export class Connection {
   #wake;
   #link; // what a call started here is given: where its frames go, its host calls, its events
   #woken = false;
+  #run = null; // the CHUNKS frame that chunks may still join
+  #runBytes = 0; // its chunks' bytes
 
   /**
    * @param {import("./runtime.mjs").Runtime} runtime
@@ -49,6 +54,23 @@ export class Connection {
 
   emit(frame) {
     if (this.closed) return; // the host is gone; its calls are being cancelled
+    if (frame[0] === w.CHUNK && this.hostCapabilities.has(w.CAP_CHUNKS)) {
+      const run = this.#run;
+      const payload = frame[2];
+      if (
+        run !== null &&
+        this.outbox[this.outbox.length - 1] === run && // nothing queued since, not sent yet
+        run[1] === frame[1] &&
+        run[2].length < w.MAX_CHUNKS &&
+        this.#runBytes + payload.byteLength <= w.MAX_BATCH_BYTES
+      ) {
+        run[2].push(payload);
+        this.#runBytes += payload.byteLength;
+        return; // the carrier was woken when the run began
+      }
+      frame = this.#run = w.chunks(frame[1], [payload]);
+      this.#runBytes = payload.byteLength;
+    }
     this.outbox.push(frame);
     if (!this.#woken) {
       this.#woken = true;
@@ -176,6 +198,7 @@ export class Connection {
    */
   takeBatches() {
     this.#woken = false;
+    this.#run = null; // sent: no chunk joins it now
     const frames = this.outbox;
     this.outbox = [];
     return w.splitBatches(frames, w.payloadSize).map((batch) => pack(batch));

@@ -37,6 +37,7 @@ export const HOST_CANCEL = 19;
 export const EVENT = 20;
 export const HOST_TOOLS = 21;
 export const BATCH = 22; // host -> worker: a kind's number says nothing of its direction
+export const CHUNKS = 23; // worker -> host (this worker sends CHUNK; hosts read both)
 
 /** Frames that start a call. */
 export const CALL_KINDS = new Set([CALL, BATCH]);
@@ -46,6 +47,7 @@ export const CAP_HOST_TOOLS = "host_tools";
 export const CAP_EVENTS = "events";
 export const CAP_CALL_META = "call_meta";
 export const CAP_BATCH = "batch";
+export const CAP_CHUNKS = "chunks"; // a host's: it reads CHUNKS
 // Arrow tables (extension 4): this worker reads none, but carries them through unchanged as
 // ArrowIPC bytes, which the proto allows a worker that names "arrow" to do.
 export const CAP_ARROW = "arrow";
@@ -82,6 +84,7 @@ export const HOST_ERROR_KINDS = new Set([
 // not hold a batch of small results behind it for long.
 export const MAX_BATCH_FRAMES = 512;
 export const MAX_BATCH_BYTES = 1 << 20;
+export const MAX_CHUNKS = MAX_BATCH_FRAMES; // chunks in one CHUNKS frame
 export const LANE_HEADER_BYTES = 4; // unsigned, little-endian
 
 function spec(name, toWorker, fields, required = fields.length) {
@@ -113,6 +116,7 @@ export const TABLE = new Map([
   [EVENT, spec("EVENT", false, ["call_id:uint?", "name:str", "measurements:map", "metadata:map", "time:number"])],
   [HOST_TOOLS, spec("HOST_TOOLS", false, ["id:uint", "call_id:uint"])],
   [BATCH, spec("BATCH", true, ["id:uint", "tool:str", "args:bin", "session_id:str?", "deadline:number?", "stop:uint", "meta:map?"], 6)],
+  [CHUNKS, spec("CHUNKS", false, ["id:uint", "chunks:[bin]"])],
 ]);
 
 /** A decoded msgpack map: a plain object (not an array, bin or extension value). */
@@ -129,6 +133,7 @@ const CHECKS = {
   number: (v) => typeof v === "number" || typeof v === "bigint",
   map: isMap,
   "[str]": (v) => Array.isArray(v) && v.every((x) => typeof x === "string"),
+  "[bin]": (v) => Array.isArray(v) && v.every((x) => x instanceof Uint8Array),
 };
 
 // Frames whose kind field must be one of a set: its index in the frame, and the set.
@@ -201,6 +206,7 @@ export function parseFromWorker(frame) {
 // --- constructors: worker -> host -----------------------------------------------------------
 export const result = (id, payload, runTime) => [RESULT, id, payload, runTime];
 export const chunk = (id, payload) => [CHUNK, id, payload];
+export const chunks = (id, payloads) => [CHUNKS, id, payloads];
 export const end = (id) => [END, id];
 export function error(id, type, message, kind, traceback = "", detail = null) {
   const frame = [ERROR, id, type, message, traceback, kind];
@@ -254,6 +260,8 @@ export function payloadSize(frame) {
     case RESULT:
     case CHUNK:
       return frame[2] instanceof Uint8Array ? frame[2].byteLength : 0;
+    case CHUNKS:
+      return Array.isArray(frame[2]) ? frame[2].reduce((n, p) => n + (p instanceof Uint8Array ? p.byteLength : 0), 0) : 0;
     case HOST_CALL:
       return frame[4] instanceof Uint8Array ? frame[4].byteLength : 0;
     case ERROR:
