@@ -110,10 +110,34 @@ def test_a_chunk_after_a_send_starts_a_new_frame_and_the_sent_one_is_not_changed
 def test_a_host_that_did_not_name_chunks_gets_chunk_frames() -> None:
     def test(conn: Connection) -> None:
         conn.emit(w.chunk(1, b"a"))
-        conn.emit(w.chunk(1, b"b"))
-        assert conn.outbox == [w.chunk(1, b"a"), w.chunk(1, b"b")]
+        conn.emit(w.chunks(1, [b"b", b"c"]))  # a sync generator's burst
+        conn.emit(w.chunk(1, b"d"))
+        assert conn.outbox == [w.chunk(1, p) for p in (b"a", b"b", b"c", b"d")]
 
     run(test, capabilities=(w.CAP_HOST_TOOLS, w.CAP_EVENTS))
+
+
+def test_a_burst_joins_the_run_and_is_cut_at_the_limits() -> None:
+    # A sync generator's burst arrives as one CHUNKS: it joins the CHUNKS queued before it
+    # (same call, nothing between) and is cut where a frame would pass MAX_CHUNKS.
+    def test(conn: Connection) -> None:
+        conn.emit(w.chunk(1, b"a"))
+        conn.emit(w.chunks(1, [bytes([i % 256]) for i in range(w.MAX_CHUNKS)]))
+        conn.emit(w.chunks(2, [b"x"]))
+        conn.emit(w.end(2))
+        conn.emit(w.chunks(1, [b"y", b"z"]))
+        shapes = [(f[0], f[1], len(f[2]) if f[0] == w.CHUNKS else None) for f in conn.outbox]
+        assert shapes == [
+            (w.CHUNKS, 1, w.MAX_CHUNKS),
+            (w.CHUNKS, 1, 1),
+            (w.CHUNKS, 2, 1),
+            (w.END, 2, None),
+            (w.CHUNKS, 1, 2),
+        ]
+        payloads = [p for f in conn.outbox if f[0] == w.CHUNKS and f[1] == 1 for p in f[2]]
+        assert payloads == [b"a", *(bytes([i % 256]) for i in range(w.MAX_CHUNKS)), b"y", b"z"]
+
+    run(test)
 
 
 @pytest.mark.parametrize(

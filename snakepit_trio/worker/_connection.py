@@ -62,22 +62,41 @@ class Connection:
         self.memory: Memory | None = runtime.memory
 
     def emit(self, frame: Frame) -> None:
-        """Queue ``frame`` for the host (a CHUNK may join the CHUNKS queued just before)."""
-        if frame[0] == w.CHUNK and self._coalesce:
-            run, payload = self._run, frame[2]
-            size = len(payload)
-            if run is not None and run[1] == frame[1] and self._room and size <= self._room_bytes:
-                run[2].append(payload)
-                self._room -= 1
-                self._room_bytes -= size
-                return  # the writer was woken when the run began
-            frame = self._run = w.chunks(frame[1], [payload])
-            self._room, self._room_bytes = w.MAX_CHUNKS - 1, w.MAX_BATCH_BYTES - size
-            self.outbox.append(frame)
+        """Queue ``frame`` for the host. A CHUNK may join the CHUNKS queued just before; a
+        CHUNKS (a sync generator's burst) is split into CHUNK frames for a host that did
+        not name "chunks", and joined or cut to the limits for one that did."""
+        kind = frame[0]
+        if kind == w.CHUNK and self._coalesce:
+            self._add_chunks(frame[1], [frame[2]])
+        elif kind == w.CHUNKS:
+            if self._coalesce:
+                self._add_chunks(frame[1], frame[2])
+            else:
+                self._run = None
+                self.outbox.extend([w.CHUNK, frame[1], payload] for payload in frame[2])
         else:
             self._run = None  # what follows this frame may not join what came before it
             self.outbox.append(frame)
         self.wake.set()
+
+    def _add_chunks(self, call_id: int, payloads: list[bytes]) -> None:
+        """Each payload joins the CHUNKS frame last in the outbox while it is of this call
+        and has room; else it begins a new one."""
+        run, room, room_bytes = self._run, self._room, self._room_bytes
+        if run is not None and run[1] != call_id:
+            run = None
+        outbox = self.outbox
+        for payload in payloads:
+            size = len(payload)
+            if run is None or not room or size > room_bytes:
+                run = w.chunks(call_id, [payload])
+                outbox.append(run)
+                room, room_bytes = w.MAX_CHUNKS - 1, w.MAX_BATCH_BYTES - size
+            else:
+                run[2].append(payload)
+                room -= 1
+                room_bytes -= size
+        self._run, self._room, self._room_bytes = run, room, room_bytes
 
     def _is_live(self, call_id: int) -> bool:
         call = self.calls.get(call_id)

@@ -687,15 +687,20 @@ class Runtime:
         failed: list[BaseException] = []
 
         def emit(items: list[Any]) -> None:
-            encode, memory, call_id = self.encode, call.memory, call.id  # per burst, not item
-            for item in items:
-                if failed:
-                    return
-                try:
-                    sink(w.chunk(call_id, encode(item, what=what, memory=memory)))
-                except BaseException as exc:  # the stream's error: it must not end with END
-                    failed.append(exc)
-                    pump.cancel()
+            # A burst leaves as one CHUNKS frame (the connection splits it for a host that
+            # reads only CHUNK): every chunk encoded before one that fails is still sent.
+            if failed:
+                return
+            encode, memory = self.encode, call.memory
+            payloads = []
+            try:
+                for item in items:
+                    payloads.append(encode(item, what=what, memory=memory))
+            except BaseException as exc:  # the stream's error: it must not end with END
+                failed.append(exc)
+                pump.cancel()
+            if payloads:
+                sink(w.chunks(call.id, payloads))
 
         pump: GeneratorPump | InlinePump
         if self.inline:

@@ -119,6 +119,12 @@ class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped 
                 if frame[0] == w.END:
                     finished = True
                     return
+                if frame[0] == w.CHUNKS:  # a sync generator's burst: one message per chunk
+                    for payload in frame[2]:
+                        yield pb.ExecuteResponse(result=payload)
+                        if call is not None:
+                            call.add_credit(1)
+                    continue
                 yield _response(frame)
                 if frame[0] in (w.ERROR, w.RESULT):
                     finished = True

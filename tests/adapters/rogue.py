@@ -52,7 +52,9 @@ class Rogue(Adapter):
     async def flood(self, chunks: int, ctx: ToolContext) -> AsyncIterator[None]:
         """A stream that sends one CHUNKS frame of ``chunks`` nil values, whatever its
         credit; then runs until cancelled."""
-        _sink(ctx)([23, ctx.request_id, [b"\xc0"] * chunks])
+        connection = _sink(ctx).__self__  # straight into the outbox: sent as it is
+        connection.outbox.append([23, ctx.request_id, [b"\xc0"] * chunks])
+        connection.wake.set()
         await asyncio.Event().wait()
         yield None  # never reached: makes the tool a stream
 

@@ -25,7 +25,7 @@ from snakepit_trio.worker._connection import Connection
 from snakepit_trio.worker._runtime import Runtime
 
 FINAL = (w.RESULT, w.END, w.ERROR)
-OF_A_CALL = (*FINAL, w.CHUNK, w.PROGRESS)
+OF_A_CALL = (*FINAL, w.CHUNK, w.CHUNKS, w.PROGRESS)
 
 
 class Kinds(Adapter):
