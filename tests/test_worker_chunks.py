@@ -9,6 +9,7 @@ or a send, starts a new frame, so the host sees every frame in the order it was 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import msgpack
@@ -27,6 +28,10 @@ class Nothing(Adapter):
     @tool
     def noop(self) -> None:
         return None
+
+    @tool
+    def count(self, n: int) -> Iterator[int]:
+        yield from range(n)
 
 
 def run(
@@ -161,3 +166,31 @@ def test_what_the_codec_refuses_is_refused_the_same_way() -> None:
             conn.runtime.encode(b"x" * 15, what="chunk")  # 17 bytes encoded: over the limit
 
     run(test, max_payload=16)
+
+
+class BrokenHandOver(Connection):
+    """A connection whose hand-over of a burst fails (an internal error, not the tool's)."""
+
+    def emit(self, frame: list[Any]) -> None:
+        if frame[0] == w.CHUNKS:
+            raise RuntimeError("the outbox refused the burst")
+        super().emit(frame)
+
+
+def test_a_burst_that_cannot_be_handed_over_ends_the_stream_with_its_error() -> None:
+    # Not lost in the loop's exception handler: the stream fails, and never ends with END.
+    async def main() -> list[Any]:
+        runtime = Runtime(collect_tools(Nothing()), capacity=1, max_payload=1 << 20)
+        conn = BrokenHandOver(runtime)
+        conn.handle([w.hello(capabilities=(w.CAP_CHUNKS,))])
+        conn.handle([w.call(1, "count", msgpack.packb({"n": 3}), None, None, 8)])
+        try:
+            await asyncio.wait_for(runtime.drain(), timeout=10)
+        finally:
+            runtime.threads.close()
+            runtime.executor.shutdown(wait=True)
+        return [f for f in conn.outbox if f[1] == 1]
+
+    frames = asyncio.run(main())
+    assert [f[0] for f in frames] == [w.ERROR], frames
+    assert frames[0][2] == "RuntimeError" and "refused the burst" in frames[0][3]

@@ -692,15 +692,17 @@ class Runtime:
             if failed:
                 return
             encode, memory = self.encode, call.memory
-            payloads = []
+            payloads: list[bytes] = []
             try:
-                for item in items:
-                    payloads.append(encode(item, what=what, memory=memory))
-            except BaseException as exc:  # the stream's error: it must not end with END
-                failed.append(exc)
+                try:
+                    for item in items:
+                        payloads.append(encode(item, what=what, memory=memory))
+                finally:
+                    if payloads:  # those before an item that failed still go
+                        sink(w.chunks(call.id, payloads))
+            except BaseException as exc:  # the stream's error (the item's or the hand-over's):
+                failed.append(exc)  # raised by _pump_stream, so the stream never ends with END
                 pump.cancel()
-            if payloads:
-                sink(w.chunks(call.id, payloads))
 
         pump: GeneratorPump | InlinePump
         if self.inline:
