@@ -1,7 +1,7 @@
 """The host's side of a call in flight: who waits for its frames, and how errors read.
 
 A handle is attached to each dispatcher ``Call``. The engine hands it the worker's frames
-(``chunk`` and ``chunks``, ``progress``, ``deliver`` for the final frame) or a failure
+(``chunks``, ``progress``, ``deliver`` for the final frame) or a failure
 (``fail``); the handle wakes the Trio task waiting on it. ``UnaryHandle`` is one task
 waiting for one final frame; ``StreamHandle`` buffers chunks under a credit window (the
 public ``Stream`` wraps it).
@@ -93,7 +93,6 @@ class CallHandle(Protocol):
 
     def accepts(self, frame: w.CallFrame) -> str | None: ...
     def requeued(self) -> None: ...
-    def chunk(self, payload: bytes) -> None: ...
     def chunks(self, payloads: list[bytes]) -> None: ...
     def progress(self, frame: w.Progress) -> None: ...
     def deliver(self, frame: w.Result | w.End | w.Error) -> None: ...
@@ -156,9 +155,6 @@ class UnaryHandle:
 
     def fail(self, error: SnakepitError) -> None:
         self._wake(outcome.Error(error))
-
-    def chunk(self, payload: bytes) -> None:
-        raise AssertionError("accepts() refuses chunks for unary calls")
 
     def chunks(self, payloads: list[bytes]) -> None:
         raise AssertionError("accepts() refuses chunks for unary calls")
@@ -313,15 +309,9 @@ class StreamHandle:
         self.buffer.clear()
 
     # --- called by the engine with the worker's frames ---------------------------------
-    def chunk(self, payload: bytes) -> None:
-        self.received += 1
-        if self.observed is not None:
-            self.observed.chunk(payload)
-        self.buffer.append(payload)
-        self._wake()
-
     def chunks(self, payloads: list[bytes]) -> None:
-        """Several chunks in one frame (CHUNKS): buffered at once, one wake-up."""
+        """A frame's chunks (one for CHUNK, several for CHUNKS): buffered at once, one
+        wake-up."""
         self.received += len(payloads)
         if self.observed is not None:
             for payload in payloads:

@@ -218,16 +218,16 @@ class Inbound:
             worker_events.deliver(telemetry, worker.id, frame, of)
 
     def _on_chunk(self, worker: Worker, frame: w.Chunk, call: Call) -> None:
-        if call.state is CallState.SENT:
-            call.handle.chunk(frame.chunk)
-        else:
-            self._engine.payloads.drop(frame.chunk)  # the consumer left: never decoded
+        self._chunks(call, [frame.chunk])
 
     def _on_chunks(self, worker: Worker, frame: w.Chunks, call: Call) -> None:
+        self._chunks(call, frame.chunks)
+
+    def _chunks(self, call: Call, payloads: list[bytes]) -> None:
         if call.state is CallState.SENT:
-            call.handle.chunks(frame.chunks)
+            call.handle.chunks(payloads)
         else:
-            for payload in frame.chunks:  # the consumer left: never decoded
+            for payload in payloads:  # the consumer left: never decoded
                 self._engine.payloads.drop(payload)
 
     def _on_progress(self, worker: Worker, frame: w.Progress, call: Call) -> None:

@@ -83,8 +83,6 @@ class GeneratorPump:
                         first = len(self._items) == 1
                     if first:
                         self._loop.call_soon_threadsafe(self._flush)
-                if self._cancelled:
-                    break
         except BaseException as exc:  # the tool's error, reported after its chunks
             error = exc
         finally:

@@ -119,18 +119,15 @@ class WorkerService(pb.WorkerBase):  # type: ignore[misc]  # generated, untyped 
                 if frame[0] == w.END:
                     finished = True
                     return
-                if frame[0] == w.CHUNKS:  # a sync generator's burst: one message per chunk
-                    for payload in frame[2]:
-                        yield pb.ExecuteResponse(result=payload)
+                if frame[0] in (w.CHUNK, w.CHUNKS):  # CHUNKS: a sync generator's burst
+                    for payload in frame[2] if frame[0] == w.CHUNKS else [frame[2]]:
+                        yield pb.ExecuteResponse(result=payload)  # one message per chunk
                         if call is not None:
-                            call.add_credit(1)
+                            call.add_credit(1)  # grpclib accepted the chunk: let one more come
                     continue
-                yield _response(frame)
-                if frame[0] in (w.ERROR, w.RESULT):
-                    finished = True
-                    return
-                if call is not None:
-                    call.add_credit(1)  # grpclib accepted the chunk: let one more come
+                yield _response(frame)  # ERROR (or a RESULT): the call's last frame
+                finished = True
+                return
         finally:
             if call is not None and not finished:
                 call.cancel()
